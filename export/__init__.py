@@ -1,0 +1,1 @@
+"""Stage 1: PyTorch checkpoint -> verified ONNX model package (``model.onnx`` + ``manifest.json``)."""

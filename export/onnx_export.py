@@ -1,0 +1,99 @@
+"""torch -> ONNX with the torch.export-based exporter, then structural checks.
+
+Dynamic batch for every model (and dynamic height/width for detectors), so one file serves batch 1
+on a camera and batch 128 in evaluation; TensorRT turns these into an optimisation profile later.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import onnx
+import torch
+
+from mfr.errors import MfrError
+from mfr.manifest import TensorInfo
+from mfr.registry import ModelEntry
+
+INPUT_NAME = "input"
+DEFAULT_OPSET = 17
+_EXAMPLE_DETECTOR_SIZE = (320, 320)
+
+
+def example_input(entry: ModelEntry) -> tuple[torch.Tensor, dict[int, torch.export.Dim]]:
+    """A tracing input and its dynamic dimensions (batch 2, so batch is never specialised to 1)."""
+    dims: dict[int, torch.export.Dim] = {0: torch.export.Dim("batch")}
+    if entry.spec.input_size is None:
+        dims[2] = torch.export.Dim("height")
+        dims[3] = torch.export.Dim("width")
+    height, width = entry.spec.input_size or _EXAMPLE_DETECTOR_SIZE
+    return torch.randn(2, 3, height, width), dims
+
+
+def torch_to_onnx(model: torch.nn.Module, entry: ModelEntry, path: Path, opset: int = DEFAULT_OPSET) -> None:
+    """Export ``model`` (in eval mode) to ``path`` and check it with the ONNX checker and shape inference."""
+    if opset < 17:
+        raise MfrError(f"opset {opset} is too old: mfr exports opset 17 or newer")
+    example, dims = example_input(entry)
+    with torch.no_grad(), _quiet_exporter():
+        program = torch.onnx.export(
+            model.eval(), (example,), None, input_names=[INPUT_NAME], output_names=list(entry.output_names),
+            opset_version=opset, dynamo=True, dynamic_shapes=(dims,), verbose=False,
+        )
+    if program is None:
+        raise MfrError(f"torch.onnx.export returned no program for {entry.name}")
+    program.save(str(path))
+    proto = onnx.load(str(path))
+    _name_prior_dims(proto)
+    onnx.checker.check_model(proto, full_check=True)
+    proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    onnx.save(proto, str(path))
+
+
+@contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's chatter (opset down-conversion notes, optional torchvision ops).
+
+    Real failures still raise; the result is verified by the checker and the parity check anyway.
+    """
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _name_prior_dims(proto: onnx.ModelProto) -> None:
+    """Replace the exporter's arithmetic expressions for output dims (detector priors) by a name."""
+    for output in proto.graph.output:
+        for dim in output.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param") and not dim.dim_param.isidentifier():
+                dim.dim_param = "num_priors"
+
+
+def tensor_infos(proto_values: list[onnx.ValueInfoProto]) -> list[TensorInfo]:
+    infos = []
+    for value in proto_values:
+        tensor = value.type.tensor_type
+        shape: list[int | str] = [
+            d.dim_param if d.HasField("dim_param") else int(d.dim_value) for d in tensor.shape.dim
+        ]
+        infos.append(TensorInfo(value.name, shape, onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name))
+    return infos
+
+
+def graph_io(path: Path) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """Inputs and outputs of the ONNX file at ``path`` (without loading weights)."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return tensor_infos(list(proto.graph.input)), tensor_infos(list(proto.graph.output))

@@ -1,0 +1,37 @@
+"""What every mfr command shares: user errors become one clear line and exit code 1."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from mfr.errors import MfrError
+
+
+class MfrGroup(click.Group):
+    """A click group whose commands report ``MfrError`` as ``Error: <message>`` with exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MfrError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def require_extra(module: str, extra: str) -> None:
+    """Fail with an install hint if an optional dependency is missing."""
+    try:
+        __import__(module)
+    except ImportError:
+        raise MfrError(f"this command needs {module}: pip install 'mfr[{extra}]'") from None
+
+
+def log(message: str) -> None:
+    """Progress messages go to stderr, so ``--json`` output on stdout stays machine-readable."""
+    click.echo(message, err=True)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2))

@@ -1,0 +1,40 @@
+"""User-facing errors.
+
+Every error a user can cause (a bad file, an unknown name, a failed check) is an ``MfrError`` whose
+message names the file and the problem. The CLI turns it into a one-line message and exit code 1;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class MfrError(Exception):
+    """An error caused by input or environment, with a message meant for the user."""
+
+
+class UnknownModelError(MfrError):
+    pass
+
+
+class CheckpointError(MfrError):
+    pass
+
+
+class SpecError(MfrError):
+    pass
+
+
+class ManifestError(MfrError):
+    pass
+
+
+class DataError(MfrError):
+    pass
+
+
+class OutputDirError(MfrError):
+    pass
+
+
+class ParityError(MfrError):
+    pass

@@ -1,0 +1,107 @@
+"""The model package manifest: what travels between stages with every ONNX/engine file.
+
+``manifest.json`` holds the model name and kind, its preprocessing spec (the single source of how to
+feed it), input/output tensors, hashes, tool versions and measured figures (parity now; accuracy and
+latency in later stages). Later stages add their own sections under ``stages``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mfr.atomic import write_json_atomic
+from mfr.errors import ManifestError, SpecError
+from mfr.spec import PreprocessSpec
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: list[int | str]  # symbolic dimensions are strings ("batch", "height")
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """How closely the exported model reproduces the source model on real inputs."""
+
+    samples: int
+    data: str
+    min_cosine: float
+    max_abs_diff: float
+    per_output: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    model: str
+    kind: str
+    spec: PreprocessSpec
+    files: dict[str, str]
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+    sha256: dict[str, str]
+    versions: dict[str, str]
+    parity: ParityReport | None = None
+    opset: int | None = None
+    created: str = ""
+    stages: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["spec"] = self.spec.to_dict()
+        return data
+
+    def save(self, directory: Path) -> Path:
+        path = Path(directory) / MANIFEST_NAME
+        write_json_atomic(path, self.to_dict())
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = MANIFEST_NAME) -> Manifest:
+        try:
+            if data.get("format_version") != FORMAT_VERSION:
+                raise ManifestError(f"{source}: format_version {data.get('format_version')!r} is not "
+                                    f"{FORMAT_VERSION}; re-export the package with this mfr")
+            parity = data.get("parity")
+            return cls(
+                model=str(data["model"]),
+                kind=str(data["kind"]),
+                spec=PreprocessSpec.from_dict(data["spec"]),
+                files=dict(data["files"]),
+                inputs=[TensorInfo(**t) for t in data["inputs"]],
+                outputs=[TensorInfo(**t) for t in data["outputs"]],
+                sha256=dict(data["sha256"]),
+                versions=dict(data["versions"]),
+                parity=None if parity is None else ParityReport(**parity),
+                opset=data.get("opset"),
+                created=str(data.get("created", "")),
+                stages=dict(data.get("stages", {})),
+            )
+        except KeyError as exc:
+            raise ManifestError(f"{source}: missing field {exc}") from None
+        except SpecError as exc:
+            raise ManifestError(f"{source}: {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ManifestError(f"{source}: malformed manifest ({exc})") from None
+
+
+def load_manifest(directory: Path) -> Manifest:
+    """Read ``directory/manifest.json`` with errors that name the file."""
+    path = Path(directory) / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"{path} not found: {directory} is not a model package")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: expected a JSON object")
+    return Manifest.from_dict(data, source=str(path))

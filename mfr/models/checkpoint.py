@@ -1,0 +1,84 @@
+"""Loading checkpoints safely and strictly, with errors a user can act on.
+
+``torch.load(..., weights_only=True)`` refuses pickles that would run arbitrary code; we report that
+as a refusal rather than offering to unpickle. Key mismatches are listed (missing, unexpected, wrong
+shape), because "Error(s) in loading state_dict" with 300 keys is not an error message.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mfr.errors import CheckpointError
+
+_WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
+_SHOWN = 8
+
+
+def read_state_dict(path: Path, strip_prefix: str = "module.") -> dict[str, torch.Tensor]:
+    """Read a state_dict from ``path`` without unsafe unpickling.
+
+    Accepts a plain state_dict or one wrapped under a usual key (``state_dict``, ``model``), and
+    removes ``strip_prefix`` (DataParallel's ``module.``) from every key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file not found: {path}")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):
+            found = re.search(r"Unsupported global: (GLOBAL [\w.]+)", str(exc))
+            what = found.group(1) if found else "objects other than tensors and containers"
+            raise CheckpointError(
+                f"{path}: refusing to load, the checkpoint needs unsafe unpickling ({what}). "
+                "Re-save it as a plain state_dict: torch.save(model.state_dict(), path)"
+            ) from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({exc})") from None
+    except Exception as exc:  # torch raises KeyError/RuntimeError/EOFError for non-checkpoints
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    state = _unwrap(loaded, path)
+    return {key.removeprefix(strip_prefix) if strip_prefix else key: value for key, value in state.items()}
+
+
+def _unwrap(loaded: object, path: Path) -> Mapping[str, torch.Tensor]:
+    if isinstance(loaded, Mapping):
+        for key in _WRAPPER_KEYS:
+            if isinstance(loaded.get(key), Mapping):
+                loaded = loaded[key]
+                break
+    if not isinstance(loaded, Mapping) or not loaded:
+        raise CheckpointError(f"{path}: expected a state_dict (name -> tensor), got {type(loaded).__name__}")
+    not_tensors = [k for k, v in loaded.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"{path}: expected a state_dict, but entries {not_tensors[:_SHOWN]} are not tensors")
+    return loaded
+
+
+def load_weights(model: nn.Module, path: Path, architecture: str, strip_prefix: str = "module.") -> nn.Module:
+    """Load ``path`` into ``model`` with strict key and shape checking; return the model in eval mode."""
+    state = read_state_dict(path, strip_prefix)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong_shape = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or wrong_shape:
+        parts = [
+            f"{label} ({len(items)}): {', '.join(items[:_SHOWN])}{' ...' if len(items) > _SHOWN else ''}"
+            for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                                 ("shape mismatches", wrong_shape))
+            if items
+        ]
+        raise CheckpointError(f"{path} does not match architecture {architecture}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+    return model.eval()

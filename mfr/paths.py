@@ -1,0 +1,45 @@
+"""Where shipped weights and the (unshipped) face datasets are found.
+
+Weights ship inside the package (``mfr/weights``). Face datasets have research-use terms and stay
+out of the repository: they are found through ``MFR_DATA_DIR``, else ``../shared/data`` next to the
+current directory or next to the source checkout.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from mfr.errors import DataError
+
+DATA_ENV = "MFR_DATA_DIR"
+
+
+def bundled_weights(*parts: str) -> Path:
+    """Path of a file shipped in ``mfr/weights``."""
+    return Path(str(resources.files("mfr").joinpath("weights", *parts)))
+
+
+def data_root() -> Path:
+    """The face-data root: ``$MFR_DATA_DIR`` if set, else the first ``../shared/data`` that exists."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        root = Path(env).expanduser()
+        if not root.is_dir():
+            raise DataError(f"{DATA_ENV}={env} is not a directory")
+        return root
+    candidates = [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[2] / "shared" / "data"]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise DataError(f"face data not found (tried {tried}); set {DATA_ENV} to the folder holding lfw-112x112/")
+
+
+def dataset_dir(name: str) -> Path:
+    """A dataset folder under the data root, with an error naming the path if it is missing."""
+    path = data_root() / name
+    if not path.is_dir():
+        raise DataError(f"dataset folder {path} does not exist (data root from ${DATA_ENV} or ../shared/data)")
+    return path

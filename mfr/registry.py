@@ -1,0 +1,110 @@
+"""The model registry: name -> how to build it, its default weights and its preprocessing spec.
+
+An explicit tuple of entries turned into a dict that refuses duplicates; no registration side effects.
+Constructors import torch lazily, so listing models (and everything in the runtime) works without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mfr.errors import UnknownModelError
+from mfr.paths import bundled_weights
+from mfr.spec import ARCFACE_TEMPLATE_112, PreprocessSpec
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: Literal["recognition", "detection"]
+    factory: str  # "module:callable[:arg]" — imported only when the model is built
+    spec: PreprocessSpec
+    output_names: tuple[str, ...]
+    default_weights: Path | None
+    strip_prefix: str  # removed from checkpoint keys (DataParallel's "module.")
+    description: str
+
+    def build(self) -> Any:
+        """Instantiate the (randomly initialised) torch module. Needs torch."""
+        module_name, attr, *args = self.factory.split(":")
+        constructor: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
+        return constructor(*(int(a) for a in args))
+
+
+def _recognition_spec(mean: tuple[float, float, float], std: tuple[float, float, float], dim: int) -> PreprocessSpec:
+    return PreprocessSpec(
+        input_size=(112, 112),
+        color_order="RGB",
+        scale=1 / 255,
+        mean=mean,
+        std=std,
+        template=ARCFACE_TEMPLATE_112,
+        embedding_dim=dim,
+    )
+
+
+def _iresnet(depth: int) -> ModelEntry:
+    return ModelEntry(
+        name=f"iresnet{depth}",
+        kind="recognition",
+        factory=f"mfr.models.iresnet:iresnet:{depth}",
+        spec=_recognition_spec((0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 512),
+        output_names=("embedding",),
+        default_weights=None,
+        strip_prefix="module.",
+        description=f"iResNet-{depth}, insightface arcface_torch layout (bring your own backbone.pth)",
+    )
+
+
+def _entries() -> tuple[ModelEntry, ...]:
+    return (
+        ModelEntry(
+            name="mobilefacenet",
+            kind="recognition",
+            factory="mfr.models.mobilefacenet:MobileFaceNet",
+            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
+            output_names=("embedding",),
+            default_weights=bundled_weights("mobilefacenet", "mobilefacenet.pt"),
+            strip_prefix="module.",
+            description="MobileFaceNet, 128-d, shipped weights (foamliu/MobileFaceNet, Apache-2.0)",
+        ),
+        *(_iresnet(depth) for depth in (18, 34, 50, 100)),
+        ModelEntry(
+            name="retinaface-mnet025",
+            kind="detection",
+            factory="mfr.models.retinaface:RetinaFace",
+            spec=PreprocessSpec(
+                input_size=None, color_order="BGR", scale=1.0, mean=(104.0, 117.0, 123.0), std=(1.0, 1.0, 1.0)
+            ),
+            output_names=("bbox_deltas", "scores", "landmark_deltas"),
+            default_weights=bundled_weights("retinaface-mnet025", "mobilenet0.25_Final.pth"),
+            strip_prefix="module.",
+            description="RetinaFace MobileNet-0.25 face detector with 5 landmarks (biubug6, MIT)",
+        ),
+    )
+
+
+def _index(entries: tuple[ModelEntry, ...]) -> dict[str, ModelEntry]:
+    models: dict[str, ModelEntry] = {}
+    for entry in entries:
+        if entry.name in models:
+            raise ValueError(f"duplicate model name in registry: {entry.name}")
+        models[entry.name] = entry
+    return models
+
+
+MODELS: dict[str, ModelEntry] = _index(_entries())
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None

@@ -1,0 +1,11 @@
+"""The torch-free runtime: preprocessing (and later engines and detectors) for deployment.
+
+Only numpy, OpenCV and onnxruntime/TensorRT/cuda-python may be imported here: on a Jetson that is
+all there is. A test imports this package in a subprocess where importing torch fails.
+"""
+
+from mfr.runtime.align import estimate_similarity, umeyama
+from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.preprocess import align_faces, normalize, warp_face
+
+__all__ = ["align_faces", "estimate_similarity", "normalize", "read_image_bgr", "umeyama", "warp_face"]

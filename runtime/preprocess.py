@@ -1,0 +1,59 @@
+"""CPU preprocessing, driven only by a model's ``PreprocessSpec``: align, colour, normalise, NCHW.
+
+This is the reference path: the CUDA kernel (later) must match it, and export's parity check and
+calibration feed models through it, so every stage sees the same tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from mfr.runtime.align import estimate_similarity
+from mfr.spec import ColorOrder, PreprocessSpec
+
+
+def warp_face(image: np.ndarray, matrix: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Warp ``image`` by the frame->crop ``matrix`` into a crop of the spec's size (bilinear, black border)."""
+    if spec.input_size is None:
+        raise ValueError("warp_face needs a spec with a fixed input_size")
+    height, width = spec.input_size
+    return cv2.warpAffine(
+        image, np.asarray(matrix, dtype=np.float64), (width, height),
+        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+    )
+
+
+def align_faces(image: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Aligned uint8 crops (N, H, W, 3), same colour order as ``image``, one per 5-landmark set."""
+    crops = [warp_face(image, estimate_similarity(points, spec), spec) for points in landmarks]
+    if not crops:
+        height, width = spec.input_size or (0, 0)
+        return np.zeros((0, height, width, 3), np.uint8)
+    return np.stack(crops)
+
+
+def normalize(images: np.ndarray | Sequence[np.ndarray], spec: PreprocessSpec,
+              input_order: ColorOrder = "BGR") -> np.ndarray:
+    """uint8 images (N, H, W, 3) in ``input_order`` -> float32 (N, 3, H, W) as the model expects.
+
+    With a fixed ``input_size`` every image must already have that size (align or resize first);
+    a mismatch is an error, never a silent resize.
+    """
+    batch = np.stack(images) if not isinstance(images, np.ndarray) else images
+    if batch.ndim == 3:
+        batch = batch[None]
+    if batch.ndim != 4 or batch.shape[3] != 3 or batch.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {batch.dtype} {batch.shape}")
+    if spec.input_size is not None and tuple(batch.shape[1:3]) != tuple(spec.input_size):
+        raise ValueError(f"images are {batch.shape[1]}x{batch.shape[2]}, the model expects "
+                         f"{spec.input_size[0]}x{spec.input_size[1]} (height x width)")
+    if input_order != spec.color_order:
+        batch = batch[..., ::-1]
+    std = np.asarray(spec.std, np.float32)
+    gain = np.float32(spec.scale) / std
+    offset = -np.asarray(spec.mean, np.float32) / std
+    out = batch.astype(np.float32) * gain + offset
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))

@@ -1,0 +1,46 @@
+import pytest
+
+from mfr.errors import UnknownModelError
+from mfr.registry import MODELS, _index, get_model_entry
+from tests.conftest import needs_torch
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(UnknownModelError) as info:
+        get_model_entry("resnet9000")
+    for name in ("mobilefacenet", "iresnet50", "retinaface-mnet025"):
+        assert name in str(info.value)
+
+
+def test_duplicate_names_are_refused():
+    entry = MODELS["mobilefacenet"]
+    with pytest.raises(ValueError, match="duplicate"):
+        _index((entry, entry))
+
+
+def test_shipped_weights_are_package_data():
+    for name in ("mobilefacenet", "retinaface-mnet025"):
+        weights = MODELS[name].default_weights
+        assert weights is not None and weights.is_file()
+        assert (weights.parent / "LICENSE").is_file()
+
+
+@needs_torch
+@pytest.mark.parametrize("depth, blocks", [(18, (2, 2, 2, 2)), (34, (3, 4, 6, 3)), (50, (3, 4, 14, 3)),
+                                           (100, (3, 13, 30, 3))])
+def test_iresnet_layout_matches_arcface_torch_backbones(depth, blocks):
+    """Key names and shapes of insightface arcface_torch backbone.pth files."""
+    import torch
+
+    model = get_model_entry(f"iresnet{depth}").build().eval()
+    state = model.state_dict()
+    for layer, count in enumerate(blocks, start=1):
+        assert f"layer{layer}.{count - 1}.bn3.running_var" in state
+        assert f"layer{layer}.{count}.conv1.weight" not in state
+        assert f"layer{layer}.0.downsample.0.weight" in state
+    assert state["fc.weight"].shape == (512, 512 * 7 * 7)
+    assert state["prelu.weight"].shape == (64,)
+    assert state["layer1.0.prelu.weight"].shape == (64,)
+    assert {"features.weight", "features.running_mean", "bn2.weight", "conv1.weight"} <= set(state)
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 112, 112)).shape == (2, 512)
