@@ -1,1 +1,2 @@
-"""Stage 4: latency and accuracy-drop measurements (issues 4 and 6). Nothing here yet."""
+"""Stage 4: measurements. Verification accuracy now (``verification``, ``metrics``, ``report``);
+latency later (issue 6)."""

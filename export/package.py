@@ -74,6 +74,7 @@ class OnnxPackageExporter:
                 },
                 parity=report,
                 opset=self.opset,
+                decoder=entry.decoder,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 stages={"export": {"weights": str(weights), "seconds": round(time.perf_counter() - started, 2)}},
             )

@@ -50,6 +50,7 @@ class Manifest:
     versions: dict[str, str]
     parity: ParityReport | None = None
     opset: int | None = None
+    decoder: dict[str, Any] | None = None
     created: str = ""
     stages: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -82,6 +83,7 @@ class Manifest:
                 versions=dict(data["versions"]),
                 parity=None if parity is None else ParityReport(**parity),
                 opset=data.get("opset"),
+                decoder=data.get("decoder"),
                 created=str(data.get("created", "")),
                 stages=dict(data.get("stages", {})),
             )

@@ -30,6 +30,7 @@ class ModelEntry:
     default_weights: Path | None
     strip_prefix: str  # removed from checkpoint keys (DataParallel's "module.")
     description: str
+    decoder: dict[str, Any] | None = None  # how raw detector outputs are decoded; travels in the manifest
 
     def build(self) -> Any:
         """Instantiate the (randomly initialised) torch module. Needs torch."""
@@ -87,6 +88,12 @@ def _entries() -> tuple[ModelEntry, ...]:
             default_weights=bundled_weights("retinaface-mnet025", "mobilenet0.25_Final.pth"),
             strip_prefix="module.",
             description="RetinaFace MobileNet-0.25 face detector with 5 landmarks (biubug6, MIT)",
+            decoder={
+                "type": "retinaface",
+                "min_sizes": [[16, 32], [64, 128], [256, 512]],
+                "steps": [8, 16, 32],
+                "variance": [0.1, 0.2],
+            },
         ),
     )
 

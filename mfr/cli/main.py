@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mfr.cli.common import MfrGroup, echo_json
+from mfr.cli.common import MfrGroup, echo_json, log
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
 
@@ -49,3 +49,97 @@ def info_command(package: Path, as_json: bool) -> None:
     if manifest.parity is not None:
         click.echo(f"parity    min cosine {manifest.parity.min_cosine:.7f}, max abs diff "
                    f"{manifest.parity.max_abs_diff:.3g} on {manifest.parity.data}")
+
+
+@cli.command("eval")
+@click.option("--package", type=click.Path(path_type=Path), required=True, help="Recognition model package.")
+@click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2"]), required=True,
+              help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
+                   "mfr2: 848 pairs of real masked faces (detected and re-aligned).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--backend", type=click.Choice(["onnxruntime"]), default="onnxruntime", show_default=True,
+              help="Inference backend (TensorRT engines plug in here later).")
+@click.option("--flip/--no-flip", default=True, show_default=True,
+              help="Sum the embeddings of each face and its mirror image.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Dataset folder (default: <data root>/lfw-112x112 or mfr2; data root from $MFR_DATA_DIR).")
+@click.option("--detector", type=click.Choice(["retinaface", "yunet"]), default="retinaface", show_default=True,
+              help="Face detector for unaligned photos (MFR2).")
+@click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+              help="RetinaFace package (default: exported once into the cache).")
+@click.option("--no-face", type=click.Choice(["fail", "center"]), default="fail", show_default=True,
+              help="When no face is found: stop, or use a centred crop (counted in the report).")
+@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
+@click.option("--folds", default=None, help="Comma-separated 1-based folds to evaluate (default: all).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap resamples for the EER confidence interval (0: none).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Embedding cache (default: $MFR_CACHE_DIR or ~/.cache/mfr).")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write cached embeddings.")
+@click.option("--plots", type=click.Path(path_type=Path), default=None, help="Write ROC and DET PNGs here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
+def eval_command(package: Path, dataset: str, precision: str, backend: str, flip: bool, data_dir: Path | None,
+                 detector: str, detector_package: Path | None, no_face: str, mask_seed: int, folds: str | None,
+                 bootstrap: int, cache_dir: Path | None, no_cache: bool, plots: Path | None,
+                 json_out: Path | None) -> None:
+    """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR."""
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.report import markdown_table, save_curves
+    from mfr.benchmarks.verification import Evaluation
+    from mfr.cache import default_cache_dir
+    from mfr.detectors import make_detector
+
+    cache_root = cache_dir or default_cache_dir()
+    face_detector, detector_name = (None, "none")
+    if dataset == "mfr2":
+        face_detector, detector_name = make_detector(detector, detector_package, cache_root, log)
+    fold_list = None
+    if folds:
+        try:
+            fold_list = tuple(int(f) - 1 for f in folds.split(","))
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated fold numbers, got {folds!r}",
+                                     param_hint="--folds") from None
+
+    def progress(items, total, label):
+        with click.progressbar(items, length=total, label=label, file=click.get_text_stream("stderr")) as bar:
+            yield from bar
+
+    report = Evaluation(
+        package=package, dataset=dataset, precision=precision, flip=flip, data_dir=data_dir,
+        detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
+        mask_seed=mask_seed, folds=fold_list, cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
+    )(progress=progress)
+    click.echo(markdown_table(report))
+    if plots is not None:
+        for path in save_curves(report, plots):
+            log(f"wrote {path}")
+    if json_out is not None:
+        write_json_atomic(json_out, report.to_dict())
+        log(f"wrote {json_out}")
+
+
+@cli.command("mask-sheet")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("--count", type=click.IntRange(min=1), default=24, show_default=True, help="LFW faces to mask.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Mask seed (as in mfr eval --mask-seed).")
+def mask_sheet_command(out: Path, count: int, seed: int) -> None:
+    """Contact sheet of LFW faces next to their synthetic masks, to check the masks by eye."""
+    import cv2
+    import numpy as np
+
+    from mfr.augment.masks import MaskGenerator, contact_sheet
+    from mfr.data.lfw import lfw_root, sample_images
+    from mfr.runtime.image_io import read_image_bgr
+    from mfr.spec import ARCFACE_TEMPLATE_112
+
+    paths = sample_images(count)
+    root = lfw_root()
+    sheet = contact_sheet([read_image_bgr(p) for p in paths], [np.array(ARCFACE_TEMPLATE_112)] * len(paths),
+                          [str(p.relative_to(root)) for p in paths], MaskGenerator(seed=seed))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    if not cv2.imwrite(str(tmp), sheet):
+        raise click.ClickException(f"could not write {out}")
+    tmp.replace(out)
+    click.echo(f"wrote {out} ({len(paths)} faces)")

@@ -1,0 +1,75 @@
+"""Presenting evaluation results: a Markdown table, JSON, and ROC/DET plots (matplotlib, optional)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mfr.benchmarks import metrics
+from mfr.benchmarks.verification import EvalReport
+from mfr.errors import MfrError
+
+
+def markdown_table(report: EvalReport) -> str:
+    lines = [
+        f"**{report.model}** ({report.precision}, {report.backend}, flip={report.flip}) on **{report.dataset}**",
+        "",
+        "| protocol | pairs | accuracy | ± std | EER (95% CI) | TAR@FAR=1e-2 | TAR@FAR=1e-3 "
+        "| FNMR@FMR100 | FNMR@FMR1000 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in report.protocols.items():
+        lines.append(
+            f"| {name} | {r.pairs} | {100 * r.accuracy:.2f} % | {100 * r.accuracy_std:.2f} | "
+            f"{100 * r.eer:.2f} % ({100 * r.eer_ci95[0]:.2f}–{100 * r.eer_ci95[1]:.2f}) | "
+            f"{100 * r.tar_at_far['1e-2']:.2f} % | {100 * r.tar_at_far['1e-3']:.2f} % | "
+            f"{100 * r.fnmr_at_fmr['FMR100']:.2f} % | {100 * r.fnmr_at_fmr['FMR1000']:.2f} % |"
+        )
+    if report.detection is not None:
+        d = report.detection
+        lines += ["", f"Detection ({d.detector}, no-face policy {d.policy}): {d.images} images, {d.single_face} one "
+                      f"face, {d.several_faces} several (largest used), {d.no_face} none"
+                      + (f" e.g. {', '.join(d.no_face_examples)}" if d.no_face else "")]
+    lines += ["", f"{report.seconds:.1f} s on {report.machine['processor']}"]
+    return "\n".join(lines)
+
+
+def save_curves(report: EvalReport, directory: Path) -> list[Path]:
+    """ROC (TAR vs FAR) and DET (FNMR vs FMR) curves of every protocol, as PNG files."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MfrError("plots need matplotlib: pip install 'mfr[eval]'") from None
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{report.model}_{report.dataset}_{report.precision}"
+    written = []
+    for kind in ("roc", "det"):
+        fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+        for name, (scores, same) in report.scores.items():
+            roc = metrics.roc_curve(scores, same)
+            far = np.clip(roc.far, 1e-5, 1)
+            if kind == "roc":
+                ax.plot(far, roc.tar, label=name)
+            else:
+                ax.plot(far, np.clip(1 - roc.tar, 1e-5, 1), label=name)
+        ax.set_xscale("log")
+        if kind == "roc":
+            ax.set(xlabel="FAR", ylabel="TAR", title=f"ROC: {report.model} on {report.dataset}", xlim=(1e-4, 1))
+        else:
+            ax.set_yscale("log")
+            ax.set(xlabel="FMR", ylabel="FNMR", title=f"DET: {report.model} on {report.dataset}",
+                   xlim=(1e-4, 1), ylim=(1e-4, 1))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = directory / f"{stem}_{kind}.png"
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp)
+        plt.close(fig)
+        tmp.replace(path)
+        written.append(path)
+    return written

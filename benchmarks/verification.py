@@ -1,0 +1,236 @@
+"""Verification evaluation of a model package on LFW, masked LFW and MFR2.
+
+Every image goes through the same path a deployment uses: landmarks (the template for pre-aligned
+crops, the detector otherwise), optional synthetic mask, Umeyama alignment to the model's template,
+spec-driven normalisation, ONNX Runtime. Embeddings are cached per model-file hash and variant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mfr.atomic import sha256_file
+from mfr.augment.masks import MaskGenerator
+from mfr.benchmarks import metrics
+from mfr.cache import ArrayCache, cache_key
+from mfr.data.lfw import read_lfw
+from mfr.data.mfr2 import read_mfr2
+from mfr.data.pairs import PairDataset
+from mfr.errors import DataError
+from mfr.runtime.align import estimate_similarity
+from mfr.runtime.detection import FaceDetector, largest_face
+from mfr.runtime.embedder import OnnxEmbedder
+from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.preprocess import warp_face
+from mfr.spec import ARCFACE_TEMPLATE_112
+
+DATASETS = ("lfw", "lfw-masked", "mfr2")
+PROTOCOLS = {"lfw": ("U-U",), "lfw-masked": ("U-U", "M-U", "M-M"), "mfr2": ("MFR2",)}
+NoFacePolicy = Literal["fail", "center"]
+_CHUNK = 256
+
+
+def load_dataset(name: str, root: Path | None = None) -> PairDataset:
+    if name in ("lfw", "lfw-masked"):
+        return read_lfw(root)
+    if name == "mfr2":
+        return read_mfr2(root)
+    raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+
+
+@dataclass
+class DetectionReport:
+    detector: str
+    policy: str
+    images: int = 0
+    single_face: int = 0
+    several_faces: int = 0  # the largest face was used
+    no_face: int = 0
+    no_face_examples: list[str] = field(default_factory=list)
+
+
+class CropMaker:
+    """Image path -> aligned uint8 BGR crop for the model, optionally with a synthetic mask."""
+
+    def __init__(self, dataset: PairDataset, embedder: OnnxEmbedder, detector: FaceDetector | None,
+                 detector_name: str, policy: NoFacePolicy, masks: MaskGenerator | None) -> None:
+        if not dataset.aligned and detector is None:
+            raise DataError(f"{dataset.name} holds unaligned photos: a face detector is needed")
+        self.dataset, self.spec, self.detector, self.policy, self.masks = (
+            dataset, embedder.manifest.spec, detector, policy, masks)
+        self.report = DetectionReport(detector_name if not dataset.aligned else "none (pre-aligned)", policy)
+        self._landmarks: dict[Path, np.ndarray] = {}
+
+    def landmarks(self, path: Path, image: np.ndarray) -> np.ndarray:
+        if path not in self._landmarks:
+            self._landmarks[path] = self._find_landmarks(path, image)
+        return self._landmarks[path]
+
+    def _find_landmarks(self, path: Path, image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        centred = np.array(ARCFACE_TEMPLATE_112) * min(height, width) / 112 + [
+            (width - min(height, width)) / 2, (height - min(height, width)) / 2]
+        if self.dataset.aligned:
+            return np.array(ARCFACE_TEMPLATE_112) * [width / 112, height / 112]
+        assert self.detector is not None
+        faces = self.detector.detect(image)
+        self.report.images += 1
+        face = largest_face(faces)
+        if face is None:
+            self.report.no_face += 1
+            if len(self.report.no_face_examples) < 5:
+                self.report.no_face_examples.append(str(path))
+            if self.policy == "fail":
+                raise DataError(f"{path}: no face found (use --no-face center to fall back to a centred crop)")
+            return centred
+        if len(faces) > 1:
+            self.report.several_faces += 1
+        else:
+            self.report.single_face += 1
+        return face.landmarks
+
+    def crop(self, path: Path, masked: bool) -> np.ndarray:
+        image = read_image_bgr(path)
+        points = self.landmarks(path, image)
+        if masked:
+            assert self.masks is not None
+            image = self.masks.apply(image, points, key=str(path.relative_to(self.dataset.root)))
+        return warp_face(image, estimate_similarity(points, self.spec), self.spec)
+
+
+@dataclass
+class ProtocolResult:
+    pairs: int
+    accuracy: float
+    accuracy_std: float
+    eer: float
+    eer_ci95: tuple[float, float]
+    tar_at_far: dict[str, float]
+    fnmr_at_fmr: dict[str, float]
+    threshold: float
+
+
+def score_protocol(scores: np.ndarray, same: np.ndarray, folds: np.ndarray, bootstrap: int) -> ProtocolResult:
+    if len(np.unique(folds)) < 2:  # a single fold (--folds 3): thresholds from 10 interleaved sub-folds
+        folds = np.arange(len(scores)) % 10
+    kfold = metrics.kfold_accuracy(scores, same, folds)
+    interval = metrics.bootstrap_interval(metrics.eer, scores, same, resamples=bootstrap) if bootstrap else None
+    eer = metrics.eer(scores, same)
+    return ProtocolResult(
+        pairs=len(scores),
+        accuracy=kfold.accuracy,
+        accuracy_std=kfold.accuracy_std,
+        eer=eer,
+        eer_ci95=(interval.low, interval.high) if interval else (eer, eer),
+        tar_at_far={far: metrics.tar_at_far(scores, same, float(far)) for far in ("1e-2", "1e-3")},
+        fnmr_at_fmr={name: metrics.fnmr_at_fmr(scores, same, fmr) for name, fmr in (("FMR100", 1e-2),
+                                                                                   ("FMR1000", 1e-3))},
+        threshold=float(np.mean(kfold.thresholds)),
+    )
+
+
+@dataclass
+class EvalReport:
+    model: str
+    package: str
+    model_sha256: str
+    dataset: str
+    precision: str
+    backend: str
+    flip: bool
+    protocols: dict[str, ProtocolResult]
+    detection: DetectionReport | None
+    seconds: float
+    machine: dict[str, str]
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("scores")
+        if len(self.protocols) == 1:  # single-protocol datasets: the figures at the top level too
+            data.update(asdict(next(iter(self.protocols.values()))))
+        return data
+
+
+@dataclass
+class Evaluation:
+    """Loader-style: stores the request; calling it runs the evaluation."""
+
+    package: Path
+    dataset: str
+    precision: str = "fp32"
+    flip: bool = True
+    data_dir: Path | None = None
+    detector: FaceDetector | None = None
+    detector_name: str = "none"
+    no_face: NoFacePolicy = "fail"
+    mask_seed: int = 0
+    folds: tuple[int, ...] | None = None  # evaluate only these folds (0-based)
+    cache_dir: Path | None = None
+    bootstrap: int = 1000
+
+    def __call__(self, progress: Callable[[Iterable[Any], int, str], Iterable[Any]] = lambda it, n, d: it
+                 ) -> EvalReport:
+        started = time.perf_counter()
+        data = load_dataset(self.dataset, self.data_dir)
+        if self.folds is not None:
+            data = PairDataset(data.name, data.root, [p for p in data.pairs if p.fold in self.folds], data.aligned)
+            if not data.pairs:
+                raise DataError(f"no pairs in folds {self.folds} of {self.dataset}")
+        embedder = OnnxEmbedder(self.package, self.precision)
+        masks = MaskGenerator(seed=self.mask_seed) if self.dataset == "lfw-masked" else None
+        crops = CropMaker(data, embedder, self.detector, self.detector_name, self.no_face, masks)
+        model_hash = sha256_file(embedder.path)
+        images = data.images()
+        index = {path: i for i, path in enumerate(images)}
+        variants = (False, True) if masks is not None else (False,)
+        embeddings = {masked: self._embed(images, masked, crops, embedder, model_hash, progress)
+                      for masked in variants}
+        same = np.array([p.same for p in data.pairs])
+        folds = np.array([p.fold for p in data.pairs])
+        left = np.array([index[p.left] for p in data.pairs])
+        right = np.array([index[p.right] for p in data.pairs])
+        protocols, scores = {}, {}
+        for name in PROTOCOLS[self.dataset]:
+            mask_left, mask_right = name in ("M-U", "M-M"), name == "M-M"
+            values = (embeddings[mask_left][left] * embeddings[mask_right][right]).sum(axis=1)
+            scores[name] = (values, same)
+            protocols[name] = score_protocol(values, same, folds, self.bootstrap)
+        return EvalReport(
+            model=embedder.manifest.model, package=str(self.package), model_sha256=model_hash,
+            dataset=self.dataset, precision=self.precision, backend="onnxruntime", flip=self.flip,
+            protocols=protocols, detection=None if data.aligned else crops.report,
+            seconds=round(time.perf_counter() - started, 2),
+            machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                     "python": platform.python_version()},
+            scores=scores,
+        )
+
+    def _embed(self, images: list[Path], masked: bool, crops: CropMaker, embedder: OnnxEmbedder, model_hash: str,
+               progress: Callable[[Iterable[Any], int, str], Iterable[Any]]) -> np.ndarray:
+        cache = ArrayCache(self.cache_dir, "embeddings")
+        landmarks = None
+        if not crops.dataset.aligned:  # detection runs every time: it is cheap, feeds the report and the key
+            points = np.stack([crops.landmarks(path, read_image_bgr(path)) for path in images])
+            landmarks = hashlib.sha256(points.astype(np.float64).tobytes()).hexdigest()
+        key = cache_key(model=model_hash, flip=self.flip, masked=masked, mask_seed=self.mask_seed,
+                        landmarks=landmarks, spec=embedder.manifest.spec.to_dict(), images=[str(p) for p in images])
+        cached = cache.get(key)
+        if cached is not None and len(cached) == len(images):
+            return cached
+        label = f"embedding {'masked ' if masked else ''}{crops.dataset.name} faces"
+        chunks = [images[i:i + _CHUNK] for i in range(0, len(images), _CHUNK)]
+        out = np.concatenate([
+            embedder.embed(np.stack([crops.crop(path, masked) for path in chunk]), flip=self.flip)
+            for chunk in progress(chunks, len(chunks), label)
+        ])
+        cache.put(key, out)
+        return out

@@ -1,0 +1,1 @@
+"""Image augmentations shared by evaluation and training (numpy + OpenCV only)."""

@@ -1,0 +1,161 @@
+"""``mfr eval`` on real data subsets, and its handling of bad datasets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mfr.cli.main import cli
+from mfr.data.lfw import lfw_root, read_lfw
+from mfr.data.mfr2 import read_mfr2
+from mfr.errors import DataError
+from mfr.runtime.image_io import read_image_bgr, to_bgr8
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_lfw_fold_meets_the_bar_and_writes_json(mobilefacenet_package, tmp_path):
+    out = tmp_path / "lfw.json"
+    args = ["eval", "--package", mobilefacenet_package, "--dataset", "lfw", "--folds", "1", "--bootstrap", "100",
+            "--cache-dir", tmp_path / "cache", "--json", out]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    for key in ("accuracy", "accuracy_std", "eer", "tar_at_far", "pairs"):
+        assert key in report
+    assert report["pairs"] == 600 and report["accuracy"] >= 0.97 and report["eer"] < 0.03
+    assert report["eer_ci95"][0] <= report["eer"] <= report["eer_ci95"][1]
+    assert "| U-U | 600 |" in result.output
+    cached = list((tmp_path / "cache" / "embeddings").glob("*.npy"))
+    assert len(cached) == 1
+    # a second run reads the cache and reproduces the figures exactly
+    assert run(*args).exit_code == 0
+    assert json.loads(out.read_text())["protocols"] == report["protocols"]
+
+
+def test_masked_protocols_are_harder_than_unmasked(mobilefacenet_package, tmp_path):
+    out = tmp_path / "masked.json"
+    result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw-masked", "--folds", "2",
+                 "--no-flip", "--bootstrap", "0", "--no-cache", "--json", out, "--plots", tmp_path / "plots")
+    assert result.exit_code == 0, result.output
+    protocols = json.loads(out.read_text())["protocols"]
+    assert set(protocols) == {"U-U", "M-U", "M-M"}
+    assert protocols["M-U"]["eer"] > protocols["U-U"]["eer"] + 0.01
+    assert protocols["M-M"]["eer"] > protocols["U-U"]["eer"] + 0.01
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "mobilefacenet_lfw-masked_fp32_det.png", "mobilefacenet_lfw-masked_fp32_roc.png"]
+
+
+def test_mfr2_with_retinaface_is_near_the_reference(mobilefacenet_package, retinaface_package, tmp_path):
+    out = tmp_path / "mfr2.json"
+    result = run("eval", "--package", mobilefacenet_package, "--dataset", "mfr2", "--detector-package",
+                 retinaface_package, "--bootstrap", "200", "--no-cache", "--json", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["pairs"] == 848
+    assert report["detection"]["no_face"] == 0 and report["detection"]["images"] == 266
+    # reference: about 94 % accuracy and 5.7 % EER (flip-sum, RetinaFace landmarks, 2-core CPU)
+    assert report["eer"] <= 0.067 and report["accuracy"] >= 0.925
+
+
+def test_int8_without_calibration_says_what_to_run(mobilefacenet_package):
+    result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw", "--precision", "int8")
+    assert result.exit_code == 1 and "has no int8 model" in result.output and "mfr-export calibrate" in result.output
+
+
+def _mini_lfw(tmp_path: Path, pairs: str) -> Path:
+    root = tmp_path / "lfw"
+    source = read_lfw().pairs[0]
+    for path in (source.left, source.right):
+        (root / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, root / path.parent.name / path.name)
+    (root / "pairs.txt").write_text(pairs)
+    return root
+
+
+def test_pairs_naming_missing_images_are_listed(tmp_path):
+    pair = read_lfw().pairs[0]  # a same-person pair: both its images are copied
+    name, i, j = pair.left.parent.name, int(pair.left.stem[-4:]), int(pair.right.stem[-4:])
+    root = _mini_lfw(tmp_path, f"1 2\n{name} {i} {j}\n{name} {i} 99\nNobody 1 {name} {i}\nNobody 2 {name} {j}\n")
+    with pytest.raises(DataError) as info:
+        read_lfw(root)
+    message = str(info.value)
+    assert "names 3 missing images" in message and "Nobody_0001.jpg" in message and str(root) in message
+
+
+def test_unreadable_image_names_the_file(mobilefacenet_package, tmp_path):
+    pair = read_lfw().pairs[0]
+    name, i, j = pair.left.parent.name, int(pair.left.stem[-4:]), int(pair.right.stem[-4:])
+    root = _mini_lfw(tmp_path, f"1 1\n{name} {i} {j}\nZed 1 {name} {i}\n")
+    (root / "Zed").mkdir()
+    broken = root / "Zed" / "Zed_0001.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw", "--data-dir", root, "--no-cache")
+    assert result.exit_code == 1 and str(broken) in result.output and "not a readable image" in result.output
+
+
+def test_empty_dataset_directory_is_an_error(mobilefacenet_package, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("eval", "--package", mobilefacenet_package, "--dataset", "mfr2", "--data-dir", tmp_path / "empty",
+                 "--detector", "yunet")
+    assert result.exit_code == 1 and "pairs.txt not found" in result.output
+
+
+def test_gray_rgba_and_16bit_images_are_converted(tmp_path):
+    face = read_image_bgr(lfw_root() / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg")
+    gray = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
+    variants = {
+        "gray.png": gray,
+        "rgba.png": cv2.cvtColor(face, cv2.COLOR_BGR2BGRA),
+        "deep.png": face.astype(np.uint16) * 257,
+    }
+    for name, image in variants.items():
+        cv2.imwrite(str(tmp_path / name), image)
+        loaded = read_image_bgr(tmp_path / name)
+        assert loaded.shape == (112, 112, 3) and loaded.dtype == np.uint8, name
+    np.testing.assert_array_equal(read_image_bgr(tmp_path / "deep.png"), face)
+    np.testing.assert_array_equal(read_image_bgr(tmp_path / "rgba.png"), face)
+    assert (to_bgr8(gray)[..., 0] == gray).all()
+
+
+def _mini_mfr2(tmp_path: Path, blank: bool) -> Path:
+    """Two real MFR2 people plus, optionally, an image with no face in it."""
+    source = read_mfr2()
+    root = tmp_path / "mfr2"
+    lines = []
+    for pair in source.pairs[:6]:
+        for path in (pair.left, pair.right):
+            (root / path.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, root / path.parent.name / path.name)
+        left, right = pair.left.stem.rsplit("_", 1), pair.right.stem.rsplit("_", 1)
+        lines.append(f"{left[0]} {int(left[1])} {int(right[1])}" if pair.same else
+                     f"{left[0]} {int(left[1])} {right[0]} {int(right[1])}")
+    if blank:
+        (root / "Blank").mkdir()
+        cv2.imwrite(str(root / "Blank" / "Blank_0001.png"), np.full((160, 160, 3), 200, np.uint8))
+        name, index = lines[0].split()[:2]
+        lines.append(f"Blank 1 {name} {index}")
+    (root / "pairs.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_no_face_fails_or_falls_back_and_is_reported(mobilefacenet_package, retinaface_package, tmp_path):
+    root = _mini_mfr2(tmp_path, blank=True)
+    common = ["eval", "--package", mobilefacenet_package, "--dataset", "mfr2", "--data-dir", root,
+              "--detector-package", retinaface_package, "--no-cache", "--bootstrap", "0"]
+    failed = run(*common)
+    assert failed.exit_code == 1 and "Blank_0001.png: no face found" in failed.output
+    out = tmp_path / "r.json"
+    fallback = run(*common, "--no-face", "center", "--json", out)
+    assert fallback.exit_code == 0, fallback.output
+    detection = json.loads(out.read_text())["detection"]
+    assert detection["no_face"] == 1 and detection["no_face_examples"][0].endswith("Blank_0001.png")
+    assert "1 none" in fallback.output
