@@ -76,8 +76,6 @@ class CropMaker:
 
     def _find_landmarks(self, path: Path, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
-        centred = np.array(ARCFACE_TEMPLATE_112) * min(height, width) / 112 + [
-            (width - min(height, width)) / 2, (height - min(height, width)) / 2]
         if self.dataset.aligned:
             return np.array(ARCFACE_TEMPLATE_112) * [width / 112, height / 112]
         assert self.detector is not None
@@ -90,7 +88,8 @@ class CropMaker:
                 self.report.no_face_examples.append(str(path))
             if self.policy == "fail":
                 raise DataError(f"{path}: no face found (use --no-face center to fall back to a centred crop)")
-            return centred
+            side = min(height, width)  # the template scaled into the largest centred square
+            return np.array(ARCFACE_TEMPLATE_112) * side / 112 + [(width - side) / 2, (height - side) / 2]
         if len(faces) > 1:
             self.report.several_faces += 1
         else:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -101,8 +104,8 @@ def eval_command(package: Path, dataset: str, precision: str, backend: str, flip
             raise click.BadParameter(f"expected comma-separated fold numbers, got {folds!r}",
                                      param_hint="--folds") from None
 
-    def progress(items, total, label):
-        with click.progressbar(items, length=total, label=label, file=click.get_text_stream("stderr")) as bar:
+    def progress(items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
+        with click.progressbar(items, length=total, label=label, file=sys.stderr) as bar:
             yield from bar
 
     report = Evaluation(
