@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 import torch
@@ -20,6 +19,7 @@ from mfr.export.onnx_export import INPUT_NAME
 from mfr.manifest import ParityReport
 from mfr.paths import dataset_dir
 from mfr.registry import ModelEntry
+from mfr.runtime.detection import fit_longest_side
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import normalize
 
@@ -41,13 +41,7 @@ def detector_batches(entry: ModelEntry, num_photos: int) -> tuple[list[np.ndarra
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:num_photos]
     if not paths:
         raise DataError(f"{root}: no photos for the detector parity check")
-    batches = []
-    for path in paths:
-        image = read_image_bgr(path)
-        factor = DETECTOR_MAX_SIDE / max(image.shape[:2])
-        if factor < 1:
-            image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-        batches.append(normalize(image, entry.spec))
+    batches = [normalize(fit_longest_side(read_image_bgr(path), DETECTOR_MAX_SIDE)[0], entry.spec) for path in paths]
     return batches, f"{len(paths)} demo photos ({root}), longest side <= {DETECTOR_MAX_SIDE}"
 
 
