@@ -150,10 +150,12 @@ class EvalReport:
     seconds: float
     machine: dict[str, str]
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    embeddings: dict[bool, np.ndarray] = field(default_factory=dict, repr=False)  # masked? -> (images, dim)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("scores")
+        data.pop("embeddings")
         if len(self.protocols) == 1:  # single-protocol datasets: the figures at the top level too
             data.update(asdict(next(iter(self.protocols.values()))))
         return data
@@ -211,6 +213,7 @@ class Evaluation:
             machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                      "python": platform.python_version()},
             scores=scores,
+            embeddings=embeddings,
         )
 
     def _embed(self, images: list[Path], masked: bool, crops: CropMaker, embedder: OnnxEmbedder, model_hash: str,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
@@ -35,3 +37,9 @@ def log(message: str) -> None:
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
+
+
+def progress_bar(items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
+    """A click progress bar on stderr, in the (items, total, label) shape the library code accepts."""
+    with click.progressbar(items, length=total, label=label, file=sys.stderr) as bar:
+        yield from bar

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mfr.cli.common import MfrGroup, echo_json, log, require_extra
+from mfr.cli.common import MfrGroup, echo_json, log, progress_bar, require_extra
 from mfr.registry import MODELS
 
 
@@ -57,6 +57,65 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
     click.echo(f"wrote {out / manifest.files['onnx']} and {out / 'manifest.json'}")
     click.echo(f"parity vs torch on {parity.data}: min cosine {parity.min_cosine:.7f}, "
                f"max abs diff {parity.max_abs_diff:.3g}")
+
+
+@cli.command("calibrate")
+@click.option("--package", type=click.Path(path_type=Path), required=True, help="FP32 recognition package.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Calibrated package to write.")
+@click.option("--num-images", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Calibration faces (at least 64).")
+@click.option("--masked-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of calibration faces given a synthetic mask.")
+@click.option("--method", type=click.Choice(["percentile", "minmax", "entropy"]), default="percentile",
+              show_default=True, help="How ranges are derived from the collected statistics.")
+@click.option("--percentile", type=click.FloatRange(90, 100), default=99.99, show_default=True)
+@click.option("--calib-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Your own face images (aligned crops of the model's size, or photos to detect and align).")
+@click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+              help="RetinaFace package used to align --calib-dir photos (default: exported into the cache).")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=0.10, show_default=True,
+              help="Largest acceptable LFW accuracy drop of the INT8 model, in percentage points.")
+@click.option("--fallback-budget", type=click.IntRange(min=0), default=8, show_default=True,
+              help="Most layers that may be kept in floating point.")
+@click.option("--no-lfw-check", is_flag=True, help="Skip the LFW-driven fallback (held-out cosine only).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Embedding cache directory.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the calibration record as JSON on stdout.")
+def calibrate_command(package: Path, out: Path, num_images: int, masked_share: float, method: str,
+                      percentile: float, calib_dir: Path | None, detector_package: Path | None, max_drop: float,
+                      fallback_budget: int, no_lfw_check: bool, seed: int, cache_dir: Path | None, force: bool,
+                      as_json: bool) -> None:
+    """INT8-calibrate a package on real faces: model.int8.onnx (ONNX Runtime), model.int8.trt.onnx
+    (TensorRT explicit Q/DQ) and calibration.cache (TensorRT implicit INT8), all from one set of ranges.
+
+    Calibration faces are LFW people who appear in no evaluation pair, half of them masked. The most
+    sensitive layers stay in floating point until the LFW accuracy drop is within --max-drop.
+    """
+    from mfr.cache import default_cache_dir
+    from mfr.calibration.package import PackageCalibrator
+
+    cache_root = cache_dir or default_cache_dir()
+    detector = None
+    if calib_dir is not None:
+        from mfr.detectors import make_detector
+
+        detector = make_detector("retinaface", detector_package, cache_root, log)[0]
+
+    record = PackageCalibrator(
+        package=package, out=out, num_images=num_images, masked_share=masked_share, method=method,
+        percentile=percentile, calib_dir=calib_dir, detector=detector, max_drop_pp=max_drop,
+        fallback_budget=fallback_budget, seed=seed, check_lfw=not no_lfw_check, cache_dir=cache_root, force=force,
+    )(log=log, progress=progress_bar)
+    if as_json:
+        echo_json(record)
+        return
+    ort_part, trt_part = record["onnxruntime"], record["tensorrt_qdq"]
+    click.echo(f"wrote {out} ({record['images']} faces, {record['masked']} masked, {record['method']}; "
+               f"ranges in {record['seconds_ranges']} s, total {record['seconds_total']} s)")
+    click.echo(f"ONNX Runtime INT8: {len(ort_part['fp_layers'])} layers kept FP32 {ort_part['fp_layers']}; "
+               f"last step {ort_part['steps'][-1]}")
+    click.echo(f"TensorRT Q/DQ: {len(trt_part['fp_layers'])} layers kept FP32; last step {trt_part['steps'][-1]}")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mfr.cli.common import MfrGroup, echo_json, log
+from mfr.cli.common import MfrGroup, echo_json, log, progress_bar
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
 
@@ -59,7 +57,8 @@ def info_command(package: Path, as_json: bool) -> None:
 @click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2"]), required=True,
               help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
                    "mfr2: 848 pairs of real masked faces (detected and re-aligned).")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "int8", "both"]), default="fp32", show_default=True,
+              help="both: FP32 and INT8 in one run, with the accuracy drop and embedding cosine between them.")
 @click.option("--backend", type=click.Choice(["onnxruntime"]), default="onnxruntime", show_default=True,
               help="Inference backend (TensorRT engines plug in here later).")
 @click.option("--flip/--no-flip", default=True, show_default=True,
@@ -87,8 +86,9 @@ def eval_command(package: Path, dataset: str, precision: str, backend: str, flip
                  json_out: Path | None) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR."""
     from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.compare import compare_precisions, drop_table
     from mfr.benchmarks.report import markdown_table, save_curves
-    from mfr.benchmarks.verification import Evaluation
+    from mfr.benchmarks.verification import EvalReport, Evaluation
     from mfr.cache import default_cache_dir
     from mfr.detectors import make_detector
 
@@ -104,22 +104,55 @@ def eval_command(package: Path, dataset: str, precision: str, backend: str, flip
             raise click.BadParameter(f"expected comma-separated fold numbers, got {folds!r}",
                                      param_hint="--folds") from None
 
-    def progress(items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
-        with click.progressbar(items, length=total, label=label, file=sys.stderr) as bar:
-            yield from bar
+    def run(chosen: str) -> EvalReport:
+        return Evaluation(
+            package=package, dataset=dataset, precision=chosen, flip=flip, data_dir=data_dir,
+            detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
+            mask_seed=mask_seed, folds=fold_list, cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
+        )(progress=progress_bar)
 
-    report = Evaluation(
-        package=package, dataset=dataset, precision=precision, flip=flip, data_dir=data_dir,
-        detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
-        mask_seed=mask_seed, folds=fold_list, cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
-    )(progress=progress)
-    click.echo(markdown_table(report))
+    reports = [run(p) for p in (("fp32", "int8") if precision == "both" else (precision,))]
+    for report in reports:
+        click.echo(markdown_table(report) + "\n")
+    result: dict[str, Any] = reports[0].to_dict()
+    if precision == "both":
+        result = compare_precisions(*reports)
+        click.echo(drop_table(result))
     if plots is not None:
-        for path in save_curves(report, plots):
-            log(f"wrote {path}")
+        for report in reports:
+            for path in save_curves(report, plots):
+                log(f"wrote {path}")
     if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
+        write_json_atomic(json_out, result)
         log(f"wrote {json_out}")
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Speed measurements (fair ratios: models measured interleaved in one run)."""
+
+
+@bench_group.command("throughput")
+@click.option("--package", type=click.Path(path_type=Path), required=True)
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
+def bench_throughput_command(package: Path, batch: int, rounds: int, json_out: Path | None) -> None:
+    """FP32 vs INT8 CPU throughput of a calibrated package (ONNX Runtime, all cores)."""
+    import platform
+
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.throughput import measure_throughput
+
+    result = measure_throughput(package, batch=batch, rounds=rounds)
+    ratio = result["fp32"]["ms_per_face"] / result["int8"]["ms_per_face"]
+    click.echo("| precision | ms/face | faces/s |\n|---|---:|---:|")
+    for precision, r in result.items():
+        click.echo(f"| {precision} | {r['ms_per_face']:.3f} | {r['faces_per_s']:.0f} |")
+    click.echo(f"\nINT8 / FP32 throughput: {ratio:.2f}x (batch {batch}, {rounds} interleaved rounds, "
+               f"{platform.processor() or platform.machine()})")
+    if json_out is not None:
+        write_json_atomic(json_out, {"results": result, "int8_speedup": ratio, "platform": platform.platform()})
 
 
 @cli.command("mask-sheet")

@@ -1,0 +1,91 @@
+"""Calibration faces: real, aligned and preprocessed by the package's own spec.
+
+Default: LFW images of people who appear in no pair of ``pairs.txt`` (so calibration never sees an
+evaluation face), a configurable share of them with synthetic masks. ``--calib-dir`` takes the user's
+own faces: 112x112-style crops matching the spec's size are taken as aligned, anything else is
+detected and aligned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mfr.augment.masks import MaskGenerator
+from mfr.data.lfw import lfw_root, read_lfw
+from mfr.errors import DataError
+from mfr.runtime.align import estimate_similarity
+from mfr.runtime.detection import FaceDetector, largest_face
+from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.preprocess import normalize, warp_face
+from mfr.spec import ARCFACE_TEMPLATE_112, PreprocessSpec
+
+MIN_IMAGES = 64
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    inputs: np.ndarray  # (N, 3, H, W) float32, preprocessed by the spec
+    paths: list[str]
+    masked: int
+    source: str
+
+
+def lfw_images_outside_pairs(root: Path | None = None) -> list[Path]:
+    """LFW images of every person who appears in no pair, in a fixed order."""
+    dataset = read_lfw(root)
+    in_pairs = {path.parent.name for path in dataset.images()}
+    people = sorted(p for p in dataset.root.iterdir() if p.is_dir() and p.name not in in_pairs)
+    return [image for person in people for image in sorted(person.glob("*.jpg"))]
+
+
+def _spread(paths: list[Path], count: int, seed: int) -> list[Path]:
+    order = np.random.default_rng(seed).permutation(len(paths))
+    return [paths[i] for i in order[:count]]
+
+
+def load_calibration_set(spec: PreprocessSpec, num_images: int, masked_share: float, seed: int = 0,
+                         calib_dir: Path | None = None, detector: FaceDetector | None = None,
+                         skip: int = 0) -> CalibrationSet:
+    """``num_images`` preprocessed faces; ``skip`` leaves out the first ``skip`` of the shuffled pool
+    (held-out faces for sensitivity analysis are drawn after the calibration faces)."""
+    if num_images < MIN_IMAGES:
+        raise DataError(f"calibration needs at least {MIN_IMAGES} images, {num_images} requested")
+    if calib_dir is not None:
+        pool = sorted(p for p in Path(calib_dir).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        source = str(calib_dir)
+    else:
+        pool = lfw_images_outside_pairs()
+        source = f"LFW people in no evaluation pair ({lfw_root()})"
+    if len(pool) < skip + num_images:
+        raise DataError(f"{source}: {len(pool)} images found, calibration needs {skip + num_images} "
+                        f"(at least {MIN_IMAGES})")
+    chosen = _spread(pool, skip + num_images, seed)[skip:]
+    masks = MaskGenerator(seed=seed) if masked_share > 0 else None
+    n_masked = int(round(masked_share * len(chosen)))
+    crops = []
+    for i, path in enumerate(chosen):
+        image = read_image_bgr(path)
+        points = _landmarks(path, image, spec, detector)
+        if masks is not None and i < n_masked:
+            image = masks.apply(image, points, key=f"calibration/{path.name}")
+        crops.append(warp_face(image, estimate_similarity(points, spec), spec))
+    return CalibrationSet(normalize(np.stack(crops), spec), [str(p) for p in chosen], n_masked, source)
+
+
+def _landmarks(path: Path, image: np.ndarray, spec: PreprocessSpec, detector: FaceDetector | None) -> np.ndarray:
+    if spec.input_size is None or spec.template is None:
+        raise DataError("calibration faces need a recognition spec with an input size and a template")
+    height, width = image.shape[:2]
+    if (height, width) == tuple(spec.input_size):  # an aligned crop, as in LFW-112x112
+        return np.array(ARCFACE_TEMPLATE_112) * [width / 112, height / 112]
+    if detector is None:
+        raise DataError(f"{path}: {width}x{height} is not the model's {spec.input_size[1]}x{spec.input_size[0]} "
+                        "aligned crop size, and no detector was given to align it")
+    face = largest_face(detector.detect(image))
+    if face is None:
+        raise DataError(f"{path}: no face found in this calibration image")
+    return face.landmarks

@@ -1,0 +1,60 @@
+"""Accuracy-aware fallback: keep the most sensitive layers in floating point until the INT8 model is
+accurate enough, and refuse degenerate INT8 models loudly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mfr.errors import MfrError
+
+MAX_IMPOSTOR_SIMILARITY = 0.9
+
+
+class DegenerateModelError(MfrError):
+    pass
+
+
+@dataclass
+class FallbackResult:
+    excluded: list[str]
+    met: bool
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def greedy_fallback(order: list[str], budget: int, closeness: Callable[[list[str]], float],
+                    good_enough: Callable[[list[str], float], tuple[bool, dict[str, Any]]]) -> FallbackResult:
+    """Walk the layers in sensitivity ``order``; keep a layer in float only if that raises ``closeness``
+    (held-out cosine to FP32). After each kept layer (and first with none) ask ``good_enough``; stop when
+    it says yes or ``budget`` layers are float. ``met`` tells whether the target was reached."""
+    excluded: list[str] = []
+    best = closeness(excluded)
+    ok, figures = good_enough(excluded, best)
+    steps: list[dict[str, Any]] = [{"fp_layers": [], "heldout_cosine": best, **figures}]
+    for node in order:
+        if ok or len(excluded) >= budget:
+            break
+        candidate = closeness(excluded + [node])
+        if candidate <= best + 1e-5:
+            continue
+        excluded, best = excluded + [node], candidate
+        ok, figures = good_enough(excluded, best)
+        steps.append({"fp_layers": list(excluded), "heldout_cosine": best, **figures})
+    return FallbackResult(excluded, ok, steps)
+
+
+def check_not_degenerate(embeddings: np.ndarray, source: str) -> None:
+    """Fail on NaN/inf, or embeddings so alike that different faces all look the same person."""
+    if not np.isfinite(embeddings).all():
+        raise DegenerateModelError(f"{source}: INT8 embeddings contain NaN or inf; calibration failed")
+    normed = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    similarity = normed @ normed.T
+    off_diagonal = similarity[~np.eye(len(normed), dtype=bool)]
+    if off_diagonal.mean() > MAX_IMPOSTOR_SIMILARITY:
+        raise DegenerateModelError(
+            f"{source}: INT8 embeddings of different faces have mean cosine {off_diagonal.mean():.4f} "
+            f"(> {MAX_IMPOSTOR_SIMILARITY}): the quantized model has collapsed; calibration failed")

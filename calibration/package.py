@@ -1,0 +1,137 @@
+"""``mfr-export calibrate``: ranges once, three artefacts, accuracy-aware fallback, written atomically."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
+from mfr.benchmarks.verification import Evaluation
+from mfr.calibration.data import load_calibration_set
+from mfr.calibration.fallback import (
+    MAX_IMPOSTOR_SIMILARITY,
+    DegenerateModelError,
+    check_not_degenerate,
+    greedy_fallback,
+)
+from mfr.calibration.ort_qdq import write_ort_int8
+from mfr.calibration.ranges import collect_stats, compute_ranges
+from mfr.calibration.sensitivity import layer_sensitivity, run_model
+from mfr.calibration.trt_cache import write_calibration_cache
+from mfr.calibration.trt_qdq import write_trt_int8
+from mfr.errors import ManifestError
+from mfr.manifest import load_manifest
+from mfr.runtime.detection import FaceDetector
+
+ORT_INT8 = "model.int8.onnx"
+TRT_INT8 = "model.int8.trt.onnx"
+CACHE = "calibration.cache"
+TRT_MIN_COSINE = 0.99
+Progress = Callable[[Iterable[Any], int, str], Iterable[Any]]
+
+
+@dataclass(frozen=True)
+class PackageCalibrator:
+    package: Path
+    out: Path
+    num_images: int = 512
+    masked_share: float = 0.5
+    method: str = "percentile"
+    percentile: float = 99.99
+    calib_dir: Path | None = None
+    detector: FaceDetector | None = None
+    max_drop_pp: float = 0.10
+    min_cosine: float = 0.997  # held-out embedding cosine INT8 vs FP32 the ONNX Runtime model must reach
+    fallback_budget: int = 8
+    heldout_images: int = 128
+    seed: int = 0
+    check_lfw: bool = True
+    cache_dir: Path | None = None
+    force: bool = False
+
+    def __call__(self, log: Callable[[str], None] = print, progress: Progress = lambda it, n, d: it) -> dict[str, Any]:
+        source = load_manifest(self.package)
+        if source.kind != "recognition":
+            raise ManifestError(f"{self.package}: calibration needs a recognition package, this is {source.kind}")
+        check_output_dir(Path(self.out), self.force)
+        started = time.perf_counter()
+        log(f"preparing {self.num_images} calibration faces ({self.masked_share:.0%} masked)")
+        calib = load_calibration_set(source.spec, self.num_images, self.masked_share, self.seed, self.calib_dir,
+                                     self.detector)
+        heldout = load_calibration_set(source.spec, self.heldout_images, self.masked_share, self.seed + 1,
+                                       self.calib_dir, self.detector, skip=self.num_images)
+        fp32_path = Path(self.package) / source.files["onnx"]
+        log("collecting activation statistics (two passes)")
+        stats = collect_stats(fp32_path, calib.inputs)
+        ranges = compute_ranges(stats, self.method, self.percentile)
+        calibration_seconds = time.perf_counter() - started
+        model = onnx.load(str(fp32_path))
+        # the ranking costs one quantize-and-run per layer: only when layers may fall back at all
+        sensitivity = layer_sensitivity(model, ranges, heldout.inputs, progress) if self.fallback_budget else {}
+        order = list(sensitivity)
+        reference = run_model(model, heldout.inputs)
+
+        with staged_output_dir(Path(self.out), self.force) as stage:
+            shutil.copy(fp32_path, stage / source.files["onnx"])
+            manifest = source
+            artefacts = {"onnx_int8": ORT_INT8, "onnx_int8_trt": TRT_INT8, "trt_calibration_cache": CACHE}
+            manifest.files.update(artefacts)
+
+            def closeness(writer: Callable[..., None], path: Path) -> Callable[[list[str]], float]:
+                def measure(excluded: list[str]) -> float:
+                    writer(fp32_path, ranges, path, excluded)
+                    embeddings = run_model(onnx.load(str(path)), heldout.inputs)
+                    check_not_degenerate(embeddings, str(path))
+                    return float((embeddings * reference).sum(axis=1).mean())
+                return measure
+
+            def lfw_drop(excluded: list[str], cosine: float) -> tuple[bool, dict[str, Any]]:
+                if not self.check_lfw:
+                    return cosine >= self.min_cosine, {}
+                write_ort_int8(fp32_path, ranges, stage / ORT_INT8, excluded)
+                manifest.save(stage)
+                fp32, int8 = (Evaluation(stage, "lfw", precision=p, cache_dir=self.cache_dir, bootstrap=0)()
+                              for p in ("fp32", "int8"))
+                scores, same = int8.scores["U-U"]
+                impostor = float(scores[~same].mean())
+                if impostor > MAX_IMPOSTOR_SIMILARITY:
+                    raise DegenerateModelError(f"{stage / ORT_INT8}: mean LFW impostor similarity {impostor:.3f} "
+                                               f"> {MAX_IMPOSTOR_SIMILARITY}: the INT8 model has collapsed")
+                drop = 100 * (fp32.protocols["U-U"].accuracy - int8.protocols["U-U"].accuracy)
+                log(f"  {len(excluded)} layers in FP32: LFW drop {drop:.3f} pp, held-out cosine {cosine:.5f}")
+                return drop <= self.max_drop_pp and cosine >= self.min_cosine, {"lfw_drop_pp": round(drop, 4)}
+
+            log("accuracy-aware fallback for the ONNX Runtime model")
+            ort_result = greedy_fallback(order, self.fallback_budget, closeness(write_ort_int8, stage / ORT_INT8),
+                                         lfw_drop)
+            write_ort_int8(fp32_path, ranges, stage / ORT_INT8, ort_result.excluded)
+
+            log(f"layer fallback for the TensorRT Q/DQ model (held-out cosine >= {TRT_MIN_COSINE})")
+            trt_result = greedy_fallback(order, self.fallback_budget, closeness(write_trt_int8, stage / TRT_INT8),
+                                         lambda excluded, cosine: (cosine >= TRT_MIN_COSINE, {}))
+            write_trt_int8(fp32_path, ranges, stage / TRT_INT8, trt_result.excluded)
+            write_calibration_cache(ranges, stage / CACHE)
+            record = {
+                "method": self.method, "percentile": self.percentile if self.method == "percentile" else None,
+                "images": len(calib.paths), "masked": calib.masked, "heldout_images": len(heldout.paths),
+                "source": calib.source, "seed": self.seed, "seconds_ranges": round(calibration_seconds, 1),
+                "ranges": {name: list(r) for name, r in ranges.items()},
+                "sensitivity": {name: round(v, 7) for name, v in list(sensitivity.items())[:16]},
+                "onnxruntime": {"fp_layers": ort_result.excluded, "target_met": ort_result.met,
+                                "max_drop_pp": self.max_drop_pp, "min_cosine": self.min_cosine,
+                                "steps": ort_result.steps},
+                "tensorrt_qdq": {"fp_layers": trt_result.excluded, "target_met": trt_result.met,
+                                 "min_cosine": TRT_MIN_COSINE, "steps": trt_result.steps},
+                "seconds_total": round(time.perf_counter() - started, 1),
+            }
+            manifest.stages["calibration"] = record
+            artefacts = {"onnx_int8": ORT_INT8, "onnx_int8_trt": TRT_INT8, "trt_calibration_cache": CACHE}
+            manifest.sha256.update({name: sha256_file(stage / file) for name, file in artefacts.items()})
+            manifest.save(stage)
+        return record

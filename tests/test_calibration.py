@@ -1,0 +1,150 @@
+"""INT8 calibration: ranges, the three artefacts, refusal of bad calibration data, degenerate models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from mfr.calibration.data import MIN_IMAGES, lfw_images_outside_pairs, load_calibration_set
+from mfr.calibration.fallback import DegenerateModelError, check_not_degenerate
+from mfr.calibration.ranges import BINS, TensorStats, compute_ranges
+from mfr.calibration.trt_cache import read_calibration_cache
+from mfr.cli.export_cli import cli
+from mfr.data.lfw import read_lfw
+from mfr.errors import DataError
+from mfr.registry import MODELS
+
+SPEC = MODELS["mobilefacenet"].spec
+
+
+def test_calibration_people_never_appear_in_evaluation_pairs():
+    in_pairs = {path.parent.name for path in read_lfw().images()}
+    pool = lfw_images_outside_pairs()
+    assert len(pool) > 1000
+    assert not {path.parent.name for path in pool} & in_pairs
+
+
+def test_too_few_or_unfit_calibration_images_are_refused(tmp_path):
+    with pytest.raises(DataError, match=f"at least {MIN_IMAGES}"):
+        load_calibration_set(SPEC, 10, 0.5)
+    with pytest.raises(DataError, match="0 images found"):
+        load_calibration_set(SPEC, 64, 0.0, calib_dir=tmp_path)
+    big = tmp_path / "photos"
+    big.mkdir()
+    import cv2
+
+    for i in range(64):
+        cv2.imwrite(str(big / f"{i}.png"), np.zeros((200, 150, 3), np.uint8))
+    with pytest.raises(DataError, match="not the model's 112x112"):
+        load_calibration_set(SPEC, 64, 0.0, calib_dir=big)
+
+
+def test_ranges_by_hand():
+    values = np.concatenate([np.linspace(-1, 1, 10_000), [50.0]])  # one outlier
+    hist = np.histogram(values, BINS, (values.min(), values.max()))[0]
+    abs_hist = np.histogram(np.abs(values), BINS, (0, 50))[0]
+    stats = {"t": TensorStats(float(values.min()), 50.0, hist, abs_hist)}
+    assert compute_ranges(stats, "minmax")["t"] == (-1.0, 50.0)
+    low, high = compute_ranges(stats, "percentile", 99.9)["t"]
+    assert low == pytest.approx(-1.0, abs=0.05) and high < 2.0  # the outlier is clipped
+
+
+
+def test_entropy_clips_long_tails_unlike_minmax():
+    values = np.random.default_rng(0).laplace(0, 1, 200_000)
+    amax = float(np.abs(values).max())
+    stats = {"t": TensorStats(float(values.min()), float(values.max()),
+                              np.histogram(values, BINS, (values.min(), values.max()))[0],
+                              np.histogram(np.abs(values), BINS, (0, amax))[0])}
+    low, high = compute_ranges(stats, "entropy")["t"]
+    assert high == -low  # symmetric threshold
+    assert 3.0 < high < 0.8 * amax  # a Laplace(1) tail is clipped well inside its maximum (~12)
+    assert compute_ranges(stats, "minmax")["t"] == (float(values.min()), float(values.max()))
+
+
+def test_degenerate_embeddings_fail_loudly():
+    with pytest.raises(DegenerateModelError, match="NaN"):
+        check_not_degenerate(np.array([[np.nan, 1.0], [1.0, 0.0]]), "m.onnx")
+    rng = np.random.default_rng(0)
+    collapsed = np.ones((16, 128)) + 1e-3 * rng.standard_normal((16, 128))
+    with pytest.raises(DegenerateModelError, match="collapsed"):
+        check_not_degenerate(collapsed, "m.onnx")
+    check_not_degenerate(rng.standard_normal((16, 128)), "m.onnx")  # distinct faces pass
+
+
+@pytest.fixture(scope="module")
+def calibrated(mobilefacenet_package, tmp_path_factory):
+    out = tmp_path_factory.mktemp("calibrated") / "mfn-int8"
+    result = CliRunner().invoke(cli, ["calibrate", "--package", str(mobilefacenet_package), "--out", str(out),
+                                      "--num-images", "64", "--no-lfw-check", "--fallback-budget", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.output[result.output.index("{"):])
+
+
+def test_calibration_writes_three_artefacts_from_one_set_of_ranges(calibrated):
+    out, record = calibrated
+    manifest = json.loads((out / "manifest.json").read_text())
+    for key, name in (("onnx_int8", "model.int8.onnx"), ("onnx_int8_trt", "model.int8.trt.onnx"),
+                      ("trt_calibration_cache", "calibration.cache")):
+        assert manifest["files"][key] == name and (out / name).is_file()
+    assert record["images"] == 64 and record["masked"] == 32
+    scales = read_calibration_cache(out / "calibration.cache")
+    ranges = manifest["stages"]["calibration"]["ranges"]
+    assert set(scales) == set(ranges)
+    for name, (low, high) in ranges.items():
+        assert scales[name] == pytest.approx(max(-low, high) / 127, rel=1e-6)
+
+
+def test_tensorrt_qdq_model_is_what_tensorrt_accepts(calibrated):
+    out, record = calibrated
+    model = onnx.load(str(out / "model.int8.trt.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    initializers = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear":
+            data = initializers.get(node.input[0])
+            assert data is None or data.dtype == np.int8  # no INT32 bias behind DequantizeLinear
+            if data is not None:
+                assert data.min() >= -127 and data.max() <= 127
+            assert not initializers[node.input[2]].any()  # zero points are 0
+        if node.op_type == "Conv" and len(node.input) > 2:
+            assert node.input[2] in initializers and initializers[node.input[2]].dtype == np.float32
+        if node.op_type == "Conv" and node.name not in record["tensorrt_qdq"]["fp_layers"]:
+            assert producers[node.input[0]].op_type == "DequantizeLinear"
+    assert record["tensorrt_qdq"]["steps"][-1]["heldout_cosine"] >= 0.99
+
+
+def test_int8_package_evaluates_with_both_precisions(calibrated, tmp_path):
+    from mfr.cli.main import cli as mfr_cli
+
+    out, _ = calibrated
+    report = tmp_path / "both.json"
+    result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(out), "--dataset", "lfw", "--folds", "3",
+                                          "--precision", "both", "--bootstrap", "0", "--no-cache",
+                                          "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["fp32"]["accuracy"] >= 0.97 and data["int8"]["accuracy"] >= 0.96
+    cosine = data["embedding_cosine"]
+    assert cosine["min"] <= cosine["p1"] <= cosine["mean"] <= 1.0 and cosine["mean"] > 0.97
+    assert "U-U" in data["drop"] and "accuracy_pp" in data["drop"]["U-U"]
+
+
+def test_throughput_bench_measures_both_precisions(calibrated, tmp_path):
+    from mfr.cli.main import cli as mfr_cli
+
+    out, _ = calibrated
+    report = tmp_path / "bench.json"
+    result = CliRunner().invoke(mfr_cli, ["bench", "throughput", "--package", str(out), "--batch", "4",
+                                          "--rounds", "2", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert set(data["results"]) == {"fp32", "int8"}
+    assert all(r["faces_per_s"] > 0 and r["rounds"] == 2 for r in data["results"].values())
+    assert data["int8_speedup"] == pytest.approx(
+        data["results"]["fp32"]["ms_per_face"] / data["results"]["int8"]["ms_per_face"])
