@@ -30,7 +30,8 @@ def greedy_fallback(order: list[str], budget: int, closeness: Callable[[list[str
                     good_enough: Callable[[list[str], float], tuple[bool, dict[str, Any]]]) -> FallbackResult:
     """Walk the layers in sensitivity ``order``; keep a layer in float only if that raises ``closeness``
     (held-out cosine to FP32). After each kept layer (and first with none) ask ``good_enough``; stop when
-    it says yes or ``budget`` layers are float. ``met`` tells whether the target was reached."""
+    it says yes or ``budget`` layers are float. ``met`` tells whether the target was reached; if not, the
+    step whose figures score best (``good_enough``'s "score", else the cosine) is returned."""
     excluded: list[str] = []
     best = closeness(excluded)
     ok, figures = good_enough(excluded, best)
@@ -44,6 +45,9 @@ def greedy_fallback(order: list[str], budget: int, closeness: Callable[[list[str
         excluded, best = excluded + [node], candidate
         ok, figures = good_enough(excluded, best)
         steps.append({"fp_layers": list(excluded), "heldout_cosine": best, **figures})
+    if not ok:
+        chosen = max(steps, key=lambda step: (step.get("score", step["heldout_cosine"]), -len(step["fp_layers"])))
+        excluded = list(chosen["fp_layers"])
     return FallbackResult(excluded, ok, steps)
 
 

@@ -105,7 +105,8 @@ class PackageCalibrator:
                                                f"> {MAX_IMPOSTOR_SIMILARITY}: the INT8 model has collapsed")
                 drop = 100 * (fp32.protocols["U-U"].accuracy - int8.protocols["U-U"].accuracy)
                 log(f"  {len(excluded)} layers in FP32: LFW drop {drop:.3f} pp, held-out cosine {cosine:.5f}")
-                return drop <= self.max_drop_pp and cosine >= self.min_cosine, {"lfw_drop_pp": round(drop, 4)}
+                return drop <= self.max_drop_pp and cosine >= self.min_cosine, {"lfw_drop_pp": round(drop, 4),
+                                                                                "score": -round(drop, 4)}
 
             log("accuracy-aware fallback for the ONNX Runtime model")
             ort_result = greedy_fallback(order, self.fallback_budget, closeness(write_ort_int8, stage / ORT_INT8),

@@ -148,3 +148,19 @@ def test_throughput_bench_measures_both_precisions(calibrated, tmp_path):
     assert all(r["faces_per_s"] > 0 and r["rounds"] == 2 for r in data["results"].values())
     assert data["int8_speedup"] == pytest.approx(
         data["results"]["fp32"]["ms_per_face"] / data["results"]["int8"]["ms_per_face"])
+
+
+def test_greedy_fallback_keeps_only_helpful_layers_and_falls_back_to_the_best_step():
+    from mfr.calibration.fallback import greedy_fallback
+
+    gains = {"a": 0.01, "b": -0.02, "c": 0.005}  # keeping "b" float would hurt
+
+    def closeness(excluded):
+        return 0.98 + sum(gains[n] for n in excluded)
+
+    reached = greedy_fallback(["a", "b", "c"], 3, closeness, lambda ex, cos: (cos >= 0.994, {}))
+    assert reached.excluded == ["a", "c"] and reached.met
+    missed = greedy_fallback(["a", "b", "c"], 3, closeness,
+                             lambda ex, cos: (False, {"score": -abs(len(ex) - 1)}))  # best with one layer
+    assert missed.excluded == ["a"] and not missed.met
+    assert [s["fp_layers"] for s in missed.steps] == [[], ["a"], ["a", "c"]]
