@@ -43,7 +43,7 @@ class PackageCalibrator:
     num_images: int = 512
     masked_share: float = 0.5
     method: str = "percentile"
-    percentile: float = 99.99
+    percentile: float = 99.999
     calib_dir: Path | None = None
     detector: FaceDetector | None = None
     max_drop_pp: float = 0.10

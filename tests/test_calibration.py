@@ -164,3 +164,15 @@ def test_greedy_fallback_keeps_only_helpful_layers_and_falls_back_to_the_best_st
                              lambda ex, cos: (False, {"score": -abs(len(ex) - 1)}))  # best with one layer
     assert missed.excluded == ["a"] and not missed.met
     assert [s["fp_layers"] for s in missed.steps] == [[], ["a"], ["a", "c"]]
+
+
+def test_greedy_fallback_accepts_layers_that_only_help_together():
+    from mfr.calibration.fallback import greedy_fallback
+
+    def closeness(excluded):  # "x" alone hurts, "x" with "y" helps
+        if "x" in excluded and "y" not in excluded:
+            return 0.97
+        return 0.98 + (0.015 if {"x", "y"} <= set(excluded) else 0.0)
+
+    result = greedy_fallback(["x", "y", "z"], 4, closeness, lambda ex, cos: (cos >= 0.99, {}))
+    assert result.met and result.excluded == ["x", "y"]
