@@ -106,8 +106,7 @@ class PackageCalibrator:
                 # rounded: one LFW pair is 0.0167 pp, and 3 pairs must compare equal to a 0.05 pp bar
                 drop = round(100 * (fp32.protocols["U-U"].accuracy - int8.protocols["U-U"].accuracy), 4)
                 log(f"  {len(excluded)} layers in FP32: LFW drop {drop:.3f} pp, held-out cosine {cosine:.5f}")
-                return drop <= self.max_drop_pp and cosine >= self.min_cosine, {"lfw_drop_pp": round(drop, 4),
-                                                                                "score": -round(drop, 4)}
+                return drop <= self.max_drop_pp and cosine >= self.min_cosine, {"lfw_drop_pp": drop, "score": -drop}
 
             log("accuracy-aware fallback for the ONNX Runtime model")
             ort_result = greedy_fallback(order, self.fallback_budget, closeness(write_ort_int8, stage / ORT_INT8),
