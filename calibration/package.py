@@ -64,7 +64,7 @@ class PackageCalibrator:
         log(f"preparing {self.num_images} calibration faces ({self.masked_share:.0%} masked)")
         calib = load_calibration_set(source.spec, self.num_images, self.masked_share, self.seed, self.calib_dir,
                                      self.detector)
-        heldout = load_calibration_set(source.spec, self.heldout_images, self.masked_share, self.seed + 1,
+        heldout = load_calibration_set(source.spec, self.heldout_images, self.masked_share, self.seed,
                                        self.calib_dir, self.detector, skip=self.num_images)
         fp32_path = Path(self.package) / source.files["onnx"]
         log("collecting activation statistics (two passes)")

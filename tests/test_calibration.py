@@ -176,3 +176,9 @@ def test_greedy_fallback_accepts_layers_that_only_help_together():
 
     result = greedy_fallback(["x", "y", "z"], 4, closeness, lambda ex, cos: (cos >= 0.99, {}))
     assert result.met and result.excluded == ["x", "y"]
+
+
+def test_heldout_faces_are_disjoint_from_calibration_faces():
+    calibration = load_calibration_set(SPEC, 64, 0.5, seed=3)
+    heldout = load_calibration_set(SPEC, 64, 0.5, seed=3, skip=64)
+    assert not set(calibration.paths) & set(heldout.paths)
