@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,12 +24,12 @@ from mfr.data.lfw import read_lfw
 from mfr.data.mfr2 import read_mfr2
 from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
-from mfr.runtime.align import estimate_similarity
+from mfr.progress import Progress, no_progress
+from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.embedder import OnnxEmbedder
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import warp_face
-from mfr.spec import ARCFACE_TEMPLATE_112
 
 DATASETS = ("lfw", "lfw-masked", "mfr2")
 PROTOCOLS = {"lfw": ("U-U",), "lfw-masked": ("U-U", "M-U", "M-M"), "mfr2": ("MFR2",)}
@@ -77,7 +76,7 @@ class CropMaker:
     def _find_landmarks(self, path: Path, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         if self.dataset.aligned:
-            return np.array(ARCFACE_TEMPLATE_112) * [width / 112, height / 112]
+            return aligned_crop_landmarks(height, width)
         assert self.detector is not None
         faces = self.detector.detect(image)
         self.report.images += 1
@@ -89,7 +88,7 @@ class CropMaker:
             if self.policy == "fail":
                 raise DataError(f"{path}: no face found (use --no-face center to fall back to a centred crop)")
             side = min(height, width)  # the template scaled into the largest centred square
-            return np.array(ARCFACE_TEMPLATE_112) * side / 112 + [(width - side) / 2, (height - side) / 2]
+            return aligned_crop_landmarks(side, side) + [(width - side) / 2, (height - side) / 2]
         if len(faces) > 1:
             self.report.several_faces += 1
         else:
@@ -178,8 +177,7 @@ class Evaluation:
     cache_dir: Path | None = None
     bootstrap: int = 1000
 
-    def __call__(self, progress: Callable[[Iterable[Any], int, str], Iterable[Any]] = lambda it, n, d: it
-                 ) -> EvalReport:
+    def __call__(self, progress: Progress = no_progress) -> EvalReport:
         started = time.perf_counter()
         data = load_dataset(self.dataset, self.data_dir)
         if self.folds is not None:
@@ -217,7 +215,7 @@ class Evaluation:
         )
 
     def _embed(self, images: list[Path], masked: bool, crops: CropMaker, embedder: OnnxEmbedder, model_hash: str,
-               progress: Callable[[Iterable[Any], int, str], Iterable[Any]]) -> np.ndarray:
+               progress: Progress) -> np.ndarray:
         cache = ArrayCache(self.cache_dir, "embeddings")
         landmarks = None
         if not crops.dataset.aligned:  # detection runs every time: it is cheap, feeds the report and the key

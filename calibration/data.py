@@ -16,11 +16,11 @@ import numpy as np
 from mfr.augment.masks import MaskGenerator
 from mfr.data.lfw import lfw_root, read_lfw
 from mfr.errors import DataError
-from mfr.runtime.align import estimate_similarity
+from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import normalize, warp_face
-from mfr.spec import ARCFACE_TEMPLATE_112, PreprocessSpec
+from mfr.spec import PreprocessSpec
 
 MIN_IMAGES = 64
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -81,7 +81,7 @@ def _landmarks(path: Path, image: np.ndarray, spec: PreprocessSpec, detector: Fa
         raise DataError("calibration faces need a recognition spec with an input size and a template")
     height, width = image.shape[:2]
     if (height, width) == tuple(spec.input_size):  # an aligned crop, as in LFW-112x112
-        return np.array(ARCFACE_TEMPLATE_112) * [width / 112, height / 112]
+        return aligned_crop_landmarks(height, width)
     if detector is None:
         raise DataError(f"{path}: {width}x{height} is not the model's {spec.input_size[1]}x{spec.input_size[0]} "
                         "aligned crop size, and no detector was given to align it")

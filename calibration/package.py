@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,13 @@ from mfr.calibration.trt_cache import write_calibration_cache
 from mfr.calibration.trt_qdq import write_trt_int8
 from mfr.errors import ManifestError
 from mfr.manifest import load_manifest
+from mfr.progress import Progress, no_progress
 from mfr.runtime.detection import FaceDetector
 
 ORT_INT8 = "model.int8.onnx"
 TRT_INT8 = "model.int8.trt.onnx"
 CACHE = "calibration.cache"
 TRT_MIN_COSINE = 0.99
-Progress = Callable[[Iterable[Any], int, str], Iterable[Any]]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class PackageCalibrator:
     cache_dir: Path | None = None
     force: bool = False
 
-    def __call__(self, log: Callable[[str], None] = print, progress: Progress = lambda it, n, d: it) -> dict[str, Any]:
+    def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> dict[str, Any]:
         source = load_manifest(self.package)
         if source.kind != "recognition":
             raise ManifestError(f"{self.package}: calibration needs a recognition package, this is {source.kind}")

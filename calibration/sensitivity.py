@@ -9,14 +9,12 @@ it float actually helps.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
 import numpy as np
 import onnx
 import onnxruntime as ort
 
 from mfr.calibration.ort_qdq import quantize_ort, quantized_node_names
+from mfr.progress import Progress, no_progress
 
 
 def run_model(model: onnx.ModelProto, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -28,7 +26,7 @@ def run_model(model: onnx.ModelProto, inputs: np.ndarray, batch_size: int = 64) 
 
 
 def layer_sensitivity(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], heldout: np.ndarray,
-                      progress: Callable[[Iterable[Any], int, str], Iterable[Any]] = lambda it, n, d: it
+                      progress: Progress = no_progress
                       ) -> dict[str, float]:
     """Node name -> 1 - mean cosine(FP32, only-this-node-INT8) over ``heldout``, most sensitive first."""
     reference = run_model(model, heldout)

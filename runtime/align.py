@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mfr.errors import SpecError
-from mfr.spec import PreprocessSpec
+from mfr.spec import ARCFACE_TEMPLATE_112, PreprocessSpec
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -38,6 +38,12 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     matrix[:, :2] = scale * rotation
     matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
     return matrix
+
+
+def aligned_crop_landmarks(height: int, width: int) -> np.ndarray:
+    """The 5 landmarks of a crop that is already aligned to the ArcFace template (as LFW-112x112 is),
+    scaled to the crop's size."""
+    return np.array(ARCFACE_TEMPLATE_112) * [width / 112, height / 112]
 
 
 def estimate_similarity(landmarks: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -159,3 +159,13 @@ def test_no_face_fails_or_falls_back_and_is_reported(mobilefacenet_package, reti
     detection = json.loads(out.read_text())["detection"]
     assert detection["no_face"] == 1 and detection["no_face_examples"][0].endswith("Blank_0001.png")
     assert "1 none" in fallback.output
+
+
+def test_mfr2_mask_labels_cover_every_image():
+    from mfr.data.mfr2 import read_mask_labels
+
+    labels = read_mask_labels()
+    assert len(labels) == 269
+    assert sum(kind == "no-mask" for kind in labels.values()) == 98  # counted in mfr2_labels.txt
+    assert set(read_mfr2().images()) <= set(labels)
+    assert all(path.is_file() for path in labels)

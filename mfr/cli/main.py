@@ -162,16 +162,15 @@ def bench_throughput_command(package: Path, batch: int, rounds: int, json_out: P
 def mask_sheet_command(out: Path, count: int, seed: int) -> None:
     """Contact sheet of LFW faces next to their synthetic masks, to check the masks by eye."""
     import cv2
-    import numpy as np
 
     from mfr.augment.masks import MaskGenerator, contact_sheet
     from mfr.data.lfw import lfw_root, sample_images
+    from mfr.runtime.align import aligned_crop_landmarks
     from mfr.runtime.image_io import read_image_bgr
-    from mfr.spec import ARCFACE_TEMPLATE_112
 
     paths = sample_images(count)
     root = lfw_root()
-    sheet = contact_sheet([read_image_bgr(p) for p in paths], [np.array(ARCFACE_TEMPLATE_112)] * len(paths),
+    sheet = contact_sheet([read_image_bgr(p) for p in paths], [aligned_crop_landmarks(112, 112)] * len(paths),
                           [str(p.relative_to(root)) for p in paths], MaskGenerator(seed=seed))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.png")
