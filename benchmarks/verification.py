@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mfr.atomic import sha256_file
 from mfr.augment.masks import MaskGenerator
 from mfr.benchmarks import metrics
 from mfr.cache import ArrayCache, cache_key
@@ -27,7 +26,7 @@ from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
 from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.runtime.detection import FaceDetector, largest_face
-from mfr.runtime.embedder import OnnxEmbedder
+from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import warp_face
 
@@ -59,7 +58,7 @@ class DetectionReport:
 class CropMaker:
     """Image path -> aligned uint8 BGR crop for the model, optionally with a synthetic mask."""
 
-    def __init__(self, dataset: PairDataset, embedder: OnnxEmbedder, detector: FaceDetector | None,
+    def __init__(self, dataset: PairDataset, embedder: FaceEmbedder, detector: FaceDetector | None,
                  detector_name: str, policy: NoFacePolicy, masks: MaskGenerator | None) -> None:
         if not dataset.aligned and detector is None:
             raise DataError(f"{dataset.name} holds unaligned photos: a face detector is needed")
@@ -166,7 +165,7 @@ class Evaluation:
 
     package: Path
     dataset: str
-    precision: str = "fp32"
+    precision: str | None = None  # None: fp32 for a package, the engine's own for an engine directory
     flip: bool = True
     data_dir: Path | None = None
     detector: FaceDetector | None = None
@@ -176,6 +175,7 @@ class Evaluation:
     folds: tuple[int, ...] | None = None  # evaluate only these folds (0-based)
     cache_dir: Path | None = None
     bootstrap: int = 1000
+    rebuild_on_mismatch: bool = False
 
     def __call__(self, progress: Progress = no_progress) -> EvalReport:
         started = time.perf_counter()
@@ -184,10 +184,10 @@ class Evaluation:
             data = PairDataset(data.name, data.root, [p for p in data.pairs if p.fold in self.folds], data.aligned)
             if not data.pairs:
                 raise DataError(f"no pairs in folds {self.folds} of {self.dataset}")
-        embedder = OnnxEmbedder(self.package, self.precision)
+        embedder = FaceEmbedder.open(self.package, self.precision, self.rebuild_on_mismatch)
         masks = MaskGenerator(seed=self.mask_seed) if self.dataset == "lfw-masked" else None
         crops = CropMaker(data, embedder, self.detector, self.detector_name, self.no_face, masks)
-        model_hash = sha256_file(embedder.path)
+        model_hash = embedder.model_sha256()
         images = data.images()
         index = {path: i for i, path in enumerate(images)}
         variants = (False, True) if masks is not None else (False,)
@@ -205,7 +205,7 @@ class Evaluation:
             protocols[name] = score_protocol(values, same, folds, self.bootstrap)
         return EvalReport(
             model=embedder.manifest.model, package=str(self.package), model_sha256=model_hash,
-            dataset=self.dataset, precision=self.precision, backend="onnxruntime", flip=self.flip,
+            dataset=self.dataset, precision=embedder.engine.precision, backend=embedder.engine.backend, flip=self.flip,
             protocols=protocols, detection=None if data.aligned else crops.report,
             seconds=round(time.perf_counter() - started, 2),
             machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -214,7 +214,7 @@ class Evaluation:
             embeddings=embeddings,
         )
 
-    def _embed(self, images: list[Path], masked: bool, crops: CropMaker, embedder: OnnxEmbedder, model_hash: str,
+    def _embed(self, images: list[Path], masked: bool, crops: CropMaker, embedder: FaceEmbedder, model_hash: str,
                progress: Progress) -> np.ndarray:
         cache = ArrayCache(self.cache_dir, "embeddings")
         landmarks = None

@@ -38,3 +38,11 @@ class OutputDirError(MfrError):
 
 class ParityError(MfrError):
     pass
+
+
+class EngineError(MfrError):
+    """An engine that cannot be built or run: bad options, bad input, a failed build."""
+
+
+class EngineMismatchError(EngineError):
+    """An engine built for another machine (backend version, GPU) than the one it is loaded on."""

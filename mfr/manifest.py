@@ -38,6 +38,49 @@ class ParityReport:
     per_output: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BatchProfile:
+    """The batch sizes an engine accepts (TensorRT optimisation profile; enforced for every backend)."""
+
+    min: int = 1
+    opt: int = 32
+    max: int = 128
+
+    def check(self) -> BatchProfile:
+        if not 1 <= self.min <= self.opt <= self.max:
+            raise ManifestError(f"batch profile must satisfy 1 <= min <= opt <= max, got "
+                                f"min {self.min}, opt {self.opt}, max {self.max}")
+        return self
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """How and where an engine was built: what a machine must match to run it.
+
+    TensorRT plans are tied to the TensorRT version and the GPU model; an ONNX Runtime optimised model
+    to the ONNX Runtime version and its execution providers. The loader compares these fields with the
+    machine it runs on and refuses a mismatch (see ``mfr.runtime.engine_check``).
+    """
+
+    backend: str  # "tensorrt" | "onnxruntime"
+    backend_version: str
+    device: str  # GPU name, or the CPU's model name
+    compute_capability: str | None  # "8.7" for a GPU engine, None on the CPU
+    providers: list[str]  # ONNX Runtime execution providers, in priority order ([] for TensorRT)
+    precision: str
+    profile: BatchProfile
+    source_package: str  # absolute path of the package the engine was built from
+    source_file: str  # that package's ONNX file, relative to it
+    source_sha256: str
+    options: dict[str, Any] = field(default_factory=dict)  # workspace, DLA core, version compatibility...
+    build_seconds: float = 0.0
+    built: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EngineRecord:
+        return cls(**{**data, "profile": BatchProfile(**data["profile"]), "providers": list(data["providers"])})
+
+
 @dataclass
 class Manifest:
     model: str
@@ -53,6 +96,7 @@ class Manifest:
     decoder: dict[str, Any] | None = None
     created: str = ""
     stages: dict[str, Any] = field(default_factory=dict)
+    engine: EngineRecord | None = None  # set in engine directories written by ``mfr-export build-engine``
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,7 +115,7 @@ class Manifest:
             if data.get("format_version") != FORMAT_VERSION:
                 raise ManifestError(f"{source}: format_version {data.get('format_version')!r} is not "
                                     f"{FORMAT_VERSION}; re-export the package with this mfr")
-            parity = data.get("parity")
+            parity, engine = data.get("parity"), data.get("engine")
             return cls(
                 model=str(data["model"]),
                 kind=str(data["kind"]),
@@ -86,6 +130,7 @@ class Manifest:
                 decoder=data.get("decoder"),
                 created=str(data.get("created", "")),
                 stages=dict(data.get("stages", {})),
+                engine=None if engine is None else EngineRecord.from_dict(engine),
             )
         except KeyError as exc:
             raise ManifestError(f"{source}: missing field {exc}") from None

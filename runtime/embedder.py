@@ -1,48 +1,46 @@
-"""Face embeddings from a recognition model package with ONNX Runtime (torch-free).
+"""Aligned face crops -> L2-normalised embeddings, through any engine (torch-free).
 
-Issue 6 generalises this into the engine interface shared with TensorRT; until then this is the one
-place the runtime turns preprocessed crops into embeddings.
+The one place the runtime turns crops into embeddings: the spec's normalisation, the engine, the
+optional flip-sum (the embedding of a face plus that of its mirror image), normalisation to unit length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
+from mfr.atomic import sha256_file
 from mfr.errors import ManifestError
-from mfr.manifest import Manifest, load_manifest
+from mfr.runtime.engine import Engine
+from mfr.runtime.engine_load import open_model
 from mfr.runtime.preprocess import normalize
 
-PRECISION_FILES = {"fp32": "onnx", "int8": "onnx_int8"}
 
-
-def model_file(package: Path, manifest: Manifest, precision: str) -> Path:
-    """The model file for ``precision``, or an error saying which command produces it."""
-    key = PRECISION_FILES.get(precision)
-    if key is None:
-        raise ManifestError(f"unknown precision {precision!r}; choose from {', '.join(PRECISION_FILES)}")
-    if key not in manifest.files:
-        raise ManifestError(f"{package} has no {precision} model (files: {manifest.files}); "
-                            f"create one with: mfr-export calibrate --package {package}")
-    path = Path(package) / manifest.files[key]
-    if not path.is_file():
-        raise ManifestError(f"{path} is listed in {package / 'manifest.json'} but missing")
-    return path
-
-
-class OnnxEmbedder:
-    def __init__(self, package: Path, precision: str = "fp32", batch_size: int = 64,
-                 providers: list[str] | None = None) -> None:
-        self.package = Path(package)
-        self.manifest = load_manifest(self.package)
-        if self.manifest.kind != "recognition":
-            raise ManifestError(f"{self.package} holds a {self.manifest.kind} model, not a recognition model")
-        self.path = model_file(self.package, self.manifest, precision)
-        self.session = ort.InferenceSession(str(self.path), providers=providers or ["CPUExecutionProvider"])
-        self.input_name = self.manifest.inputs[0].name
+class FaceEmbedder:
+    def __init__(self, engine: Engine, batch_size: int = 64) -> None:
+        if engine.manifest.kind != "recognition":
+            raise ManifestError(f"{engine.source} holds a {engine.manifest.kind} model, not a recognition model")
+        self.engine = engine
+        self.manifest = engine.manifest
         self.batch_size = batch_size
+
+    @classmethod
+    def open(cls, path: Path, precision: str | None = None, rebuild_on_mismatch: bool = False,
+             log: Callable[[str], None] = lambda _: None) -> FaceEmbedder:
+        """From an engine directory or a model package (see ``open_model``)."""
+        return cls(open_model(path, precision, rebuild_on_mismatch, log))
+
+    @property
+    def model_path(self) -> Path:
+        """The file the engine runs (its hash keys cached embeddings)."""
+        key = "engine" if self.manifest.engine is not None else ("onnx_int8" if self.engine.precision == "int8"
+                                                                   else "onnx")
+        return self.engine.source / self.manifest.files[key]
+
+    def model_sha256(self) -> str:
+        return self.manifest.sha256.get("engine") or sha256_file(self.model_path)
 
     def embed(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
         """L2-normalised embeddings of aligned uint8 BGR crops (N, H, W, 3); with ``flip``, the sum of
@@ -50,9 +48,9 @@ class OnnxEmbedder:
         outputs = []
         for start in range(0, len(crops), self.batch_size):
             batch = normalize(crops[start:start + self.batch_size], self.manifest.spec)
-            out = self.session.run(None, {self.input_name: batch})[0]
+            out = self.engine.embed(batch)
             if flip:
-                out = out + self.session.run(None, {self.input_name: np.ascontiguousarray(batch[..., ::-1])})[0]
+                out = out + self.engine.embed(np.ascontiguousarray(batch[..., ::-1]))
             outputs.append(out)
         if not outputs:
             return np.zeros((0, self.manifest.spec.embedding_dim or 0), np.float32)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tensorrt_api.stubs import prepare_stubs
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -57,12 +59,17 @@ def test_installed_console_scripts_exist(installed, tmp_path):
 
 
 def test_installed_package_type_checks(installed, tmp_path):
-    """mypy cannot follow the editable install's package-dir mapping, so it checks the real install."""
+    """mypy cannot follow the editable install's package-dir mapping, so it checks the real install.
+
+    TensorRT's stubs are on the path, so every TensorRT call is checked against TensorRT 10.13's API
+    (tests/test_tensorrt_static.py shows that a wrong call would fail this)."""
     pytest.importorskip("mypy")
+    stubs = prepare_stubs(tmp_path / "stubs")
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
          "--cache-dir", str(tmp_path / "mypy-cache"), "-p", "mfr"],
-        cwd=tmp_path, env={**os.environ, "MYPYPATH": str(installed)}, capture_output=True, text=True, check=False,
+        cwd=tmp_path, env={**os.environ, "MYPYPATH": f"{installed}{os.pathsep}{stubs}"}, capture_output=True,
+        text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout

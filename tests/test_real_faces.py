@@ -11,13 +11,13 @@ import pytest
 
 from mfr.data.lfw import read_pairs, sample_images
 from mfr.runtime import align_faces, read_image_bgr
-from mfr.runtime.embedder import OnnxEmbedder
+from mfr.runtime.embedder import FaceEmbedder
 
 
 @pytest.fixture(scope="module")
 def embedder(mobilefacenet_package):
     """Plain embeddings (no flip): the sanity bar holds without test-time augmentation."""
-    return OnnxEmbedder(mobilefacenet_package)
+    return FaceEmbedder.open(mobilefacenet_package)
 
 
 def test_first_lfw_fold_separates_same_from_different_people(embedder):

@@ -13,7 +13,7 @@ from mfr.registry import MODELS
 @click.group(cls=MfrGroup)
 @click.version_option(package_name="mfr")
 def cli() -> None:
-    """Export PyTorch face models to ONNX packages (later: INT8 calibration and engines).
+    """Export PyTorch face models to ONNX packages, calibrate them to INT8, build engines.
 
     Every command writes a model package: the model file plus manifest.json with the preprocessing
     spec, hashes, versions and measured figures. Outputs appear whole or not at all.
@@ -118,6 +118,67 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
     click.echo(f"ONNX Runtime INT8: {len(ort_part['fp_layers'])} layers kept FP32 {ort_part['fp_layers']}; "
                f"last step {ort_part['steps'][-1]}")
     click.echo(f"TensorRT Q/DQ: {len(trt_part['fp_layers'])} layers kept FP32; last step {trt_part['steps'][-1]}")
+
+
+
+@cli.command("build-engine")
+@click.option("--package", type=click.Path(path_type=Path), required=True,
+              help="Model package (from onnx, or from calibrate for --precision int8).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Engine directory to write.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+              help="int8 uses the package's calibrated models: model.int8.trt.onnx (TensorRT, explicit Q/DQ) or "
+                   "model.int8.onnx (ONNX Runtime). fp16: TensorRT only.")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
+              show_default=True, help="auto: TensorRT if it is installed and a GPU answers, else ONNX Runtime.")
+@click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--opt-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="The batch size TensorRT tunes for.")
+@click.option("--max-batch", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Largest batch of one call; the runtime splits larger batches.")
+@click.option("--workspace", "workspace_mib", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="TensorRT builder workspace limit in MiB.")
+@click.option("--timing-cache", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="TensorRT timing cache: read if it exists, written after the build (faster rebuilds).")
+@click.option("--dla-core", type=click.IntRange(min=0), default=None,
+              help="Run on this DLA core (Jetson), layers DLA cannot run fall back to the GPU.")
+@click.option("--version-compatible", is_flag=True,
+              help="TensorRT version-compatible plan: also runs on later TensorRT releases of the same major.")
+@click.option("--int8-source", type=click.Choice(["qdq", "calibration-cache"]), default="qdq", show_default=True,
+              help="TensorRT INT8 from the explicit Q/DQ model, or (TensorRT < 10.1) implicit INT8 from the "
+                   "FP32 model and calibration.cache.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the engine manifest as JSON on stdout.")
+def build_engine_command(package: Path, out: Path, precision: str, backend: str, min_batch: int, opt_batch: int,
+                         max_batch: int, workspace_mib: int, timing_cache: Path | None, dla_core: int | None,
+                         version_compatible: bool, int8_source: str, force: bool, as_json: bool) -> None:
+    """Build an engine for this machine: DIR/model.plan (TensorRT) or DIR/model.ort.onnx (ONNX Runtime
+    optimised model) + manifest.json.
+
+    The manifest records the backend and its version, the GPU and compute capability (or the CPU), the
+    precision, the batch profile, the bindings and the source ONNX's sha256; the runtime refuses to load
+    the engine on a machine that does not match. Before the directory appears, the engine is loaded as
+    the runtime loads it and compared with its source ONNX on 32 real LFW faces.
+    """
+    from mfr.export.engine_package import EngineBuilder
+    from mfr.manifest import BatchProfile
+
+    manifest = EngineBuilder(
+        package=package, out=out, precision=precision, backend=backend,
+        profile=BatchProfile(min_batch, opt_batch, max_batch), workspace_mib=workspace_mib,
+        timing_cache=timing_cache, dla_core=dla_core, version_compatible=version_compatible,
+        int8_source=int8_source, force=force,
+    )(log=log)
+    if as_json:
+        echo_json(manifest.to_dict())
+        return
+    record = manifest.engine
+    assert record is not None
+    parity = manifest.stages.get("engine_parity", {})
+    click.echo(f"wrote {out / manifest.files['engine']}: {record.precision} {record.backend} "
+               f"{record.backend_version} on {record.device}, batch {record.profile.min}-{record.profile.max}, "
+               f"built in {record.build_seconds} s")
+    click.echo(f"checked: {parity.get('checked')}" + (f", min cosine {parity['min_cosine']:.6f}"
+                                                     if "min_cosine" in parity else ""))
 
 
 if __name__ == "__main__":

@@ -53,14 +53,16 @@ def info_command(package: Path, as_json: bool) -> None:
 
 
 @cli.command("eval")
-@click.option("--package", type=click.Path(path_type=Path), required=True, help="Recognition model package.")
+@click.option("--package", type=click.Path(path_type=Path), required=True,
+              help="Recognition model package, or an engine directory from mfr-export build-engine.")
 @click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2"]), required=True,
               help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
                    "mfr2: 848 pairs of real masked faces (detected and re-aligned).")
-@click.option("--precision", type=click.Choice(["fp32", "int8", "both"]), default="fp32", show_default=True,
-              help="both: FP32 and INT8 in one run, with the accuracy drop and embedding cosine between them.")
-@click.option("--backend", type=click.Choice(["onnxruntime"]), default="onnxruntime", show_default=True,
-              help="Inference backend (TensorRT engines plug in here later).")
+@click.option("--precision", type=click.Choice(["fp32", "int8", "both"]), default=None,
+              help="Which model of a package: fp32 (default), int8, or both in one run, with the accuracy drop and "
+                   "embedding cosine between them. An engine directory runs its own precision.")
+@click.option("--rebuild-on-mismatch", is_flag=True,
+              help="Rebuild an engine built for another machine from its source ONNX instead of failing.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
               help="Sum the embeddings of each face and its mirror image.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
@@ -80,9 +82,9 @@ def info_command(package: Path, as_json: bool) -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached embeddings.")
 @click.option("--plots", type=click.Path(path_type=Path), default=None, help="Write ROC and DET PNGs here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
-def eval_command(package: Path, dataset: str, precision: str, backend: str, flip: bool, data_dir: Path | None,
-                 detector: str, detector_package: Path | None, no_face: str, mask_seed: int, folds: str | None,
-                 bootstrap: int, cache_dir: Path | None, no_cache: bool, plots: Path | None,
+def eval_command(package: Path, dataset: str, precision: str | None, rebuild_on_mismatch: bool, flip: bool,
+                 data_dir: Path | None, detector: str, detector_package: Path | None, no_face: str, mask_seed: int,
+                 folds: str | None, bootstrap: int, cache_dir: Path | None, no_cache: bool, plots: Path | None,
                  json_out: Path | None) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR."""
     from mfr.atomic import write_json_atomic
@@ -104,11 +106,12 @@ def eval_command(package: Path, dataset: str, precision: str, backend: str, flip
             raise click.BadParameter(f"expected comma-separated fold numbers, got {folds!r}",
                                      param_hint="--folds") from None
 
-    def run(chosen: str) -> EvalReport:
+    def run(chosen: str | None) -> EvalReport:
         return Evaluation(
             package=package, dataset=dataset, precision=chosen, flip=flip, data_dir=data_dir,
             detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
             mask_seed=mask_seed, folds=fold_list, cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
+            rebuild_on_mismatch=rebuild_on_mismatch,
         )(progress=progress_bar)
 
     reports = [run(p) for p in (("fp32", "int8") if precision == "both" else (precision,))]
@@ -132,27 +135,54 @@ def bench_group() -> None:
     """Speed measurements (fair ratios: models measured interleaved in one run)."""
 
 
-@bench_group.command("throughput")
-@click.option("--package", type=click.Path(path_type=Path), required=True)
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
-def bench_throughput_command(package: Path, batch: int, rounds: int, json_out: Path | None) -> None:
-    """FP32 vs INT8 CPU throughput of a calibrated package (ONNX Runtime, all cores)."""
-    import platform
+@bench_group.command("latency")
+@click.option("--engine", "engines", type=click.Path(path_type=Path), multiple=True, required=True,
+              help="Engine directory (from mfr-export build-engine); repeat to compare engines in one run.")
+@click.option("--batch", "batches", default="1,8,32,128", show_default=True,
+              help="Comma-separated batch sizes.")
+@click.option("--rounds", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Timed calls per engine and batch size.")
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Untimed calls at the start of each engine's block.")
+@click.option("--block", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Timed calls per engine before the next engine takes its turn.")
+@click.option("--rebuild-on-mismatch", is_flag=True,
+              help="Rebuild an engine built for another machine from its source ONNX instead of failing.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
+              help="Write every figure and the hardware/software fingerprint as JSON.")
+def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, warmup: int, block: int,
+                          rebuild_on_mismatch: bool, json_out: Path | None) -> None:
+    """p50/p95/p99 latency and throughput per batch size, engines interleaved so their ratios are fair.
+
+    Engines take turns in blocks of --block calls, each block after a short pause and --warmup untimed
+    calls (so one engine's spinning worker threads do not slow the next). A call goes from host memory
+    to host memory (upload, inference, download). Ratios are relative to the first --engine.
+    """
+    from contextlib import ExitStack
 
     from mfr.atomic import write_json_atomic
-    from mfr.benchmarks.throughput import measure_throughput
+    from mfr.benchmarks.latency import markdown_table, measure_latency
+    from mfr.runtime.engine_load import open_engine
 
-    result = measure_throughput(package, batch=batch, rounds=rounds)
-    ratio = result["fp32"]["ms_per_face"] / result["int8"]["ms_per_face"]
-    click.echo("| precision | ms/face | faces/s |\n|---|---:|---:|")
-    for precision, r in result.items():
-        click.echo(f"| {precision} | {r['ms_per_face']:.3f} | {r['faces_per_s']:.0f} |")
-    click.echo(f"\nINT8 / FP32 throughput: {ratio:.2f}x (batch {batch}, {rounds} interleaved rounds, "
-               f"{platform.processor() or platform.machine()})")
+    try:
+        sizes = [int(b) for b in batches.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {batches!r}", param_hint="--batch") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("batch sizes must be positive", param_hint="--batch")
+    labels = [str(e) for e in engines]
+    if len(set(labels)) != len(labels):
+        raise click.BadParameter("the same engine was given twice", param_hint="--engine")
+    with ExitStack() as stack:
+        opened = {label: stack.enter_context(open_engine(path, rebuild_on_mismatch, log))
+                  for label, path in zip(labels, engines, strict=True)}
+        log(f"measuring {len(opened)} engine(s) at batch sizes {sizes}: {rounds} timed calls each, in blocks of "
+            f"{block} after {warmup} untimed calls")
+        report = measure_latency(opened, sizes, rounds=rounds, warmup=warmup, block=block)
+    click.echo(markdown_table(report))
     if json_out is not None:
-        write_json_atomic(json_out, {"results": result, "int8_speedup": ratio, "platform": platform.platform()})
+        write_json_atomic(json_out, report.to_dict())
+        log(f"wrote {json_out}")
 
 
 @cli.command("mask-sheet")

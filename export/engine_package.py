@@ -1,0 +1,240 @@
+"""``mfr-export build-engine``: a model package -> an engine directory for this machine.
+
+An engine directory is a model package whose manifest has an ``engine`` record: backend and version,
+the GPU (name, compute capability) or CPU it was built on, precision, batch profile, the source ONNX
+and its sha256, the build options and time. The runtime compares that record with the machine it
+loads on (``mfr.runtime.engine_check``). Before the directory appears, the engine is loaded the way
+the runtime loads it and compared with its source ONNX on real faces (when LFW is reachable).
+
+Torch-free, so that ``--rebuild-on-mismatch`` works on a device.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+import mfr
+from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
+from mfr.errors import DataError, EngineError
+from mfr.manifest import BatchProfile, EngineRecord, Manifest, load_manifest
+from mfr.runtime.engine import Engine
+from mfr.runtime.engine_load import open_engine
+from mfr.runtime.machine import cpu_name, gpu_info, tensorrt_version
+
+PRECISIONS = ("fp32", "fp16", "int8")
+BACKENDS = ("auto", "tensorrt", "onnxruntime")
+ENGINE_FILES = {"tensorrt": "model.plan", "onnxruntime": "model.ort.onnx"}
+# What each backend needs from the package for each precision: (files key of the model, extra file key).
+SOURCES = {
+    ("onnxruntime", "fp32"): ("onnx", None),
+    ("onnxruntime", "int8"): ("onnx_int8", None),
+    ("tensorrt", "fp32"): ("onnx", None),
+    ("tensorrt", "fp16"): ("onnx", None),
+    ("tensorrt", "int8"): ("onnx_int8_trt", None),
+    ("tensorrt", "int8-calibration-cache"): ("onnx", "trt_calibration_cache"),
+}
+# The lowest cosine to the source ONNX (run by ONNX Runtime on the CPU) an engine may show on real faces.
+MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
+PARITY_FACES = 32
+# TensorRT's spatial profile for detector packages, whose height and width are dynamic.
+DETECTOR_SPATIAL = ((160, 160), (640, 640), (1920, 1920))
+
+
+def choose_backend(requested: str) -> str:
+    """``auto``: TensorRT when it is importable and a GPU answers, else ONNX Runtime."""
+    if requested != "auto":
+        return requested
+    return "tensorrt" if tensorrt_version() is not None and gpu_info() is not None else "onnxruntime"
+
+
+def onnxruntime_providers() -> list[str]:
+    """Installed execution providers in the order they should be tried (GPU first, CPU always last)."""
+    available = ort.get_available_providers()
+    preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+    return [p for p in preferred if p in available] + ["CPUExecutionProvider"]
+
+
+def build_onnxruntime_model(source: Path, target: Path, providers: list[str]) -> list[str]:
+    """Let ONNX Runtime optimise ``source`` and save the result as ``target``; return the providers used.
+
+    Saved at the extended level: fusions (Conv+activation, QDQ -> QLinear operators) are kept, but not
+    the layout rewrites for one CPU's instruction set, which the runtime applies at load. TensorRT EP
+    compiles nodes that cannot be saved, so the saving session leaves it out; the runtime uses it.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = str(target)
+    saving = [p for p in providers if p != "TensorrtExecutionProvider"]
+    try:
+        ort.InferenceSession(str(source), options, providers=saving)
+    except Exception as exc:  # ORT raises its own exception types for invalid models
+        raise EngineError(f"{source}: ONNX Runtime could not optimise it ({exc})") from None
+    if not target.is_file():
+        raise EngineError(f"{source}: ONNX Runtime did not write the optimised model {target}")
+    return providers
+
+
+@dataclass(frozen=True)
+class EngineBuilder:
+    """Loader-style: the constructor stores the request, calling it writes the engine directory."""
+
+    package: Path
+    out: Path
+    precision: str = "fp32"
+    backend: str = "auto"
+    profile: BatchProfile = BatchProfile()
+    workspace_mib: int = 1024
+    timing_cache: Path | None = None
+    dla_core: int | None = None
+    version_compatible: bool = False
+    int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT < 10.1)
+    force: bool = False
+
+    def __call__(self, log: Callable[[str], None] = print) -> Manifest:
+        started = time.perf_counter()
+        package, out = Path(self.package).resolve(), Path(self.out)
+        source_manifest = load_manifest(package)
+        self.check_request(source_manifest, package)
+        backend = choose_backend(self.backend)
+        self.check_backend(backend)
+        source, extra = self.source_files(source_manifest, package, backend)
+        check_output_dir(out, self.force)
+        log(f"building a {backend} {self.precision} engine from {source}")
+        with staged_output_dir(out, self.force) as stage:
+            target = stage / ENGINE_FILES[backend]
+            record = self.build(backend, source, extra, source_manifest, target, log)
+            record = replace(record, build_seconds=round(time.perf_counter() - started, 2))
+            manifest = replace(
+                source_manifest,
+                files={"engine": target.name},
+                sha256={"engine": sha256_file(target), "source": record.source_sha256},
+                versions={**source_manifest.versions, "mfr": mfr.__version__, backend: record.backend_version},
+                created=record.built,
+                engine=record,
+            )
+            manifest.save(stage)
+            with open_engine(stage) as engine:
+                parity = self.verify(engine, source, source_manifest, log)
+            manifest.stages = {**manifest.stages, "engine_parity": parity}
+            manifest.save(stage)
+        log(f"wrote {out} in {time.perf_counter() - started:.1f} s")
+        return manifest
+
+    def check_request(self, manifest: Manifest, package: Path) -> None:
+        if manifest.engine is not None:
+            raise EngineError(f"{package} is an engine directory, not a model package; build from the package "
+                              f"it came from: {manifest.engine.source_package}")
+        if self.precision not in PRECISIONS:
+            raise EngineError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.backend not in BACKENDS:
+            raise EngineError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        self.profile.check()
+        if self.workspace_mib < 1:
+            raise EngineError(f"--workspace must be at least 1 MiB, got {self.workspace_mib}")
+
+    def check_backend(self, backend: str) -> None:
+        if backend == "tensorrt":
+            if tensorrt_version() is None:
+                raise EngineError("--backend tensorrt: TensorRT is not installed here (pip install 'mfr[trt]' "
+                                  "on a machine with an NVIDIA GPU), or use --backend onnxruntime")
+            if gpu_info() is None:
+                raise EngineError("--backend tensorrt: no NVIDIA GPU answers through cuda-python here")
+            return
+        unsupported = [(self.precision == "fp16", "--precision fp16 needs TensorRT (ONNX Runtime engines are "
+                                                  "fp32 or int8)"),
+                       (self.dla_core is not None, "--dla-core needs the TensorRT backend"),
+                       (self.version_compatible, "--version-compatible needs the TensorRT backend"),
+                       (self.timing_cache is not None, "--timing-cache needs the TensorRT backend"),
+                       (self.int8_source != "qdq", "--int8-source calibration-cache needs the TensorRT backend")]
+        for failed, message in unsupported:
+            if failed:
+                raise EngineError(message)
+
+    def source_files(self, manifest: Manifest, package: Path, backend: str) -> tuple[Path, Path | None]:
+        precision = self.precision
+        if backend == "tensorrt" and precision == "int8" and self.int8_source == "calibration-cache":
+            precision = "int8-calibration-cache"
+        model_key, extra_key = SOURCES[(backend, precision)]
+
+        def package_file(key: str) -> Path:
+            if key not in manifest.files:
+                raise EngineError(f"{package} has no {key} file for a {self.precision} {backend} engine (files: "
+                                  f"{sorted(manifest.files)}); create it with: mfr-export calibrate --package "
+                                  f"{package} --out <calibrated package>")
+            path = package / manifest.files[key]
+            if not path.is_file():
+                raise EngineError(f"{path} is listed in {package / 'manifest.json'} but missing")
+            return path
+
+        return package_file(model_key), None if extra_key is None else package_file(extra_key)
+
+    def build(self, backend: str, source: Path, extra: Path | None, manifest: Manifest, target: Path,
+              log: Callable[[str], None]) -> EngineRecord:
+        options: dict[str, Any] = {"workspace_mib": self.workspace_mib, "dla_core": self.dla_core,
+                                   "version_compatible": self.version_compatible, "int8_source": self.int8_source,
+                                   "timing_cache": None if self.timing_cache is None else str(self.timing_cache)}
+        if backend == "tensorrt":
+            from mfr.export.trt_build import TensorRTBuildOptions, build_tensorrt_plan
+
+            gpu = gpu_info()
+            assert gpu is not None  # check_backend made sure
+            fp_layers = manifest.stages.get("calibration", {}).get("tensorrt_qdq", {}).get("fp_layers", [])
+            trt_options = TensorRTBuildOptions(
+                precision=self.precision, profile=self.profile,
+                spatial=DETECTOR_SPATIAL if manifest.kind == "detection" else None,
+                workspace_mib=self.workspace_mib, timing_cache=self.timing_cache, dla_core=self.dla_core,
+                version_compatible=self.version_compatible, implicit_int8_cache=extra, fp32_layers=list(fp_layers))
+            target.write_bytes(build_tensorrt_plan(source, manifest.inputs[0].name, manifest.inputs[0].shape,
+                                                   trt_options, log))
+            version, device, capability, providers = tensorrt_version() or "", gpu.name, gpu.compute_capability, []
+        else:
+            providers = build_onnxruntime_model(source, target, onnxruntime_providers())
+            version, device, capability = ort.__version__, cpu_name(), None
+            gpu = gpu_info()
+            if gpu is not None and providers[0] != "CPUExecutionProvider":
+                device, capability = gpu.name, gpu.compute_capability
+        return EngineRecord(
+            backend=backend, backend_version=version, device=device, compute_capability=capability,
+            providers=providers, precision=self.precision, profile=self.profile,
+            source_package=str(source.parent), source_file=source.name, source_sha256=sha256_file(source),
+            options=options, built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+
+    def verify(self, engine: Engine, source: Path, manifest: Manifest, log: Callable[[str], None]) -> dict[str, Any]:
+        """Run the engine as the runtime will, and compare it with its source ONNX on real faces."""
+        if manifest.kind != "recognition":
+            _, channels, height, width = manifest.inputs[0].shape
+            sizes = (height, width) if isinstance(height, int) and isinstance(width, int) else (640, 640)
+            engine.infer(np.zeros((1, int(channels), *sizes), np.float32))
+            return {"checked": "ran one blank image"}
+        try:
+            faces = parity_faces(manifest)
+        except DataError as exc:
+            log(f"engine parity not measured: {exc}")
+            return {"checked": f"not measured ({exc})"}
+        reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+        expected = reference.run(None, {manifest.inputs[0].name: faces})[0]
+        got = engine.embed(faces)
+        cosine = (expected * got).sum(1) / np.linalg.norm(expected, axis=1) / np.linalg.norm(got, axis=1)
+        low = float(cosine.min())
+        log(f"engine vs {source.name} on {len(faces)} LFW faces: min cosine {low:.6f}")
+        if not low >= MIN_COSINE[self.precision]:
+            raise EngineError(f"the {self.precision} engine differs from {source} on real faces: min cosine "
+                              f"{low:.6f} < {MIN_COSINE[self.precision]}; nothing was written to {self.out}")
+        return {"checked": f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", "min_cosine": low,
+                "mean_cosine": float(cosine.mean())}
+
+
+def parity_faces(manifest: Manifest) -> np.ndarray:
+    from mfr.data.lfw import sample_images
+    from mfr.runtime.image_io import read_image_bgr
+    from mfr.runtime.preprocess import normalize
+
+    return normalize([read_image_bgr(p) for p in sample_images(PARITY_FACES)], manifest.spec)

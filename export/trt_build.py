@@ -1,0 +1,198 @@
+"""Build a TensorRT plan from an ONNX model (TensorRT 10/11 API; the 8.6 differences handled where cheap).
+
+FP32: the ONNX model as is. FP16: the builder flag (TensorRT < 11; TensorRT 11 removed it).
+INT8, explicit: the symmetric Q/DQ model from ``mfr-export calibrate``, parsed into a strongly typed
+network (TensorRT >= 10; 8.6 needs the INT8 flag instead). INT8, implicit (TensorRT < 10.1 only,
+e.g. JetPack 5/6): the FP32 model, the INT8 flag, and a calibrator that only replays the package's
+``calibration.cache``; the layers the calibration kept in float are pinned to FP32.
+
+Not executed in this project's CI or development machines (no TensorRT there): type-checked against
+TensorRT 10.13's stubs, its ``tensorrt`` names checked against a fixture, run by tests marked
+``tensorrt`` where TensorRT and a GPU exist.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mfr.errors import EngineError
+from mfr.manifest import BatchProfile
+from mfr.runtime.engine_check import version_tuple
+from mfr.runtime.engine_trt import tensorrt_logger
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+
+@dataclass(frozen=True)
+class TensorRTBuildOptions:
+    precision: str  # fp32 | fp16 | int8
+    profile: BatchProfile
+    spatial: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None  # min/opt/max HxW if dynamic
+    workspace_mib: int = 1024
+    timing_cache: Path | None = None
+    dla_core: int | None = None
+    version_compatible: bool = False
+    implicit_int8_cache: Path | None = None  # calibration.cache: the implicit INT8 path
+    fp32_layers: list[str] = field(default_factory=list)  # layers to pin to FP32 on the implicit path
+
+
+def describe_parser_error(error: Any) -> str:
+    """One parser error with the ONNX node it concerns (node names exist from TensorRT 10 on)."""
+    node = f"node #{error.node()}"
+    name = getattr(error, "node_name", None)
+    operator = getattr(error, "node_operator", None)
+    if name is not None and operator is not None:
+        node += f" {name()} ({operator()})"
+    return f"{node}: {error.desc()}"
+
+
+def parse_onnx(builder: trt.Builder, source: Path, strongly_typed: bool, logger: Any) -> tuple[Any, Any]:
+    import tensorrt as trt
+
+    flags = 0
+    if version_tuple(trt.__version__) < (10,):
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    if strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(source)):
+        errors = [describe_parser_error(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise EngineError(f"{source}: TensorRT's ONNX parser failed:\n  " + "\n  ".join(errors))
+    return network, parser  # the parser owns weights the network refers to: keep it alive until the build
+
+
+def replay_calibrator(cache: Path) -> Any:
+    """An entropy calibrator that never calibrates: it hands TensorRT the cache written by calibrate."""
+    import tensorrt as trt
+
+    data = cache.read_bytes()
+
+    class CacheReplay(trt.IInt8EntropyCalibrator2):
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override]
+            return None  # a complete cache means TensorRT never asks for data
+
+        def read_calibration_cache(self) -> bytes:
+            return data
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            return None
+
+    return CacheReplay()
+
+
+def set_precision(config: trt.IBuilderConfig, network: Any, options: TensorRTBuildOptions, version: tuple[int, ...],
+                  log: Callable[[str], None]) -> Any:
+    """Builder flags for FP16 / implicit INT8; returns the calibrator, which must outlive the build."""
+    import tensorrt as trt
+
+    if options.precision == "fp16":
+        if version >= (11,) or not hasattr(trt.BuilderFlag, "FP16"):
+            raise EngineError(f"TensorRT {trt.__version__} has no FP16 builder flag (removed in TensorRT 11, which "
+                              f"builds only strongly typed networks); FP16 there needs an FP16 ONNX model, which "
+                              f"mfr does not produce yet: build --precision fp32 or int8")
+        config.set_flag(trt.BuilderFlag.FP16)
+    if options.precision == "int8" and options.implicit_int8_cache is None and version < (10,):
+        config.set_flag(trt.BuilderFlag.INT8)  # TensorRT 8.6 needs the flag to honour Q/DQ nodes
+    if options.implicit_int8_cache is None:
+        return None
+    config.set_flag(trt.BuilderFlag.INT8)
+    calibrator = replay_calibrator(options.implicit_int8_cache)
+    config.int8_calibrator = calibrator
+    pinned = 0
+    for index in range(network.num_layers):
+        layer = network.get_layer(index)
+        if layer.name in options.fp32_layers:
+            layer.precision = trt.DataType.FLOAT
+            for output in range(layer.num_outputs):
+                layer.set_output_type(output, trt.DataType.FLOAT)
+            pinned += 1
+    if options.fp32_layers:
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        log(f"pinned {pinned} of {len(options.fp32_layers)} calibration fallback layers to FP32")
+    return calibrator
+
+
+def add_profile(builder: trt.Builder, config: trt.IBuilderConfig, input_name: str, channels: int,
+                options: TensorRTBuildOptions, fixed_hw: tuple[int, int] | None) -> None:
+    import tensorrt as trt
+
+    profile = builder.create_optimization_profile()
+    sizes = options.spatial or ((fixed_hw,) * 3 if fixed_hw else None)
+    if sizes is None:
+        raise EngineError("the model's input has a dynamic height/width: give its range (spatial profile)")
+    batches = (options.profile.min, options.profile.opt, options.profile.max)
+    shapes = [trt.Dims([b, channels, h, w]) for b, (h, w) in zip(batches, sizes, strict=True)]
+    profile.set_shape(input_name, shapes[0], shapes[1], shapes[2])
+    config.add_optimization_profile(profile)
+
+
+def load_timing_cache(config: trt.IBuilderConfig, path: Path | None, log: Callable[[str], None]) -> None:
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        raise EngineError(f"{path}: TensorRT refused the timing cache (built by another TensorRT or GPU?); "
+                          f"delete it or pass another --timing-cache")
+    if data:
+        log(f"loaded timing cache {path} ({len(data)} bytes)")
+
+
+def save_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
+    data = config.get_timing_cache().serialize()
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(bytes(data))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_tensorrt_plan(source: Path, input_name: str, input_shape: list[int | str], options: TensorRTBuildOptions,
+                        log: Callable[[str], None]) -> bytes:
+    """Parse ``source``, configure the builder as ``options`` say, and return the serialized plan."""
+    import tensorrt as trt
+
+    version = version_tuple(trt.__version__)
+    logger = tensorrt_logger()
+    builder = trt.Builder(logger)
+    explicit_int8 = options.precision == "int8" and options.implicit_int8_cache is None
+    if options.implicit_int8_cache is not None and version >= (10, 1):
+        raise EngineError(f"implicit INT8 calibration is deprecated since TensorRT 10.1 (this is "
+                          f"{trt.__version__}): build from the Q/DQ model instead (the default, without "
+                          f"--int8-source calibration-cache)")
+    strongly_typed = explicit_int8 and version >= (10,)
+    network, parser = parse_onnx(builder, source, strongly_typed, logger)
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    _, channels, height, width = input_shape
+    fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+    add_profile(builder, config, input_name, int(channels), options, fixed_hw)
+    calibrator = set_precision(config, network, options, version, log)
+    if options.dla_core is not None:
+        if builder.num_DLA_cores <= options.dla_core:
+            raise EngineError(f"--dla-core {options.dla_core}: this device has {builder.num_DLA_cores} DLA cores")
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+    load_timing_cache(config, options.timing_cache, log)
+    log(f"building the TensorRT {trt.__version__} engine ({options.precision}"
+        f"{', strongly typed' if strongly_typed else ''}); this takes a while")
+    plan = builder.build_serialized_network(network, config)
+    del calibrator, parser
+    if plan is None:
+        raise EngineError(f"{source}: TensorRT could not build the engine (see its log above)")
+    if options.timing_cache is not None:
+        save_timing_cache(config, options.timing_cache)
+        log(f"saved timing cache {options.timing_cache}")
+    return bytes(plan)

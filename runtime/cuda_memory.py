@@ -1,0 +1,71 @@
+"""Device memory and streams through cuda-python, with every CUDA error turned into a clear exception.
+
+cuda-python returns ``(error, value...)`` tuples instead of raising; ``checked`` unpacks them so no
+failed call goes unnoticed. Shared by the TensorRT engine and the CUDA preprocessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mfr.errors import EngineError
+from mfr.runtime.machine import cuda_runtime
+
+
+def cudart() -> Any:
+    runtime = cuda_runtime()
+    if runtime is None:
+        raise EngineError("this needs cuda-python: pip install 'mfr[trt]' (or 'mfr[cuda]')")
+    return runtime
+
+
+def checked(result: Any, call: str) -> Any:
+    """The value(s) of a cuda-python call, or an EngineError naming the call and the CUDA error."""
+    runtime = cudart()
+    error, *values = result if isinstance(result, tuple) else (result,)
+    if error != runtime.cudaError_t.cudaSuccess:
+        _, text = runtime.cudaGetErrorString(error)
+        message = text.decode() if isinstance(text, bytes) else str(text)
+        raise EngineError(f"CUDA error in {call}: {message} ({error})")
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+class DeviceBuffer:
+    """``nbytes`` of device memory, freed by ``free()``."""
+
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = max(int(nbytes), 1)
+        self.ptr = int(checked(cudart().cudaMalloc(self.nbytes), "cudaMalloc"))
+
+    def upload(self, array: np.ndarray, stream: Any) -> None:
+        if array.nbytes > self.nbytes:
+            raise EngineError(f"{array.nbytes} bytes do not fit a device buffer of {self.nbytes}")
+        runtime = cudart()
+        checked(runtime.cudaMemcpyAsync(self.ptr, array.ctypes.data, array.nbytes,
+                                        runtime.cudaMemcpyKind.cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync")
+
+    def download(self, array: np.ndarray, stream: Any) -> None:
+        runtime = cudart()
+        checked(runtime.cudaMemcpyAsync(array.ctypes.data, self.ptr, array.nbytes,
+                                        runtime.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync")
+
+    def free(self) -> None:
+        if self.ptr:
+            checked(cudart().cudaFree(self.ptr), "cudaFree")
+            self.ptr = 0
+
+
+def create_stream() -> Any:
+    return checked(cudart().cudaStreamCreate(), "cudaStreamCreate")
+
+
+def synchronize(stream: Any) -> None:
+    checked(cudart().cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+
+
+def destroy_stream(stream: Any) -> None:
+    checked(cudart().cudaStreamDestroy(stream), "cudaStreamDestroy")

@@ -1,0 +1,90 @@
+"""Does an engine fit this machine? Compare its manifest's build record with what is here.
+
+TensorRT plans run only with the TensorRT version that built them (a version-compatible plan: that
+version or a later one of the same major) and on the GPU model they were built for; ONNX Runtime's
+optimised models need the same ONNX Runtime release line and the execution providers they were
+optimised for. A mismatch is an error that names both sides and the command that rebuilds the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mfr.manifest import EngineRecord
+from mfr.runtime.machine import GpuInfo, gpu_info, tensorrt_version
+
+
+@dataclass(frozen=True)
+class MachineState:
+    """The facts the check needs, gathered once (tests pass their own)."""
+
+    tensorrt: str | None
+    onnxruntime: str
+    providers: list[str] = field(default_factory=list)
+    gpu: GpuInfo | None = None
+
+    @classmethod
+    def current(cls) -> MachineState:
+        import onnxruntime
+
+        return cls(tensorrt_version(), onnxruntime.__version__, onnxruntime.get_available_providers(), gpu_info())
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("."):
+        digits = "".join(c for c in piece if c.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
+    """Each way this machine differs from what the engine needs, as 'engine ... ; this machine ...'."""
+    found = []
+    if record.backend == "tensorrt":
+        if machine.tensorrt is None:
+            found.append(f"built with TensorRT {record.backend_version}; this machine has no TensorRT "
+                         f"(pip install 'mfr[trt]' on a machine with an NVIDIA GPU)")
+        else:
+            built, here = version_tuple(record.backend_version), version_tuple(machine.tensorrt)
+            if record.options.get("version_compatible"):
+                if here[:1] != built[:1] or here < built:
+                    found.append(f"built version-compatible with TensorRT {record.backend_version} (runs on that "
+                                 f"or a later {built[0]}.x); this machine has TensorRT {machine.tensorrt}")
+            elif here[:3] != built[:3]:
+                found.append(f"built with TensorRT {record.backend_version}; this machine has TensorRT "
+                             f"{machine.tensorrt}")
+        if machine.gpu is None:
+            found.append(f"built for GPU {record.device} (compute capability {record.compute_capability}); "
+                         f"this machine has no usable NVIDIA GPU")
+        elif (machine.gpu.name, machine.gpu.compute_capability) != (record.device, record.compute_capability):
+            found.append(f"built for GPU {record.device} (compute capability {record.compute_capability}); this "
+                         f"machine has {machine.gpu.name} (compute capability {machine.gpu.compute_capability})")
+    elif record.backend == "onnxruntime":
+        if version_tuple(record.backend_version)[:2] != version_tuple(machine.onnxruntime)[:2]:
+            found.append(f"optimised by ONNX Runtime {record.backend_version}; this machine has ONNX Runtime "
+                         f"{machine.onnxruntime}")
+        missing = [p for p in record.providers if p not in machine.providers]
+        if missing:
+            found.append(f"optimised for execution providers {record.providers}; this machine lacks {missing} "
+                         f"(available: {machine.providers})")
+    else:
+        found.append(f"unknown backend {record.backend!r} (this mfr knows tensorrt and onnxruntime)")
+    return found
+
+
+def rebuild_command(record: EngineRecord, engine_dir: Path) -> str:
+    """The build-engine command that makes this engine again, for this machine."""
+    profile = record.profile
+    parts = ["mfr-export build-engine", f"--package {record.source_package}", f"--precision {record.precision}",
+             f"--backend {record.backend}", f"--min-batch {profile.min} --opt-batch {profile.opt} "
+             f"--max-batch {profile.max}"]
+    if record.options.get("dla_core") is not None:
+        parts.append(f"--dla-core {record.options['dla_core']}")
+    if record.options.get("version_compatible"):
+        parts.append("--version-compatible")
+    parts.append(f"--out {engine_dir} --force")
+    return " ".join(parts)

@@ -1,0 +1,105 @@
+"""What this machine offers to run engines on: backend versions, GPU, CPU (torch-free).
+
+The same facts are written into an engine's manifest at build time and compared at load time, and
+``mfr bench latency`` stores them beside every figure, so each number says where it was measured.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    name: str
+    compute_capability: str  # "8.7"
+    memory_gib: float
+
+
+def tensorrt_version() -> str | None:
+    """The importable TensorRT's version, or None.
+
+    A real TensorRT has ``__version__``; ``tensorrt-stubs`` alone (installed for type-checking) leaves a
+    ``tensorrt`` folder of .pyi files that Python imports as an empty namespace package: that is absent.
+    """
+    try:
+        import tensorrt as trt
+    except ImportError:
+        return None
+    version = getattr(trt, "__version__", None)
+    return None if version is None else str(version)
+
+
+def cuda_runtime() -> Any | None:
+    """cuda-python's runtime module (``cuda.bindings.runtime``; ``cuda.cudart`` before 12.6), or None."""
+    try:
+        from cuda.bindings import runtime
+    except ImportError:
+        try:
+            from cuda import cudart as runtime
+        except ImportError:
+            return None
+    return runtime
+
+
+def gpu_info(device: int = 0) -> GpuInfo | None:
+    """The GPU's name and compute capability through cuda-python, or None without GPU/driver/cuda-python."""
+    cudart = cuda_runtime()
+    if cudart is None:
+        return None
+    error, count = cudart.cudaGetDeviceCount()
+    if error != cudart.cudaError_t.cudaSuccess or count <= device:
+        return None
+    error, props = cudart.cudaGetDeviceProperties(device)
+    if error != cudart.cudaError_t.cudaSuccess:
+        return None
+    name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else str(props.name)
+    return GpuInfo(name, f"{props.major}.{props.minor}", round(props.totalGlobalMem / 2**30, 1))
+
+
+@cache
+def cpu_name() -> str:
+    """The CPU model name (/proc/cpuinfo on Linux, else what platform reports)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith(("model name", "Model", "Hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def fingerprint() -> dict[str, Any]:
+    """Hardware and software this process runs on, for benchmark reports."""
+    import onnxruntime
+
+    gpu = gpu_info()
+    return {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime_providers": onnxruntime.get_available_providers(),
+        "tensorrt": tensorrt_version(),
+        "cuda_python": package_version("cuda-python") or package_version("cuda-bindings"),
+        "gpu": None if gpu is None else asdict(gpu),
+        "mfr": package_version("mfr"),
+    }
