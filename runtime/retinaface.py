@@ -1,4 +1,5 @@
-"""RetinaFace from an exported model package, run with ONNX Runtime; priors decoded in numpy.
+"""RetinaFace from a model package or engine directory, run through the engine interface; priors decoded
+in numpy.
 
 The decoding parameters (anchor sizes, strides, variances) come from the package manifest's
 ``decoder`` section, written at export from the model registry.
@@ -11,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from mfr.errors import ManifestError
-from mfr.manifest import load_manifest
 from mfr.runtime.detection import Face, fit_longest_side, select_faces
+from mfr.runtime.engine_load import open_model
 from mfr.runtime.preprocess import normalize
 
 
@@ -60,21 +60,21 @@ class RetinaFacePriors:
 
 
 class RetinaFaceDetector:
-    """``detect(image)`` -> faces, from a package written by ``mfr-export onnx --model retinaface-mnet025``."""
+    """``detect(image)`` -> faces, from a package written by ``mfr-export onnx --model retinaface-mnet025``
+    (run by ONNX Runtime) or an engine directory built from one."""
 
     def __init__(self, package: Path, score_threshold: float = 0.5, nms_threshold: float = 0.4,
-                 max_side: int = 640, min_side: int = 320, providers: list[str] | None = None) -> None:
-        self.manifest = load_manifest(package)
+                 max_side: int = 640, min_side: int = 320, rebuild_on_mismatch: bool = False) -> None:
+        self.engine = open_model(package, rebuild_on_mismatch=rebuild_on_mismatch)
+        self.manifest = self.engine.manifest
         self.priors = RetinaFacePriors.from_manifest(self.manifest.decoder, str(Path(package) / "manifest.json"))
-        self.session = ort.InferenceSession(str(Path(package) / self.manifest.files["onnx"]),
-                                            providers=providers or ["CPUExecutionProvider"])
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_side = max_side, min_side
 
     def detect(self, image: np.ndarray) -> list[Face]:
         resized, factor = fit_longest_side(image, self.max_side, self.min_side)
         height, width = resized.shape[:2]
-        deltas, scores, landmark_deltas = self.session.run(
-            None, {self.manifest.inputs[0].name: normalize(resized, self.manifest.spec)})
+        outputs = self.engine.run(normalize(resized, self.manifest.spec))
+        deltas, scores, landmark_deltas = (outputs[name] for name in self.engine.output_names)
         boxes, landmarks = self.priors.decode(deltas[0], landmark_deltas[0], height, width)
         return select_faces(boxes, scores[0], landmarks, self.score_threshold, self.nms_threshold, factor)

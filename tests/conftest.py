@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch (pip install 'mfr[export]')")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``tensorrt`` need TensorRT and a GPU, tests marked ``gpu`` a GPU: skipped elsewhere,
+    with the reason in the summary (``-ra``), so a run says plainly what it did not check."""
+    from mfr.runtime.machine import gpu_info, tensorrt_version
+
+    has_gpu = gpu_info() is not None
+    has_tensorrt = tensorrt_version() is not None
+    for item in items:
+        if "tensorrt" in item.keywords and not (has_tensorrt and has_gpu):
+            item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU (not on this machine)"))
+        elif "gpu" in item.keywords and not has_gpu:
+            item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU (not on this machine)"))
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +44,17 @@ def retinaface_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("packages") / "retinaface"
     OnnxPackageExporter(model="retinaface-mnet025", out=out, parity_samples=4)(log=lambda _: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def calibrated(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A quickly calibrated MobileFaceNet package (64 faces, no LFW-driven fallback) and its record."""
+    from click.testing import CliRunner
+
+    from mfr.cli.export_cli import cli
+
+    out = tmp_path_factory.mktemp("calibrated") / "mfn-int8"
+    result = CliRunner().invoke(cli, ["calibrate", "--package", str(mobilefacenet_package), "--out", str(out),
+                                      "--num-images", "64", "--no-lfw-check", "--fallback-budget", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.output[result.output.index("{"):])

@@ -13,7 +13,6 @@ from mfr.calibration.data import MIN_IMAGES, lfw_images_outside_pairs, load_cali
 from mfr.calibration.fallback import DegenerateModelError, check_not_degenerate
 from mfr.calibration.ranges import BINS, TensorStats, compute_ranges
 from mfr.calibration.trt_cache import read_calibration_cache
-from mfr.cli.export_cli import cli
 from mfr.data.lfw import read_lfw
 from mfr.errors import DataError
 from mfr.registry import MODELS
@@ -76,15 +75,6 @@ def test_degenerate_embeddings_fail_loudly():
     check_not_degenerate(rng.standard_normal((16, 128)), "m.onnx")  # distinct faces pass
 
 
-@pytest.fixture(scope="module")
-def calibrated(mobilefacenet_package, tmp_path_factory):
-    out = tmp_path_factory.mktemp("calibrated") / "mfn-int8"
-    result = CliRunner().invoke(cli, ["calibrate", "--package", str(mobilefacenet_package), "--out", str(out),
-                                      "--num-images", "64", "--no-lfw-check", "--fallback-budget", "4", "--json"])
-    assert result.exit_code == 0, result.output
-    return out, json.loads(result.output[result.output.index("{"):])
-
-
 def test_calibration_writes_three_artefacts_from_one_set_of_ranges(calibrated):
     out, record = calibrated
     manifest = json.loads((out / "manifest.json").read_text())
@@ -133,21 +123,6 @@ def test_int8_package_evaluates_with_both_precisions(calibrated, tmp_path):
     cosine = data["embedding_cosine"]
     assert cosine["min"] <= cosine["p1"] <= cosine["mean"] <= 1.0 and cosine["mean"] > 0.97
     assert "U-U" in data["drop"] and "accuracy_pp" in data["drop"]["U-U"]
-
-
-def test_throughput_bench_measures_both_precisions(calibrated, tmp_path):
-    from mfr.cli.main import cli as mfr_cli
-
-    out, _ = calibrated
-    report = tmp_path / "bench.json"
-    result = CliRunner().invoke(mfr_cli, ["bench", "throughput", "--package", str(out), "--batch", "4",
-                                          "--rounds", "2", "--json", str(report)])
-    assert result.exit_code == 0, result.output
-    data = json.loads(report.read_text())
-    assert set(data["results"]) == {"fp32", "int8"}
-    assert all(r["faces_per_s"] > 0 and r["rounds"] == 2 for r in data["results"].values())
-    assert data["int8_speedup"] == pytest.approx(
-        data["results"]["fp32"]["ms_per_face"] / data["results"]["int8"]["ms_per_face"])
 
 
 def test_greedy_fallback_keeps_only_helpful_layers_and_falls_back_to_the_best_step():

@@ -72,3 +72,28 @@ def test_a_package_runs_end_to_end_without_torch(mobilefacenet_package):
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [4, 128]
+
+
+def test_engines_build_load_and_embed_without_torch(mobilefacenet_package, tmp_path):
+    """build-engine (ONNX Runtime) and the engine runtime run on a device without torch, so
+    --rebuild-on-mismatch works there too."""
+    images = [str(p) for p in sample_images(4)]
+    out = tmp_path / "engine"
+    result = run_without_torch(
+        f"""
+        import json, sys
+        from pathlib import Path
+        from mfr.export.engine_package import EngineBuilder
+        from mfr.runtime.embedder import FaceEmbedder
+        from mfr.runtime import read_image_bgr
+        import numpy as np
+        EngineBuilder(package=Path({str(mobilefacenet_package)!r}), out=Path({str(out)!r}))(log=lambda _: None)
+        embedder = FaceEmbedder.open(Path({str(out)!r}))
+        crops = np.stack([read_image_bgr(p) for p in {images!r}])
+        embeddings = embedder.embed(crops, flip=True)
+        assert "torch" not in sys.modules
+        print(json.dumps([list(embeddings.shape), embedder.engine.backend]))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [[4, 128], "onnxruntime"]

@@ -131,8 +131,8 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
               show_default=True, help="auto: TensorRT if it is installed and a GPU answers, else ONNX Runtime.")
 @click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--opt-batch", type=click.IntRange(min=1), default=32, show_default=True,
-              help="The batch size TensorRT tunes for.")
+@click.option("--opt-batch", type=click.IntRange(min=1), default=None,
+              help="The batch size TensorRT tunes for [default: 32, or --max-batch if smaller].")
 @click.option("--max-batch", type=click.IntRange(min=1), default=128, show_default=True,
               help="Largest batch of one call; the runtime splits larger batches.")
 @click.option("--workspace", "workspace_mib", type=click.IntRange(min=1), default=1024, show_default=True,
@@ -148,7 +148,8 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
                    "FP32 model and calibration.cache.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine manifest as JSON on stdout.")
-def build_engine_command(package: Path, out: Path, precision: str, backend: str, min_batch: int, opt_batch: int,
+def build_engine_command(package: Path, out: Path, precision: str, backend: str, min_batch: int,
+                         opt_batch: int | None,
                          max_batch: int, workspace_mib: int, timing_cache: Path | None, dla_core: int | None,
                          version_compatible: bool, int8_source: str, force: bool, as_json: bool) -> None:
     """Build an engine for this machine: DIR/model.plan (TensorRT) or DIR/model.ort.onnx (ONNX Runtime
@@ -164,7 +165,7 @@ def build_engine_command(package: Path, out: Path, precision: str, backend: str,
 
     manifest = EngineBuilder(
         package=package, out=out, precision=precision, backend=backend,
-        profile=BatchProfile(min_batch, opt_batch, max_batch), workspace_mib=workspace_mib,
+        profile=BatchProfile(min_batch, opt_batch or min(32, max_batch), max_batch), workspace_mib=workspace_mib,
         timing_cache=timing_cache, dla_core=dla_core, version_compatible=version_compatible,
         int8_source=int8_source, force=force,
     )(log=log)

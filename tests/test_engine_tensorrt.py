@@ -1,0 +1,76 @@
+"""The TensorRT path, run for real where TensorRT and a GPU exist (skipped elsewhere, with the reason).
+
+Never run in this project's CI or development machines (no TensorRT can be installed there); the same
+code is checked statically by tests/test_tensorrt_static.py and the mypy run of tests/test_packaging.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mfr.cli.export_cli import cli as export_cli
+from mfr.cli.main import cli as mfr_cli
+from mfr.data.lfw import sample_images
+from mfr.manifest import load_manifest
+from mfr.runtime.engine_load import open_engine, open_model
+from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.machine import gpu_info, tensorrt_version
+from mfr.runtime.preprocess import normalize
+
+pytestmark = pytest.mark.tensorrt
+
+
+def build(package: Path, out: Path, *args: str) -> Path:
+    result = CliRunner().invoke(export_cli, ["build-engine", "--package", str(package), "--out", str(out),
+                                             "--backend", "tensorrt", "--max-batch", "16", *args])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.fixture(scope="module")
+def faces(mobilefacenet_package) -> np.ndarray:
+    return normalize([read_image_bgr(p) for p in sample_images(40)], load_manifest(mobilefacenet_package).spec)
+
+
+@pytest.mark.parametrize("precision, low", [("fp32", 0.9999), ("fp16", 0.999)])
+def test_tensorrt_engine_matches_onnxruntime(mobilefacenet_package, tmp_path, faces, precision, low):
+    if precision == "fp16" and tuple(int(p) for p in (tensorrt_version() or "0").split(".")[:1]) >= (11,):
+        pytest.skip("TensorRT 11 has no FP16 builder flag")
+    cache = tmp_path / "timing.cache"
+    engine_dir = build(mobilefacenet_package, tmp_path / precision, "--precision", precision,
+                       "--timing-cache", str(cache))
+    record = load_manifest(engine_dir).engine
+    gpu = gpu_info()
+    assert record is not None and gpu is not None and cache.stat().st_size > 0
+    assert (record.backend, record.backend_version, record.device, record.compute_capability) == (
+        "tensorrt", tensorrt_version(), gpu.name, gpu.compute_capability)
+    with open_engine(engine_dir) as engine, open_model(mobilefacenet_package) as reference:
+        assert cosine(engine.embed(faces), reference.embed(faces)).min() >= low  # 40 faces: 3 calls of <= 16
+
+
+def test_tensorrt_int8_from_the_qdq_model(calibrated, tmp_path, faces):
+    engine_dir = build(calibrated[0], tmp_path / "int8", "--precision", "int8")
+    assert load_manifest(engine_dir).engine.source_file == "model.int8.trt.onnx"  # type: ignore[union-attr]
+    with open_engine(engine_dir) as engine, open_model(calibrated[0]) as fp32:
+        assert cosine(engine.embed(faces), fp32.embed(faces)).mean() >= 0.99
+
+
+def test_eval_and_bench_run_a_tensorrt_engine(mobilefacenet_package, tmp_path):
+    engine_dir = build(mobilefacenet_package, tmp_path / "fp32")
+    out = tmp_path / "lfw.json"
+    result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(engine_dir), "--dataset", "lfw", "--folds", "2",
+                                          "--bootstrap", "0", "--no-cache", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["accuracy"] >= 0.97
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(engine_dir), "--batch", "1,32",
+                                          "--rounds", "5"])
+    assert result.exit_code == 0 and "tensorrt" in result.output, result.output

@@ -1,0 +1,292 @@
+"""Engines: build-engine on this machine (ONNX Runtime), the runtime's Engine interface, manifest checks,
+bad input, mfr eval on an engine directory, mfr bench latency."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mfr.cli.export_cli import cli as export_cli
+from mfr.cli.main import cli as mfr_cli
+from mfr.data.lfw import sample_images
+from mfr.errors import EngineError, EngineMismatchError
+from mfr.manifest import BatchProfile, EngineRecord, load_manifest
+from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
+from mfr.runtime.engine_load import open_engine, open_model
+from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.machine import GpuInfo
+from mfr.runtime.preprocess import normalize
+
+
+def build(*args: str) -> object:
+    return CliRunner().invoke(export_cli, ["build-engine", *args])
+
+
+@pytest.fixture(scope="module")
+def fp32_engine(mobilefacenet_package, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("engines") / "fp32"
+    result = build("--package", str(mobilefacenet_package), "--out", str(out), "--backend", "auto",
+                   "--max-batch", "16")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def int8_engine(calibrated, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("engines") / "int8"
+    result = build("--package", str(calibrated[0]), "--out", str(out), "--precision", "int8")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def faces(mobilefacenet_package) -> np.ndarray:
+    spec = load_manifest(mobilefacenet_package).spec
+    return normalize([read_image_bgr(p) for p in sample_images(40)], spec)
+
+
+def copy_engine(engine: Path, tmp_path: Path) -> Path:
+    target = tmp_path / engine.name
+    shutil.copytree(engine, target)
+    return target
+
+
+def edit_record(engine: Path, **changes: object) -> None:
+    path = engine / "manifest.json"
+    data = json.loads(path.read_text())
+    data["engine"].update(changes)
+    path.write_text(json.dumps(data))
+
+
+# --- building ----------------------------------------------------------------------------------------
+
+def test_auto_builds_an_onnxruntime_engine_here_with_a_full_record(fp32_engine, mobilefacenet_package):
+    manifest = load_manifest(fp32_engine)
+    record = manifest.engine
+    assert record is not None and record.backend == "onnxruntime"  # no TensorRT/GPU on this machine
+    assert record.precision == "fp32" and record.compute_capability is None
+    assert record.providers[-1] == "CPUExecutionProvider"
+    assert record.profile == BatchProfile(1, 16, 16)  # --opt-batch defaults to min(32, --max-batch)
+    assert record.source_file == "model.onnx"
+    assert record.source_sha256 == load_manifest(mobilefacenet_package).sha256["onnx"]
+    assert manifest.files == {"engine": "model.ort.onnx"} and (fp32_engine / "model.ort.onnx").is_file()
+    assert manifest.spec == load_manifest(mobilefacenet_package).spec  # the preprocessing travels along
+    assert manifest.stages["engine_parity"]["min_cosine"] >= 0.9999
+
+
+def test_int8_engine_uses_the_onnxruntime_qdq_model(int8_engine, calibrated):
+    record = load_manifest(int8_engine).engine
+    assert record is not None and record.precision == "int8" and record.source_file == "model.int8.onnx"
+    assert load_manifest(int8_engine).stages["engine_parity"]["min_cosine"] >= 0.98
+
+
+def test_profile_must_be_ordered(mobilefacenet_package, tmp_path):
+    result = build("--package", str(mobilefacenet_package), "--out", str(tmp_path / "e"),
+                   "--opt-batch", "64", "--max-batch", "8")
+    assert result.exit_code == 1 and "min <= opt <= max" in result.output
+    assert not (tmp_path / "e").exists()
+
+
+def test_int8_without_a_calibrated_package_names_the_missing_model(mobilefacenet_package, tmp_path):
+    result = build("--package", str(mobilefacenet_package), "--out", str(tmp_path / "e"), "--precision", "int8")
+    assert result.exit_code == 1
+    assert "has no onnx_int8 file" in result.output and "mfr-export calibrate" in result.output
+    assert not (tmp_path / "e").exists()
+
+
+def test_tensorrt_only_requests_fail_clearly_without_tensorrt(mobilefacenet_package, tmp_path):
+    out = str(tmp_path / "e")
+    result = build("--package", str(mobilefacenet_package), "--out", out, "--backend", "tensorrt")
+    assert result.exit_code == 1 and "TensorRT is not installed" in result.output
+    for args, message in ((["--precision", "fp16"], "fp16 needs TensorRT"), (["--dla-core", "0"], "--dla-core"),
+                          (["--version-compatible"], "--version-compatible")):
+        result = build("--package", str(mobilefacenet_package), "--out", out, *args)
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "e").exists()
+
+
+def test_an_engine_directory_is_not_a_source_package(fp32_engine, tmp_path):
+    result = build("--package", str(fp32_engine), "--out", str(tmp_path / "e"))
+    assert result.exit_code == 1 and "is an engine directory" in result.output
+
+
+# --- running -----------------------------------------------------------------------------------------
+
+def test_fp32_engine_matches_torch_on_real_faces(fp32_engine, faces):
+    torch = pytest.importorskip("torch")
+    from mfr.models.checkpoint import load_weights
+    from mfr.registry import get_model_entry
+
+    entry = get_model_entry("mobilefacenet")
+    model = load_weights(entry.build(), entry.default_weights, entry.name, entry.strip_prefix).eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(faces)).numpy()
+    with open_engine(fp32_engine) as engine:
+        got = engine.embed(faces)  # 40 faces through a profile of at most 16: split into 3 calls
+    cosine = (expected * got).sum(1) / np.linalg.norm(expected, axis=1) / np.linalg.norm(got, axis=1)
+    assert cosine.min() >= 0.9999
+
+
+def test_int8_engine_stays_close_to_fp32(fp32_engine, int8_engine, faces):
+    with open_engine(fp32_engine) as a, open_engine(int8_engine) as b:
+        x, y = a.embed(faces), b.embed(faces)
+    cosine = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+    assert 0.97 < cosine.mean() < 1.0 - 1e-6  # close, and really a different (quantized) model
+
+
+def test_large_batches_are_split_but_one_call_must_fit_the_profile(fp32_engine, faces):
+    with open_engine(fp32_engine) as engine:
+        whole = engine.infer(faces)[engine.output_names[0]]
+        parts = np.concatenate([engine.run(faces[i:i + 16])[engine.output_names[0]] for i in range(0, 40, 16)])
+        np.testing.assert_allclose(whole, parts, rtol=1e-5, atol=1e-5)
+        with pytest.raises(EngineError, match=r"outside the engine's profile \[1, 16\]"):
+            engine.run(faces[:17])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((2, 3, 112, 112), np.float64), "must be float32"),
+    (np.zeros((2, 112, 112, 3), np.float32), r"must have shape \['batch', 3, 112, 112\]"),
+    (np.zeros((3, 112, 112), np.float32), "must have shape"),
+    (np.zeros((2, 3, 96, 112), np.float32), "got \\[2, 3, 96, 112\\]"),
+])
+def test_wrong_input_is_refused_with_what_was_expected(fp32_engine, bad, message):
+    with open_engine(fp32_engine) as engine, pytest.raises(EngineError, match=message):
+        engine.embed(bad)
+
+
+def test_truncated_engine_file_is_caught_before_the_backend(fp32_engine, tmp_path):
+    engine = copy_engine(fp32_engine, tmp_path)
+    path = engine / "model.ort.onnx"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(EngineError, match="truncated or was replaced"):
+        open_engine(engine)
+
+
+def test_a_package_is_not_an_engine_but_open_model_runs_both(fp32_engine, mobilefacenet_package, faces):
+    with pytest.raises(EngineError, match="is a model package, not an engine directory"):
+        open_engine(mobilefacenet_package)
+    with open_model(mobilefacenet_package) as package, open_model(fp32_engine) as engine:
+        np.testing.assert_allclose(package.embed(faces[:4]), engine.embed(faces[:4]), rtol=1e-4, atol=1e-4)
+    with pytest.raises(EngineError, match="is a fp32 engine"):
+        open_model(fp32_engine, precision="int8")
+
+
+# --- manifest checks ---------------------------------------------------------------------------------
+
+def trt_record(**changes: object) -> EngineRecord:
+    record = EngineRecord(backend="tensorrt", backend_version="10.3.0", device="Orin", compute_capability="8.7",
+                          providers=[], precision="int8", profile=BatchProfile(1, 8, 32),
+                          source_package="/models/mfn-int8", source_file="model.int8.trt.onnx", source_sha256="0" * 64)
+    return replace(record, **changes)
+
+
+ORIN = MachineState(tensorrt="10.3.0", onnxruntime="1.32.0", providers=["CPUExecutionProvider"],
+                    gpu=GpuInfo("Orin", "8.7", 61.4))
+
+
+def test_the_same_machine_has_no_mismatch():
+    assert mismatches(trt_record(), ORIN) == []
+
+
+@pytest.mark.parametrize("machine, expected", [
+    (replace(ORIN, tensorrt="10.7.0"), "built with TensorRT 10.3.0; this machine has TensorRT 10.7.0"),
+    (replace(ORIN, tensorrt=None), "this machine has no TensorRT"),
+    (replace(ORIN, gpu=GpuInfo("NVIDIA H100 80GB HBM3", "9.0", 79.1)),
+     "built for GPU Orin (compute capability 8.7); this machine has NVIDIA H100 80GB HBM3 (compute capability 9.0)"),
+    (replace(ORIN, gpu=None), "this machine has no usable NVIDIA GPU"),
+])
+def test_tensorrt_mismatches_name_both_sides(machine, expected):
+    assert expected in " | ".join(mismatches(trt_record(), machine))
+
+
+def test_version_compatible_plans_run_on_later_releases_of_the_same_major():
+    record = trt_record(options={"version_compatible": True})
+    assert mismatches(record, replace(ORIN, tensorrt="10.8.1")) == []
+    assert mismatches(record, replace(ORIN, tensorrt="10.2.0")) != []
+    assert mismatches(record, replace(ORIN, tensorrt="11.0.0")) != []
+
+
+def test_tensorrt_engine_from_another_machine_is_refused_with_the_rebuild_command(fp32_engine, tmp_path):
+    engine = copy_engine(fp32_engine, tmp_path)
+    edit_record(engine, backend="tensorrt", backend_version="10.3.0", device="Orin", compute_capability="8.7",
+                providers=[])
+    with pytest.raises(EngineMismatchError) as error:
+        open_engine(engine)
+    message = str(error.value)
+    assert "built with TensorRT 10.3.0; this machine has no TensorRT" in message
+    assert "built for GPU Orin (compute capability 8.7)" in message
+    record = load_manifest(engine).engine
+    assert record is not None and rebuild_command(record, engine) in message
+    assert "mfr-export build-engine --package" in message and "--backend tensorrt" in message
+
+
+def test_onnxruntime_version_mismatch_is_refused_then_rebuilt_on_request(fp32_engine, tmp_path, faces):
+    engine = copy_engine(fp32_engine, tmp_path)
+    edit_record(engine, backend_version="1.16.3")
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(engine), "--batch", "1", "--rounds", "1"])
+    assert result.exit_code == 1
+    assert "optimised by ONNX Runtime 1.16.3; this machine has ONNX Runtime" in result.output
+    assert "--rebuild-on-mismatch" in result.output
+    with open_engine(engine, rebuild_on_mismatch=True) as rebuilt:
+        assert rebuilt.manifest.engine is not None and rebuilt.manifest.engine.backend_version != "1.16.3"
+        assert rebuilt.embed(faces[:2]).shape == (2, 128)
+    assert load_manifest(engine).engine.backend_version != "1.16.3"  # type: ignore[union-attr]
+
+
+def test_rebuild_needs_the_unchanged_source(fp32_engine, tmp_path):
+    engine = copy_engine(fp32_engine, tmp_path)
+    edit_record(engine, backend_version="1.16.3", source_sha256="f" * 64)
+    with pytest.raises(EngineMismatchError, match="source .* is missing or changed"):
+        open_engine(engine, rebuild_on_mismatch=True)
+
+
+# --- eval and bench on engines -------------------------------------------------------------------------
+
+def test_eval_on_an_engine_reproduces_the_package(fp32_engine, mobilefacenet_package, tmp_path):
+    reports = {}
+    for name, path in (("package", mobilefacenet_package), ("engine", fp32_engine)):
+        out = tmp_path / f"{name}.json"
+        result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(path), "--dataset", "lfw", "--folds", "2",
+                                              "--bootstrap", "0", "--no-cache", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        reports[name] = json.loads(out.read_text())
+    assert reports["engine"]["backend"] == "onnxruntime" and reports["engine"]["precision"] == "fp32"
+    assert reports["engine"]["accuracy"] == pytest.approx(reports["package"]["accuracy"], abs=1 / 600)
+    assert reports["engine"]["accuracy"] >= 0.97
+
+
+def test_eval_refuses_both_precisions_on_one_engine(fp32_engine):
+    result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(fp32_engine), "--dataset", "lfw",
+                                          "--precision", "int8"])
+    assert result.exit_code == 1 and "is a fp32 engine" in result.output
+
+
+def test_bench_latency_measures_engines_interleaved(fp32_engine, int8_engine, tmp_path):
+    out = tmp_path / "latency.json"
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(fp32_engine), "--engine",
+                                          str(int8_engine), "--batch", "1,20", "--rounds", "3", "--block", "2",
+                                          "--warmup", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| engine | model | batch | p50 ms | p95 ms | p99 ms | faces/s |" in result.output
+    data = json.loads(out.read_text())
+    assert len(data["results"]) == 4 and {r["batch"] for r in data["results"]} == {1, 20}
+    for r in data["results"]:
+        assert r["rounds"] == 3 and 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"]
+        assert r["faces_per_s"] == pytest.approx(r["batch"] / r["p50_ms"] * 1000, rel=0.01)
+    split = [r for r in data["results"] if r["engine"] == str(fp32_engine) and r["batch"] == 20]
+    assert split[0]["calls_per_batch"] == 2  # profile max 16
+    ratio = data["ratios"][str(int8_engine)]["20"]
+    by = {(r["engine"], r["batch"]): r["faces_per_s"] for r in data["results"]}
+    assert ratio == pytest.approx(by[(str(int8_engine), 20)] / by[(str(fp32_engine), 20)], rel=0.01)
+    assert data["machine"]["cpu_count"] >= 1 and data["machine"]["onnxruntime"]
+
+
+def test_bench_latency_refuses_a_plain_package(mobilefacenet_package):
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(mobilefacenet_package)])
+    assert result.exit_code == 1 and "mfr-export build-engine" in result.output
