@@ -290,3 +290,8 @@ def test_bench_latency_measures_engines_interleaved(fp32_engine, int8_engine, tm
 def test_bench_latency_refuses_a_plain_package(mobilefacenet_package):
     result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(mobilefacenet_package)])
     assert result.exit_code == 1 and "mfr-export build-engine" in result.output
+
+
+def test_info_shows_the_build_record(fp32_engine):
+    result = CliRunner().invoke(mfr_cli, ["info", str(fp32_engine)])
+    assert result.exit_code == 0 and "engine    fp32 onnxruntime" in result.output and "batch 1/16/16" in result.output

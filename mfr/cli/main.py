@@ -50,6 +50,13 @@ def info_command(package: Path, as_json: bool) -> None:
     if manifest.parity is not None:
         click.echo(f"parity    min cosine {manifest.parity.min_cosine:.7f}, max abs diff "
                    f"{manifest.parity.max_abs_diff:.3g} on {manifest.parity.data}")
+    record = manifest.engine
+    if record is not None:
+        where = record.device + (f" (compute capability {record.compute_capability})"
+                                 if record.compute_capability else "")
+        click.echo(f"engine    {record.precision} {record.backend} {record.backend_version} on {where}, batch "
+                   f"{record.profile.min}/{record.profile.opt}/{record.profile.max}, built {record.built} from "
+                   f"{record.source_package}/{record.source_file}")
 
 
 @cli.command("eval")
