@@ -36,3 +36,35 @@ def drop_table(comparison: dict[str, Any]) -> str:
     lines += ["", f"Embedding cosine INT8 vs FP32 over {c['faces']} faces: mean {c['mean']:.5f}, "
                   f"1st percentile {c['p1']:.5f}, min {c['min']:.5f}"]
     return "\n".join(lines)
+
+
+def side_by_side(reports: list[EvalReport]) -> dict[str, Any]:
+    """Several models on one dataset (same pairs, one run): each protocol's figures and the change from
+    the first model (e.g. teacher vs student)."""
+    base = reports[0]
+    change: dict[str, dict[str, dict[str, float]]] = {}
+    for report in reports[1:]:
+        for name, r in report.protocols.items():
+            b = base.protocols[name]
+            change.setdefault(report.package, {})[name] = {
+                "accuracy_pp": round(100 * (r.accuracy - b.accuracy), 4),
+                "eer_pp": round(100 * (r.eer - b.eer), 4),
+                "tar_at_far_1e-3_pp": round(100 * (r.tar_at_far["1e-3"] - b.tar_at_far["1e-3"]), 4),
+            }
+    return {"models": [r.to_dict() for r in reports], "change_from_first": change}
+
+
+def side_by_side_table(reports: list[EvalReport]) -> str:
+    lines = [f"**{reports[0].dataset}**, one run, same pairs; change relative to {reports[0].package}", "",
+             "| protocol | package | accuracy ± std | EER (95% CI) | TAR@FAR=1e-3 | accuracy change | EER change |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    base = reports[0]
+    for name in base.protocols:
+        for report in reports:
+            r, b = report.protocols[name], base.protocols[name]
+            delta = ("–", "–") if report is base else (f"{100 * (r.accuracy - b.accuracy):+.2f} pp",
+                                                        f"{100 * (r.eer - b.eer):+.2f} pp")
+            lines.append(f"| {name} | {report.package} | {100 * r.accuracy:.2f} % ± {100 * r.accuracy_std:.2f} | "
+                         f"{100 * r.eer:.2f} % ({100 * r.eer_ci95[0]:.2f}–{100 * r.eer_ci95[1]:.2f}) | "
+                         f"{100 * r.tar_at_far['1e-3']:.2f} % | {delta[0]} | {delta[1]} |")
+    return "\n".join(lines)

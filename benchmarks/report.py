@@ -45,7 +45,7 @@ def save_curves(report: EvalReport, directory: Path) -> list[Path]:
     except ImportError:
         raise MfrError("plots need matplotlib: pip install 'mfr[eval]'") from None
     directory.mkdir(parents=True, exist_ok=True)
-    stem = f"{report.model}_{report.dataset}_{report.precision}"
+    stem = f"{Path(report.package).name}_{report.dataset}_{report.precision}"
     written = []
     for kind in ("roc", "det"):
         fig, ax = plt.subplots(figsize=(5, 4), dpi=120)

@@ -60,8 +60,9 @@ def info_command(package: Path, as_json: bool) -> None:
 
 
 @cli.command("eval")
-@click.option("--package", type=click.Path(path_type=Path), required=True,
-              help="Recognition model package, or an engine directory from mfr-export build-engine.")
+@click.option("--package", "packages", type=click.Path(path_type=Path), required=True, multiple=True,
+              help="Recognition model package, or an engine directory from mfr-export build-engine. Repeat to "
+                   "compare models side by side on the same pairs (e.g. teacher and student).")
 @click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2"]), required=True,
               help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
                    "mfr2: 848 pairs of real masked faces (detected and re-aligned).")
@@ -89,13 +90,13 @@ def info_command(package: Path, as_json: bool) -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached embeddings.")
 @click.option("--plots", type=click.Path(path_type=Path), default=None, help="Write ROC and DET PNGs here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
-def eval_command(package: Path, dataset: str, precision: str | None, rebuild_on_mismatch: bool, flip: bool,
+def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool, flip: bool,
                  data_dir: Path | None, detector: str, detector_package: Path | None, no_face: str, mask_seed: int,
                  folds: str | None, bootstrap: int, cache_dir: Path | None, no_cache: bool, plots: Path | None,
                  json_out: Path | None) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR."""
     from mfr.atomic import write_json_atomic
-    from mfr.benchmarks.compare import compare_precisions, drop_table
+    from mfr.benchmarks.compare import compare_precisions, drop_table, side_by_side, side_by_side_table
     from mfr.benchmarks.report import markdown_table, save_curves
     from mfr.benchmarks.verification import EvalReport, Evaluation
     from mfr.cache import default_cache_dir
@@ -113,7 +114,11 @@ def eval_command(package: Path, dataset: str, precision: str | None, rebuild_on_
             raise click.BadParameter(f"expected comma-separated fold numbers, got {folds!r}",
                                      param_hint="--folds") from None
 
-    def run(chosen: str | None) -> EvalReport:
+    if len(packages) > 1 and precision == "both":
+        raise click.BadParameter("--precision both compares the precisions of one package; give one --package",
+                                 param_hint="--precision")
+
+    def run(package: Path, chosen: str | None) -> EvalReport:
         return Evaluation(
             package=package, dataset=dataset, precision=chosen, flip=flip, data_dir=data_dir,
             detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
@@ -121,13 +126,19 @@ def eval_command(package: Path, dataset: str, precision: str | None, rebuild_on_
             rebuild_on_mismatch=rebuild_on_mismatch,
         )(progress=progress_bar)
 
-    reports = [run(p) for p in (("fp32", "int8") if precision == "both" else (precision,))]
+    if precision == "both":
+        reports = [run(packages[0], p) for p in ("fp32", "int8")]
+    else:
+        reports = [run(package, precision) for package in packages]
     for report in reports:
         click.echo(markdown_table(report) + "\n")
     result: dict[str, Any] = reports[0].to_dict()
     if precision == "both":
         result = compare_precisions(*reports)
         click.echo(drop_table(result))
+    elif len(reports) > 1:
+        result = side_by_side(reports)
+        click.echo(side_by_side_table(reports))
     if plots is not None:
         for report in reports:
             for path in save_curves(report, plots):
@@ -190,6 +201,88 @@ def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, 
     if json_out is not None:
         write_json_atomic(json_out, report.to_dict())
         log(f"wrote {json_out}")
+
+
+@cli.group("train")
+def train_group() -> None:
+    """Train models (needs torch: pip install 'mfr[train]')."""
+
+
+@train_group.command("maskinv")
+@click.option("--teacher", type=click.Path(path_type=Path), required=True,
+              help="Frozen teacher: a model package (from mfr-export onnx) or a checkpoint (then --model).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Aligned faces, one folder per person [default: the LFW demo split, people of folds 1-5 and "
+                   "in no pair; judge the student on folds 6-10 and MFR2].")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output: student.pt, train_log.csv/.json, loss.png, train_state.pt, package/.")
+@click.option("--model", "model_name", default="mobilefacenet", show_default=True,
+              help="Architecture of a checkpoint teacher.")
+@click.option("--from-scratch", is_flag=True, help="Initialise the student randomly instead of from the teacher.")
+@click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Chance that a training face is given a synthetic mask.")
+@click.option("--distill-weight", "distill_weight", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="lambda: weight of the MSE between normalised student and teacher embeddings.")
+@click.option("--margin-loss/--no-margin-loss", default=True, show_default=True,
+              help="ElasticFace-Arc over the training identities (switch off for data without identities).")
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option("--lr-steps", default="4,5", show_default=True,
+              help="Comma-separated epochs after which the learning rate is divided by 10.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint.")
+@click.option("--no-package", is_flag=True, help="Do not export the student to OUT/package.")
+@click.option("--force", is_flag=True, help="Start again in a non-empty --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON on stdout.")
+def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_name: str, from_scratch: bool,
+                          mask_probability: float, distill_weight: float, margin_loss: bool, epochs: int,
+                          batch_size: int, lr: float, lr_steps: str, seed: int, device: str, max_steps: int | None,
+                          resume: bool, no_package: bool, force: bool, as_json: bool) -> None:
+    """MaskInv: a student learns to map masked faces to the teacher's embedding of the unmasked face.
+
+    Loss = ElasticFace-Arc (s=64, margin ~ N(0.5, 0.05)) on the student's embedding + lambda * MSE of
+    the normalised student and teacher embeddings. SGD with momentum, step schedule, gradient
+    clipping; seeded and resumable (--resume). The student is exported to OUT/package with the
+    teacher's preprocessing spec, ready for calibrate and build-engine.
+    """
+    from mfr.cli.common import require_extra
+
+    require_extra("torch", "train")
+    require_extra("matplotlib", "train")
+    from mfr.training.maskinv import MaskInvConfig, MaskInvTrainer
+
+    try:
+        steps = tuple(int(e) for e in lr_steps.split(",") if e.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated epochs, got {lr_steps!r}",
+                                 param_hint="--lr-steps") from None
+    config = MaskInvConfig(teacher=teacher, out=out, data=data, model=model_name, from_scratch=from_scratch,
+                           mask_probability=mask_probability, distill_weight=distill_weight, margin_loss=margin_loss,
+                           epochs=epochs, batch_size=batch_size, lr=lr, lr_steps=steps, seed=seed, device=device,
+                           max_steps=max_steps, resume=resume, force=force)
+    result = MaskInvTrainer(config)(log=log, progress=progress_bar)
+    package = None
+    if not no_package:
+        from mfr.export.package import OnnxPackageExporter
+        from mfr.training.teacher import load_teacher
+
+        package = out / "package"
+        log(f"exporting the student to {package}")
+        OnnxPackageExporter(model=load_teacher(teacher, model_name).entry.name, out=package, weights=result.student,
+                            force=True)(log=log)
+    summary = {"steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
+               "first": result.first, "last": result.last, "student": str(result.student),
+               "package": None if package is None else str(package)}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"trained {result.steps} steps ({result.epochs_done} epochs) in {result.seconds:.0f} s; "
+               f"student {result.student}" + (f", package {package}" if package else ""))
+    click.echo(f"cosine to the teacher's unmasked embedding, masked faces: {result.first.get('cosine_masked', 0):.4f} "
+               f"-> {result.last.get('cosine_masked', 0):.4f}")
 
 
 @cli.command("mask-sheet")

@@ -1,0 +1,319 @@
+"""MaskInv training: a student learns to give a masked face the embedding the frozen teacher gives it unmasked.
+
+Per step: a batch of aligned faces; each is masked with probability p by the synthetic mask generator
+(else left as is) and mirrored with probability 1/2. The teacher's embedding of the *unmasked* face (of
+the same mirror state) is the target: those are computed once before training (the teacher is frozen
+and sees no random augmentation but the mirror). Loss = ElasticFace-Arc on the student's embedding over
+the training identities (optional) + lambda * MSE of the normalised embeddings.
+
+BatchNorm layers keep the teacher's running statistics (eval mode, affine parameters trainable): batch
+statistics of 64 faces, half of them masked, would shift how the network treats unmasked faces, and
+the unmasked accuracy must not drop.
+
+Determinism and resuming: the epoch order, the mask decisions and the margins come from generators
+seeded by (seed, epoch, step), so a run resumed from its last epoch checkpoint continues as the
+uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mfr.augment.masks import MaskGenerator
+from mfr.errors import DataError, MfrError
+from mfr.progress import Progress, no_progress
+from mfr.runtime.align import aligned_crop_landmarks
+from mfr.runtime.preprocess import normalize
+from mfr.spec import PreprocessSpec
+from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
+from mfr.training.losses import ElasticArcFace, distillation_loss
+from mfr.training.teacher import Teacher, load_teacher
+
+STATE_NAME = "train_state.pt"
+STUDENT_NAME = "student.pt"
+LOG_CSV, LOG_JSON, LOSS_PNG = "train_log.csv", "train_log.json", "loss.png"
+LOG_FIELDS = ["step", "epoch", "lr", "loss", "distill", "margin", "cosine_masked", "cosine_unmasked", "seconds"]
+
+
+@dataclass(frozen=True)
+class MaskInvConfig:
+    teacher: Path  # a model package (its export weights are used) or a checkpoint
+    out: Path
+    data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
+    model: str = "mobilefacenet"  # architecture of a checkpoint teacher (a package names its own)
+    from_scratch: bool = False  # student initialised randomly instead of from the teacher
+    mask_probability: float = 0.5
+    distill_weight: float = 100.0  # lambda
+    margin_loss: bool = True
+    scale: float = 64.0
+    margin: float = 0.5
+    margin_std: float = 0.05
+    epochs: int = 6
+    batch_size: int = 64
+    lr: float = 0.01
+    lr_steps: tuple[int, ...] = (4, 5)  # epochs after which the learning rate is divided by 10
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    clip_grad: float = 5.0
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    max_steps: int | None = None  # stop after this many steps in all (tests, quick trials)
+    log_every: int = 10
+    resume: bool = False
+    force: bool = False
+
+    def check(self) -> None:
+        problems = [(not 0 <= self.mask_probability <= 1, "--mask-probability must be in [0, 1]"),
+                     (self.distill_weight < 0, "--distill-weight must be >= 0"),
+                     (self.distill_weight == 0 and not self.margin_loss, "both losses are off: nothing to learn"),
+                     (self.epochs < 1 or self.batch_size < 2, "need --epochs >= 1 and --batch-size >= 2"),
+                     (self.lr <= 0, "--lr must be positive")]
+        for failed, message in problems:
+            if failed:
+                raise MfrError(message)
+
+
+@dataclass
+class TrainingResult:
+    steps: int
+    epochs_done: int
+    seconds: float
+    first: dict[str, float]
+    last: dict[str, float]
+    student: Path
+    log: list[dict[str, float]] = field(default_factory=list, repr=False)
+
+
+def learning_rate(config: MaskInvConfig, epoch: int) -> float:
+    return config.lr * 0.1 ** sum(epoch >= boundary for boundary in config.lr_steps)
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class MaskInvTrainer:
+    """Loader-style: the constructor stores the configuration, ``__call__`` trains and writes ``out``."""
+
+    def __init__(self, config: MaskInvConfig) -> None:
+        config.check()
+        self.config = config
+
+    def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> TrainingResult:
+        config, out = self.config, Path(self.config.out)
+        self.prepare_out_dir(out)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        teacher = load_teacher(config.teacher, config.model)
+        spec = teacher.entry.spec
+        data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
+        log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
+        images = data.load_images(spec, progress)
+        log("teacher embeddings of the unmasked faces (and their mirror images)")
+        targets = teacher.embed(images, spec)
+        student = teacher.student(from_scratch=config.from_scratch).to(config.device)
+        head = ElasticArcFace(targets.shape[2], len(data.people), config.scale, config.margin, config.margin_std,
+                              centres=class_centres(targets, data.labels, len(data.people))).to(config.device)
+        optimizer = torch.optim.SGD([*student.parameters(), *head.parameters()], lr=config.lr,
+                                    momentum=config.momentum, weight_decay=config.weight_decay)
+        rows, start_epoch, step = self.restore(out, student, head, optimizer, log)
+        masks = MaskGenerator(seed=config.seed)
+        started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
+        batches_per_epoch = len(data) // config.batch_size or 1
+        epoch = start_epoch
+        for epoch in range(start_epoch, config.epochs):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, epoch)
+            order = np.random.default_rng([config.seed, epoch]).permutation(len(data))
+            student.train()
+            freeze_batchnorm(student)
+            label = f"epoch {epoch + 1}/{config.epochs}"
+            for batch_index in progress(range(batches_per_epoch), batches_per_epoch, label):
+                indices = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
+                if len(indices) < 2:
+                    continue
+                row = self.step(student, head, optimizer, images, targets, data, indices, masks, spec, epoch, step)
+                step += 1
+                if step % config.log_every == 0 or step == 1:
+                    rows.append({"step": step, "epoch": epoch, "lr": learning_rate(config, epoch), **row,
+                                 "seconds": round(time.perf_counter() - started, 2)})
+                if config.max_steps is not None and step >= config.max_steps:
+                    break
+            self.checkpoint(out, student, head, optimizer, epoch + 1, step, rows)
+            log(f"epoch {epoch + 1}: step {step}, loss {rows[-1]['loss']:.4f}, distill {rows[-1]['distill']:.5f}, "
+                f"cosine to teacher masked {rows[-1]['cosine_masked']:.4f} / unmasked "
+                f"{rows[-1]['cosine_unmasked']:.4f}")
+            if config.max_steps is not None and step >= config.max_steps:
+                break
+        seconds = round(time.perf_counter() - started, 2)
+        student_path = out / STUDENT_NAME
+        save_atomic({k: v.detach().cpu() for k, v in student.state_dict().items()}, student_path)
+        self.write_logs(out, rows, data, teacher, seconds, step)
+        log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
+        return TrainingResult(step, epoch + 1, seconds, rows[0] if rows else {}, rows[-1] if rows else {},
+                              student_path, rows)
+
+    def prepare_out_dir(self, out: Path) -> None:
+        if out.exists() and not out.is_dir():
+            raise MfrError(f"output path {out} exists and is not a directory")
+        if self.config.resume:
+            if not (out / STATE_NAME).is_file():
+                raise MfrError(f"--resume: {out / STATE_NAME} not found (nothing to resume)")
+            return
+        if out.is_dir() and any(out.iterdir()) and not self.config.force:
+            raise MfrError(f"output directory {out} exists and is not empty; pass --resume to continue its "
+                           f"training or --force to start again")
+        out.mkdir(parents=True, exist_ok=True)
+        for name in (STATE_NAME, STUDENT_NAME, LOG_CSV, LOG_JSON, LOSS_PNG):
+            (out / name).unlink(missing_ok=True)
+
+    def step(self, student: nn.Module, head: ElasticArcFace, optimizer: torch.optim.Optimizer, images: np.ndarray,
+             targets: np.ndarray, data: TrainingSet, indices: np.ndarray, masks: MaskGenerator, spec: PreprocessSpec,
+             epoch: int, step: int) -> dict[str, float]:
+        config = self.config
+        rng = np.random.default_rng([config.seed, epoch, step, 1])
+        masked = rng.random(len(indices)) < config.mask_probability
+        mirrored = rng.random(len(indices)) < 0.5
+        points = aligned_crop_landmarks(*images.shape[1:3])
+        batch = []
+        for index, mask, mirror in zip(indices, masked, mirrored, strict=True):
+            face = images[index]
+            if mask:
+                face = masks.apply(face, points, key=f"{data.paths[index]}:{epoch}")
+            batch.append(face[:, ::-1] if mirror else face)
+        inputs = torch.from_numpy(normalize(np.stack(batch), spec)).to(config.device)
+        target = torch.from_numpy(targets[indices, mirrored.astype(np.int64)]).to(config.device)
+        labels = torch.from_numpy(data.labels[indices]).to(config.device)
+        margins = torch.Generator().manual_seed(int(rng.integers(2**62)))  # the per-sample margins
+        embeddings = student(inputs)
+        distill = distillation_loss(embeddings, target)
+        margin = (head(embeddings, labels, margins) if config.margin_loss
+                  else torch.zeros((), device=inputs.device))
+        loss = config.distill_weight * distill + margin
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.clip_grad)
+        optimizer.step()
+        with torch.no_grad():
+            cosine = (nn.functional.normalize(embeddings) * nn.functional.normalize(target)).sum(1).cpu().numpy()
+        return {"loss": loss.item(), "distill": distill.item(), "margin": margin.item(),
+                "cosine_masked": float(cosine[masked].mean()) if masked.any() else float("nan"),
+                "cosine_unmasked": float(cosine[~masked].mean()) if (~masked).any() else float("nan")}
+
+    def restore(self, out: Path, student: nn.Module, head: nn.Module, optimizer: torch.optim.Optimizer,
+                log: Callable[[str], None]) -> tuple[list[dict[str, float]], int, int]:
+        if not self.config.resume:
+            return [], 0, 0
+        state = torch.load(out / STATE_NAME, map_location=self.config.device, weights_only=True)
+        if state.get("config") != config_fingerprint(self.config):
+            raise MfrError(f"{out / STATE_NAME} was written with other training options; resume with the same "
+                           f"options (differences: {diff(state.get('config', {}), config_fingerprint(self.config))})")
+        student.load_state_dict(state["student"], strict=True)
+        head.load_state_dict(state["head"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        log(f"resuming after epoch {state['epoch']} (step {state['step']})")
+        return list(state["log"]), int(state["epoch"]), int(state["step"])
+
+    def checkpoint(self, out: Path, student: nn.Module, head: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
+                   step: int, rows: list[dict[str, float]]) -> None:
+        save_atomic({"student": student.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+                     "epoch": epoch, "step": step, "log": rows, "config": config_fingerprint(self.config)},
+                    out / STATE_NAME)
+
+    def write_logs(self, out: Path, rows: list[dict[str, float]], data: TrainingSet, teacher: Teacher, seconds: float,
+                   steps: int) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(out / LOG_CSV, buffer.getvalue())
+        summary = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()},
+                   "teacher": teacher.describe(), "data": {"source": data.source, "faces": len(data),
+                                                           "people": len(data.people)},
+                   "steps": steps, "seconds": seconds, "first": rows[0] if rows else None,
+                   "last": rows[-1] if rows else None}
+        write_text_atomic(out / LOG_JSON, json.dumps(summary, indent=2) + "\n")
+        plot_losses(rows, out / LOSS_PNG)
+
+
+def config_fingerprint(config: MaskInvConfig) -> dict[str, Any]:
+    """The options a resumed run must share with the run it continues."""
+    skip = {"out", "resume", "force", "threads", "device", "log_every", "max_steps", "epochs"}  # may extend a run
+    return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
+            for k, v in asdict(config).items() if k not in skip}
+
+
+def diff(before: dict[str, Any], now: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+                     if before.get(k) != now.get(k))
+
+
+def class_centres(targets: np.ndarray, labels: np.ndarray, classes: int) -> torch.Tensor:
+    """Each identity's mean normalised teacher embedding: the margin head starts where the teacher is."""
+    normalised = targets / np.linalg.norm(targets, axis=2, keepdims=True)
+    sums = np.zeros((classes, targets.shape[2]), np.float64)
+    np.add.at(sums, labels, normalised.sum(axis=1))
+    if not np.all(np.isfinite(sums)):
+        raise DataError("teacher embeddings of the training faces are not finite")
+    return torch.from_numpy((sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32))
+
+
+def plot_losses(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return
+    steps = [r["step"] for r in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(steps, [r["loss"] for r in rows], label="total")
+    left.plot(steps, [r["margin"] for r in rows], label="ElasticFace-Arc")
+    left.set_xlabel("step")
+    left.set_ylabel("loss")
+    left.legend()
+    right.plot(steps, [r["cosine_masked"] for r in rows], label="masked faces")
+    right.plot(steps, [r["cosine_unmasked"] for r in rows], label="unmasked faces")
+    right.set_xlabel("step")
+    right.set_ylabel("cosine student vs teacher (unmasked)")
+    right.legend()
+    figure.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+    os.replace(tmp, path)

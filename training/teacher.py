@@ -1,0 +1,99 @@
+"""The frozen teacher: from a model package (the checkpoint it was exported from) or a checkpoint.
+
+Its embeddings of the training faces are computed once. From a package they come from the package's
+own ONNX model through the runtime (the teacher as deployed, and several times faster than torch on a
+CPU); from a checkpoint, from torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mfr.atomic import sha256_file
+from mfr.errors import CheckpointError, MfrError
+from mfr.manifest import MANIFEST_NAME, load_manifest
+from mfr.models.checkpoint import load_weights
+from mfr.registry import ModelEntry, get_model_entry
+from mfr.runtime.preprocess import normalize
+from mfr.spec import PreprocessSpec
+
+_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Teacher:
+    entry: ModelEntry
+    weights: Path
+    package: Path | None
+
+    def model(self) -> nn.Module:
+        return load_weights(self.entry.build(), self.weights, self.entry.name, self.entry.strip_prefix)
+
+    def student(self, from_scratch: bool = False) -> nn.Module:
+        """A trainable copy of the teacher (or, ``from_scratch``, of its architecture)."""
+        return self.entry.build() if from_scratch else self.model()
+
+    def embed(self, images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+        """(N, 2, D) raw embeddings of each uint8 BGR face and of its mirror image."""
+        run = self._onnx_runner() if self.package is not None else self._torch_runner()
+        out = []
+        for start in range(0, len(images), _BATCH):
+            batch = normalize(images[start:start + _BATCH], spec)
+            out.append(np.stack([run(batch), run(np.ascontiguousarray(batch[..., ::-1]))], axis=1))
+        embeddings = np.concatenate(out).astype(np.float32)
+        if not np.all(np.isfinite(embeddings)):
+            raise MfrError(f"the teacher ({self.weights}) gives non-finite embeddings")
+        return embeddings
+
+    def _onnx_runner(self) -> Any:
+        from mfr.runtime.engine_load import open_model
+
+        assert self.package is not None
+        engine = open_model(self.package, "fp32")
+        return engine.embed
+
+    def _torch_runner(self) -> Any:
+        model = self.model().eval()
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model(torch.from_numpy(batch)).numpy()
+
+        return run
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.entry.name, "weights": str(self.weights), "weights_sha256": sha256_file(self.weights),
+                "package": None if self.package is None else str(self.package)}
+
+
+def load_teacher(path: Path, model: str = "mobilefacenet") -> Teacher:
+    """A package directory (its manifest names the architecture and the exported weights) or a checkpoint
+    of ``model``."""
+    path = Path(path)
+    if path.is_dir():
+        manifest = load_manifest(path)
+        if manifest.kind != "recognition" or manifest.engine is not None:
+            raise MfrError(f"{path}: the teacher must be a recognition model package (from mfr-export onnx) "
+                           f"or a checkpoint")
+        weights = Path(manifest.stages.get("export", {}).get("weights", ""))
+        if not weights.is_file():
+            raise CheckpointError(f"{path / MANIFEST_NAME} names the weights {weights}, which are not here; pass "
+                                  f"the checkpoint itself: --teacher CHECKPOINT --model {manifest.model}")
+        if sha256_file(weights) != manifest.sha256.get("weights"):
+            raise CheckpointError(f"{weights} changed since {path} was exported from it (sha256 differs); "
+                                  f"re-export the package or pass the checkpoint")
+        return Teacher(get_model_entry(manifest.model), weights, path)
+    if not path.is_file():
+        raise CheckpointError(f"teacher {path} not found (a model package directory or a checkpoint file)")
+    entry = get_model_entry(model)
+    if entry.kind != "recognition":
+        raise MfrError(f"--model {model} is a {entry.kind} model; the teacher must be a recognition model")
+    entry_model = load_weights(entry.build(), path, entry.name, entry.strip_prefix)  # fails early on a bad file
+    del entry_model
+    return Teacher(entry, path, None)
