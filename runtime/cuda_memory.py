@@ -22,16 +22,34 @@ def cudart() -> Any:
 
 
 def checked(result: Any, call: str) -> Any:
-    """The value(s) of a cuda-python call, or an EngineError naming the call and the CUDA error."""
-    runtime = cudart()
+    """The value(s) of a cuda-python call (runtime, driver or NVRTC API), or an EngineError naming the call
+    and the error."""
     error, *values = result if isinstance(result, tuple) else (result,)
-    if error != runtime.cudaError_t.cudaSuccess:
-        _, text = runtime.cudaGetErrorString(error)
-        message = text.decode() if isinstance(text, bytes) else str(text)
-        raise EngineError(f"CUDA error in {call}: {message} ({error})")
+    if int(error) != 0:  # cudaSuccess, CUDA_SUCCESS and NVRTC_SUCCESS are all 0
+        raise EngineError(f"CUDA error in {call}: {error_text(error)} ({error})")
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def error_text(error: Any) -> str:
+    kind = type(error).__name__
+    try:
+        if kind == "cudaError_t":
+            _, text = cudart().cudaGetErrorString(error)
+        elif kind == "CUresult":
+            from cuda.bindings import driver
+
+            _, text = driver.cuGetErrorString(error)
+        elif kind == "nvrtcResult":
+            from cuda.bindings import nvrtc
+
+            _, text = nvrtc.nvrtcGetErrorString(error)
+        else:
+            return str(error)
+    except Exception:  # the message is a courtesy; the error itself is raised by the caller
+        return str(error)
+    return text.decode() if isinstance(text, bytes) else str(text)
 
 
 class DeviceBuffer:

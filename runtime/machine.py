@@ -54,10 +54,13 @@ def gpu_info(device: int = 0) -> GpuInfo | None:
     cudart = cuda_runtime()
     if cudart is None:
         return None
-    error, count = cudart.cudaGetDeviceCount()
-    if error != cudart.cudaError_t.cudaSuccess or count <= device:
+    try:
+        error, count = cudart.cudaGetDeviceCount()
+        if error != cudart.cudaError_t.cudaSuccess or count <= device:
+            return None
+        error, props = cudart.cudaGetDeviceProperties(device)
+    except Exception:  # cuda-python raises when it cannot even load the driver library
         return None
-    error, props = cudart.cudaGetDeviceProperties(device)
     if error != cudart.cudaError_t.cudaSuccess:
         return None
     name = props.name.split(b"\0", 1)[0].decode() if isinstance(props.name, bytes) else str(props.name)

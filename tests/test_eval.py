@@ -169,3 +169,24 @@ def test_mfr2_mask_labels_cover_every_image():
     assert sum(kind == "no-mask" for kind in labels.values()) == 98  # counted in mfr2_labels.txt
     assert set(read_mfr2().images()) <= set(labels)
     assert all(path.is_file() for path in labels)
+
+
+def test_several_packages_are_compared_side_by_side(mobilefacenet_package, calibrated, tmp_path):
+    """Teacher vs student style: one run, same pairs, change relative to the first package."""
+    out = tmp_path / "both.json"
+    result = run("eval", "--package", mobilefacenet_package, "--package", calibrated[0], "--dataset", "lfw-masked",
+                 "--folds", "7", "--bootstrap", "0", "--no-cache", "--json", out)
+    assert result.exit_code == 0, result.output
+    assert "change relative to" in result.output and "| M-U |" in result.output
+    data = json.loads(out.read_text())
+    first, second = data["models"]
+    assert first["package"] == str(mobilefacenet_package) and second["package"] == str(calibrated[0])
+    change = data["change_from_first"][str(calibrated[0])]
+    for name in ("U-U", "M-U", "M-M"):
+        expected = 100 * (second["protocols"][name]["eer"] - first["protocols"][name]["eer"])
+        assert change[name]["eer_pp"] == pytest.approx(expected, abs=1e-3)
+    # the calibrated package's FP32 model is the same ONNX model: no change at all
+    assert all(c["accuracy_pp"] == 0 and c["eer_pp"] == 0 for c in change.values())
+    refused = run("eval", "--package", mobilefacenet_package, "--package", calibrated[0], "--dataset", "lfw",
+                  "--precision", "both")
+    assert refused.exit_code == 2 and "give one --package" in refused.output

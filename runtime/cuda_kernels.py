@@ -1,0 +1,106 @@
+"""Compile the CUDA preprocessing kernel with NVRTC and load it through the CUDA driver API (cuda-python).
+
+NVRTC compiles without a GPU, so CI builds PTX for every architecture we target (compute_75 Turing,
+compute_87 Jetson Orin, compute_90 Hopper). On a device the kernel is compiled once per GPU
+architecture to a cubin for that exact ``sm_XY`` and cached on disk under the cache directory, keyed by
+the source's sha256 and the architecture, so later runs skip the compiler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from mfr.cache import default_cache_dir
+from mfr.errors import EngineError
+from mfr.runtime.cuda_memory import checked
+
+KERNEL = "mfr_warp_normalize"
+SOURCE = Path(__file__).with_name("cuda") / "warp_normalize.cu"
+CI_ARCHITECTURES = ("compute_75", "compute_87", "compute_90")
+
+
+def nvrtc_module() -> Any:
+    try:
+        from cuda.bindings import nvrtc
+    except ImportError:
+        raise EngineError("compiling the CUDA kernel needs cuda-python and NVRTC: pip install 'mfr[cuda]'") from None
+    return nvrtc
+
+
+def driver_module() -> Any:
+    try:
+        from cuda.bindings import driver
+    except ImportError:
+        raise EngineError("GPU preprocessing needs cuda-python: pip install 'mfr[cuda]'") from None
+    return driver
+
+
+def compile_source(source: str, architecture: str, name: str = "warp_normalize.cu") -> bytes:
+    """PTX (``compute_XY``) or a cubin (``sm_XY``) of ``source``; compiler errors carry NVRTC's log."""
+    nvrtc = nvrtc_module()
+    program = checked(nvrtc.nvrtcCreateProgram(source.encode(), name.encode(), 0, [], []), "nvrtcCreateProgram")
+    try:
+        options = [f"--gpu-architecture={architecture}".encode(), b"--std=c++17", b"-default-device"]
+        result = nvrtc.nvrtcCompileProgram(program, len(options), options)
+        if int(result[0]) != 0:
+            size = checked(nvrtc.nvrtcGetProgramLogSize(program), "nvrtcGetProgramLogSize")
+            log = b" " * size
+            checked(nvrtc.nvrtcGetProgramLog(program, log), "nvrtcGetProgramLog")
+            raise EngineError(f"{name}: NVRTC could not compile it for {architecture}:\n"
+                              f"{log.rstrip(bytes(1)).decode(errors='replace').strip()}")
+        cubin = architecture.startswith("sm_")
+        size_call, get_call = ((nvrtc.nvrtcGetCUBINSize, nvrtc.nvrtcGetCUBIN) if cubin
+                               else (nvrtc.nvrtcGetPTXSize, nvrtc.nvrtcGetPTX))
+        size = checked(size_call(program), "nvrtcGetSize")
+        code = b" " * size
+        checked(get_call(program, code), "nvrtcGet")
+        return code
+    finally:
+        nvrtc.nvrtcDestroyProgram(program)
+
+
+def cached_binary(architecture: str, cache_dir: Path | None = None) -> bytes:
+    """The kernel for ``architecture``, from the disk cache or compiled (and then cached, atomically)."""
+    source = SOURCE.read_text()
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    directory = Path(cache_dir or default_cache_dir()) / "cuda-kernels"
+    path = directory / f"warp_normalize-{digest}-{architecture}.{'cubin' if architecture.startswith('sm_') else 'ptx'}"
+    if path.is_file():
+        return path.read_bytes()
+    code = compile_source(source, architecture)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_bytes(code)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return code
+
+
+@cache
+def load_function(device: int = 0) -> Any:
+    """The kernel as a CUfunction in the device's primary context (the one the CUDA runtime and TensorRT
+    use), compiled for this GPU's architecture. Loaded once per process."""
+    driver = driver_module()
+    try:
+        checked(driver.cuInit(0), "cuInit")
+    except EngineError:
+        raise
+    except Exception as exc:  # cuda-python raises when the driver library is missing
+        raise EngineError(f"no usable NVIDIA driver for GPU preprocessing ({exc})") from None
+    handle = checked(driver.cuDeviceGet(device), "cuDeviceGet")
+    context = checked(driver.cuDevicePrimaryCtxRetain(handle), "cuDevicePrimaryCtxRetain")
+    checked(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent")
+    attribute = driver.CUdevice_attribute
+    major = checked(driver.cuDeviceGetAttribute(attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, handle),
+                    "cuDeviceGetAttribute")
+    minor = checked(driver.cuDeviceGetAttribute(attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, handle),
+                    "cuDeviceGetAttribute")
+    module = checked(driver.cuModuleLoadData(cached_binary(f"sm_{major}{minor}")), "cuModuleLoadData")
+    return checked(driver.cuModuleGetFunction(module, KERNEL.encode()), "cuModuleGetFunction")

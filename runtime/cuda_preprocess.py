@@ -1,0 +1,220 @@
+"""GPU preprocessing: one kernel launch from a camera frame to the engine's input (torch-free).
+
+``runtime/cuda/warp_normalize.cu`` warps every face of a frame into the spec's crop (bilinear, black
+border, exactly as OpenCV's warpAffine), reorders colours and normalises, writing N x 3 x H x W
+float32/float16 to a device pointer: the TensorRT engine's input binding. The host side here:
+
+- ``face_matrices``: crop->frame affine matrices from the 5 landmarks, by the same
+  ``estimate_similarity`` the CPU path uses (then inverted as OpenCV does inside warpAffine);
+- ``channel_plan``: which frame channel feeds each model channel, and the spec's gain/offset;
+- ``CudaPreprocessor``: pinned host buffers, asynchronous uploads on the engine's stream, device
+  buffers reused across calls (grown only for a larger frame), no synchronisation in ``__call__``.
+
+Executed only where a GPU exists (tests marked ``gpu``); without one, CI compiles the kernel with NVRTC
+and runs its per-pixel arithmetic, compiled for the host, against OpenCV.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from mfr.errors import EngineError
+from mfr.runtime.align import estimate_similarity
+from mfr.runtime.cuda_memory import checked
+from mfr.spec import PreprocessSpec
+
+FORMATS = {"BGR": 0, "RGB": 1, "NV12": 2}
+FRAME_CHANNELS = {"BGR": "BGR", "RGB": "RGB", "NV12": "BGR"}  # NV12 is converted to B, G, R like OpenCV
+BLOCK = (16, 16, 1)
+
+
+class MfrFrame(ctypes.Structure):
+    """Mirror of ``struct MfrFrame`` in warp_normalize.cu (passed by value to the kernel)."""
+
+    _fields_ = [("data", ctypes.c_void_p), ("uv", ctypes.c_void_p), ("width", ctypes.c_int),
+                ("height", ctypes.c_int), ("pitch", ctypes.c_int), ("uv_pitch", ctypes.c_int),
+                ("format", ctypes.c_int)]
+
+
+class MfrChannels(ctypes.Structure):
+    _fields_ = [("source", ctypes.c_int * 3), ("gain", ctypes.c_float * 3), ("offset", ctypes.c_float * 3)]
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    source: np.ndarray  # (3,) int32: model channel c takes frame channel source[c]
+    gain: np.ndarray  # (3,) float32
+    offset: np.ndarray  # (3,) float32
+
+    def as_struct(self) -> MfrChannels:
+        return MfrChannels((ctypes.c_int * 3)(*self.source.tolist()), (ctypes.c_float * 3)(*self.gain.tolist()),
+                           (ctypes.c_float * 3)(*self.offset.tolist()))
+
+
+def channel_plan(spec: PreprocessSpec, frame_format: str) -> ChannelPlan:
+    """The same gain and offset as ``normalize`` (float32, computed the same way), per model channel."""
+    if frame_format not in FORMATS:
+        raise EngineError(f"unknown frame format {frame_format!r}; choose from {', '.join(FORMATS)}")
+    frame = FRAME_CHANNELS[frame_format]
+    source = np.array([frame.index(c) for c in spec.color_order], np.int32)
+    std = np.asarray(spec.std, np.float32)
+    gain = np.float32(spec.scale) / std
+    offset = -np.asarray(spec.mean, np.float32) / std
+    return ChannelPlan(source, gain.astype(np.float32), offset.astype(np.float32))
+
+
+def face_matrices(landmarks: Sequence[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """(N, 6) float32 crop->frame matrices: the inverse of what ``warp_face`` hands to OpenCV, inverted by
+    OpenCV's own routine and rounded to float32 as OpenCV's warpAffine does."""
+    out = [cv2.invertAffineTransform(np.asarray(estimate_similarity(points, spec), np.float64)).ravel()
+           for points in landmarks]
+    return np.asarray(out, np.float32).reshape(-1, 6)
+
+
+def frame_struct(data_ptr: int, width: int, height: int, pitch: int, frame_format: str, uv_ptr: int = 0,
+                 uv_pitch: int = 0) -> MfrFrame:
+    return MfrFrame(data_ptr, uv_ptr or None, width, height, pitch, uv_pitch, FORMATS[frame_format])
+
+
+def frame_geometry(frame: np.ndarray, frame_format: str) -> tuple[int, int]:
+    """(width, height) of a host frame: H x W x 3 for BGR/RGB, (H * 3 / 2) x W for NV12."""
+    if frame.dtype != np.uint8:
+        raise EngineError(f"frames must be uint8, got {frame.dtype}")
+    if frame_format == "NV12":
+        if frame.ndim != 2 or frame.shape[0] % 3 or frame.shape[1] % 2:
+            raise EngineError(f"an NV12 frame is a (H * 3 / 2, W) uint8 array with even H and W, got {frame.shape}")
+        return frame.shape[1], frame.shape[0] * 2 // 3
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise EngineError(f"a {frame_format} frame is an (H, W, 3) uint8 array, got {frame.shape}")
+    return frame.shape[1], frame.shape[0]
+
+
+class CudaPreprocessor:
+    """``__call__(frame, landmarks, out_ptr)``: all faces of a host frame into a device buffer, asynchronously.
+
+    Sized once for ``max_faces``; the frame buffers grow when a larger frame arrives. Everything runs
+    on ``stream`` (the engine's), so the engine's ``execute_async_v3`` on the same stream sees the input
+    without a synchronisation here.
+    """
+
+    def __init__(self, spec: PreprocessSpec, max_faces: int, frame_format: str = "BGR", stream: Any = None,
+                 half_output: bool = False) -> None:
+        from mfr.runtime.cuda_kernels import driver_module, load_function
+
+        if spec.input_size is None:
+            raise EngineError("GPU preprocessing needs a spec with a fixed input size")
+        self.spec, self.max_faces, self.frame_format, self.half_output = spec, max_faces, frame_format, half_output
+        self.plan = channel_plan(spec, frame_format)
+        self.driver = driver_module()
+        self.function = load_function()
+        self.stream = stream if stream is not None else checked(self.driver.cuStreamCreate(0), "cuStreamCreate")
+        self._matrices_host = PinnedArray((max_faces, 6), np.float32)
+        self._matrices_device = DeviceArray(max_faces * 6 * 4)
+        self._frame_host: PinnedArray | None = None
+        self._frame_device: DeviceArray | None = None
+
+    def output_bytes(self, faces: int) -> int:
+        height, width = self.spec.input_size or (0, 0)
+        return faces * 3 * height * width * (2 if self.half_output else 4)
+
+    def __call__(self, frame: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray, out_ptr: int) -> int:
+        """Enqueue the upload and the kernel; returns the number of faces written to ``out_ptr``."""
+        faces = len(landmarks)
+        if faces == 0:
+            return 0
+        if faces > self.max_faces:
+            raise EngineError(f"{faces} faces exceed this preprocessor's maximum of {self.max_faces}")
+        width, height = frame_geometry(frame, self.frame_format)
+        if self._frame_host is None or self._frame_host.array.nbytes < frame.nbytes:
+            self._frame_host = PinnedArray((frame.nbytes,), np.uint8)
+            self._frame_device = DeviceArray(frame.nbytes)
+        assert self._frame_device is not None
+        staged = self._frame_host.array[:frame.nbytes]
+        np.copyto(staged, np.ascontiguousarray(frame).reshape(-1))
+        self._frame_device.upload(self._frame_host.ptr, frame.nbytes, self.stream, self.driver)
+        self._matrices_host.array[:faces] = face_matrices(landmarks, self.spec)
+        self._matrices_device.upload(self._matrices_host.ptr, faces * 24, self.stream, self.driver)
+        base = self._frame_device.ptr
+        if self.frame_format == "NV12":
+            frame_arg = frame_struct(base, width, height, width, "NV12", base + width * height, width)
+        else:
+            frame_arg = frame_struct(base, width, height, width * 3, self.frame_format)
+        out_height, out_width = self.spec.input_size or (0, 0)
+        self.launch(frame_arg, faces, out_height, out_width, out_ptr)
+        return faces
+
+    def launch(self, frame_arg: MfrFrame, faces: int, out_height: int, out_width: int, out_ptr: int) -> None:
+        args = [frame_arg, ctypes.c_void_p(self._matrices_device.ptr), ctypes.c_int(faces),
+                ctypes.c_int(out_height), ctypes.c_int(out_width), self.plan.as_struct(), ctypes.c_void_p(out_ptr),
+                ctypes.c_int(int(self.half_output))]
+        pointers = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
+        grid = (-(-out_width // BLOCK[0]), -(-out_height // BLOCK[1]), faces)
+        checked(self.driver.cuLaunchKernel(self.function, *grid, *BLOCK, 0, self.stream, ctypes.addressof(pointers), 0),
+                "cuLaunchKernel")
+
+    def to_host(self, frame: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Run once and copy the result back (tests and benchmarks; deployments write to the engine)."""
+        faces = len(landmarks)
+        out = DeviceArray(self.output_bytes(faces))
+        try:
+            self(frame, landmarks, out.ptr)
+            height, width = self.spec.input_size or (0, 0)
+            result = np.empty((faces, 3, height, width), np.float16 if self.half_output else np.float32)
+            checked(self.driver.cuMemcpyDtoHAsync(result.ctypes.data, out.ptr, result.nbytes, self.stream),
+                    "cuMemcpyDtoHAsync")
+            checked(self.driver.cuStreamSynchronize(self.stream), "cuStreamSynchronize")
+            return result
+        finally:
+            out.free()
+
+    def synchronize(self) -> None:
+        checked(self.driver.cuStreamSynchronize(self.stream), "cuStreamSynchronize")
+
+
+class PinnedArray:
+    """A numpy array in page-locked host memory (required for truly asynchronous uploads)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        from mfr.runtime.cuda_kernels import driver_module
+
+        self.driver = driver_module()
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        self.ptr = int(checked(self.driver.cuMemHostAlloc(max(nbytes, 1), 0), "cuMemHostAlloc"))
+        buffer = (ctypes.c_byte * max(nbytes, 1)).from_address(self.ptr)
+        self.array = np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
+
+    def __del__(self) -> None:
+        if getattr(self, "ptr", 0):
+            self.driver.cuMemFreeHost(self.ptr)
+            self.ptr = 0
+
+
+class DeviceArray:
+    def __init__(self, nbytes: int) -> None:
+        from mfr.runtime.cuda_kernels import driver_module
+
+        self.driver = driver_module()
+        self.nbytes = max(int(nbytes), 1)
+        self.ptr = int(checked(self.driver.cuMemAlloc(self.nbytes), "cuMemAlloc"))
+
+    def upload(self, host_ptr: int, nbytes: int, stream: Any, driver: Any) -> None:
+        checked(driver.cuMemcpyHtoDAsync(self.ptr, host_ptr, nbytes, stream), "cuMemcpyHtoDAsync")
+
+    def free(self) -> None:
+        if self.ptr:
+            self.driver.cuMemFree(self.ptr)
+            self.ptr = 0
+
+    def __del__(self) -> None:
+        self.free()
+
+
+def kernel_source() -> Path:
+    return Path(__file__).with_name("cuda") / "warp_normalize.cu"

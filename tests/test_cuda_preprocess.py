@@ -1,0 +1,195 @@
+"""The CUDA preprocessing kernel: compiled by NVRTC for every target architecture (no GPU needed), its
+per-pixel arithmetic run on the host against the CPU reference path, and on a GPU (marked ``gpu``) the
+real kernel against the same reference."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mfr.data.mfr2 import read_mfr2
+from mfr.manifest import load_manifest
+from mfr.paths import dataset_dir
+from mfr.registry import MODELS
+from mfr.runtime.cuda_preprocess import MfrFrame, channel_plan, face_matrices, frame_geometry, frame_struct
+from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.preprocess import align_faces, normalize
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = MODELS["mobilefacenet"].spec
+
+
+def reference(frame_bgr: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
+    """The CPU path: OpenCV warpAffine per face, then normalize."""
+    return normalize(align_faces(frame_bgr, landmarks, SPEC), SPEC)
+
+
+def to_nv12(bgr: np.ndarray) -> np.ndarray:
+    """BGR -> NV12 (Y plane, then interleaved U,V at half resolution), via OpenCV's I420."""
+    height, width = bgr.shape[:2]
+    flat = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).reshape(-1)
+    luma, chroma = height * width, height * width // 4
+    u, v = flat[luma:luma + chroma], flat[luma + chroma:]
+    uv = np.stack([u, v], axis=1).reshape(height // 2, width)
+    return np.concatenate([flat[:luma].reshape(height, width), uv])
+
+
+# --- NVRTC: compiles without a GPU -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("architecture", ["compute_75", "compute_87", "compute_90"])
+def test_kernel_compiles_to_ptx_with_nvrtc(architecture, tmp_path):
+    from mfr.runtime.cuda_kernels import KERNEL, cached_binary
+
+    ptx = cached_binary(architecture, cache_dir=tmp_path)
+    assert f".target sm_{architecture[-2:]}".encode() in ptx
+    assert f".entry {KERNEL}(".encode() in ptx
+    cached = list((tmp_path / "cuda-kernels").glob(f"*-{architecture}.ptx"))
+    assert len(cached) == 1 and cached[0].read_bytes() == ptx  # the second call would read this file
+
+
+def test_a_broken_kernel_reports_nvrtc_log():
+    from mfr.errors import EngineError
+    from mfr.runtime.cuda_kernels import compile_source
+
+    message = r"NVRTC could not compile it for compute_75:\n.*undefined_name.*is undefined"
+    with pytest.raises(EngineError, match=message):
+        compile_source('extern "C" __global__ void k() { undefined_name = 1; }', "compute_75", "broken.cu")
+
+
+# --- the kernel's arithmetic on the host -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def host_kernel(tmp_path_factory) -> ctypes.CDLL:
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.fail("a C++ compiler (g++) is needed to run the kernel's arithmetic on the host")
+    library = tmp_path_factory.mktemp("kernel") / "warp_normalize_host.so"
+    subprocess.run([compiler, "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(library),
+                    str(ROOT / "tests" / "cuda_host" / "warp_normalize_host.cpp")], check=True)
+    lib = ctypes.CDLL(str(library))
+    lib.mfr_warp_normalize_host.restype = None
+    return lib
+
+
+def run_host(lib: ctypes.CDLL, frame: MfrFrame, landmarks: list[np.ndarray], frame_format: str) -> np.ndarray:
+    plan = channel_plan(SPEC, frame_format)
+    matrices = face_matrices(landmarks, SPEC)
+    height, width = SPEC.input_size or (0, 0)
+    out = np.full((len(landmarks), 3, height, width), np.nan, np.float32)
+    pointer = ctypes.c_void_p
+    lib.mfr_warp_normalize_host(ctypes.byref(frame), matrices.ctypes.data_as(pointer), len(landmarks), height,
+                                width, plan.source.ctypes.data_as(pointer), plan.gain.ctypes.data_as(pointer),
+                                plan.offset.ctypes.data_as(pointer), out.ctypes.data_as(pointer))
+    return out
+
+
+def padded(image: np.ndarray, extra: int) -> np.ndarray:
+    """The same pixels in rows of ``width * 3 + extra`` bytes (a pitched frame, as decoders deliver)."""
+    height, width = image.shape[:2]
+    buffer = np.zeros((height, width * 3 + extra), np.uint8)
+    buffer[:, :width * 3] = image.reshape(height, -1)
+    return buffer
+
+
+@pytest.fixture(scope="module")
+def frames_with_faces(retinaface_package) -> list[tuple[str, np.ndarray, list[np.ndarray]]]:
+    """Real frames with detector landmarks: the demo photos and a few MFR2 photos (masked faces)."""
+    from mfr.runtime.retinaface import RetinaFaceDetector
+
+    detector = RetinaFaceDetector(retinaface_package)
+    paths = sorted(dataset_dir("demo").rglob("*.jp*g"))[:6] + read_mfr2().images()[:4]
+    frames = []
+    for path in paths:
+        image = read_image_bgr(path)
+        faces = detector.detect(image)
+        if faces:
+            frames.append((path.name, image, [f.landmarks for f in faces]))
+    assert len(frames) >= 6
+    return frames
+
+
+def test_kernel_arithmetic_equals_the_cpu_path_on_real_frames(host_kernel, frames_with_faces):
+    """BGR and RGB frames, odd sizes, pitched rows, 1..N faces: bit-identical to warpAffine + normalize."""
+    for extra in (0, 13):
+        for name, image, landmarks in frames_with_faces:
+            image = image[: image.shape[0] | 1, : image.shape[1] | 1]  # odd sizes where possible
+            expected = reference(image, landmarks)
+            for frame_format, pixels in (("BGR", image), ("RGB", np.ascontiguousarray(image[..., ::-1]))):
+                buffer = padded(pixels, extra)
+                frame = frame_struct(buffer.ctypes.data, image.shape[1], image.shape[0], buffer.shape[1], frame_format)
+                got = run_host(host_kernel, frame, landmarks, frame_format)
+                assert np.abs(got - expected).max() <= 1e-6, (name, frame_format, extra)
+
+
+def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_with_faces):
+    for name, image, landmarks in frames_with_faces:
+        even = np.ascontiguousarray(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2])
+        nv12 = to_nv12(even)
+        height, width = even.shape[:2]
+        expected = reference(cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12), landmarks)
+        frame = frame_struct(nv12.ctypes.data, width, height, width, "NV12", nv12.ctypes.data + width * height, width)
+        got = run_host(host_kernel, frame, landmarks, "NV12")
+        assert np.abs(got - expected).max() <= 1e-6, name
+
+
+def test_faces_outside_the_frame_get_the_black_border(host_kernel):
+    image = np.full((120, 160, 3), 200, np.uint8)
+    landmarks = [np.array(SPEC.template) + [140, 100]]  # mostly off the bottom-right corner
+    frame = frame_struct(image.ctypes.data, 160, 120, 480, "BGR")
+    got = run_host(host_kernel, frame, landmarks, "BGR")
+    expected = reference(image, landmarks)
+    assert np.abs(got - expected).max() <= 1e-6
+    black = normalize(np.zeros((1, 112, 112, 3), np.uint8), SPEC)
+    assert np.isclose(got, black).mean() > 0.5  # most of the crop is border
+
+
+def test_bad_frames_are_refused():
+    from mfr.errors import EngineError
+
+    with pytest.raises(EngineError, match="NV12 frame is a"):
+        frame_geometry(np.zeros((100, 64), np.uint8), "NV12")
+    with pytest.raises(EngineError, match="must be uint8"):
+        frame_geometry(np.zeros((4, 4, 3), np.float32), "BGR")
+    with pytest.raises(EngineError, match="unknown frame format"):
+        channel_plan(SPEC, "YUYV")
+
+
+# --- on a GPU ----------------------------------------------------------------------------------------------
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("frame_format", ["BGR", "NV12"])
+def test_gpu_kernel_matches_the_cpu_path(frames_with_faces, frame_format):
+    from mfr.runtime.cuda_preprocess import CudaPreprocessor
+
+    pre = CudaPreprocessor(SPEC, max_faces=64, frame_format=frame_format)
+    for name, image, landmarks in frames_with_faces:
+        if frame_format == "NV12":
+            image = np.ascontiguousarray(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2])
+            frame = to_nv12(image)
+            image = cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_NV12)
+        else:
+            frame = image
+        for count in (1, len(landmarks), 64):
+            faces = [landmarks[i % len(landmarks)] for i in range(count)]
+            got = pre.to_host(frame, faces)
+            assert np.abs(got - reference(image, faces)).max() <= 2e-3, (name, count)
+
+
+@pytest.mark.gpu
+def test_gpu_preprocessing_gives_the_same_embeddings(frames_with_faces, mobilefacenet_package):
+    from mfr.runtime.cuda_preprocess import CudaPreprocessor
+    from mfr.runtime.engine_load import open_model
+
+    pre = CudaPreprocessor(SPEC, max_faces=16)
+    with open_model(mobilefacenet_package) as engine:
+        for _, image, landmarks in frames_with_faces:
+            a, b = engine.embed(reference(image, landmarks)), engine.embed(pre.to_host(image, landmarks))
+            cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            assert cosine.min() >= 0.9999
+    assert load_manifest(mobilefacenet_package).spec == SPEC
