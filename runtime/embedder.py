@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,16 +16,61 @@ from mfr.atomic import sha256_file
 from mfr.errors import ManifestError
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_load import open_model
-from mfr.runtime.preprocess import normalize
+from mfr.runtime.preprocess import align_faces, normalize
 
 
 class FaceEmbedder:
-    def __init__(self, engine: Engine, batch_size: int = 64) -> None:
+    def __init__(self, engine: Engine, batch_size: int = 64, gpu_preprocessing: bool = True,
+                 frame_format: str = "BGR", log: Callable[[str], None] = lambda _: None) -> None:
         if engine.manifest.kind != "recognition":
             raise ManifestError(f"{engine.source} holds a {engine.manifest.kind} model, not a recognition model")
         self.engine = engine
         self.manifest = engine.manifest
         self.batch_size = batch_size
+        self.frame_format = frame_format
+        self.gpu = self._gpu_preprocessor(log) if gpu_preprocessing else None
+
+    def _gpu_preprocessor(self, log: Callable[[str], None]) -> Any:
+        """The CUDA preprocessing when the engine runs on a GPU (TensorRT), else None: the CPU path."""
+        if self.engine.backend != "tensorrt":
+            return None
+        from mfr.errors import EngineError
+        from mfr.runtime.cuda_preprocess import CudaPreprocessor
+
+        try:
+            return CudaPreprocessor(self.manifest.spec, self.engine.profile.max, self.frame_format,
+                                    stream=getattr(self.engine, "stream", None),
+                                    half_output=getattr(self.engine, "input_dtype", np.float32) == np.float16)
+        except EngineError as exc:
+            log(f"GPU preprocessing unavailable ({exc}); using the CPU path")
+            return None
+
+    def embed_frame(self, frame: np.ndarray, landmarks: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings of every face (5 landmarks each) in one frame.
+
+        On a TensorRT engine the CUDA kernel warps and normalises all faces straight into the engine's
+        input binding; elsewhere (and as the reference) the CPU path aligns and normalises them.
+        """
+        if len(landmarks) == 0:
+            return np.zeros((0, self.manifest.spec.embedding_dim or 0), np.float32)
+        if self.gpu is None:
+            crops = align_faces(frame if self.frame_format == "BGR" else self._to_bgr(frame), landmarks,
+                                self.manifest.spec)
+            return self.embed(crops)
+        engine: Any = self.engine
+        outputs = []
+        for start in range(0, len(landmarks), self.engine.profile.max):
+            count = self.gpu(frame, landmarks[start:start + self.engine.profile.max], engine.input_pointer)
+            outputs.append(engine.run_device(count)[self.engine.output_names[0]])
+        embeddings = np.concatenate(outputs).astype(np.float32)
+        return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+
+    def _to_bgr(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self.frame_format == "RGB":
+            return np.ascontiguousarray(frame[..., ::-1])
+        return cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_NV12)
 
     @classmethod
     def open(cls, path: Path, precision: str | None = None, rebuild_on_mismatch: bool = False,

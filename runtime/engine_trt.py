@@ -64,11 +64,32 @@ class TensorRTEngine(Engine):
             if not self._context.set_tensor_address(name, self._buffers[name].ptr):
                 raise EngineError(f"{plan}: TensorRT refused the device address of tensor {name}")
 
+    @property
+    def input_pointer(self) -> int:
+        """Device address of the input binding: GPU preprocessing writes the batch straight here."""
+        return self._buffers[self.input.name].ptr
+
+    @property
+    def stream(self) -> Any:
+        return self._stream
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return self._dtypes[self.input.name]
+
     def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         batch = batch.astype(self._dtypes[self.input.name], copy=False)
-        if not self._context.set_input_shape(self.input.name, list(batch.shape)):
-            raise EngineError(f"{self.source}: TensorRT refused input shape {list(batch.shape)}")
         self._buffers[self.input.name].upload(batch, self._stream)
+        return self.run_device(len(batch), list(batch.shape))
+
+    def run_device(self, count: int, shape: list[int] | None = None) -> dict[str, np.ndarray]:
+        """Run on the ``count`` inputs already in the input binding (enqueued on this engine's stream)."""
+        if not self.profile.min <= count <= self.profile.max:
+            raise EngineError(f"{self.source}: batch of {count} is outside the engine's profile "
+                              f"[{self.profile.min}, {self.profile.max}]")
+        shape = shape or [count, *[int(d) for d in self.input.shape[1:]]]
+        if not self._context.set_input_shape(self.input.name, shape):
+            raise EngineError(f"{self.source}: TensorRT refused input shape {shape}")
         if not self._context.execute_async_v3(int(self._stream)):
             raise EngineError(f"{self.source}: TensorRT execution failed (see its log above)")
         outputs = {}

@@ -5,6 +5,7 @@ real kernel against the same reference."""
 from __future__ import annotations
 
 import ctypes
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -193,3 +194,36 @@ def test_gpu_preprocessing_gives_the_same_embeddings(frames_with_faces, mobilefa
             cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
             assert cosine.min() >= 0.9999
     assert load_manifest(mobilefacenet_package).spec == SPEC
+
+
+# --- the runtime's frame API and the benchmark (CPU path here) -----------------------------------------
+
+def test_embed_frame_uses_the_cpu_path_off_the_gpu(frames_with_faces, mobilefacenet_package):
+    from mfr.runtime.embedder import FaceEmbedder
+
+    embedder = FaceEmbedder.open(mobilefacenet_package)
+    assert embedder.gpu is None  # ONNX Runtime engine: CPU preprocessing
+    _, image, landmarks = frames_with_faces[0]
+    expected = embedder.embed(align_faces(image, landmarks, SPEC))
+    np.testing.assert_allclose(embedder.embed_frame(image, landmarks), expected, atol=1e-6)
+    rgb = FaceEmbedder(embedder.engine, frame_format="RGB")
+    np.testing.assert_allclose(rgb.embed_frame(np.ascontiguousarray(image[..., ::-1]), landmarks), expected, atol=1e-6)
+
+
+def test_bench_preprocess_reports_the_cpu_path_and_why_no_gpu(retinaface_package, tmp_path):
+    from click.testing import CliRunner
+
+    from mfr.cli.main import cli
+    from mfr.runtime.machine import gpu_info
+
+    out = tmp_path / "pre.json"
+    result = CliRunner().invoke(cli, ["bench", "preprocess", "--batch", "1,4", "--rounds", "2", "--detector-package",
+                                      str(retinaface_package), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    paths = {(r["path"], r["batch"]) for r in data["results"]}
+    assert {("cpu", 1), ("cpu", 4)} <= paths
+    for r in data["results"]:
+        assert r["faces_per_s"] == pytest.approx(r["batch"] / r["p50_ms"] * 1000, rel=0.01)
+    if gpu_info() is None:
+        assert data["gpu_missing"] and not any(p == "gpu" for p, _ in paths)

@@ -203,6 +203,54 @@ def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, 
         log(f"wrote {json_out}")
 
 
+@bench_group.command("preprocess")
+@click.option("--frame", "frame_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="A photo with faces [default: the first demo photo].")
+@click.option("--batch", "batches", default="1,8,64,256", show_default=True, help="Comma-separated face counts.")
+@click.option("--rounds", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+              help="RetinaFace package for the landmarks (default: exported once into the cache).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int, detector_package: Path | None,
+                             json_out: Path | None) -> None:
+    """Faces/s and effective bandwidth of the CUDA preprocessing kernel vs the CPU path (OpenCV), interleaved.
+
+    The faces of one frame (detected by RetinaFace) are repeated up to each batch size. Without a GPU
+    only the CPU path is measured, and the report says why.
+    """
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.preprocess import PreprocessReport, markdown_table, measure_preprocess
+    from mfr.cache import default_cache_dir
+    from mfr.detectors import make_detector
+    from mfr.errors import EngineError, MfrError
+    from mfr.paths import dataset_dir
+    from mfr.registry import MODELS
+    from mfr.runtime.image_io import read_image_bgr
+
+    sizes = [int(b) for b in batches.split(",") if b.strip()]
+    path = frame_path or sorted(dataset_dir("demo").rglob("*.jp*g"))[0]
+    frame = read_image_bgr(path)
+    detector, _ = make_detector("retinaface", detector_package, default_cache_dir(), log)
+    landmarks = [face.landmarks for face in detector.detect(frame)]
+    if not landmarks:
+        raise MfrError(f"{path}: no face found to preprocess")
+    spec = MODELS["mobilefacenet"].spec
+    gpu, missing = None, None
+    try:
+        from mfr.runtime.cuda_preprocess import CudaPreprocessor
+
+        gpu = CudaPreprocessor(spec, max_faces=max(sizes))
+    except EngineError as exc:
+        missing = str(exc)
+        log(f"GPU path not measured: {missing}")
+    report = PreprocessReport(str(path), list(frame.shape), measure_preprocess(frame, landmarks, spec, sizes, gpu,
+                                                                               rounds=rounds), rounds, missing)
+    click.echo(markdown_table(report))
+    if json_out is not None:
+        write_json_atomic(json_out, report.to_dict())
+        log(f"wrote {json_out}")
+
+
 @cli.group("train")
 def train_group() -> None:
     """Train models (needs torch: pip install 'mfr[train]')."""
