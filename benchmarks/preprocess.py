@@ -68,7 +68,11 @@ def measure_preprocess(frame: np.ndarray, landmarks: list[np.ndarray], spec: Pre
     results = []
     for batch in batches:
         faces = [landmarks[i % len(landmarks)] for i in range(batch)]
-        jobs: dict[str, Callable[[], Any]] = {"cpu": lambda f=faces: normalize(align_faces(frame, f, spec), spec)}
+
+        def run_cpu(f: list[np.ndarray] = faces) -> Any:
+            return normalize(align_faces(frame, f, spec), spec)
+
+        jobs: dict[str, Callable[[], Any]] = {"cpu": run_cpu}
         if gpu is not None:
             from mfr.runtime.cuda_preprocess import DeviceArray
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mfr.atomic import atomic_file
 from mfr.benchmarks import metrics
 from mfr.benchmarks.verification import EvalReport
 from mfr.errors import MfrError
@@ -67,9 +68,8 @@ def save_curves(report: EvalReport, directory: Path) -> list[Path]:
         ax.legend()
         fig.tight_layout()
         path = directory / f"{stem}_{kind}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp)
+        with atomic_file(path, suffix=".png") as tmp:
+            fig.savefig(tmp)
         plt.close(fig)
-        tmp.replace(path)
         written.append(path)
     return written

@@ -13,13 +13,12 @@ TensorRT 10.13's stubs, its ``tensorrt`` names checked against a fixture, run by
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mfr.atomic import write_bytes_atomic
 from mfr.errors import EngineError
 from mfr.manifest import BatchProfile
 from mfr.runtime.engine_check import version_tuple
@@ -147,13 +146,7 @@ def load_timing_cache(config: trt.IBuilderConfig, path: Path | None, log: Callab
 
 
 def save_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
-    data = config.get_timing_cache().serialize()
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(bytes(data))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, bytes(config.get_timing_cache().serialize()))
 
 
 def build_tensorrt_plan(source: Path, input_name: str, input_shape: list[int | str], options: TensorRTBuildOptions,

@@ -1,7 +1,9 @@
-"""The torch-free runtime: preprocessing (and later engines and detectors) for deployment.
+"""The torch-free runtime for deployment: preprocessing (CPU, and the CUDA kernel), detectors, and the
+``Engine`` interface with its ONNX Runtime and TensorRT backends.
 
 Only numpy, OpenCV and onnxruntime/TensorRT/cuda-python may be imported here: on a Jetson that is
-all there is. A test imports this package in a subprocess where importing torch fails.
+all there is. A test imports this package, builds an engine and embeds faces in a subprocess where
+importing torch fails.
 """
 
 from mfr.runtime.align import estimate_similarity, umeyama

@@ -9,12 +9,11 @@ the source's sha256 and the architecture, so later runs skip the compiler.
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from mfr.atomic import write_bytes_atomic
 from mfr.cache import default_cache_dir
 from mfr.errors import EngineError
 from mfr.runtime.cuda_memory import checked
@@ -73,13 +72,7 @@ def cached_binary(architecture: str, cache_dir: Path | None = None) -> bytes:
     if path.is_file():
         return path.read_bytes()
     code = compile_source(source, architecture)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(code)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_bytes_atomic(path, code)
     return code
 
 

@@ -125,7 +125,7 @@ def test_kernel_arithmetic_equals_the_cpu_path_on_real_frames(host_kernel, frame
                 buffer = padded(pixels, extra)
                 frame = frame_struct(buffer.ctypes.data, image.shape[1], image.shape[0], buffer.shape[1], frame_format)
                 got = run_host(host_kernel, frame, landmarks, frame_format)
-                assert np.abs(got - expected).max() <= 1e-6, (name, frame_format, extra)
+                assert np.abs(got - expected).max() == 0, (name, frame_format, extra)
 
 
 def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_with_faces):
@@ -136,7 +136,7 @@ def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_wit
         expected = reference(cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12), landmarks)
         frame = frame_struct(nv12.ctypes.data, width, height, width, "NV12", nv12.ctypes.data + width * height, width)
         got = run_host(host_kernel, frame, landmarks, "NV12")
-        assert np.abs(got - expected).max() <= 1e-6, name
+        assert np.abs(got - expected).max() == 0, name
 
 
 def test_faces_outside_the_frame_get_the_black_border(host_kernel):

@@ -48,6 +48,7 @@ def test_installed_package_imports_every_stage_from_site_packages(installed, tmp
     for line in lines[3:]:
         assert line.startswith(str(installed)) and line.endswith("True True"), line
     assert (installed / "mfr" / "weights" / "yunet" / "yunet_n_dynamic.onnx").is_file()
+    assert (installed / "mfr" / "runtime" / "cuda" / "warp_normalize.cu").is_file()  # compiled at first use
 
 
 def test_installed_console_scripts_exist(installed, tmp_path):

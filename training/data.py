@@ -48,7 +48,9 @@ class TrainingSet:
 
 
 def from_people(source: str, root: Path, people: list[str]) -> TrainingSet:
-    paths, labels, kept = [], [], []
+    paths: list[Path] = []
+    labels: list[int] = []
+    kept: list[str] = []
     for person in people:
         images = sorted(p for p in (root / person).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if images:

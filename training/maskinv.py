@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mfr.atomic import atomic_file, write_json_atomic
 from mfr.augment.masks import MaskGenerator
 from mfr.errors import DataError, MfrError
 from mfr.progress import Progress, no_progress
@@ -109,21 +107,8 @@ def freeze_batchnorm(model: nn.Module) -> None:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class MaskInvTrainer:
@@ -260,13 +245,14 @@ class MaskInvTrainer:
         writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-        write_text_atomic(out / LOG_CSV, buffer.getvalue())
+        with atomic_file(out / LOG_CSV) as tmp:
+            tmp.write_text(buffer.getvalue())
         summary = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()},
                    "teacher": teacher.describe(), "data": {"source": data.source, "faces": len(data),
                                                            "people": len(data.people)},
                    "steps": steps, "seconds": seconds, "first": rows[0] if rows else None,
                    "last": rows[-1] if rows else None}
-        write_text_atomic(out / LOG_JSON, json.dumps(summary, indent=2) + "\n")
+        write_json_atomic(out / LOG_JSON, summary)
         plot_losses(rows, out / LOSS_PNG)
 
 
@@ -313,7 +299,6 @@ def plot_losses(rows: list[dict[str, float]], path: Path) -> None:
     right.set_ylabel("cosine student vs teacher (unmasked)")
     right.legend()
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=100)
+    with atomic_file(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=100)
     plt.close(figure)
-    os.replace(tmp, path)

@@ -350,9 +350,9 @@ def mask_sheet_command(out: Path, count: int, seed: int) -> None:
     root = lfw_root()
     sheet = contact_sheet([read_image_bgr(p) for p in paths], [aligned_crop_landmarks(112, 112)] * len(paths),
                           [str(p.relative_to(root)) for p in paths], MaskGenerator(seed=seed))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    if not cv2.imwrite(str(tmp), sheet):
-        raise click.ClickException(f"could not write {out}")
-    tmp.replace(out)
+    from mfr.atomic import atomic_file
+
+    with atomic_file(out, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), sheet):
+            raise click.ClickException(f"could not write {out}")
     click.echo(f"wrote {out} ({len(paths)} faces)")
