@@ -69,7 +69,7 @@ class MaskInvConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # torch CPU threads (0: torch's default)
-    max_steps: int | None = None  # stop after this many steps in all (tests, quick trials)
+    max_steps: int | None = None  # stop after this many steps in all (tests, trials); resumes at the next epoch
     log_every: int = 10
     resume: bool = False
     force: bool = False
@@ -139,7 +139,7 @@ class MaskInvTrainer:
         masks = MaskGenerator(seed=config.seed)
         started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
         batches_per_epoch = len(data) // config.batch_size or 1
-        epoch = start_epoch
+        done = start_epoch
         for epoch in range(start_epoch, config.epochs):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
@@ -158,7 +158,8 @@ class MaskInvTrainer:
                                  "seconds": round(time.perf_counter() - started, 2)})
                 if config.max_steps is not None and step >= config.max_steps:
                     break
-            self.checkpoint(out, student, head, optimizer, epoch + 1, step, rows)
+            done = epoch + 1
+            self.checkpoint(out, student, head, optimizer, done, step, rows)
             log(f"epoch {epoch + 1}: step {step}, loss {rows[-1]['loss']:.4f}, distill {rows[-1]['distill']:.5f}, "
                 f"cosine to teacher masked {rows[-1]['cosine_masked']:.4f} / unmasked "
                 f"{rows[-1]['cosine_unmasked']:.4f}")
@@ -169,7 +170,7 @@ class MaskInvTrainer:
         save_atomic({k: v.detach().cpu() for k, v in student.state_dict().items()}, student_path)
         self.write_logs(out, rows, data, teacher, seconds, step)
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
-        return TrainingResult(step, epoch + 1, seconds, rows[0] if rows else {}, rows[-1] if rows else {},
+        return TrainingResult(step, done, seconds, rows[0] if rows else {}, rows[-1] if rows else {},
                               student_path, rows)
 
     def prepare_out_dir(self, out: Path) -> None:

@@ -280,7 +280,8 @@ def train_group() -> None:
               help="Comma-separated epochs after which the learning rate is divided by 10.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Stop after this many steps in all (a run stopped so resumes at the next epoch).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint.")
 @click.option("--no-package", is_flag=True, help="Do not export the student to OUT/package.")
 @click.option("--force", is_flag=True, help="Start again in a non-empty --out.")
