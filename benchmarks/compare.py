@@ -9,15 +9,24 @@ import numpy as np
 from mfr.benchmarks.verification import EvalReport
 
 
-def compare_precisions(fp32: EvalReport, int8: EvalReport) -> dict[str, Any]:
-    drop = {}
-    for name, a in fp32.protocols.items():
-        b = int8.protocols[name]
-        drop[name] = {
-            "accuracy_pp": round(100 * (a.accuracy - b.accuracy), 4),
-            "eer_rise_pp": round(100 * (b.eer - a.eer), 4),
-            "tar_at_far_1e-3_pp": round(100 * (a.tar_at_far["1e-3"] - b.tar_at_far["1e-3"]), 4),
+def protocol_changes(base: EvalReport, other: EvalReport) -> dict[str, dict[str, float]]:
+    """Per protocol, ``other`` minus ``base`` in percentage points (rounded to 1e-4)."""
+    changes = {}
+    for name, b in base.protocols.items():
+        r = other.protocols[name]
+        changes[name] = {
+            "accuracy_pp": round(100 * (r.accuracy - b.accuracy), 4),
+            "eer_pp": round(100 * (r.eer - b.eer), 4),
+            "tar_at_far_1e-3_pp": round(100 * (r.tar_at_far["1e-3"] - b.tar_at_far["1e-3"]), 4),
         }
+    return changes
+
+
+def compare_precisions(fp32: EvalReport, int8: EvalReport) -> dict[str, Any]:
+    # a drop is the negated change (0.0 - x keeps a zero change a plain 0.0 in the JSON)
+    drop = {name: {"accuracy_pp": 0.0 - c["accuracy_pp"], "eer_rise_pp": c["eer_pp"],
+                   "tar_at_far_1e-3_pp": 0.0 - c["tar_at_far_1e-3_pp"]}
+            for name, c in protocol_changes(fp32, int8).items()}
     cosines = np.concatenate([(fp32.embeddings[k] * int8.embeddings[k]).sum(axis=1) for k in fp32.embeddings])
     return {
         "fp32": fp32.to_dict(),
@@ -41,16 +50,7 @@ def drop_table(comparison: dict[str, Any]) -> str:
 def side_by_side(reports: list[EvalReport]) -> dict[str, Any]:
     """Several models on one dataset (same pairs, one run): each protocol's figures and the change from
     the first model (e.g. teacher vs student)."""
-    base = reports[0]
-    change: dict[str, dict[str, dict[str, float]]] = {}
-    for report in reports[1:]:
-        for name, r in report.protocols.items():
-            b = base.protocols[name]
-            change.setdefault(report.package, {})[name] = {
-                "accuracy_pp": round(100 * (r.accuracy - b.accuracy), 4),
-                "eer_pp": round(100 * (r.eer - b.eer), 4),
-                "tar_at_far_1e-3_pp": round(100 * (r.tar_at_far["1e-3"] - b.tar_at_far["1e-3"]), 4),
-            }
+    change = {report.package: protocol_changes(reports[0], report) for report in reports[1:]}
     return {"models": [r.to_dict() for r in reports], "change_from_first": change}
 
 

@@ -9,13 +9,13 @@ time; on a GPU also as a share of the device's peak memory bandwidth.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mfr.benchmarks.timing import interleaved_times
 from mfr.runtime.machine import fingerprint
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.spec import PreprocessSpec
@@ -74,23 +74,16 @@ def measure_preprocess(frame: np.ndarray, landmarks: list[np.ndarray], spec: Pre
 
         jobs: dict[str, Callable[[], Any]] = {"cpu": run_cpu}
         if gpu is not None:
-            from mfr.runtime.cuda_preprocess import DeviceArray
+            from mfr.runtime.cuda_memory import DeviceBuffer
 
-            out = DeviceArray(gpu.output_bytes(batch))
+            out = DeviceBuffer(gpu.output_bytes(batch))
 
             def run_gpu(f: list[np.ndarray] = faces, target: Any = out) -> None:
                 gpu(frame, f, target.ptr)
                 gpu.synchronize()
 
             jobs["gpu"] = run_gpu
-        times: dict[str, list[float]] = {name: [] for name in jobs}
-        for first in range(0, rounds, block):
-            for name, job in jobs.items():
-                for index in range(warmup + min(block, rounds - first)):
-                    started = time.perf_counter()
-                    job()
-                    if index >= warmup:
-                        times[name].append(time.perf_counter() - started)
+        times = interleaved_times(jobs, rounds, block, warmup)
         moved = frame.nbytes + batch * 3 * height * width * 4
         for name in jobs:
             p50 = float(np.median(times[name]))

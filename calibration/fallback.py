@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from mfr.errors import MfrError
+from mfr.runtime.similarity import l2_normalize
 
 MAX_IMPOSTOR_SIMILARITY = 0.9
 
@@ -63,7 +64,7 @@ def check_not_degenerate(embeddings: np.ndarray, source: str) -> None:
     """Fail on NaN/inf, or embeddings so alike that different faces all look the same person."""
     if not np.isfinite(embeddings).all():
         raise DegenerateModelError(f"{source}: INT8 embeddings contain NaN or inf; calibration failed")
-    normed = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    normed = l2_normalize(embeddings)
     similarity = normed @ normed.T
     off_diagonal = similarity[~np.eye(len(normed), dtype=bool)]
     if off_diagonal.mean() > MAX_IMPOSTOR_SIMILARITY:

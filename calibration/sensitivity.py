@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from mfr.calibration.ort_qdq import quantize_ort, quantized_node_names
 from mfr.progress import Progress, no_progress
+from mfr.runtime.similarity import l2_normalize
 
 
 def run_model(model: onnx.ModelProto, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -22,7 +23,7 @@ def run_model(model: onnx.ModelProto, inputs: np.ndarray, batch_size: int = 64) 
     name = session.get_inputs()[0].name
     out = np.concatenate([session.run(None, {name: inputs[i:i + batch_size]})[0]
                           for i in range(0, len(inputs), batch_size)])
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return l2_normalize(out)
 
 
 def layer_sensitivity(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], heldout: np.ndarray,

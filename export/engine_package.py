@@ -22,11 +22,13 @@ import onnxruntime as ort
 
 import mfr
 from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
+from mfr.data.lfw import sample_faces
 from mfr.errors import DataError, EngineError
-from mfr.manifest import BatchProfile, EngineRecord, Manifest, load_manifest
+from mfr.manifest import BatchProfile, EngineRecord, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_load import open_engine
 from mfr.runtime.machine import cpu_name, gpu_info, tensorrt_version
+from mfr.runtime.similarity import row_cosines
 
 PRECISIONS = ("fp32", "fp16", "int8")
 BACKENDS = ("auto", "tensorrt", "onnxruntime")
@@ -164,14 +166,9 @@ class EngineBuilder:
         model_key, extra_key = SOURCES[(backend, precision)]
 
         def package_file(key: str) -> Path:
-            if key not in manifest.files:
-                raise EngineError(f"{package} has no {key} file for a {self.precision} {backend} engine (files: "
-                                  f"{sorted(manifest.files)}); create it with: mfr-export calibrate --package "
-                                  f"{package} --out <calibrated package>")
-            path = package / manifest.files[key]
-            if not path.is_file():
-                raise EngineError(f"{path} is listed in {package / 'manifest.json'} but missing")
-            return path
+            return listed_file(package, manifest, key, f"{package} has no {key} file for a {self.precision} {backend} "
+                               f"engine (files: {sorted(manifest.files)}); create it with: mfr-export calibrate "
+                               f"--package {package} --out <calibrated package>")
 
         return package_file(model_key), None if extra_key is None else package_file(extra_key)
 
@@ -191,8 +188,7 @@ class EngineBuilder:
                 spatial=DETECTOR_SPATIAL if manifest.kind == "detection" else None,
                 workspace_mib=self.workspace_mib, timing_cache=self.timing_cache, dla_core=self.dla_core,
                 version_compatible=self.version_compatible, implicit_int8_cache=extra, fp32_layers=list(fp_layers))
-            target.write_bytes(build_tensorrt_plan(source, manifest.inputs[0].name, manifest.inputs[0].shape,
-                                                   trt_options, log))
+            target.write_bytes(build_tensorrt_plan(source, manifest.inputs[0], trt_options, log))
             version, device, capability, providers = tensorrt_version() or "", gpu.name, gpu.compute_capability, []
         else:
             providers = build_onnxruntime_model(source, target, onnxruntime_providers())
@@ -210,19 +206,18 @@ class EngineBuilder:
     def verify(self, engine: Engine, source: Path, manifest: Manifest, log: Callable[[str], None]) -> dict[str, Any]:
         """Run the engine as the runtime will, and compare it with its source ONNX on real faces."""
         if manifest.kind != "recognition":
-            _, channels, height, width = manifest.inputs[0].shape
-            sizes = (height, width) if isinstance(height, int) and isinstance(width, int) else (640, 640)
-            engine.infer(np.zeros((1, int(channels), *sizes), np.float32))
+            channels = int(manifest.inputs[0].shape[1])
+            engine.infer(np.zeros((1, channels, *(manifest.inputs[0].fixed_hw() or DETECTOR_SPATIAL[1])), np.float32))
             return {"checked": "ran one blank image"}
         try:
-            faces = parity_faces(manifest)
+            faces = sample_faces(PARITY_FACES, manifest.spec)
         except DataError as exc:
             log(f"engine parity not measured: {exc}")
             return {"checked": f"not measured ({exc})"}
         reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
         expected = reference.run(None, {manifest.inputs[0].name: faces})[0]
         got = engine.embed(faces)
-        cosine = (expected * got).sum(1) / np.linalg.norm(expected, axis=1) / np.linalg.norm(got, axis=1)
+        cosine = row_cosines(expected, got)
         low = float(cosine.min())
         log(f"engine vs {source.name} on {len(faces)} LFW faces: min cosine {low:.6f}")
         if not low >= MIN_COSINE[self.precision]:
@@ -231,10 +226,3 @@ class EngineBuilder:
         return {"checked": f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", "min_cosine": low,
                 "mean_cosine": float(cosine.mean())}
 
-
-def parity_faces(manifest: Manifest) -> np.ndarray:
-    from mfr.data.lfw import sample_images
-    from mfr.runtime.image_io import read_image_bgr
-    from mfr.runtime.preprocess import normalize
-
-    return normalize([read_image_bgr(p) for p in sample_images(PARITY_FACES)], manifest.spec)

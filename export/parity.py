@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from mfr.data.lfw import sample_images
+from mfr.data.lfw import lfw_root, sample_faces
 from mfr.errors import DataError
 from mfr.export.onnx_export import INPUT_NAME
 from mfr.manifest import ParityReport
@@ -22,6 +22,7 @@ from mfr.registry import ModelEntry
 from mfr.runtime.detection import fit_longest_side
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import normalize
+from mfr.runtime.similarity import row_cosines
 
 DETECTOR_MAX_SIDE = 640
 _BATCH = 16
@@ -29,10 +30,9 @@ _BATCH = 16
 
 def recognition_batches(entry: ModelEntry, num_faces: int) -> tuple[list[np.ndarray], str]:
     """Aligned LFW faces, normalised by the spec, in batches (so the dynamic batch is exercised too)."""
-    paths = sample_images(num_faces)
-    faces = normalize([read_image_bgr(p) for p in paths], entry.spec)
+    faces = sample_faces(num_faces, entry.spec)
     batches = [faces[i:i + _BATCH] for i in range(0, len(faces), _BATCH)]
-    return batches, f"{len(paths)} aligned LFW faces ({paths[0].parent.parent})"
+    return batches, f"{len(faces)} aligned LFW faces ({lfw_root()})"
 
 
 def detector_batches(entry: ModelEntry, num_photos: int) -> tuple[list[np.ndarray], str]:
@@ -51,13 +51,6 @@ def parity_batches(entry: ModelEntry, num_samples: int) -> tuple[list[np.ndarray
     return recognition_batches(entry, num_samples)
 
 
-def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.reshape(len(a), -1).astype(np.float64)
-    b = b.reshape(len(b), -1).astype(np.float64)
-    denom = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(axis=1) / np.maximum(denom, 1e-30)
-
-
 def measure_parity(model: torch.nn.Module, onnx_path: Path, batches: list[np.ndarray],
                    output_names: tuple[str, ...], data: str) -> ParityReport:
     """Run torch and ONNX Runtime (CPU, all graph optimisations) on the same batches and compare."""
@@ -73,7 +66,7 @@ def measure_parity(model: torch.nn.Module, onnx_path: Path, batches: list[np.nda
             ref_np = ref.numpy()
             if ref_np.shape != out.shape:
                 raise DataError(f"{onnx_path}: output {name} has shape {out.shape}, torch gives {ref_np.shape}")
-            cosines[name].append(_row_cosines(ref_np, out))
+            cosines[name].append(row_cosines(ref_np, out))
             max_diff[name] = max(max_diff[name], float(np.abs(ref_np - out).max()))
     per_output = {
         name: {"min_cosine": float(np.concatenate(cosines[name]).min()), "max_abs_diff": max_diff[name]}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mfr.atomic import write_bytes_atomic
 from mfr.errors import EngineError
-from mfr.manifest import BatchProfile
+from mfr.manifest import BatchProfile, TensorInfo
 from mfr.runtime.engine_check import version_tuple
 from mfr.runtime.engine_trt import tensorrt_logger
 
@@ -149,7 +149,7 @@ def save_timing_cache(config: trt.IBuilderConfig, path: Path) -> None:
     write_bytes_atomic(path, bytes(config.get_timing_cache().serialize()))
 
 
-def build_tensorrt_plan(source: Path, input_name: str, input_shape: list[int | str], options: TensorRTBuildOptions,
+def build_tensorrt_plan(source: Path, tensor: TensorInfo, options: TensorRTBuildOptions,
                         log: Callable[[str], None]) -> bytes:
     """Parse ``source``, configure the builder as ``options`` say, and return the serialized plan."""
     import tensorrt as trt
@@ -166,9 +166,7 @@ def build_tensorrt_plan(source: Path, input_name: str, input_shape: list[int | s
     network, parser = parse_onnx(builder, source, strongly_typed, logger)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
-    _, channels, height, width = input_shape
-    fixed_hw = (height, width) if isinstance(height, int) and isinstance(width, int) else None
-    add_profile(builder, config, input_name, int(channels), options, fixed_hw)
+    add_profile(builder, config, tensor.name, int(tensor.shape[1]), options, tensor.fixed_hw())
     calibrator = set_precision(config, network, options, version, log)
     if options.dla_core is not None:
         if builder.num_DLA_cores <= options.dla_core:

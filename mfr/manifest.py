@@ -26,6 +26,11 @@ class TensorInfo:
     shape: list[int | str]  # symbolic dimensions are strings ("batch", "height")
     dtype: str
 
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """(height, width) of an NCHW tensor when both are fixed, else None (detectors take any size)."""
+        height, width = self.shape[2:4]
+        return (height, width) if isinstance(height, int) and isinstance(width, int) else None
+
 
 @dataclass(frozen=True)
 class ParityReport:
@@ -152,3 +157,14 @@ def load_manifest(directory: Path) -> Manifest:
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: expected a JSON object")
     return Manifest.from_dict(data, source=str(path))
+
+
+def listed_file(directory: Path, manifest: Manifest, key: str, absent: str) -> Path:
+    """The file that ``directory``'s manifest lists under ``key``. A manifest without that entry raises
+    ``absent`` (the caller says what makes the file); a listed file that is gone is named as such."""
+    if key not in manifest.files:
+        raise ManifestError(absent)
+    path = Path(directory) / manifest.files[key]
+    if not path.is_file():
+        raise ManifestError(f"{path} is listed in {Path(directory) / MANIFEST_NAME} but missing")
+    return path

@@ -6,6 +6,7 @@ failed call goes unnoticed. Shared by the TensorRT engine and the CUDA preproces
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 import numpy as np
@@ -60,11 +61,14 @@ class DeviceBuffer:
         self.ptr = int(checked(cudart().cudaMalloc(self.nbytes), "cudaMalloc"))
 
     def upload(self, array: np.ndarray, stream: Any) -> None:
-        if array.nbytes > self.nbytes:
-            raise EngineError(f"{array.nbytes} bytes do not fit a device buffer of {self.nbytes}")
+        self.upload_from(array.ctypes.data, array.nbytes, stream)
+
+    def upload_from(self, host_ptr: int, nbytes: int, stream: Any) -> None:
+        if nbytes > self.nbytes:
+            raise EngineError(f"{nbytes} bytes do not fit a device buffer of {self.nbytes}")
         runtime = cudart()
-        checked(runtime.cudaMemcpyAsync(self.ptr, array.ctypes.data, array.nbytes,
-                                        runtime.cudaMemcpyKind.cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync")
+        checked(runtime.cudaMemcpyAsync(self.ptr, host_ptr, nbytes, runtime.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                                        stream), "cudaMemcpyAsync")
 
     def download(self, array: np.ndarray, stream: Any) -> None:
         runtime = cudart()
@@ -75,6 +79,38 @@ class DeviceBuffer:
         if self.ptr:
             checked(cudart().cudaFree(self.ptr), "cudaFree")
             self.ptr = 0
+
+    def __del__(self) -> None:
+        release_quietly(self)
+
+
+class PinnedBuffer:
+    """A numpy array in page-locked host memory (what truly asynchronous uploads need), freed by ``free()``."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
+        count = int(np.prod(shape))
+        nbytes = max(count * np.dtype(dtype).itemsize, 1)
+        self.ptr = int(checked(cudart().cudaMallocHost(nbytes), "cudaMallocHost"))
+        memory = (ctypes.c_byte * nbytes).from_address(self.ptr)
+        self.array = np.frombuffer(memory, dtype=dtype, count=count).reshape(shape)
+
+    def free(self) -> None:
+        if self.ptr:
+            checked(cudart().cudaFreeHost(self.ptr), "cudaFreeHost")
+            self.ptr = 0
+
+    def __del__(self) -> None:
+        release_quietly(self)
+
+
+def release_quietly(buffer: DeviceBuffer | PinnedBuffer) -> None:
+    """Free a buffer that is being garbage-collected: errors there (e.g. at interpreter exit, after the
+    driver is gone) cannot be raised to anyone, and the memory goes with the process anyway."""
+    try:
+        if getattr(buffer, "ptr", 0):
+            buffer.free()
+    except Exception:  # noqa: S110 - see the docstring
+        pass
 
 
 def create_stream() -> Any:

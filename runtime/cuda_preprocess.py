@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -27,7 +26,7 @@ import numpy as np
 
 from mfr.errors import EngineError
 from mfr.runtime.align import estimate_similarity
-from mfr.runtime.cuda_memory import checked
+from mfr.runtime.cuda_memory import DeviceBuffer, PinnedBuffer, checked, create_stream, synchronize
 from mfr.spec import PreprocessSpec
 
 FORMATS = {"BGR": 0, "RGB": 1, "NV12": 2}
@@ -115,12 +114,12 @@ class CudaPreprocessor:
         self.spec, self.max_faces, self.frame_format, self.half_output = spec, max_faces, frame_format, half_output
         self.plan = channel_plan(spec, frame_format)
         self.driver = driver_module()
-        self.function = load_function()
-        self.stream = stream if stream is not None else checked(self.driver.cuStreamCreate(0), "cuStreamCreate")
-        self._matrices_host = PinnedArray((max_faces, 6), np.float32)
-        self._matrices_device = DeviceArray(max_faces * 6 * 4)
-        self._frame_host: PinnedArray | None = None
-        self._frame_device: DeviceArray | None = None
+        self.function = load_function()  # first: it makes the primary context current for the calls below
+        self.stream = stream if stream is not None else create_stream()
+        self._matrices_host = PinnedBuffer((max_faces, 6), np.float32)
+        self._matrices_device = DeviceBuffer(max_faces * 6 * 4)
+        self._frame_host: PinnedBuffer | None = None
+        self._frame_device: DeviceBuffer | None = None
 
     def output_bytes(self, faces: int) -> int:
         height, width = self.spec.input_size or (0, 0)
@@ -134,15 +133,16 @@ class CudaPreprocessor:
         if faces > self.max_faces:
             raise EngineError(f"{faces} faces exceed this preprocessor's maximum of {self.max_faces}")
         width, height = frame_geometry(frame, self.frame_format)
-        if self._frame_host is None or self._frame_host.array.nbytes < frame.nbytes:
-            self._frame_host = PinnedArray((frame.nbytes,), np.uint8)
-            self._frame_device = DeviceArray(frame.nbytes)
-        assert self._frame_device is not None
-        staged = self._frame_host.array[:frame.nbytes]
-        np.copyto(staged, np.ascontiguousarray(frame).reshape(-1))
-        self._frame_device.upload(self._frame_host.ptr, frame.nbytes, self.stream, self.driver)
+        if self._frame_host is None or self._frame_device is None or self._frame_host.array.nbytes < frame.nbytes:
+            for old in (self._frame_host, self._frame_device):
+                if old is not None:
+                    old.free()
+            self._frame_host = PinnedBuffer((frame.nbytes,), np.uint8)
+            self._frame_device = DeviceBuffer(frame.nbytes)
+        np.copyto(self._frame_host.array[:frame.nbytes], np.ascontiguousarray(frame).reshape(-1))
+        self._frame_device.upload_from(self._frame_host.ptr, frame.nbytes, self.stream)
         self._matrices_host.array[:faces] = face_matrices(landmarks, self.spec)
-        self._matrices_device.upload(self._matrices_host.ptr, faces * 24, self.stream, self.driver)
+        self._matrices_device.upload_from(self._matrices_host.ptr, faces * 24, self.stream)
         base = self._frame_device.ptr
         if self.frame_format == "NV12":
             frame_arg = frame_struct(base, width, height, width, "NV12", base + width * height, width)
@@ -164,59 +164,16 @@ class CudaPreprocessor:
     def to_host(self, frame: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         """Run once and copy the result back (tests and benchmarks; deployments write to the engine)."""
         faces = len(landmarks)
-        out = DeviceArray(self.output_bytes(faces))
+        out = DeviceBuffer(self.output_bytes(faces))
         try:
             self(frame, landmarks, out.ptr)
             height, width = self.spec.input_size or (0, 0)
             result = np.empty((faces, 3, height, width), np.float16 if self.half_output else np.float32)
-            checked(self.driver.cuMemcpyDtoHAsync(result.ctypes.data, out.ptr, result.nbytes, self.stream),
-                    "cuMemcpyDtoHAsync")
-            checked(self.driver.cuStreamSynchronize(self.stream), "cuStreamSynchronize")
+            out.download(result, self.stream)
+            synchronize(self.stream)
             return result
         finally:
             out.free()
 
     def synchronize(self) -> None:
-        checked(self.driver.cuStreamSynchronize(self.stream), "cuStreamSynchronize")
-
-
-class PinnedArray:
-    """A numpy array in page-locked host memory (required for truly asynchronous uploads)."""
-
-    def __init__(self, shape: tuple[int, ...], dtype: Any) -> None:
-        from mfr.runtime.cuda_kernels import driver_module
-
-        self.driver = driver_module()
-        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        self.ptr = int(checked(self.driver.cuMemHostAlloc(max(nbytes, 1), 0), "cuMemHostAlloc"))
-        buffer = (ctypes.c_byte * max(nbytes, 1)).from_address(self.ptr)
-        self.array = np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
-
-    def __del__(self) -> None:
-        if getattr(self, "ptr", 0):
-            self.driver.cuMemFreeHost(self.ptr)
-            self.ptr = 0
-
-
-class DeviceArray:
-    def __init__(self, nbytes: int) -> None:
-        from mfr.runtime.cuda_kernels import driver_module
-
-        self.driver = driver_module()
-        self.nbytes = max(int(nbytes), 1)
-        self.ptr = int(checked(self.driver.cuMemAlloc(self.nbytes), "cuMemAlloc"))
-
-    def upload(self, host_ptr: int, nbytes: int, stream: Any, driver: Any) -> None:
-        checked(driver.cuMemcpyHtoDAsync(self.ptr, host_ptr, nbytes, stream), "cuMemcpyHtoDAsync")
-
-    def free(self) -> None:
-        if self.ptr:
-            self.driver.cuMemFree(self.ptr)
-            self.ptr = 0
-
-    def __del__(self) -> None:
-        self.free()
-
-
-def kernel_source() -> Path:
-    return Path(__file__).with_name("cuda") / "warp_normalize.cu"
+        synchronize(self.stream)

@@ -17,6 +17,7 @@ from mfr.errors import ManifestError
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_load import open_model
 from mfr.runtime.preprocess import align_faces, normalize
+from mfr.runtime.similarity import l2_normalize
 
 
 class FaceEmbedder:
@@ -62,8 +63,7 @@ class FaceEmbedder:
         for start in range(0, len(landmarks), self.engine.profile.max):
             count = self.gpu(frame, landmarks[start:start + self.engine.profile.max], engine.input_pointer)
             outputs.append(engine.run_device(count)[self.engine.output_names[0]])
-        embeddings = np.concatenate(outputs).astype(np.float32)
-        return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(np.concatenate(outputs).astype(np.float32))
 
     def _to_bgr(self, frame: np.ndarray) -> np.ndarray:
         import cv2
@@ -78,15 +78,9 @@ class FaceEmbedder:
         """From an engine directory or a model package (see ``open_model``)."""
         return cls(open_model(path, precision, rebuild_on_mismatch, log))
 
-    @property
-    def model_path(self) -> Path:
-        """The file the engine runs (its hash keys cached embeddings)."""
-        key = "engine" if self.manifest.engine is not None else ("onnx_int8" if self.engine.precision == "int8"
-                                                                   else "onnx")
-        return self.engine.source / self.manifest.files[key]
-
     def model_sha256(self) -> str:
-        return self.manifest.sha256.get("engine") or sha256_file(self.model_path)
+        """The hash of the file the engine runs (engine directories record it; packages are hashed)."""
+        return self.manifest.sha256.get("engine") or sha256_file(self.engine.model_file)
 
     def embed(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
         """L2-normalised embeddings of aligned uint8 BGR crops (N, H, W, 3); with ``flip``, the sum of
@@ -100,5 +94,4 @@ class FaceEmbedder:
             outputs.append(out)
         if not outputs:
             return np.zeros((0, self.manifest.spec.embedding_dim or 0), np.float32)
-        embeddings = np.concatenate(outputs).astype(np.float32)
-        return embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        return l2_normalize(np.concatenate(outputs).astype(np.float32))

@@ -20,8 +20,10 @@ from mfr.manifest import BatchProfile, Manifest, TensorInfo
 class Engine(ABC):
     backend: str = ""
 
-    def __init__(self, source: Path, manifest: Manifest, profile: BatchProfile, precision: str | None = None) -> None:
+    def __init__(self, source: Path, manifest: Manifest, model_file: Path, profile: BatchProfile,
+                 precision: str | None = None) -> None:
         self.source = Path(source)  # the engine directory (or package) it came from, for messages
+        self.model_file = Path(model_file)  # the file the backend runs (its hash keys cached embeddings)
         self.manifest = manifest
         self.profile = profile
         self.precision = precision or (manifest.engine.precision if manifest.engine else "fp32")
@@ -41,13 +43,16 @@ class Engine(ABC):
             raise EngineError(f"{self.source}: input {self.input.name} must have shape {expected} "
                               f"(N, C, H, W), got {list(batch.shape)}")
 
+    def check_batch_size(self, count: int) -> None:
+        if not self.profile.min <= count <= self.profile.max:
+            raise EngineError(f"{self.source}: batch of {count} is outside the engine's profile "
+                              f"[{self.profile.min}, {self.profile.max}]; use infer()/embed(), which split "
+                              f"large batches, or rebuild with --max-batch")
+
     def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """One backend call; the batch size must lie within the engine's profile."""
         self.check_input(batch)
-        if not self.profile.min <= len(batch) <= self.profile.max:
-            raise EngineError(f"{self.source}: batch of {len(batch)} is outside the engine's profile "
-                              f"[{self.profile.min}, {self.profile.max}]; use infer()/embed(), which split "
-                              f"large batches, or rebuild with --max-batch")
+        self.check_batch_size(len(batch))
         return self._run(np.ascontiguousarray(batch))
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:

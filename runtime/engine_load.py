@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mfr.atomic import sha256_file
-from mfr.errors import EngineError, EngineMismatchError, ManifestError
-from mfr.manifest import BatchProfile, Manifest, load_manifest
+from mfr.errors import EngineError, EngineMismatchError
+from mfr.manifest import MANIFEST_NAME, BatchProfile, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 
@@ -24,11 +24,8 @@ PACKAGE_PROFILE = BatchProfile(1, 32, 256)
 
 
 def engine_file(directory: Path, manifest: Manifest) -> Path:
-    if "engine" not in manifest.files:
-        raise ManifestError(f"{directory / 'manifest.json'} lists no engine file (files: {manifest.files})")
-    path = Path(directory) / manifest.files["engine"]
-    if not path.is_file():
-        raise EngineError(f"{path} is listed in {directory / 'manifest.json'} but missing")
+    path = listed_file(directory, manifest, "engine",
+                       f"{directory / MANIFEST_NAME} lists no engine file (files: {manifest.files})")
     expected = manifest.sha256.get("engine")
     if expected is not None and sha256_file(path) != expected:
         raise EngineError(f"{path}: sha256 differs from the manifest's ({path.stat().st_size} bytes): the engine "
@@ -117,10 +114,6 @@ def open_model(path: Path, precision: str | None = None, rebuild_on_mismatch: bo
     if key is None:
         raise EngineError(f"a model package runs fp32 or int8 (ONNX Runtime); for {precision} build an engine: "
                           f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
-    if key not in manifest.files:
-        raise ManifestError(f"{path} has no {precision} model (files: {manifest.files}); "
-                            f"create one with: mfr-export calibrate --package {path} --out <calibrated package>")
-    model = path / manifest.files[key]
-    if not model.is_file():
-        raise ManifestError(f"{model} is listed in {path / 'manifest.json'} but missing")
+    model = listed_file(path, manifest, key, f"{path} has no {precision} model (files: {manifest.files}); create "
+                        f"one with: mfr-export calibrate --package {path} --out <calibrated package>")
     return OnnxRuntimeEngine(path, manifest, model, PACKAGE_PROFILE, precision=precision)

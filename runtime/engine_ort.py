@@ -25,7 +25,7 @@ class OnnxRuntimeEngine(Engine):
 
     def __init__(self, source: Path, manifest: Manifest, model: Path, profile: BatchProfile,
                  providers: list[str] | None = None, threads: int = 0, precision: str | None = None) -> None:
-        super().__init__(source, manifest, profile, precision)
+        super().__init__(source, manifest, model, profile, precision)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads

@@ -39,7 +39,7 @@ class TensorRTEngine(Engine):
                  version_compatible: bool = False) -> None:
         import tensorrt as trt
 
-        super().__init__(source, manifest, profile)
+        super().__init__(source, manifest, plan, profile)
         self._runtime = trt.Runtime(tensorrt_logger())
         if version_compatible:  # a version-compatible plan carries its own lean runtime
             self._runtime.engine_host_code_allowed = True
@@ -84,9 +84,7 @@ class TensorRTEngine(Engine):
 
     def run_device(self, count: int, shape: list[int] | None = None) -> dict[str, np.ndarray]:
         """Run on the ``count`` inputs already in the input binding (enqueued on this engine's stream)."""
-        if not self.profile.min <= count <= self.profile.max:
-            raise EngineError(f"{self.source}: batch of {count} is outside the engine's profile "
-                              f"[{self.profile.min}, {self.profile.max}]")
+        self.check_batch_size(count)
         shape = shape or [count, *[int(d) for d in self.input.shape[1:]]]
         if not self._context.set_input_shape(self.input.name, shape):
             raise EngineError(f"{self.source}: TensorRT refused input shape {shape}")

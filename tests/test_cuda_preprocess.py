@@ -18,6 +18,7 @@ from mfr.data.mfr2 import read_mfr2
 from mfr.manifest import load_manifest
 from mfr.paths import dataset_dir
 from mfr.registry import MODELS
+from mfr.runtime.cuda_kernels import CI_ARCHITECTURES
 from mfr.runtime.cuda_preprocess import MfrFrame, channel_plan, face_matrices, frame_geometry, frame_struct
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import align_faces, normalize
@@ -43,8 +44,9 @@ def to_nv12(bgr: np.ndarray) -> np.ndarray:
 
 # --- NVRTC: compiles without a GPU -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("architecture", ["compute_75", "compute_87", "compute_90"])
+@pytest.mark.parametrize("architecture", CI_ARCHITECTURES)
 def test_kernel_compiles_to_ptx_with_nvrtc(architecture, tmp_path):
+    assert set(CI_ARCHITECTURES) == {"compute_75", "compute_87", "compute_90"}  # Turing, Jetson Orin, Hopper
     from mfr.runtime.cuda_kernels import KERNEL, cached_binary
 
     ptx = cached_binary(architecture, cache_dir=tmp_path)

@@ -15,12 +15,10 @@ from click.testing import CliRunner
 
 from mfr.cli.export_cli import cli as export_cli
 from mfr.cli.main import cli as mfr_cli
-from mfr.data.lfw import sample_images
+from mfr.data.lfw import sample_faces
 from mfr.manifest import load_manifest
 from mfr.runtime.engine_load import open_engine, open_model
-from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.machine import gpu_info, tensorrt_version
-from mfr.runtime.preprocess import normalize
 
 pytestmark = pytest.mark.tensorrt
 
@@ -38,7 +36,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def faces(mobilefacenet_package) -> np.ndarray:
-    return normalize([read_image_bgr(p) for p in sample_images(40)], load_manifest(mobilefacenet_package).spec)
+    return sample_faces(40, load_manifest(mobilefacenet_package).spec)
 
 
 @pytest.mark.parametrize("precision, low", [("fp32", 0.9999), ("fp16", 0.999)])

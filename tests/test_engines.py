@@ -14,14 +14,12 @@ from click.testing import CliRunner
 
 from mfr.cli.export_cli import cli as export_cli
 from mfr.cli.main import cli as mfr_cli
-from mfr.data.lfw import sample_images
+from mfr.data.lfw import sample_faces
 from mfr.errors import EngineError, EngineMismatchError
 from mfr.manifest import BatchProfile, EngineRecord, load_manifest
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 from mfr.runtime.engine_load import open_engine, open_model
-from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.machine import GpuInfo
-from mfr.runtime.preprocess import normalize
 
 
 def build(*args: str) -> object:
@@ -48,7 +46,7 @@ def int8_engine(calibrated, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def faces(mobilefacenet_package) -> np.ndarray:
     spec = load_manifest(mobilefacenet_package).spec
-    return normalize([read_image_bgr(p) for p in sample_images(40)], spec)
+    return sample_faces(40, spec)
 
 
 def copy_engine(engine: Path, tmp_path: Path) -> Path:

@@ -30,6 +30,17 @@ def require_extra(module: str, extra: str) -> None:
         raise MfrError(f"this command needs {module}: pip install 'mfr[{extra}]'") from None
 
 
+def int_list(text: str, option: str, what: str, positive: bool = False) -> list[int]:
+    """The comma-separated integers of a CLI option ("" gives none), or a usage error naming the option."""
+    try:
+        values = [int(part) for part in text.split(",")] if text.strip() else []
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated {what}, got {text!r}", param_hint=option) from None
+    if positive and (not values or min(values) < 1):
+        raise click.BadParameter(f"{what} must be positive", param_hint=option)
+    return values
+
+
 def log(message: str) -> None:
     """Progress messages go to stderr, so ``--json`` output on stdout stays machine-readable."""
     click.echo(message, err=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MfrGroup, echo_json, log, progress_bar
+from mfr.cli.common import MfrGroup, echo_json, int_list, log, progress_bar
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
 
@@ -106,13 +106,7 @@ def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None
     face_detector, detector_name = (None, "none")
     if dataset == "mfr2":
         face_detector, detector_name = make_detector(detector, detector_package, cache_root, log)
-    fold_list = None
-    if folds:
-        try:
-            fold_list = tuple(int(f) - 1 for f in folds.split(","))
-        except ValueError:
-            raise click.BadParameter(f"expected comma-separated fold numbers, got {folds!r}",
-                                     param_hint="--folds") from None
+    fold_list = tuple(f - 1 for f in int_list(folds, "--folds", "fold numbers")) if folds else None
 
     if len(packages) > 1 and precision == "both":
         raise click.BadParameter("--precision both compares the precisions of one package; give one --package",
@@ -182,12 +176,7 @@ def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, 
     from mfr.benchmarks.latency import markdown_table, measure_latency
     from mfr.runtime.engine_load import open_engine
 
-    try:
-        sizes = [int(b) for b in batches.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {batches!r}", param_hint="--batch") from None
-    if not sizes or min(sizes) < 1:
-        raise click.BadParameter("batch sizes must be positive", param_hint="--batch")
+    sizes = int_list(batches, "--batch", "batch sizes", positive=True)
     labels = [str(e) for e in engines]
     if len(set(labels)) != len(labels):
         raise click.BadParameter("the same engine was given twice", param_hint="--engine")
@@ -227,7 +216,7 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
     from mfr.registry import MODELS
     from mfr.runtime.image_io import read_image_bgr
 
-    sizes = [int(b) for b in batches.split(",") if b.strip()]
+    sizes = int_list(batches, "--batch", "batch sizes", positive=True)
     path = frame_path or sorted(dataset_dir("demo").rglob("*.jp*g"))[0]
     frame = read_image_bgr(path)
     detector, _ = make_detector("retinaface", detector_package, default_cache_dir(), log)
@@ -303,11 +292,7 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
     require_extra("matplotlib", "train")
     from mfr.training.maskinv import MaskInvConfig, MaskInvTrainer
 
-    try:
-        steps = tuple(int(e) for e in lr_steps.split(",") if e.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated epochs, got {lr_steps!r}",
-                                 param_hint="--lr-steps") from None
+    steps = tuple(int_list(lr_steps, "--lr-steps", "epochs"))
     config = MaskInvConfig(teacher=teacher, out=out, data=data, model=model_name, from_scratch=from_scratch,
                            mask_probability=mask_probability, distill_weight=distill_weight, margin_loss=margin_loss,
                            epochs=epochs, batch_size=batch_size, lr=lr, lr_steps=steps, seed=seed, device=device,

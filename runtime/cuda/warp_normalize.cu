@@ -2,9 +2,9 @@
 // affine warp (bilinear, constant black border) -> colour order -> normalisation -> NCHW float32/float16,
 // written straight into the engine's input binding.
 //
-// The arithmetic reproduces OpenCV's warpAffine(INTER_LINEAR, BORDER_CONSTANT) on uint8 images as
-// implemented since OpenCV 4.11 (float32 source coordinates with fused multiply-add, interpolation with
-// fused multiply-add, rounding half to even), followed by mfr.runtime.preprocess.normalize
+// The arithmetic reproduces OpenCV's warpAffine(INTER_LINEAR, BORDER_CONSTANT) on uint8 images as the
+// OpenCV of the CPU path implements it (checked against 5.0.0: float32 source coordinates with fused
+// multiply-add, interpolation with fused multiply-add, rounding half to even), followed by mfr.runtime.preprocess.normalize
 // (x * gain + offset, two float32 roundings). The CPU path is the reference: tests compile this file's
 // per-pixel function for the host too and compare it with OpenCV bit for bit.
 //
