@@ -26,7 +26,7 @@ from mfr.calibration.sensitivity import layer_sensitivity, run_model
 from mfr.calibration.trt_cache import write_calibration_cache
 from mfr.calibration.trt_qdq import write_trt_int8
 from mfr.errors import ManifestError
-from mfr.manifest import load_manifest
+from mfr.manifest import listed_file, load_manifest
 from mfr.progress import Progress, no_progress
 from mfr.runtime.detection import FaceDetector
 
@@ -59,6 +59,8 @@ class PackageCalibrator:
         source = load_manifest(self.package)
         if source.kind != "recognition":
             raise ManifestError(f"{self.package}: calibration needs a recognition package, this is {source.kind}")
+        fp32_path = listed_file(self.package, source, "onnx", f"{self.package} lists no FP32 ONNX model (files: "
+                                f"{source.files}); calibrate the package written by mfr-export onnx")
         check_output_dir(Path(self.out), self.force)
         started = time.perf_counter()
         log(f"preparing {self.num_images} calibration faces ({self.masked_share:.0%} masked)")
@@ -66,7 +68,6 @@ class PackageCalibrator:
                                      self.detector)
         heldout = load_calibration_set(source.spec, self.heldout_images, self.masked_share, self.seed,
                                        self.calib_dir, self.detector, skip=self.num_images)
-        fp32_path = Path(self.package) / source.files["onnx"]
         log("collecting activation statistics (two passes)")
         stats = collect_stats(fp32_path, calib.inputs)
         ranges = compute_ranges(stats, self.method, self.percentile)

@@ -87,6 +87,7 @@ class MaskInvConfig:
 
 @dataclass
 class TrainingResult:
+    model: str  # the architecture (the teacher's), for exporting the student
     steps: int
     epochs_done: int
     seconds: float
@@ -170,8 +171,8 @@ class MaskInvTrainer:
         save_atomic({k: v.detach().cpu() for k, v in student.state_dict().items()}, student_path)
         self.write_logs(out, rows, data, teacher, seconds, step)
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
-        return TrainingResult(step, done, seconds, rows[0] if rows else {}, rows[-1] if rows else {},
-                              student_path, rows)
+        return TrainingResult(teacher.entry.name, step, done, seconds, rows[0] if rows else {},
+                              rows[-1] if rows else {}, student_path, rows)
 
     def prepare_out_dir(self, out: Path) -> None:
         if out.exists() and not out.is_dir():

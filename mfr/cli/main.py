@@ -301,12 +301,10 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
     package = None
     if not no_package:
         from mfr.export.package import OnnxPackageExporter
-        from mfr.training.teacher import load_teacher
 
         package = out / "package"
         log(f"exporting the student to {package}")
-        OnnxPackageExporter(model=load_teacher(teacher, model_name).entry.name, out=package, weights=result.student,
-                            force=True)(log=log)
+        OnnxPackageExporter(model=result.model, out=package, weights=result.student, force=True)(log=log)
     summary = {"steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
                "first": result.first, "last": result.last, "student": str(result.student),
                "package": None if package is None else str(package)}
