@@ -6,26 +6,35 @@ from typing import Any
 
 import numpy as np
 
+from mfr.benchmarks.report import NOT_RESOLVED, percent, resolution_note
 from mfr.benchmarks.verification import EvalReport
 
 
-def protocol_changes(base: EvalReport, other: EvalReport) -> dict[str, dict[str, float]]:
+def _change_pp(new: float | None, old: float | None) -> float | None:
+    """``new`` minus ``old`` in percentage points (rounded to 1e-4); None where either is not resolved."""
+    return None if new is None or old is None else round(100 * (new - old), 4)
+
+
+def protocol_changes(base: EvalReport, other: EvalReport) -> dict[str, dict[str, float | None]]:
     """Per protocol, ``other`` minus ``base`` in percentage points (rounded to 1e-4)."""
     changes = {}
     for name, b in base.protocols.items():
         r = other.protocols[name]
         changes[name] = {
-            "accuracy_pp": round(100 * (r.accuracy - b.accuracy), 4),
-            "eer_pp": round(100 * (r.eer - b.eer), 4),
-            "tar_at_far_1e-3_pp": round(100 * (r.tar_at_far["1e-3"] - b.tar_at_far["1e-3"]), 4),
+            "accuracy_pp": _change_pp(r.accuracy, b.accuracy),
+            "eer_pp": _change_pp(r.eer, b.eer),
+            "tar_at_far_1e-3_pp": _change_pp(r.tar_at_far["1e-3"], b.tar_at_far["1e-3"]),
         }
     return changes
 
 
+def _negated(value: float | None) -> float | None:
+    return None if value is None else 0.0 - value  # 0.0 - x keeps a zero change a plain 0.0 in the JSON
+
+
 def compare_precisions(fp32: EvalReport, int8: EvalReport) -> dict[str, Any]:
-    # a drop is the negated change (0.0 - x keeps a zero change a plain 0.0 in the JSON)
-    drop = {name: {"accuracy_pp": 0.0 - c["accuracy_pp"], "eer_rise_pp": c["eer_pp"],
-                   "tar_at_far_1e-3_pp": 0.0 - c["tar_at_far_1e-3_pp"]}
+    drop = {name: {"accuracy_pp": _negated(c["accuracy_pp"]), "eer_rise_pp": c["eer_pp"],
+                   "tar_at_far_1e-3_pp": _negated(c["tar_at_far_1e-3_pp"])}
             for name, c in protocol_changes(fp32, int8).items()}
     cosines = np.concatenate([(fp32.embeddings[k] * int8.embeddings[k]).sum(axis=1) for k in fp32.embeddings])
     return {
@@ -41,7 +50,9 @@ def drop_table(comparison: dict[str, Any]) -> str:
     c = comparison["embedding_cosine"]
     lines = ["| protocol | accuracy drop (pp) | EER rise (pp) | TAR@FAR=1e-3 drop (pp) |", "|---|---:|---:|---:|"]
     for name, d in comparison["drop"].items():
-        lines.append(f"| {name} | {d['accuracy_pp']:.3f} | {d['eer_rise_pp']:.3f} | {d['tar_at_far_1e-3_pp']:.3f} |")
+        tar = d["tar_at_far_1e-3_pp"]
+        lines.append(f"| {name} | {d['accuracy_pp']:.3f} | {d['eer_rise_pp']:.3f} | "
+                     f"{NOT_RESOLVED if tar is None else f'{tar:.3f}'} |")
     lines += ["", f"Embedding cosine INT8 vs FP32 over {c['faces']} faces: mean {c['mean']:.5f}, "
                   f"1st percentile {c['p1']:.5f}, min {c['min']:.5f}"]
     return "\n".join(lines)
@@ -66,5 +77,5 @@ def side_by_side_table(reports: list[EvalReport]) -> str:
                                                         f"{100 * (r.eer - b.eer):+.2f} pp")
             lines.append(f"| {name} | {report.package} | {100 * r.accuracy:.2f} % ± {100 * r.accuracy_std:.2f} | "
                          f"{100 * r.eer:.2f} % ({100 * r.eer_ci95[0]:.2f}–{100 * r.eer_ci95[1]:.2f}) | "
-                         f"{100 * r.tar_at_far['1e-3']:.2f} % | {delta[0]} | {delta[1]} |")
-    return "\n".join(lines)
+                         f"{percent(r.tar_at_far['1e-3'])} | {delta[0]} | {delta[1]} |")
+    return "\n".join(lines + resolution_note(base))

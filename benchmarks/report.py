@@ -6,10 +6,28 @@ from pathlib import Path
 
 import numpy as np
 
+from mfr import metrics
 from mfr.atomic import atomic_file
-from mfr.benchmarks import metrics
 from mfr.benchmarks.verification import EvalReport
 from mfr.errors import MfrError
+
+NOT_RESOLVED = "n/r"
+
+
+def percent(value: float | None) -> str:
+    """A rate as a percentage, or ``n/r`` where the pairs cannot resolve it (``metrics.far_resolvable``)."""
+    return NOT_RESOLVED if value is None else f"{100 * value:.2f} %"
+
+
+def resolution_note(report: EvalReport) -> list[str]:
+    """Why a figure reads ``n/r``, naming the impostor count, when one does."""
+    unresolved = {name: r.impostor_pairs for name, r in report.protocols.items()
+                  if None in r.tar_at_far.values() or None in r.fnmr_at_fmr.values()}
+    if not unresolved:
+        return []
+    counts = ", ".join(f"{name} {count}" for name, count in unresolved.items())
+    return ["", f"{NOT_RESOLVED}: not resolvable, the FAR lies below 1/(impostor pairs) (impostor pairs: {counts}); "
+                "at such a FAR only zero false accepts are allowed"]
 
 
 def markdown_table(report: EvalReport) -> str:
@@ -24,9 +42,10 @@ def markdown_table(report: EvalReport) -> str:
         lines.append(
             f"| {name} | {r.pairs} | {100 * r.accuracy:.2f} % | {100 * r.accuracy_std:.2f} | "
             f"{100 * r.eer:.2f} % ({100 * r.eer_ci95[0]:.2f}–{100 * r.eer_ci95[1]:.2f}) | "
-            f"{100 * r.tar_at_far['1e-2']:.2f} % | {100 * r.tar_at_far['1e-3']:.2f} % | "
-            f"{100 * r.fnmr_at_fmr['FMR100']:.2f} % | {100 * r.fnmr_at_fmr['FMR1000']:.2f} % |"
+            f"{percent(r.tar_at_far['1e-2'])} | {percent(r.tar_at_far['1e-3'])} | "
+            f"{percent(r.fnmr_at_fmr['FMR100'])} | {percent(r.fnmr_at_fmr['FMR1000'])} |"
         )
+    lines += resolution_note(report)
     if report.detection is not None:
         d = report.detection
         lines += ["", f"Detection ({d.detector}, no-face policy {d.policy}): {d.images} images, {d.single_face} one "

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mfr import metrics
 from mfr.augment.masks import MaskGenerator
-from mfr.benchmarks import metrics
 from mfr.cache import ArrayCache, cache_key
 from mfr.data.lfw import read_lfw
 from mfr.data.mfr2 import read_mfr2
@@ -106,12 +106,13 @@ class CropMaker:
 @dataclass
 class ProtocolResult:
     pairs: int
+    impostor_pairs: int  # a FAR below 1/impostor_pairs cannot be measured: those figures are None
     accuracy: float
     accuracy_std: float
     eer: float
     eer_ci95: tuple[float, float]
-    tar_at_far: dict[str, float]
-    fnmr_at_fmr: dict[str, float]
+    tar_at_far: dict[str, float | None]
+    fnmr_at_fmr: dict[str, float | None]
     threshold: float
 
 
@@ -123,6 +124,7 @@ def score_protocol(scores: np.ndarray, same: np.ndarray, folds: np.ndarray, boot
     eer = metrics.eer(scores, same)
     return ProtocolResult(
         pairs=len(scores),
+        impostor_pairs=int((~same).sum()),
         accuracy=kfold.accuracy,
         accuracy_std=kfold.accuracy_std,
         eer=eer,
@@ -175,7 +177,6 @@ class Evaluation:
     folds: tuple[int, ...] | None = None  # evaluate only these folds (0-based)
     cache_dir: Path | None = None
     bootstrap: int = 1000
-    rebuild_on_mismatch: bool = False
 
     def __call__(self, progress: Progress = no_progress) -> EvalReport:
         started = time.perf_counter()
@@ -184,7 +185,7 @@ class Evaluation:
             data = PairDataset(data.name, data.root, [p for p in data.pairs if p.fold in self.folds], data.aligned)
             if not data.pairs:
                 raise DataError(f"no pairs in folds {self.folds} of {self.dataset}")
-        embedder = FaceEmbedder.open(self.package, self.precision, self.rebuild_on_mismatch)
+        embedder = FaceEmbedder.open(self.package, self.precision)
         masks = MaskGenerator(seed=self.mask_seed) if self.dataset == "lfw-masked" else None
         crops = CropMaker(data, embedder, self.detector, self.detector_name, self.no_face, masks)
         model_hash = embedder.model_sha256()
@@ -229,7 +230,7 @@ class Evaluation:
         label = f"embedding {'masked ' if masked else ''}{crops.dataset.name} faces"
         chunks = [images[i:i + _CHUNK] for i in range(0, len(images), _CHUNK)]
         out = np.concatenate([
-            embedder.embed(np.stack([crops.crop(path, masked) for path in chunk]), flip=self.flip)
+            embedder.embed_crops(np.stack([crops.crop(path, masked) for path in chunk]), flip=self.flip)
             for chunk in progress(chunks, len(chunks), label)
         ])
         cache.put(key, out)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from mfr.errors import MfrError
+from mfr.manifest import FallbackStep
 from mfr.runtime.similarity import l2_normalize
 
 MAX_IMPOSTOR_SIMILARITY = 0.9
@@ -24,21 +24,21 @@ class DegenerateModelError(MfrError):
 class FallbackResult:
     excluded: list[str]
     met: bool
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[FallbackStep] = field(default_factory=list)
 
 
 def greedy_fallback(order: list[str], budget: int, closeness: Callable[[list[str]], float],
-                    good_enough: Callable[[list[str], float], tuple[bool, dict[str, Any]]]) -> FallbackResult:
+                    good_enough: Callable[[list[str], float], tuple[bool, float | None]]) -> FallbackResult:
     """Walk the layers in sensitivity ``order``; keep a layer in float only if that raises ``closeness``
     (held-out cosine to FP32), or, failing that, together with the next layer in the order if the pair
     does (layers interact: measured on MobileFaceNet, its two most sensitive layers only help together).
-    After each accepted change (and first with none) ask ``good_enough``; stop when it says yes or
-    ``budget`` layers are float. ``met`` tells whether the target was reached; if not, the step whose
-    figures score best (``good_enough``'s "score", else the cosine) is returned."""
+    After each accepted change (and first with none) ask ``good_enough`` for (target met?, accuracy drop
+    or None); stop when it says yes or ``budget`` layers are float. ``met`` tells whether the target was
+    reached; if not, the step with the lowest drop (where measured, else the highest cosine) is returned."""
     excluded: list[str] = []
     best = closeness(excluded)
-    ok, figures = good_enough(excluded, best)
-    steps: list[dict[str, Any]] = [{"fp_layers": [], "heldout_cosine": best, **figures}]
+    ok, drop = good_enough(excluded, best)
+    steps = [FallbackStep([], best, drop)]
     for index, node in enumerate(order):
         if ok or len(excluded) >= budget:
             break
@@ -51,12 +51,15 @@ def greedy_fallback(order: list[str], budget: int, closeness: Callable[[list[str
             candidate = closeness(excluded + extra)
             if candidate > best + 1e-5:
                 excluded, best = excluded + extra, candidate
-                ok, figures = good_enough(excluded, best)
-                steps.append({"fp_layers": list(excluded), "heldout_cosine": best, **figures})
+                ok, drop = good_enough(excluded, best)
+                steps.append(FallbackStep(list(excluded), best, drop))
                 break
     if not ok:
-        chosen = max(steps, key=lambda step: (step.get("score", step["heldout_cosine"]), -len(step["fp_layers"])))
-        excluded = list(chosen["fp_layers"])
+        def score(step: FallbackStep) -> tuple[float, int]:
+            merit = step.heldout_cosine if step.lfw_drop_pp is None else -step.lfw_drop_pp
+            return merit, -len(step.fp_layers)
+
+        excluded = list(max(steps, key=score).fp_layers)
     return FallbackResult(excluded, ok, steps)
 
 

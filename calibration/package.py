@@ -5,14 +5,12 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import onnx
 
 from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
-from mfr.benchmarks.verification import Evaluation
 from mfr.calibration.data import load_calibration_set
 from mfr.calibration.fallback import (
     MAX_IMPOSTOR_SIMILARITY,
@@ -20,13 +18,14 @@ from mfr.calibration.fallback import (
     check_not_degenerate,
     greedy_fallback,
 )
+from mfr.calibration.lfw_check import FALLBACK_FOLDS_LABEL, LfwFoldCheck
 from mfr.calibration.ort_qdq import write_ort_int8
 from mfr.calibration.ranges import collect_stats, compute_ranges
 from mfr.calibration.sensitivity import layer_sensitivity, run_model
 from mfr.calibration.trt_cache import write_calibration_cache
 from mfr.calibration.trt_qdq import write_trt_int8
 from mfr.errors import ManifestError
-from mfr.manifest import listed_file, load_manifest
+from mfr.manifest import CalibrationRecord, FallbackRecord, listed_file, load_manifest
 from mfr.progress import Progress, no_progress
 from mfr.runtime.detection import FaceDetector
 
@@ -55,7 +54,7 @@ class PackageCalibrator:
     cache_dir: Path | None = None
     force: bool = False
 
-    def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> dict[str, Any]:
+    def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> CalibrationRecord:
         source = load_manifest(self.package)
         if source.kind != "recognition":
             raise ManifestError(f"{self.package}: calibration needs a recognition package, this is {source.kind}")
@@ -77,6 +76,10 @@ class PackageCalibrator:
         sensitivity = layer_sensitivity(model, ranges, heldout.inputs, progress) if self.fallback_budget else {}
         order = list(sensitivity)
         reference = run_model(model, heldout.inputs)
+        if self.check_lfw:
+            log(f"reading the {FALLBACK_FOLDS_LABEL} faces the fallback is steered by")
+            lfw = LfwFoldCheck(source)
+            fp32_lfw = lfw.score(fp32_path, self.cache_dir, source.sha256.get("onnx"))
 
         with staged_output_dir(Path(self.out), self.force) as stage:
             shutil.copy(fp32_path, stage / source.files["onnx"])
@@ -92,22 +95,20 @@ class PackageCalibrator:
                     return float((embeddings * reference).sum(axis=1).mean())
                 return measure
 
-            def lfw_drop(excluded: list[str], cosine: float) -> tuple[bool, dict[str, Any]]:
+            def lfw_drop(excluded: list[str], cosine: float) -> tuple[bool, float | None]:
                 if not self.check_lfw:
-                    return cosine >= self.min_cosine, {}
+                    return cosine >= self.min_cosine, None
                 write_ort_int8(fp32_path, ranges, stage / ORT_INT8, excluded)
-                manifest.save(stage)
-                fp32, int8 = (Evaluation(stage, "lfw", precision=p, cache_dir=self.cache_dir, bootstrap=0)()
-                              for p in ("fp32", "int8"))
-                scores, same = int8.scores["U-U"]
-                impostor = float(scores[~same].mean())
-                if impostor > MAX_IMPOSTOR_SIMILARITY:
-                    raise DegenerateModelError(f"{stage / ORT_INT8}: mean LFW impostor similarity {impostor:.3f} "
-                                               f"> {MAX_IMPOSTOR_SIMILARITY}: the INT8 model has collapsed")
-                # rounded: one LFW pair is 0.0167 pp, and 3 pairs must compare equal to a 0.05 pp bar
-                drop = round(100 * (fp32.protocols["U-U"].accuracy - int8.protocols["U-U"].accuracy), 4)
-                log(f"  {len(excluded)} layers in FP32: LFW drop {drop:.3f} pp, held-out cosine {cosine:.5f}")
-                return drop <= self.max_drop_pp and cosine >= self.min_cosine, {"lfw_drop_pp": drop, "score": -drop}
+                int8 = lfw.score(stage / ORT_INT8)
+                if int8.impostor_mean > MAX_IMPOSTOR_SIMILARITY:
+                    raise DegenerateModelError(f"{stage / ORT_INT8}: mean LFW impostor similarity "
+                                               f"{int8.impostor_mean:.3f} > {MAX_IMPOSTOR_SIMILARITY}: the INT8 model "
+                                               f"has collapsed")
+                # rounded: one pair of 3,000 is 0.0333 pp, and 3 pairs must compare equal to a 0.10 pp bar
+                drop = round(100 * (fp32_lfw.accuracy - int8.accuracy), 4)
+                log(f"  {len(excluded)} layers in FP32: drop on {FALLBACK_FOLDS_LABEL} {drop:.3f} pp, held-out "
+                    f"cosine {cosine:.5f}")
+                return drop <= self.max_drop_pp and cosine >= self.min_cosine, drop
 
             log("accuracy-aware fallback for the ONNX Runtime model")
             ort_result = greedy_fallback(order, self.fallback_budget, closeness(write_ort_int8, stage / ORT_INT8),
@@ -116,23 +117,23 @@ class PackageCalibrator:
 
             log(f"layer fallback for the TensorRT Q/DQ model (held-out cosine >= {TRT_MIN_COSINE})")
             trt_result = greedy_fallback(order, self.fallback_budget, closeness(write_trt_int8, stage / TRT_INT8),
-                                         lambda excluded, cosine: (cosine >= TRT_MIN_COSINE, {}))
+                                         lambda excluded, cosine: (cosine >= TRT_MIN_COSINE, None))
             write_trt_int8(fp32_path, ranges, stage / TRT_INT8, trt_result.excluded)
             write_calibration_cache(ranges, stage / CACHE)
-            record = {
-                "method": self.method, "percentile": self.percentile if self.method == "percentile" else None,
-                "images": len(calib.paths), "masked": calib.masked, "heldout_images": len(heldout.paths),
-                "source": calib.source, "seed": self.seed, "seconds_ranges": round(calibration_seconds, 1),
-                "ranges": {name: list(r) for name, r in ranges.items()},
-                "sensitivity": {name: round(v, 7) for name, v in list(sensitivity.items())[:16]},
-                "onnxruntime": {"fp_layers": ort_result.excluded, "target_met": ort_result.met,
-                                "max_drop_pp": self.max_drop_pp, "min_cosine": self.min_cosine,
-                                "steps": ort_result.steps},
-                "tensorrt_qdq": {"fp_layers": trt_result.excluded, "target_met": trt_result.met,
-                                 "min_cosine": TRT_MIN_COSINE, "steps": trt_result.steps},
-                "seconds_total": round(time.perf_counter() - started, 1),
-            }
-            manifest.stages["calibration"] = record
+            record = CalibrationRecord(
+                method=self.method, percentile=self.percentile if self.method == "percentile" else None,
+                images=len(calib.paths), masked=calib.masked, heldout_images=len(heldout.paths),
+                source=calib.source, seed=self.seed, seconds_ranges=round(calibration_seconds, 1),
+                seconds_total=round(time.perf_counter() - started, 1),
+                ranges={name: list(r) for name, r in ranges.items()},
+                sensitivity={name: round(v, 7) for name, v in list(sensitivity.items())[:16]},
+                onnxruntime=FallbackRecord(
+                    ort_result.excluded, ort_result.met, self.min_cosine, ort_result.steps,
+                    max_drop_pp=self.max_drop_pp if self.check_lfw else None,
+                    checked_on=f"{FALLBACK_FOLDS_LABEL} ({lfw.pairs} pairs)" if self.check_lfw else None),
+                tensorrt_qdq=FallbackRecord(trt_result.excluded, trt_result.met, TRT_MIN_COSINE, trt_result.steps),
+            )
+            manifest.stages = replace(manifest.stages, calibration=record)
             artefacts = {"onnx_int8": ORT_INT8, "onnx_int8_trt": TRT_INT8, "trt_calibration_cache": CACHE}
             manifest.sha256.update({name: sha256_file(stage / file) for name, file in artefacts.items()})
             manifest.save(stage)

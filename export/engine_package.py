@@ -6,7 +6,9 @@ and its sha256, the build options and time. The runtime compares that record wit
 loads on (``mfr.runtime.engine_check``). Before the directory appears, the engine is loaded the way
 the runtime loads it and compared with its source ONNX on real faces (when LFW is reachable).
 
-Torch-free, so that ``--rebuild-on-mismatch`` works on a device.
+``rebuild_if_mismatched`` rebuilds an engine in place for the machine it is on (``--rebuild-on-mismatch``
+of ``mfr eval`` and ``mfr bench``): the runtime only refuses, this layer may build. Torch-free, so that
+it works on a device.
 """
 
 from __future__ import annotations
@@ -15,18 +17,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 import mfr
 from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
-from mfr.data.lfw import sample_faces
-from mfr.errors import DataError, EngineError
-from mfr.manifest import BatchProfile, EngineRecord, Manifest, listed_file, load_manifest
+from mfr.errors import DataError, EngineError, EngineMismatchError
+from mfr.export.real_inputs import sample_faces
+from mfr.manifest import BatchProfile, EngineOptions, EngineParity, EngineRecord, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
-from mfr.runtime.engine_load import open_engine
+from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
+from mfr.runtime.engine_load import check_fits_machine, open_engine
 from mfr.runtime.machine import cpu_name, gpu_info, tensorrt_version
 from mfr.runtime.similarity import row_cosines
 
@@ -124,7 +126,7 @@ class EngineBuilder:
             manifest.save(stage)
             with open_engine(stage) as engine:
                 parity = self.verify(engine, source, source_manifest, log)
-            manifest.stages = {**manifest.stages, "engine_parity": parity}
+            manifest.stages = replace(manifest.stages, engine_parity=parity)
             manifest.save(stage)
         log(f"wrote {out} in {time.perf_counter() - started:.1f} s")
         return manifest
@@ -174,20 +176,20 @@ class EngineBuilder:
 
     def build(self, backend: str, source: Path, extra: Path | None, manifest: Manifest, target: Path,
               log: Callable[[str], None]) -> EngineRecord:
-        options: dict[str, Any] = {"workspace_mib": self.workspace_mib, "dla_core": self.dla_core,
-                                   "version_compatible": self.version_compatible, "int8_source": self.int8_source,
-                                   "timing_cache": None if self.timing_cache is None else str(self.timing_cache)}
+        options = EngineOptions(workspace_mib=self.workspace_mib, dla_core=self.dla_core,
+                                version_compatible=self.version_compatible, int8_source=self.int8_source,
+                                timing_cache=None if self.timing_cache is None else str(self.timing_cache))
         if backend == "tensorrt":
             from mfr.export.trt_build import TensorRTBuildOptions, build_tensorrt_plan
 
             gpu = gpu_info()
             assert gpu is not None  # check_backend made sure
-            fp_layers = manifest.stages.get("calibration", {}).get("tensorrt_qdq", {}).get("fp_layers", [])
             trt_options = TensorRTBuildOptions(
                 precision=self.precision, profile=self.profile,
                 spatial=DETECTOR_SPATIAL if manifest.kind == "detection" else None,
                 workspace_mib=self.workspace_mib, timing_cache=self.timing_cache, dla_core=self.dla_core,
-                version_compatible=self.version_compatible, implicit_int8_cache=extra, fp32_layers=list(fp_layers))
+                version_compatible=self.version_compatible, implicit_int8_cache=extra,
+                fp32_layers=manifest.float_layers("tensorrt_qdq"))
             target.write_bytes(build_tensorrt_plan(source, manifest.inputs[0], trt_options, log))
             version, device, capability, providers = tensorrt_version() or "", gpu.name, gpu.compute_capability, []
         else:
@@ -203,26 +205,53 @@ class EngineBuilder:
             options=options, built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
 
-    def verify(self, engine: Engine, source: Path, manifest: Manifest, log: Callable[[str], None]) -> dict[str, Any]:
+    def verify(self, engine: Engine, source: Path, manifest: Manifest, log: Callable[[str], None]) -> EngineParity:
         """Run the engine as the runtime will, and compare it with its source ONNX on real faces."""
         if manifest.kind != "recognition":
             channels = int(manifest.inputs[0].shape[1])
             engine.infer(np.zeros((1, channels, *(manifest.inputs[0].fixed_hw() or DETECTOR_SPATIAL[1])), np.float32))
-            return {"checked": "ran one blank image"}
+            return EngineParity("ran one blank image")
         try:
             faces = sample_faces(PARITY_FACES, manifest.spec)
         except DataError as exc:
             log(f"engine parity not measured: {exc}")
-            return {"checked": f"not measured ({exc})"}
+            return EngineParity(f"not measured ({exc})")
         reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
         expected = reference.run(None, {manifest.inputs[0].name: faces})[0]
-        got = engine.embed(faces)
+        got = engine.raw_embeddings(faces)
         cosine = row_cosines(expected, got)
         low = float(cosine.min())
         log(f"engine vs {source.name} on {len(faces)} LFW faces: min cosine {low:.6f}")
         if not low >= MIN_COSINE[self.precision]:
             raise EngineError(f"the {self.precision} engine differs from {source} on real faces: min cosine "
                               f"{low:.6f} < {MIN_COSINE[self.precision]}; nothing was written to {self.out}")
-        return {"checked": f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", "min_cosine": low,
-                "mean_cosine": float(cosine.mean())}
+        return EngineParity(f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", low, float(cosine.mean()))
 
+
+def rebuild_if_mismatched(directory: Path, log: Callable[[str], None] = print) -> bool:
+    """Rebuild the engine in ``directory`` in place when its build record does not fit this machine, from
+    its recorded source and options; True if it was rebuilt. A plain model package is left alone.
+
+    The source ONNX must still be there with the recorded sha256: an engine is never rebuilt from a
+    different model than the one it was verified against."""
+    directory = Path(directory)
+    manifest = load_manifest(directory)
+    record = manifest.engine
+    if record is None:
+        return False
+    found = mismatches(record, MachineState.current())
+    if not found:
+        return False
+    source = Path(record.source_package) / record.source_file
+    if not source.is_file() or sha256_file(source) != record.source_sha256:
+        raise EngineMismatchError(f"{directory}: cannot rebuild, its source {source} is missing or changed since "
+                                  f"the build; run: {rebuild_command(record, directory)}")
+    log(f"rebuilding {directory} for this machine from {source}:\n  - " + "\n  - ".join(found))
+    options = record.options
+    EngineBuilder(package=Path(record.source_package), out=directory, precision=record.precision,
+                  backend=record.backend, profile=record.profile, workspace_mib=options.workspace_mib,
+                  timing_cache=None if options.timing_cache is None else Path(options.timing_cache),
+                  dla_core=options.dla_core, version_compatible=options.version_compatible,
+                  int8_source=options.int8_source, force=True)(log=log)
+    check_fits_machine(directory, load_manifest(directory))
+    return True

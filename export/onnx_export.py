@@ -1,7 +1,7 @@
 """torch -> ONNX with the torch.export-based exporter, then structural checks.
 
 Dynamic batch for every model (and dynamic height/width for detectors), so one file serves batch 1
-on a camera and batch 128 in evaluation; TensorRT turns these into an optimisation profile later.
+on a camera and batch 128 in evaluation; ``build-engine`` turns these into an optimisation profile.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
 from mfr.errors import CheckpointError, ParityError
 from mfr.export.onnx_export import DEFAULT_OPSET, graph_io, torch_to_onnx
 from mfr.export.parity import measure_parity, parity_batches
-from mfr.manifest import Manifest
+from mfr.manifest import ExportRecord, Manifest, StageRecords
 from mfr.models.checkpoint import load_weights
 from mfr.registry import get_model_entry
 
@@ -76,7 +76,7 @@ class OnnxPackageExporter:
                 opset=self.opset,
                 decoder=entry.decoder,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                stages={"export": {"weights": str(weights), "seconds": round(time.perf_counter() - started, 2)}},
+                stages=StageRecords(export=ExportRecord(str(weights), round(time.perf_counter() - started, 2))),
             )
             manifest.save(stage)
         return manifest

@@ -1,8 +1,6 @@
-"""Parity of the exported ONNX model with the torch model, measured on real inputs.
-
-Random tensors hide preprocessing-sensitive failures (saturating activations, BatchNorm folding
-errors only visible on face statistics), so parity runs on real aligned LFW faces for recognition
-models and on real photos for detectors, preprocessed by the runtime's own CPU path from the spec.
+"""Parity of the exported ONNX model with the torch model, measured on real inputs: aligned LFW faces
+for recognition models (``real_inputs``), real photos for detectors, preprocessed by the runtime's own
+CPU path from the spec.
 """
 
 from __future__ import annotations
@@ -13,9 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from mfr.data.lfw import lfw_root, sample_faces
+from mfr.data.lfw import lfw_root
 from mfr.errors import DataError
 from mfr.export.onnx_export import INPUT_NAME
+from mfr.export.real_inputs import sample_faces
 from mfr.manifest import ParityReport
 from mfr.paths import dataset_dir
 from mfr.registry import ModelEntry

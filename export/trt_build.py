@@ -6,9 +6,8 @@ network (TensorRT >= 10; 8.6 needs the INT8 flag instead). INT8, implicit (Tenso
 e.g. JetPack 5/6): the FP32 model, the INT8 flag, and a calibrator that only replays the package's
 ``calibration.cache``; the layers the calibration kept in float are pinned to FP32.
 
-Not executed in this project's CI or development machines (no TensorRT there): type-checked against
-TensorRT 10.13's stubs, its ``tensorrt`` names checked against a fixture, run by tests marked
-``tensorrt`` where TensorRT and a GPU exist.
+CI has no TensorRT: there it is type-checked against TensorRT 10.13's stubs and its ``tensorrt`` names
+checked against a fixture; tests marked ``tensorrt`` run it where TensorRT and a GPU exist.
 """
 
 from __future__ import annotations

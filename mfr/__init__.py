@@ -1,9 +1,11 @@
 """mfr: masked face recognition at the edge.
 
-The shared core lives here (preprocessing spec, model registry, manifest, datasets, CLI); the
-pipeline stages are the sub-packages ``mfr.export``, ``mfr.calibration``, ``mfr.runtime`` and
-``mfr.benchmarks``. Importing ``mfr`` never imports torch: the runtime must work on boards where
-only numpy, OpenCV and onnxruntime/TensorRT are installed.
+The common ground lives here (preprocessing spec, model registry, manifest, datasets, masks, metrics,
+errors) and imports no stage. The stages are sub-packages, each importing only the ground and the
+stages before it: ``mfr.runtime``, ``mfr.export``, ``mfr.calibration``, ``mfr.benchmarks``,
+``mfr.training``; the CLI (``mfr.cli``) sits on top of them all (tests/test_layers.py checks the
+order). Importing ``mfr`` never imports torch: the runtime must work on boards where only numpy,
+OpenCV and onnxruntime/TensorRT are installed.
 """
 
 __version__ = "0.1.0"

@@ -1,23 +1,28 @@
 """The model package manifest: what travels between stages with every ONNX/engine file.
 
 ``manifest.json`` holds the model name and kind, its preprocessing spec (the single source of how to
-feed it), input/output tensors, hashes, tool versions and measured figures (parity now; accuracy and
-latency in later stages). Later stages add their own sections under ``stages``.
+feed it), input/output tensors, hashes, tool versions, the export parity, and what each later stage
+leaves for the next: the calibration's ranges and float layers (read by ``build-engine``), the engine's
+build record (read by the runtime) and its parity. Every such hand-off is a dataclass here, read and
+written only through these types, so a reader never spells out a dictionary path and a package written
+by another format is refused with a message saying what to re-create.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mfr.atomic import write_json_atomic
 from mfr.errors import ManifestError, SpecError
 from mfr.spec import PreprocessSpec
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# What re-creates a package of an older format: its stages write the current one.
+_RECREATE = "re-create it with this mfr (mfr-export onnx, then calibrate and build-engine as before)"
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,10 @@ class ParityReport:
 
 @dataclass(frozen=True)
 class BatchProfile:
-    """The batch sizes an engine accepts (TensorRT optimisation profile; enforced for every backend)."""
+    """The batch sizes an engine accepts (TensorRT optimisation profile; enforced for every backend).
+
+    The defaults are the one default profile: ``build-engine``'s and that of a plain package run by
+    ONNX Runtime."""
 
     min: int = 1
     opt: int = 32
@@ -56,6 +64,119 @@ class BatchProfile:
             raise ManifestError(f"batch profile must satisfy 1 <= min <= opt <= max, got "
                                 f"min {self.min}, opt {self.opt}, max {self.max}")
         return self
+
+
+def _record(cls: Any, data: Any, what: str) -> Any:
+    """A flat dataclass from a JSON object, naming the section when a field is missing or unknown."""
+    if not isinstance(data, dict):
+        raise ManifestError(f"{what} must be an object, got {type(data).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ManifestError(f"{what} has unknown fields {unknown}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ManifestError(f"{what}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """What ``mfr-export onnx`` exported from (training reads the weights back to start a student)."""
+
+    weights: str  # the checkpoint's absolute path
+    seconds: float
+
+
+@dataclass(frozen=True)
+class FallbackStep:
+    """One accepted step of the accuracy-aware fallback."""
+
+    fp_layers: list[str]
+    heldout_cosine: float  # mean embedding cosine INT8 vs FP32 on the held-out calibration faces
+    lfw_drop_pp: float | None = None  # accuracy drop on the pairs named by the record's ``checked_on``
+
+
+@dataclass(frozen=True)
+class FallbackRecord:
+    """Which layers of one INT8 model stay in floating point, and whether the target was met."""
+
+    fp_layers: list[str]
+    target_met: bool
+    min_cosine: float
+    steps: list[FallbackStep]
+    max_drop_pp: float | None = None
+    checked_on: str | None = None  # the pairs the drop was measured on (never the pairs that judge)
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str) -> FallbackRecord:
+        record = _record(cls, data, what)
+        return replace(record, steps=[_record(FallbackStep, step, f"{what} step") for step in record.steps])
+
+
+@dataclass(frozen=True)
+class CalibrationRecord:
+    """What ``mfr-export calibrate`` measured and chose; ``build-engine`` reads the float layers."""
+
+    method: str
+    percentile: float | None
+    images: int
+    masked: int
+    heldout_images: int
+    source: str
+    seed: int
+    seconds_ranges: float
+    seconds_total: float
+    ranges: dict[str, list[float]]  # tensor -> [low, high]
+    sensitivity: dict[str, float]  # the most sensitive layers: 1 - held-out cosine when quantized alone
+    onnxruntime: FallbackRecord  # model.int8.onnx
+    tensorrt_qdq: FallbackRecord  # model.int8.trt.onnx
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str) -> CalibrationRecord:
+        record = _record(cls, data, what)
+        return replace(record, onnxruntime=FallbackRecord.from_dict(record.onnxruntime, f"{what}.onnxruntime"),
+                       tensorrt_qdq=FallbackRecord.from_dict(record.tensorrt_qdq, f"{what}.tensorrt_qdq"))
+
+
+@dataclass(frozen=True)
+class EngineParity:
+    """How an engine compared with its source ONNX on real faces when it was built."""
+
+    checked: str
+    min_cosine: float | None = None
+    mean_cosine: float | None = None
+
+
+@dataclass(frozen=True)
+class StageRecords:
+    """What each stage after export leaves for the next (absent where that stage has not run)."""
+
+    export: ExportRecord | None = None
+    calibration: CalibrationRecord | None = None
+    engine_parity: EngineParity | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str) -> StageRecords:
+        record = _record(cls, data, what)
+        export, calibration, parity = record.export, record.calibration, record.engine_parity
+        return cls(
+            export=None if export is None else _record(ExportRecord, export, f"{what}.export"),
+            calibration=None if calibration is None else CalibrationRecord.from_dict(calibration,
+                                                                                    f"{what}.calibration"),
+            engine_parity=None if parity is None else _record(EngineParity, parity, f"{what}.engine_parity"),
+        )
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Build options an engine was made with (a rebuild repeats them)."""
+
+    workspace_mib: int = 1024
+    dla_core: int | None = None
+    version_compatible: bool = False
+    int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT implicit INT8)
+    timing_cache: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,13 +198,16 @@ class EngineRecord:
     source_package: str  # absolute path of the package the engine was built from
     source_file: str  # that package's ONNX file, relative to it
     source_sha256: str
-    options: dict[str, Any] = field(default_factory=dict)  # workspace, DLA core, version compatibility...
+    options: EngineOptions = EngineOptions()
     build_seconds: float = 0.0
     built: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EngineRecord:
-        return cls(**{**data, "profile": BatchProfile(**data["profile"]), "providers": list(data["providers"])})
+    def from_dict(cls, data: Any, what: str) -> EngineRecord:
+        record = _record(cls, data, what)
+        return replace(record, profile=_record(BatchProfile, record.profile, f"{what}.profile").check(),
+                       providers=list(record.providers),
+                       options=_record(EngineOptions, record.options, f"{what}.options"))
 
 
 @dataclass
@@ -100,9 +224,19 @@ class Manifest:
     opset: int | None = None
     decoder: dict[str, Any] | None = None
     created: str = ""
-    stages: dict[str, Any] = field(default_factory=dict)
+    stages: StageRecords = StageRecords()
     engine: EngineRecord | None = None  # set in engine directories written by ``mfr-export build-engine``
     format_version: int = FORMAT_VERSION
+
+    def float_layers(self, int8_model: Literal["onnxruntime", "tensorrt_qdq"]) -> list[str]:
+        """The layers the calibration kept in floating point in that INT8 model ([] if never calibrated)."""
+        calibration = self.stages.calibration
+        return [] if calibration is None else list(getattr(calibration, int8_model).fp_layers)
+
+    def export_weights(self) -> Path | None:
+        """The checkpoint this package was exported from, as recorded at export."""
+        export = self.stages.export
+        return None if export is None else Path(export.weights)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -116,10 +250,12 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = MANIFEST_NAME) -> Manifest:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            age = ("an older" if isinstance(version, int) and version < FORMAT_VERSION else "another")
+            raise ManifestError(f"{source} was written by {age} mfr (manifest format {version!r}); this mfr reads "
+                                f"format {FORMAT_VERSION}: {_RECREATE}")
         try:
-            if data.get("format_version") != FORMAT_VERSION:
-                raise ManifestError(f"{source}: format_version {data.get('format_version')!r} is not "
-                                    f"{FORMAT_VERSION}; re-export the package with this mfr")
             parity, engine = data.get("parity"), data.get("engine")
             return cls(
                 model=str(data["model"]),
@@ -134,8 +270,8 @@ class Manifest:
                 opset=data.get("opset"),
                 decoder=data.get("decoder"),
                 created=str(data.get("created", "")),
-                stages=dict(data.get("stages", {})),
-                engine=None if engine is None else EngineRecord.from_dict(engine),
+                stages=StageRecords.from_dict(data.get("stages", {}), f"{source}: stages"),
+                engine=None if engine is None else EngineRecord.from_dict(engine, f"{source}: engine"),
             )
         except KeyError as exc:
             raise ManifestError(f"{source}: missing field {exc}") from None

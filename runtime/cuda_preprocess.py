@@ -101,8 +101,8 @@ class CudaPreprocessor:
     Sized once for ``max_faces``; the frame buffers grow when a larger frame arrives. Everything runs
     on ``stream`` (the engine's), so the engine's ``execute_async_v3`` on the same stream sees the input
     without a synchronisation here. The pinned staging buffers are reused, so the next call must come
-    after the stream has passed this call's uploads: the engine's ``run_device`` synchronises when it
-    downloads its outputs, which is how ``FaceEmbedder.embed_frame`` uses it.
+    after the stream has passed this call's uploads: the engine's ``infer_bound_input`` synchronises when it
+    downloads its outputs, which is how ``FaceEmbedder.embed_frame_faces`` uses it.
     """
 
     def __init__(self, spec: PreprocessSpec, max_faces: int, frame_format: str = "BGR", stream: Any = None,

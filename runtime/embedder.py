@@ -1,7 +1,9 @@
-"""Aligned face crops -> L2-normalised embeddings, through any engine (torch-free).
+"""Faces -> L2-normalised embeddings, through any engine (torch-free).
 
-The one place the runtime turns crops into embeddings: the spec's normalisation, the engine, the
+The one place the runtime turns faces into embeddings: the spec's normalisation, the engine, the
 optional flip-sum (the embedding of a face plus that of its mirror image), normalisation to unit length.
+Two entry points, named by what goes in: ``embed_crops`` (aligned uint8 crops) and ``embed_frame_faces``
+(a whole frame and the 5 landmarks of each face in it; on a TensorRT engine the CUDA kernel aligns them).
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class FaceEmbedder:
             log(f"GPU preprocessing unavailable ({exc}); using the CPU path")
             return None
 
-    def embed_frame(self, frame: np.ndarray, landmarks: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        """L2-normalised embeddings of every face (5 landmarks each) in one frame.
+    def embed_frame_faces(self, frame: np.ndarray, landmarks: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """A frame (uint8, in ``frame_format``) and 5 landmarks per face -> L2-normalised embeddings (N, D).
 
         On a TensorRT engine the CUDA kernel warps and normalises all faces straight into the engine's
         input binding; elsewhere (and as the reference) the CPU path aligns and normalises them.
@@ -57,12 +59,12 @@ class FaceEmbedder:
         if self.gpu is None:
             crops = align_faces(frame if self.frame_format == "BGR" else self._to_bgr(frame), landmarks,
                                 self.manifest.spec)
-            return self.embed(crops)
+            return self.embed_crops(crops)
         engine: Any = self.engine
         outputs = []
         for start in range(0, len(landmarks), self.engine.profile.max):
             count = self.gpu(frame, landmarks[start:start + self.engine.profile.max], engine.input_pointer)
-            outputs.append(engine.run_device(count)[self.engine.output_names[0]])
+            outputs.append(engine.infer_bound_input(count)[self.engine.output_names[0]])
         return l2_normalize(np.concatenate(outputs).astype(np.float32))
 
     def _to_bgr(self, frame: np.ndarray) -> np.ndarray:
@@ -73,24 +75,23 @@ class FaceEmbedder:
         return cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_NV12)
 
     @classmethod
-    def open(cls, path: Path, precision: str | None = None, rebuild_on_mismatch: bool = False,
-             log: Callable[[str], None] = lambda _: None) -> FaceEmbedder:
+    def open(cls, path: Path, precision: str | None = None) -> FaceEmbedder:
         """From an engine directory or a model package (see ``open_model``)."""
-        return cls(open_model(path, precision, rebuild_on_mismatch, log))
+        return cls(open_model(path, precision))
 
     def model_sha256(self) -> str:
         """The hash of the file the engine runs (engine directories record it; packages are hashed)."""
         return self.manifest.sha256.get("engine") or sha256_file(self.engine.model_file)
 
-    def embed(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
-        """L2-normalised embeddings of aligned uint8 BGR crops (N, H, W, 3); with ``flip``, the sum of
-        the embeddings of each crop and its mirror image (before normalising)."""
+    def embed_crops(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
+        """Aligned uint8 BGR crops (N, H, W, 3) -> L2-normalised embeddings (N, D); with ``flip``, each is
+        the sum of the embeddings of the crop and its mirror image (before normalising)."""
         outputs = []
         for start in range(0, len(crops), self.batch_size):
             batch = normalize(crops[start:start + self.batch_size], self.manifest.spec)
-            out = self.engine.embed(batch)
+            out = self.engine.raw_embeddings(batch)
             if flip:
-                out = out + self.engine.embed(np.ascontiguousarray(batch[..., ::-1]))
+                out = out + self.engine.raw_embeddings(np.ascontiguousarray(batch[..., ::-1]))
             outputs.append(out)
         if not outputs:
             return np.zeros((0, self.manifest.spec.embedding_dim or 0), np.float32)

@@ -1,9 +1,15 @@
 """The one interface every inference backend implements (compare Polygraphy's runners).
 
-An ``Engine`` runs a model on a preprocessed NCHW float32 batch. ``run`` is a single backend call and
-refuses a batch outside the engine's profile; ``infer`` splits larger batches into profile-sized calls;
-``embed`` returns the first output (the embedding of a recognition model). Input checks live here,
-once, so every backend rejects the same bad input with the same message.
+An ``Engine`` runs a model on preprocessed input: a float32 NCHW batch (``mfr.runtime.normalize``'s
+output). Two entry points, named by what comes out:
+
+- ``infer(inputs)`` -> every raw output by name, for any batch size (batches above the profile are
+  split into calls of its maximum, so one backend call always fits the profile);
+- ``raw_embeddings(inputs)`` -> the first output as it is, not normalised: (N, D) for a recognition
+  model. ``mfr.runtime.embedder.FaceEmbedder`` turns uint8 face crops into unit-length embeddings.
+
+A backend implements ``_infer_once`` (one call within the profile). Input checks live here, once, so
+every backend rejects the same bad input with the same message.
 """
 
 from __future__ import annotations
@@ -44,35 +50,35 @@ class Engine(ABC):
                               f"(N, C, H, W), got {list(batch.shape)}")
 
     def check_batch_size(self, count: int) -> None:
+        """One backend call takes between the profile's min and max inputs (TensorRT's optimisation
+        profile; enforced for every backend so an engine behaves the same on all of them)."""
         if not self.profile.min <= count <= self.profile.max:
             raise EngineError(f"{self.source}: batch of {count} is outside the engine's profile "
-                              f"[{self.profile.min}, {self.profile.max}]; use infer()/embed(), which split "
-                              f"large batches, or rebuild with --max-batch")
+                              f"[{self.profile.min}, {self.profile.max}]; rebuild it with --min-batch/--max-batch")
 
-    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """One backend call; the batch size must lie within the engine's profile."""
-        self.check_input(batch)
-        self.check_batch_size(len(batch))
-        return self._run(np.ascontiguousarray(batch))
-
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """All outputs for any batch size: batches above the profile are split into calls of its maximum."""
-        self.check_input(batch)
-        if len(batch) <= self.profile.max:
-            return self.run(batch)
-        parts = [self.run(batch[start:start + self.profile.max]) for start in range(0, len(batch), self.profile.max)]
+    def infer(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 NCHW inputs, any batch size -> every raw output by name (float32)."""
+        self.check_input(inputs)
+        step = self.profile.max
+        parts = []
+        for start in range(0, max(len(inputs), 1), step):  # an empty batch is refused by the check
+            chunk = inputs[start:start + step]
+            self.check_batch_size(len(chunk))
+            parts.append(self._infer_once(np.ascontiguousarray(chunk)))
+        if len(parts) == 1:
+            return parts[0]
         return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
 
-    def embed(self, batch: np.ndarray) -> np.ndarray:
-        """The first output (raw, not normalised) for any batch size: (N, D) embeddings for recognition."""
-        if len(batch) == 0:
+    def raw_embeddings(self, inputs: np.ndarray) -> np.ndarray:
+        """float32 NCHW inputs, any batch size -> the first output, not normalised: (N, D) for recognition."""
+        if len(inputs) == 0:
             dim = self.manifest.spec.embedding_dim or 0
             return np.zeros((0, dim), np.float32)
-        return self.infer(batch)[self.output_names[0]]
+        return self.infer(inputs)[self.output_names[0]]
 
     @abstractmethod
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Run one checked, contiguous batch within the profile."""
+    def _infer_once(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        """One backend call on checked, contiguous inputs whose batch size lies within the profile."""
 
     def close(self) -> None:  # noqa: B027 - backends without resources to release need not override it
         """Release backend resources (device memory, streams); the engine is unusable afterwards."""

@@ -50,7 +50,7 @@ def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
                          f"(pip install 'mfr[trt]' on a machine with an NVIDIA GPU)")
         else:
             built, here = version_tuple(record.backend_version), version_tuple(machine.tensorrt)
-            if record.options.get("version_compatible"):
+            if record.options.version_compatible:
                 if here[:1] != built[:1] or here < built:
                     found.append(f"built version-compatible with TensorRT {record.backend_version} (runs on that "
                                  f"or a later {built[0]}.x); this machine has TensorRT {machine.tensorrt}")
@@ -82,9 +82,9 @@ def rebuild_command(record: EngineRecord, engine_dir: Path) -> str:
     parts = ["mfr-export build-engine", f"--package {record.source_package}", f"--precision {record.precision}",
              f"--backend {record.backend}", f"--min-batch {profile.min} --opt-batch {profile.opt} "
              f"--max-batch {profile.max}"]
-    if record.options.get("dla_core") is not None:
-        parts.append(f"--dla-core {record.options['dla_core']}")
-    if record.options.get("version_compatible"):
+    if record.options.dla_core is not None:
+        parts.append(f"--dla-core {record.options.dla_core}")
+    if record.options.version_compatible:
         parts.append("--version-compatible")
     parts.append(f"--out {engine_dir} --force")
     return " ".join(parts)

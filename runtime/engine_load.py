@@ -1,15 +1,14 @@
 """Open an engine directory (or a plain model package) as an ``Engine``, refusing what does not fit here.
 
-Checks, in order: the manifest reads; the engine file is there and its sha256 matches (a truncated or
-replaced file is caught before a backend sees it); the build record matches this machine
-(``engine_check``). On a mismatch, ``rebuild_on_mismatch`` rebuilds the engine in place from its
-source ONNX, if that file is still there with the recorded hash; otherwise the error names both sides
-and the command that rebuilds it.
+Checks, in order: the manifest reads; the build record matches this machine (``engine_check``; the
+error names both sides and the command that rebuilds the engine); the engine file is there and its
+sha256 matches (a truncated or replaced file is caught before a backend sees it). The runtime never
+builds: rebuilding an engine that does not fit (``--rebuild-on-mismatch``) belongs to
+``mfr.export.engine_package``, which the CLI calls before opening.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from mfr.atomic import sha256_file
@@ -20,7 +19,6 @@ from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 
 # A plain package's ONNX files by precision (a package is run by ONNX Runtime without building).
 PACKAGE_FILES = {"fp32": "onnx", "int8": "onnx_int8"}
-PACKAGE_PROFILE = BatchProfile(1, 32, 256)
 
 
 def engine_file(directory: Path, manifest: Manifest) -> Path:
@@ -44,42 +42,14 @@ def check_fits_machine(directory: Path, manifest: Manifest, machine: MachineStat
             + "\n(or pass --rebuild-on-mismatch to rebuild it automatically)")
 
 
-def rebuild(directory: Path, manifest: Manifest, log: Callable[[str], None]) -> None:
-    """Rebuild an engine in place from its recorded source and options."""
-    from mfr.export.engine_package import EngineBuilder
-
-    record = manifest.engine
-    assert record is not None
-    source = Path(record.source_package) / record.source_file
-    if not source.is_file() or sha256_file(source) != record.source_sha256:
-        raise EngineMismatchError(f"{directory}: cannot rebuild, its source {source} is missing or changed since "
-                                  f"the build; run: {rebuild_command(record, Path(directory))}")
-    log(f"rebuilding {directory} for this machine from {source}")
-    options = record.options
-    timing = options.get("timing_cache")
-    EngineBuilder(package=Path(record.source_package), out=Path(directory), precision=record.precision,
-                  backend=record.backend, profile=record.profile, workspace_mib=int(options.get("workspace_mib", 1024)),
-                  timing_cache=None if timing is None else Path(timing), dla_core=options.get("dla_core"),
-                  version_compatible=bool(options.get("version_compatible")),
-                  int8_source=str(options.get("int8_source", "qdq")), force=True)(log=log)
-
-
-def open_engine(directory: Path, rebuild_on_mismatch: bool = False,
-                log: Callable[[str], None] = lambda _: None, machine: MachineState | None = None) -> Engine:
+def open_engine(directory: Path, machine: MachineState | None = None) -> Engine:
     """The engine in ``directory`` (written by ``mfr-export build-engine``), checked against this machine."""
     directory = Path(directory)
     manifest = load_manifest(directory)
     if manifest.engine is None:
         raise EngineError(f"{directory} is a model package, not an engine directory; build one with: "
                           f"mfr-export build-engine --package {directory} --out <engine dir>")
-    try:
-        check_fits_machine(directory, manifest, machine)
-    except EngineMismatchError:
-        if not rebuild_on_mismatch:
-            raise
-        rebuild(directory, manifest, log)
-        manifest = load_manifest(directory)
-        check_fits_machine(directory, manifest, machine)
+    check_fits_machine(directory, manifest, machine)
     path = engine_file(directory, manifest)
     record = manifest.engine
     assert record is not None
@@ -87,14 +57,13 @@ def open_engine(directory: Path, rebuild_on_mismatch: bool = False,
         from mfr.runtime.engine_trt import TensorRTEngine
 
         return TensorRTEngine(directory, manifest, path, record.profile,
-                              version_compatible=bool(record.options.get("version_compatible")))
+                              version_compatible=record.options.version_compatible)
     from mfr.runtime.engine_ort import OnnxRuntimeEngine
 
     return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)
 
 
-def open_model(path: Path, precision: str | None = None, rebuild_on_mismatch: bool = False,
-               log: Callable[[str], None] = lambda _: None) -> Engine:
+def open_model(path: Path, precision: str | None = None) -> Engine:
     """An engine directory as it is, or a plain package's ``precision`` model run by ONNX Runtime on the CPU.
 
     This is what ``mfr eval`` accepts: either kind of directory, so an engine's accuracy is measured
@@ -106,7 +75,7 @@ def open_model(path: Path, precision: str | None = None, rebuild_on_mismatch: bo
         if precision is not None and precision != manifest.engine.precision:
             raise EngineError(f"{path} is a {manifest.engine.precision} engine; --precision {precision} does not "
                               f"apply (build another engine for {precision})")
-        return open_engine(path, rebuild_on_mismatch, log)
+        return open_engine(path)
     from mfr.runtime.engine_ort import OnnxRuntimeEngine
 
     precision = precision or "fp32"
@@ -116,4 +85,4 @@ def open_model(path: Path, precision: str | None = None, rebuild_on_mismatch: bo
                           f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
     model = listed_file(path, manifest, key, f"{path} has no {precision} model (files: {manifest.files}); create "
                         f"one with: mfr-export calibrate --package {path} --out <calibrated package>")
-    return OnnxRuntimeEngine(path, manifest, model, PACKAGE_PROFILE, precision=precision)
+    return OnnxRuntimeEngine(path, manifest, model, BatchProfile(), precision=precision)

@@ -35,6 +35,6 @@ class OnnxRuntimeEngine(Engine):
             raise EngineError(f"{model}: ONNX Runtime could not load it ({exc})") from None
         self.providers = self.session.get_providers()
 
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(self.output_names, {self.input.name: batch})
+    def _infer_once(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        values = self.session.run(self.output_names, {self.input.name: inputs})
         return dict(zip(self.output_names, values, strict=True))

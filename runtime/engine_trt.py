@@ -3,9 +3,9 @@
 One execution context, one CUDA stream, device buffers sized once for the profile's largest batch.
 A call uploads the batch, sets the input shape, ``execute_async_v3`` and downloads the outputs.
 
-Not executed in this project's CI or development machines (no TensorRT, no GPU there): the code is
-type-checked against TensorRT 10.13's stubs and its ``tensorrt`` names against a fixture taken from
-them; tests marked ``tensorrt`` run it where TensorRT and a GPU exist.
+CI has no TensorRT and no GPU, so there the code is only type-checked against TensorRT 10.13's stubs
+and its ``tensorrt`` names against a fixture taken from them; tests marked ``tensorrt`` run it where
+TensorRT and a GPU exist (DEVELOPERS.md).
 """
 
 from __future__ import annotations
@@ -77,13 +77,14 @@ class TensorRTEngine(Engine):
     def input_dtype(self) -> np.dtype:
         return self._dtypes[self.input.name]
 
-    def _run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        batch = batch.astype(self._dtypes[self.input.name], copy=False)
-        self._buffers[self.input.name].upload(batch, self._stream)
-        return self.run_device(len(batch), list(batch.shape))
+    def _infer_once(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
+        inputs = inputs.astype(self._dtypes[self.input.name], copy=False)
+        self._buffers[self.input.name].upload(inputs, self._stream)
+        return self.infer_bound_input(len(inputs), list(inputs.shape))
 
-    def run_device(self, count: int, shape: list[int] | None = None) -> dict[str, np.ndarray]:
-        """Run on the ``count`` inputs already in the input binding (enqueued on this engine's stream)."""
+    def infer_bound_input(self, count: int, shape: list[int] | None = None) -> dict[str, np.ndarray]:
+        """The first ``count`` inputs already in the device input binding (written there on this engine's
+        stream, e.g. by the CUDA preprocessing) -> every raw output by name, on the host."""
         self.check_batch_size(count)
         shape = shape or [count, *[int(d) for d in self.input.shape[1:]]]
         if not self._context.set_input_shape(self.input.name, shape):

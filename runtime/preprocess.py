@@ -1,7 +1,7 @@
 """CPU preprocessing, driven only by a model's ``PreprocessSpec``: align, colour, normalise, NCHW.
 
-This is the reference path: the CUDA kernel (later) must match it, and export's parity check and
-calibration feed models through it, so every stage sees the same tensors.
+This is the reference path: the CUDA kernel (``cuda/warp_normalize.cu``) must match it, and export's
+parity check and calibration feed models through it, so every stage sees the same tensors.
 """
 
 from __future__ import annotations

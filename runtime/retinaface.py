@@ -64,8 +64,8 @@ class RetinaFaceDetector:
     (run by ONNX Runtime) or an engine directory built from one."""
 
     def __init__(self, package: Path, score_threshold: float = 0.5, nms_threshold: float = 0.4,
-                 max_side: int = 640, min_side: int = 320, rebuild_on_mismatch: bool = False) -> None:
-        self.engine = open_model(package, rebuild_on_mismatch=rebuild_on_mismatch)
+                 max_side: int = 640, min_side: int = 320) -> None:
+        self.engine = open_model(package)
         self.manifest = self.engine.manifest
         self.priors = RetinaFacePriors.from_manifest(self.manifest.decoder, str(Path(package) / "manifest.json"))
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
@@ -74,7 +74,7 @@ class RetinaFaceDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         resized, factor = fit_longest_side(image, self.max_side, self.min_side)
         height, width = resized.shape[:2]
-        outputs = self.engine.run(normalize(resized, self.manifest.spec))
+        outputs = self.engine.infer(normalize(resized, self.manifest.spec))
         deltas, scores, landmark_deltas = (outputs[name] for name in self.engine.output_names)
         boxes, landmarks = self.priors.decode(deltas[0], landmark_deltas[0], height, width)
         return select_faces(boxes, scores[0], landmarks, self.score_threshold, self.nms_threshold, factor)

@@ -15,6 +15,7 @@ from mfr.calibration.ranges import BINS, TensorStats, compute_ranges
 from mfr.calibration.trt_cache import read_calibration_cache
 from mfr.data.lfw import read_lfw
 from mfr.errors import DataError
+from mfr.manifest import load_manifest
 from mfr.registry import MODELS
 
 SPEC = MODELS["mobilefacenet"].spec
@@ -83,7 +84,9 @@ def test_calibration_writes_three_artefacts_from_one_set_of_ranges(calibrated):
         assert manifest["files"][key] == name and (out / name).is_file()
     assert record["images"] == 64 and record["masked"] == 32
     scales = read_calibration_cache(out / "calibration.cache")
-    ranges = manifest["stages"]["calibration"]["ranges"]
+    calibration = load_manifest(out).stages.calibration
+    assert calibration is not None and calibration.images == 64
+    ranges = calibration.ranges
     assert set(scales) == set(ranges)
     for name, (low, high) in ranges.items():
         assert scales[name] == pytest.approx(max(-low, high) / 127, rel=1e-6)
@@ -133,12 +136,13 @@ def test_greedy_fallback_keeps_only_helpful_layers_and_falls_back_to_the_best_st
     def closeness(excluded):
         return 0.98 + sum(gains[n] for n in excluded)
 
-    reached = greedy_fallback(["a", "b", "c"], 3, closeness, lambda ex, cos: (cos >= 0.994, {}))
+    reached = greedy_fallback(["a", "b", "c"], 3, closeness, lambda ex, cos: (cos >= 0.994, None))
     assert reached.excluded == ["a", "c"] and reached.met
     missed = greedy_fallback(["a", "b", "c"], 3, closeness,
-                             lambda ex, cos: (False, {"score": -abs(len(ex) - 1)}))  # best with one layer
+                             lambda ex, cos: (False, float(abs(len(ex) - 1))))  # lowest drop with one layer
     assert missed.excluded == ["a"] and not missed.met
-    assert [s["fp_layers"] for s in missed.steps] == [[], ["a"], ["a", "c"]]
+    assert [s.fp_layers for s in missed.steps] == [[], ["a"], ["a", "c"]]
+    assert [s.lfw_drop_pp for s in missed.steps] == [1.0, 0.0, 1.0]
 
 
 def test_greedy_fallback_accepts_layers_that_only_help_together():
@@ -149,7 +153,7 @@ def test_greedy_fallback_accepts_layers_that_only_help_together():
             return 0.97
         return 0.98 + (0.015 if {"x", "y"} <= set(excluded) else 0.0)
 
-    result = greedy_fallback(["x", "y", "z"], 4, closeness, lambda ex, cos: (cos >= 0.99, {}))
+    result = greedy_fallback(["x", "y", "z"], 4, closeness, lambda ex, cos: (cos >= 0.99, None))
     assert result.met and result.excluded == ["x", "y"]
 
 

@@ -192,7 +192,8 @@ def test_gpu_preprocessing_gives_the_same_embeddings(frames_with_faces, mobilefa
     pre = CudaPreprocessor(SPEC, max_faces=16)
     with open_model(mobilefacenet_package) as engine:
         for _, image, landmarks in frames_with_faces:
-            a, b = engine.embed(reference(image, landmarks)), engine.embed(pre.to_host(image, landmarks))
+            a = engine.raw_embeddings(reference(image, landmarks))
+            b = engine.raw_embeddings(pre.to_host(image, landmarks))
             cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
             assert cosine.min() >= 0.9999
     assert load_manifest(mobilefacenet_package).spec == SPEC
@@ -200,16 +201,17 @@ def test_gpu_preprocessing_gives_the_same_embeddings(frames_with_faces, mobilefa
 
 # --- the runtime's frame API and the benchmark (CPU path here) -----------------------------------------
 
-def test_embed_frame_uses_the_cpu_path_off_the_gpu(frames_with_faces, mobilefacenet_package):
+def test_embed_frame_faces_uses_the_cpu_path_off_the_gpu(frames_with_faces, mobilefacenet_package):
     from mfr.runtime.embedder import FaceEmbedder
 
     embedder = FaceEmbedder.open(mobilefacenet_package)
     assert embedder.gpu is None  # ONNX Runtime engine: CPU preprocessing
     _, image, landmarks = frames_with_faces[0]
-    expected = embedder.embed(align_faces(image, landmarks, SPEC))
-    np.testing.assert_allclose(embedder.embed_frame(image, landmarks), expected, atol=1e-6)
+    expected = embedder.embed_crops(align_faces(image, landmarks, SPEC))
+    np.testing.assert_allclose(embedder.embed_frame_faces(image, landmarks), expected, atol=1e-6)
     rgb = FaceEmbedder(embedder.engine, frame_format="RGB")
-    np.testing.assert_allclose(rgb.embed_frame(np.ascontiguousarray(image[..., ::-1]), landmarks), expected, atol=1e-6)
+    rgb_frame = np.ascontiguousarray(image[..., ::-1])
+    np.testing.assert_allclose(rgb.embed_frame_faces(rgb_frame, landmarks), expected, atol=1e-6)
 
 
 def test_bench_preprocess_reports_the_cpu_path_and_why_no_gpu(retinaface_package, tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mfr.paths import bundled_weights, dataset_dir
-from mfr.runtime.detection import fit_longest_side, largest_face, nms
+from mfr.runtime.detection import Face, fit_longest_side, largest_face, nms
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.yunet import DEFAULT_MODEL, YuNetDetector
 
@@ -88,7 +88,21 @@ def test_yunet_decoding_matches_opencv_facedetectoryn(name):
     _check_faces(ours, len(rows))
 
 
-def test_largest_face_picks_by_area():
+def test_largest_face_picks_by_area_not_score_or_width():
+    def face(box: list[float], score: float) -> Face:
+        return Face(np.array(box, float), score, np.zeros((5, 2)))
+
+    wide = face([0, 0, 100, 10], 0.99)  # 1,000 px², widest and best scored
+    square = face([200, 200, 240, 240], 0.6)  # 1,600 px²: the largest
+    inverted = face([50, 50, 0, 0], 0.9)  # a malformed box has no area
     assert largest_face([]) is None
+    assert largest_face([wide, square, inverted]) is square
+    assert square.area == 1600 and inverted.area == 0
+
+
+def test_largest_face_on_a_photo_is_the_front_person():
     faces = YuNetDetector().detect(demo("obama_and_biden.jpg"))
-    assert largest_face(faces) is max(faces, key=lambda f: f.area)
+    assert len(faces) >= 2
+    widths = sorted(f.box[2] - f.box[0] for f in faces)
+    chosen = largest_face(faces)
+    assert chosen is not None and chosen.box[2] - chosen.box[0] == widths[-1]

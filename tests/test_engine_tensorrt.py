@@ -1,7 +1,7 @@
 """The TensorRT path, run for real where TensorRT and a GPU exist (skipped elsewhere, with the reason).
 
-Never run in this project's CI or development machines (no TensorRT can be installed there); the same
-code is checked statically by tests/test_tensorrt_static.py and the mypy run of tests/test_packaging.py.
+CI has no TensorRT (its wheels come only from NVIDIA's index) and no GPU; there the same code is checked
+statically by tests/test_tensorrt_static.py and the mypy run of tests/test_packaging.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from mfr.cli.export_cli import cli as export_cli
 from mfr.cli.main import cli as mfr_cli
-from mfr.data.lfw import sample_faces
+from mfr.export.real_inputs import sample_faces
 from mfr.manifest import load_manifest
 from mfr.runtime.engine_load import open_engine, open_model
 from mfr.runtime.machine import gpu_info, tensorrt_version
@@ -52,14 +52,15 @@ def test_tensorrt_engine_matches_onnxruntime(mobilefacenet_package, tmp_path, fa
     assert (record.backend, record.backend_version, record.device, record.compute_capability) == (
         "tensorrt", tensorrt_version(), gpu.name, gpu.compute_capability)
     with open_engine(engine_dir) as engine, open_model(mobilefacenet_package) as reference:
-        assert cosine(engine.embed(faces), reference.embed(faces)).min() >= low  # 40 faces: 3 calls of <= 16
+        # 40 faces: 3 calls of <= 16
+        assert cosine(engine.raw_embeddings(faces), reference.raw_embeddings(faces)).min() >= low
 
 
 def test_tensorrt_int8_from_the_qdq_model(calibrated, tmp_path, faces):
     engine_dir = build(calibrated[0], tmp_path / "int8", "--precision", "int8")
     assert load_manifest(engine_dir).engine.source_file == "model.int8.trt.onnx"  # type: ignore[union-attr]
     with open_engine(engine_dir) as engine, open_model(calibrated[0]) as fp32:
-        assert cosine(engine.embed(faces), fp32.embed(faces)).mean() >= 0.99
+        assert cosine(engine.raw_embeddings(faces), fp32.raw_embeddings(faces)).mean() >= 0.99
 
 
 def test_eval_and_bench_run_a_tensorrt_engine(mobilefacenet_package, tmp_path):

@@ -32,6 +32,7 @@ def test_lfw_fold_meets_the_bar_and_writes_json(mobilefacenet_package, tmp_path)
     for key in ("accuracy", "accuracy_std", "eer", "tar_at_far", "pairs"):
         assert key in report
     assert report["pairs"] == 600 and report["accuracy"] >= 0.97 and report["eer"] < 0.03
+    assert report["impostor_pairs"] == 300 and report["tar_at_far"]["1e-3"] is None  # one fold: FAR >= 1/300
     assert report["eer_ci95"][0] <= report["eer"] <= report["eer_ci95"][1]
     assert "| U-U | 600 |" in result.output
     cached = list((tmp_path / "cache" / "embeddings").glob("*.npy"))
@@ -64,6 +65,11 @@ def test_mfr2_with_retinaface_is_near_the_reference(mobilefacenet_package, retin
     assert report["detection"]["no_face"] == 0 and report["detection"]["images"] == 266
     # reference: about 94 % accuracy and 5.7 % EER (flip-sum, RetinaFace landmarks, 2-core CPU)
     assert report["eer"] <= 0.067 and report["accuracy"] >= 0.925
+    # 424 impostor pairs resolve FAR 1e-2 (4 false accepts) but not 1e-3 (less than one)
+    assert report["impostor_pairs"] == 424
+    assert report["tar_at_far"]["1e-2"] is not None and report["tar_at_far"]["1e-3"] is None
+    assert report["fnmr_at_fmr"]["FMR1000"] is None
+    assert "| n/r |" in result.output and "impostor pairs: MFR2 424" in result.output
 
 
 def test_int8_without_calibration_says_what_to_run(mobilefacenet_package):

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
-from mfr.benchmarks.metrics import (
+from mfr.metrics import (
     accuracy,
     best_threshold,
     bootstrap_interval,
     eer,
+    far_resolvable,
     fnmr_at_fmr,
     kfold_accuracy,
     roc_curve,
@@ -54,6 +55,14 @@ def test_tar_and_fnmr_at_far_by_hand():
     assert tar_at_far(SCORES, SAME, 0.0) == 0.75
     assert tar_at_far(SCORES, SAME, 0.25) == 1.0
     assert fnmr_at_fmr(SCORES, SAME, 0.0) == 0.25
+
+
+def test_a_far_below_one_impostor_pair_is_not_resolvable():
+    # 4 impostor pairs: the smallest non-zero FAR they can show is 0.25; 0.1 allows no false accept,
+    # and its "TAR" (0.75) would only be TAR at zero false accepts
+    assert tar_at_far(SCORES, SAME, 0.1) is None and fnmr_at_fmr(SCORES, SAME, 0.1) is None
+    assert far_resolvable(1e-3, 1000) and not far_resolvable(1e-3, 424) and far_resolvable(1e-2, 424)
+    assert far_resolvable(0.0, 1)  # exactly zero false accepts is a measurable operating point
 
 
 def test_kfold_picks_thresholds_on_the_other_folds():

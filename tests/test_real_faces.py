@@ -25,7 +25,7 @@ def test_first_lfw_fold_separates_same_from_different_people(embedder):
     assert len(pairs) == 600
     paths = sorted({path for pair in pairs for path in (pair.left, pair.right)})
     index = {path: i for i, path in enumerate(paths)}
-    embeddings = embedder.embed(np.stack([read_image_bgr(p) for p in paths]))
+    embeddings = embedder.embed_crops(np.stack([read_image_bgr(p) for p in paths]))
     scores = np.array([embeddings[index[p.left]] @ embeddings[index[p.right]] for p in pairs])
     same = np.array([p.same for p in pairs])
     thresholds = np.unique(scores)
@@ -54,7 +54,7 @@ def test_alignment_undoes_a_similarity_transform_of_real_faces(embedder):
         landmarks = template @ matrix[:, :2].T + matrix[:, 2]
         originals.append(face)
         realigned.append(align_faces(frame, [landmarks], spec)[0])
-    cosine = (embedder.embed(np.stack(originals)) * embedder.embed(np.stack(realigned))).sum(axis=1)
+    cosine = (embedder.embed_crops(np.stack(originals)) * embedder.embed_crops(np.stack(realigned))).sum(axis=1)
     print(f"\nrealigned vs original crops (32 LFW faces): min cosine {cosine.min():.4f}, mean {cosine.mean():.4f}")
     assert cosine.min() > 0.9
     assert cosine.mean() > 0.97

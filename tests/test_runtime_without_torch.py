@@ -90,7 +90,7 @@ def test_engines_build_load_and_embed_without_torch(mobilefacenet_package, tmp_p
         EngineBuilder(package=Path({str(mobilefacenet_package)!r}), out=Path({str(out)!r}))(log=lambda _: None)
         embedder = FaceEmbedder.open(Path({str(out)!r}))
         crops = np.stack([read_image_bgr(p) for p in {images!r}])
-        embeddings = embedder.embed(crops, flip=True)
+        embeddings = embedder.embed_crops(crops, flip=True)
         assert "torch" not in sys.modules
         print(json.dumps([list(embeddings.shape), embedder.engine.backend]))
         """

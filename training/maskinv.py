@@ -130,7 +130,7 @@ class MaskInvTrainer:
         log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
         images = data.load_images(spec, progress)
         log("teacher embeddings of the unmasked faces (and their mirror images)")
-        targets = teacher.embed(images, spec)
+        targets = teacher.raw_embeddings_and_mirrors(images, spec)
         student = teacher.student(from_scratch=config.from_scratch).to(config.device)
         head = ElasticArcFace(targets.shape[2], len(data.people), config.scale, config.margin, config.margin_std,
                               centres=class_centres(targets, data.labels, len(data.people))).to(config.device)

@@ -39,7 +39,7 @@ class Teacher:
         """A trainable copy of the teacher (or, ``from_scratch``, of its architecture)."""
         return self.entry.build() if from_scratch else self.model()
 
-    def embed(self, images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    def raw_embeddings_and_mirrors(self, images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
         """(N, 2, D) raw embeddings of each uint8 BGR face and of its mirror image."""
         run = self._onnx_runner() if self.package is not None else self._torch_runner()
         out = []
@@ -56,7 +56,7 @@ class Teacher:
 
         assert self.package is not None
         engine = open_model(self.package, "fp32")
-        return engine.embed
+        return engine.raw_embeddings
 
     def _torch_runner(self) -> Any:
         model = self.model().eval()
@@ -81,8 +81,8 @@ def load_teacher(path: Path, model: str = "mobilefacenet") -> Teacher:
         if manifest.kind != "recognition" or manifest.engine is not None:
             raise MfrError(f"{path}: the teacher must be a recognition model package (from mfr-export onnx) "
                            f"or a checkpoint")
-        weights = Path(manifest.stages.get("export", {}).get("weights", ""))
-        if not weights.is_file():
+        weights = manifest.export_weights()
+        if weights is None or not weights.is_file():
             raise CheckpointError(f"{path / MANIFEST_NAME} names the weights {weights}, which are not here; pass "
                                   f"the checkpoint itself: --teacher CHECKPOINT --model {manifest.model}")
         if sha256_file(weights) != manifest.sha256.get("weights"):

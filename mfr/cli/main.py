@@ -1,4 +1,4 @@
-"""``mfr``: use model packages (list models, inspect packages; later eval, bench, enroll, run)."""
+"""``mfr``: use model packages: list models, inspect packages, evaluate, benchmark, train."""
 
 from __future__ import annotations
 
@@ -59,6 +59,15 @@ def info_command(package: Path, as_json: bool) -> None:
                    f"{record.source_package}/{record.source_file}")
 
 
+def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
+    """``--rebuild-on-mismatch``: rebuild, in place, each engine directory built for another machine (the
+    runtime itself only refuses such engines; building is the export stage's job)."""
+    from mfr.export.engine_package import rebuild_if_mismatched
+
+    for directory in directories:
+        rebuild_if_mismatched(directory, log)
+
+
 @cli.command("eval")
 @click.option("--package", "packages", type=click.Path(path_type=Path), required=True, multiple=True,
               help="Recognition model package, or an engine directory from mfr-export build-engine. Repeat to "
@@ -100,7 +109,7 @@ def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None
     from mfr.benchmarks.report import markdown_table, save_curves
     from mfr.benchmarks.verification import EvalReport, Evaluation
     from mfr.cache import default_cache_dir
-    from mfr.detectors import make_detector
+    from mfr.cli.detectors import make_detector
 
     cache_root = cache_dir or default_cache_dir()
     face_detector, detector_name = (None, "none")
@@ -111,13 +120,14 @@ def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None
     if len(packages) > 1 and precision == "both":
         raise click.BadParameter("--precision both compares the precisions of one package; give one --package",
                                  param_hint="--precision")
+    if rebuild_on_mismatch:
+        rebuild_engines_that_do_not_fit(packages)
 
     def run(package: Path, chosen: str | None) -> EvalReport:
         return Evaluation(
             package=package, dataset=dataset, precision=chosen, flip=flip, data_dir=data_dir,
             detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
             mask_seed=mask_seed, folds=fold_list, cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
-            rebuild_on_mismatch=rebuild_on_mismatch,
         )(progress=progress_bar)
 
     if precision == "both":
@@ -180,8 +190,10 @@ def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, 
     labels = [str(e) for e in engines]
     if len(set(labels)) != len(labels):
         raise click.BadParameter("the same engine was given twice", param_hint="--engine")
+    if rebuild_on_mismatch:
+        rebuild_engines_that_do_not_fit(engines)
     with ExitStack() as stack:
-        opened = {label: stack.enter_context(open_engine(path, rebuild_on_mismatch, log))
+        opened = {label: stack.enter_context(open_engine(path))
                   for label, path in zip(labels, engines, strict=True)}
         log(f"measuring {len(opened)} engine(s) at batch sizes {sizes}: {rounds} timed calls each, in blocks of "
             f"{block} after {warmup} untimed calls")
@@ -210,7 +222,7 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
     from mfr.atomic import write_json_atomic
     from mfr.benchmarks.preprocess import PreprocessReport, markdown_table, measure_preprocess
     from mfr.cache import default_cache_dir
-    from mfr.detectors import make_detector
+    from mfr.cli.detectors import make_detector
     from mfr.errors import EngineError, MfrError
     from mfr.paths import dataset_dir
     from mfr.registry import MODELS

@@ -1,1 +1,1 @@
-"""Face datasets (found under the data root, never shipped): LFW now, MFR2 and masked LFW later."""
+"""Face datasets (found under the data root, never shipped): LFW View 2 and MFR2 pairs, MFR2 mask labels."""

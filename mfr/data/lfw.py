@@ -1,21 +1,17 @@
 """LFW View 2: 13,233 aligned 112x112 faces and the standard 6,000-pair ``pairs.txt`` in 10 folds.
 
-The folds are person-disjoint, which later issues rely on (calibration and training use people who
-appear in no evaluation pair).
+The folds are person-disjoint, which the pipeline relies on: calibration uses people in no pair and
+checks its fallback on folds 1-5, training uses the people of folds 1-5 and those in no pair, and
+folds 6-10 judge.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from mfr.data.pairs import Pair, PairDataset, parse_pair_lines, read_lines
 from mfr.errors import DataError
 from mfr.paths import dataset_dir
-from mfr.runtime.image_io import read_image_bgr
-from mfr.runtime.preprocess import normalize
-from mfr.spec import PreprocessSpec
 
 LFW_DIRNAME = "lfw-112x112"
 
@@ -54,9 +50,3 @@ def sample_images(count: int, root: Path | None = None) -> list[Path]:
     if len(images) < count:
         raise DataError(f"{root}: need {count} face images, found {len(images)}")
     return images
-
-
-def sample_faces(count: int, spec: PreprocessSpec, root: Path | None = None) -> np.ndarray:
-    """``count`` aligned LFW faces (as ``sample_images`` picks them) preprocessed by ``spec``: real model
-    inputs for parity checks."""
-    return normalize([read_image_bgr(path) for path in sample_images(count, root)], spec)

@@ -95,15 +95,28 @@ def eer(scores: np.ndarray, same: np.ndarray) -> float:
     return float(roc.far[lo] + t * (roc.far[hi] - roc.far[lo]))
 
 
-def tar_at_far(scores: np.ndarray, same: np.ndarray, far_target: float) -> float:
-    """Highest TAR at an operating point whose FAR does not exceed ``far_target``."""
+def far_resolvable(far_target: float, impostors: int) -> bool:
+    """Whether ``impostors`` different-person pairs can measure a FAR of ``far_target``.
+
+    The smallest non-zero FAR they can show is 1/impostors. A target between 0 and that step allows
+    no false accept at all, so "TAR at FAR 1e-3" on 424 impostor pairs (MFR2) is really TAR at zero
+    false accepts: such a figure is not reported as if it were resolved."""
+    return far_target == 0 or far_target * impostors >= 1
+
+
+def tar_at_far(scores: np.ndarray, same: np.ndarray, far_target: float) -> float | None:
+    """Highest TAR at an operating point whose FAR does not exceed ``far_target``; None when the
+    impostor pairs are too few to resolve that FAR (``far_resolvable``)."""
     roc = roc_curve(scores, same)
+    if not far_resolvable(far_target, int((~np.asarray(same, bool)).sum())):
+        return None
     allowed = roc.far <= far_target
     return float(roc.tar[allowed].max())
 
 
-def fnmr_at_fmr(scores: np.ndarray, same: np.ndarray, fmr_target: float) -> float:
-    return 1.0 - tar_at_far(scores, same, fmr_target)
+def fnmr_at_fmr(scores: np.ndarray, same: np.ndarray, fmr_target: float) -> float | None:
+    tar = tar_at_far(scores, same, fmr_target)
+    return None if tar is None else 1.0 - tar
 
 
 @dataclass(frozen=True)
