@@ -21,7 +21,7 @@ import numpy as np
 
 from mfr.benchmarks.timing import interleaved_times
 from mfr.runtime.engine import Engine
-from mfr.runtime.machine import fingerprint
+from mfr.runtime.machine import cpu_label, fingerprint
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def markdown_table(report: LatencyReport) -> str:
         lines.append(f"| {r.engine} | {r.description} | {r.batch}{split} | {r.p50_ms:.2f} | {r.p95_ms:.2f} | "
                      f"{r.p99_ms:.2f} | {r.faces_per_s:.0f} | {ratio} |")
     machine = report.machine
-    where = machine["gpu"]["name"] if machine.get("gpu") else f"{machine['cpu']} ({machine['cpu_count']} cores)"
+    where = machine["gpu"]["name"] if machine.get("gpu") else cpu_label(machine)
     lines += ["", f"{report.rounds} timed calls per engine and batch size, interleaved in blocks of {report.block} "
                   f"(each after {report.warmup} untimed calls); {where}; "
                   f"ONNX Runtime {machine['onnxruntime']}, TensorRT {machine['tensorrt'] or 'absent'}"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mfr.benchmarks.timing import interleaved_times
-from mfr.runtime.machine import fingerprint
+from mfr.runtime.machine import cpu_label, fingerprint
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.spec import PreprocessSpec
 
@@ -105,6 +105,6 @@ def markdown_table(report: PreprocessReport) -> str:
                      f"{share} | {ratio} |")
     gpu = report.machine.get("gpu")
     lines += ["", f"frame {report.frame} {report.frame_shape}; {report.rounds} timed calls per path and batch; "
-                  f"CPU {report.machine['cpu']} ({report.machine['cpu_count']} cores)"
+                  f"CPU {cpu_label(report.machine)}"
                   + (f"; GPU {gpu['name']}" if gpu else f"; no GPU measured ({report.gpu_missing})")]
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from mfr import metrics
 from mfr.atomic import atomic_file
 from mfr.benchmarks.verification import EvalReport
 from mfr.errors import MfrError
+from mfr.runtime.machine import cpu_label
 
 NOT_RESOLVED = "n/r"
 
@@ -51,7 +52,7 @@ def markdown_table(report: EvalReport) -> str:
         lines += ["", f"Detection ({d.detector}, no-face policy {d.policy}): {d.images} images, {d.single_face} one "
                       f"face, {d.several_faces} several (largest used), {d.no_face} none"
                       + (f" e.g. {', '.join(d.no_face_examples)}" if d.no_face else "")]
-    lines += ["", f"{report.seconds:.1f} s on {report.machine['processor']}"]
+    lines += ["", f"{report.seconds:.1f} s on {cpu_label(report.machine)}"]
     return "\n".join(lines)
 
 

@@ -8,7 +8,6 @@ spec-driven normalisation, ONNX Runtime. Embeddings are cached per model-file ha
 from __future__ import annotations
 
 import hashlib
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.machine import fingerprint
 from mfr.runtime.preprocess import warp_face
 
 DATASETS = ("lfw", "lfw-masked", "mfr2")
@@ -209,8 +209,7 @@ class Evaluation:
             dataset=self.dataset, precision=embedder.engine.precision, backend=embedder.engine.backend, flip=self.flip,
             protocols=protocols, detection=None if data.aligned else crops.report,
             seconds=round(time.perf_counter() - started, 2),
-            machine={"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                     "python": platform.python_version()},
+            machine=fingerprint(),
             scores=scores,
             embeddings=embeddings,
         )

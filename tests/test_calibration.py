@@ -17,6 +17,7 @@ from mfr.data.lfw import read_lfw
 from mfr.errors import DataError
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
+from tests.conftest import int8_cosine_bar
 
 SPEC = MODELS["mobilefacenet"].spec
 
@@ -122,10 +123,12 @@ def test_int8_package_evaluates_with_both_precisions(calibrated, tmp_path):
                                           "--json", str(report)])
     assert result.exit_code == 0, result.output
     data = json.loads(report.read_text())
-    assert data["fp32"]["accuracy"] >= 0.97 and data["int8"]["accuracy"] >= 0.96
+    assert data["fp32"]["accuracy"] >= 0.97 and data["int8"]["accuracy"] >= 0.97
     cosine = data["embedding_cosine"]
-    assert cosine["min"] <= cosine["p1"] <= cosine["mean"] <= 1.0 and cosine["mean"] > 0.97
-    assert "U-U" in data["drop"] and "accuracy_pp" in data["drop"]["U-U"]
+    assert cosine["min"] <= cosine["p1"] <= cosine["mean"] < 1.0 - 1e-6  # really a different model
+    assert cosine["mean"] >= int8_cosine_bar() and cosine["p1"] >= int8_cosine_bar() - 0.01
+    # fold 3 has 600 pairs (one is 0.167 pp): at most 3 pairs lost, as in the README's 0.1 pp on 3,000
+    assert data["drop"]["U-U"]["accuracy_pp"] <= 0.5
 
 
 def test_greedy_fallback_keeps_only_helpful_layers_and_falls_back_to_the_best_step():

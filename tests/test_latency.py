@@ -64,3 +64,19 @@ def test_every_engine_gets_the_requested_number_of_timed_calls(rounds, block):
     assert report.results[0].rounds == rounds
     blocks = -(-rounds // block)
     assert len(calls) == rounds + blocks  # one untimed warm-up call per block
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni", "AVX-512 VNNI"),
+    ("flags\t\t: fpu sse2 avx2 avx_vnni", "AVX-VNNI"),
+    ("flags\t\t: fpu sse2 avx2 avx512f avx512bw", "AVX-512 without VNNI"),
+    ("flags\t\t: fpu sse2 fma avx2", "AVX2 without VNNI"),
+    ("Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp",
+     "Arm dot product"),
+])
+def test_the_int8_instruction_set_is_read_from_the_cpu_flags(flags, expected):
+    from mfr.runtime.machine import instruction_set
+
+    cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\n{flags}\n\nprocessor\t: 1\n{flags}\n"
+    assert instruction_set(cpuinfo) == expected
+    assert instruction_set("processor\t: 0\n").startswith("unknown")
