@@ -29,6 +29,7 @@ from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.machine import fingerprint
 from mfr.runtime.preprocess import warp_face
+from mfr.spec import PreprocessSpec
 
 DATASETS = ("lfw", "lfw-masked", "mfr2")
 PROTOCOLS = {"lfw": ("U-U",), "lfw-masked": ("U-U", "M-U", "M-M"), "mfr2": ("MFR2",)}
@@ -58,12 +59,11 @@ class DetectionReport:
 class CropMaker:
     """Image path -> aligned uint8 BGR crop for the model, optionally with a synthetic mask."""
 
-    def __init__(self, dataset: PairDataset, embedder: FaceEmbedder, detector: FaceDetector | None,
+    def __init__(self, dataset: PairDataset, spec: PreprocessSpec, detector: FaceDetector | None,
                  detector_name: str, policy: NoFacePolicy, masks: MaskGenerator | None) -> None:
         if not dataset.aligned and detector is None:
             raise DataError(f"{dataset.name} holds unaligned photos: a face detector is needed")
-        self.dataset, self.spec, self.detector, self.policy, self.masks = (
-            dataset, embedder.manifest.spec, detector, policy, masks)
+        self.dataset, self.spec, self.detector, self.policy, self.masks = dataset, spec, detector, policy, masks
         self.report = DetectionReport(detector_name if not dataset.aligned else "none (pre-aligned)", policy)
         self._landmarks: dict[Path, np.ndarray] = {}
 
@@ -187,7 +187,7 @@ class Evaluation:
                 raise DataError(f"no pairs in folds {self.folds} of {self.dataset}")
         embedder = FaceEmbedder.open(self.package, self.precision)
         masks = MaskGenerator(seed=self.mask_seed) if self.dataset == "lfw-masked" else None
-        crops = CropMaker(data, embedder, self.detector, self.detector_name, self.no_face, masks)
+        crops = CropMaker(data, embedder.manifest.spec, self.detector, self.detector_name, self.no_face, masks)
         model_hash = embedder.model_sha256()
         images = data.images()
         index = {path: i for i, path in enumerate(images)}

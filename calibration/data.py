@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mfr.augment.masks import MaskGenerator
-from mfr.data.lfw import lfw_root, read_lfw
+from mfr.data.lfw import lfw_images_outside_pairs, lfw_root
 from mfr.errors import DataError
 from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.runtime.detection import FaceDetector, largest_face
@@ -32,14 +32,6 @@ class CalibrationSet:
     paths: list[str]
     masked: int
     source: str
-
-
-def lfw_images_outside_pairs(root: Path | None = None) -> list[Path]:
-    """LFW images of every person who appears in no pair, in a fixed order."""
-    dataset = read_lfw(root)
-    in_pairs = {path.parent.name for path in dataset.images()}
-    people = sorted(p for p in dataset.root.iterdir() if p.is_dir() and p.name not in in_pairs)
-    return [image for person in people for image in sorted(person.glob("*.jpg"))]
 
 
 def _spread(paths: list[Path], count: int, seed: int) -> list[Path]:

@@ -46,3 +46,7 @@ class EngineError(MfrError):
 
 class EngineMismatchError(EngineError):
     """An engine built for another machine (backend version, GPU) than the one it is loaded on."""
+
+
+class GalleryError(MfrError):
+    """A gallery that cannot be opened or changed as asked: not a gallery, another model, unknown person."""

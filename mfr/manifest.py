@@ -10,7 +10,9 @@ by another format is refused with a message saying what to re-create.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -169,6 +171,52 @@ class StageRecords:
 
 
 @dataclass(frozen=True)
+class ThresholdTable:
+    """Cosine thresholds at false-accept rates for one kind of probe, measured on impostor pairs.
+
+    ``far`` descends; only FARs the pairs resolve are listed (``far * impostor_pairs >= 1``): below
+    that, a threshold would be a guess, so ``at`` refuses it rather than extrapolating."""
+
+    probe: str  # "unmasked" (unmasked probe vs unmasked template) | "masked" (masked probe vs unmasked template)
+    far: list[float]
+    threshold: list[float]  # accepts (score >= threshold) at most that share of the impostor pairs
+    impostor_pairs: int
+
+    def at(self, far: float) -> float:
+        """The threshold at ``far``, log-linearly interpolated between measured FARs."""
+        if not self.far or far < self.far[-1]:
+            lowest = self.far[-1] if self.far else None
+            raise ManifestError(f"a {self.probe} threshold at FAR {far:.1e} is not resolvable: it was measured on "
+                                f"{self.impostor_pairs:,} impostor pairs, down to FAR {lowest}")
+        if far >= self.far[0]:
+            return self.threshold[0]
+        logs = -math.log10(far)
+        xs = [-math.log10(f) for f in self.far]
+        for (x0, t0), (x1, t1) in itertools.pairwise(zip(xs, self.threshold, strict=True)):
+            if x0 <= logs <= x1:
+                return t0 + (t1 - t0) * (logs - x0) / (x1 - x0)
+        return self.threshold[-1]
+
+
+@dataclass(frozen=True)
+class ThresholdRecord:
+    """Identification thresholds for one model file, and what they were measured on."""
+
+    model_sha256: str  # the ONNX file whose embeddings were scored (an engine's source)
+    data: str  # e.g. "LFW people in no evaluation pair: 1,549 images of 1,468 people"
+    flip: bool  # flip-sum embeddings, as the gallery and identification use
+    measured: str
+    unmasked: ThresholdTable
+    masked: ThresholdTable
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str) -> ThresholdRecord:
+        record = _record(cls, data, what)
+        return replace(record, unmasked=_record(ThresholdTable, record.unmasked, f"{what}.unmasked"),
+                       masked=_record(ThresholdTable, record.masked, f"{what}.masked"))
+
+
+@dataclass(frozen=True)
 class EngineOptions:
     """Build options an engine was made with (a rebuild repeats them)."""
 
@@ -226,7 +274,17 @@ class Manifest:
     created: str = ""
     stages: StageRecords = StageRecords()
     engine: EngineRecord | None = None  # set in engine directories written by ``mfr-export build-engine``
+    thresholds: list[ThresholdRecord] = field(default_factory=list)  # one per model file measured
     format_version: int = FORMAT_VERSION
+
+    def thresholds_for(self, model_sha256: str) -> ThresholdRecord | None:
+        """The identification thresholds measured with that model file, if any."""
+        return next((t for t in self.thresholds if t.model_sha256 == model_sha256), None)
+
+    def with_thresholds(self, record: ThresholdRecord) -> Manifest:
+        """This manifest with ``record`` replacing any earlier thresholds of the same model file."""
+        kept = [t for t in self.thresholds if t.model_sha256 != record.model_sha256]
+        return replace(self, thresholds=[*kept, record])
 
     def float_layers(self, int8_model: Literal["onnxruntime", "tensorrt_qdq"]) -> list[str]:
         """The layers the calibration kept in floating point in that INT8 model ([] if never calibrated)."""
@@ -272,6 +330,7 @@ class Manifest:
                 created=str(data.get("created", "")),
                 stages=StageRecords.from_dict(data.get("stages", {}), f"{source}: stages"),
                 engine=None if engine is None else EngineRecord.from_dict(engine, f"{source}: engine"),
+                thresholds=[ThresholdRecord.from_dict(t, f"{source}: thresholds") for t in data.get("thresholds", [])],
             )
         except KeyError as exc:
             raise ManifestError(f"{source}: missing field {exc}") from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from mfr.errors import DataError
 
 DATA_ENV = "MFR_DATA_DIR"
+GALLERY_ENV = "MFR_GALLERY"
 
 
 def bundled_weights(*parts: str) -> Path:
@@ -43,3 +44,13 @@ def dataset_dir(name: str) -> Path:
     if not path.is_dir():
         raise DataError(f"dataset folder {path} does not exist (data root from ${DATA_ENV} or ../shared/data)")
     return path
+
+
+def default_gallery_path() -> Path:
+    """Where the gallery lives when no ``--gallery`` is given: ``$MFR_GALLERY``, else the user data dir
+    (``$XDG_DATA_HOME/mfr/gallery.db``, by default ``~/.local/share/mfr/gallery.db``)."""
+    env = os.environ.get(GALLERY_ENV)
+    if env:
+        return Path(env).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "mfr" / "gallery.db"

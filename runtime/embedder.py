@@ -8,6 +8,8 @@ Two entry points, named by what goes in: ``embed_crops`` (aligned uint8 crops) a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import numpy as np
 from mfr.atomic import sha256_file
 from mfr.errors import ManifestError
 from mfr.runtime.engine import Engine
-from mfr.runtime.engine_load import open_model
+from mfr.runtime.engine_load import PACKAGE_FILES, open_model
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.runtime.similarity import l2_normalize
 
@@ -82,6 +84,24 @@ class FaceEmbedder:
     def model_sha256(self) -> str:
         """The hash of the file the engine runs (engine directories record it; packages are hashed)."""
         return self.manifest.sha256.get("engine") or sha256_file(self.engine.model_file)
+
+    def source_sha256(self) -> str:
+        """The ONNX file these embeddings come from: an engine's source, or the package file it runs.
+        Engines built from one ONNX (ONNX Runtime, TensorRT) share it; FP32 and INT8 models do not."""
+        record = self.manifest.engine
+        if record is not None:
+            return record.source_sha256
+        return self.manifest.sha256.get(PACKAGE_FILES[self.engine.precision]) or sha256_file(self.engine.model_file)
+
+    def fingerprint(self) -> str:
+        """Which model made these embeddings: model name, source ONNX and preprocessing spec. Embeddings
+        with different fingerprints are not comparable; a gallery never mixes them."""
+        spec = hashlib.sha256(json.dumps(self.manifest.spec.to_dict(), sort_keys=True).encode()).hexdigest()
+        return f"{self.manifest.model}:{self.source_sha256()[:16]}:{spec[:8]}"
+
+    def describe(self) -> str:
+        """The model for messages: engine description and where it was opened from."""
+        return f"{self.engine.describe()} from {self.engine.source}"
 
     def embed_crops(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
         """Aligned uint8 BGR crops (N, H, W, 3) -> L2-normalised embeddings (N, D); with ``flip``, each is

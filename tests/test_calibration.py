@@ -9,11 +9,11 @@ import onnx
 import pytest
 from click.testing import CliRunner
 
-from mfr.calibration.data import MIN_IMAGES, lfw_images_outside_pairs, load_calibration_set
+from mfr.calibration.data import MIN_IMAGES, load_calibration_set
 from mfr.calibration.fallback import DegenerateModelError, check_not_degenerate
 from mfr.calibration.ranges import BINS, TensorStats, compute_ranges
 from mfr.calibration.trt_cache import read_calibration_cache
-from mfr.data.lfw import read_lfw
+from mfr.data.lfw import lfw_images_outside_pairs, read_lfw
 from mfr.errors import DataError
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS

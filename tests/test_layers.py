@@ -2,9 +2,10 @@
 stages below it.
 
 The order, lowest first (``LAYERS``): the common ground (``mfr/``: spec, manifest, models, data, augment,
-metrics, errors), ``runtime/`` (per-frame primitives, torch-free), ``export/`` (may check what it builds
-through the runtime), ``calibration/``, ``benchmarks/``, ``training/``, and the CLI (``mfr/cli``), the one
-place that may call every stage. Every import statement of every module is checked, those inside
+metrics, errors), ``runtime/`` (per-frame primitives, torch-free), ``recognition/`` (gallery and
+decisions, torch-free, on the runtime), ``export/`` (may check what it builds through the runtime),
+``calibration/``, ``benchmarks/``, ``training/``, and the CLI (``mfr/cli``), the one place that may call
+every stage. Every import statement of every module is checked, those inside
 functions included, since a lazy import is an arrow all the same.
 """
 
@@ -18,9 +19,8 @@ import pytest
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 reads pyproject.toml's package-dir
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("ground", "runtime", "export", "calibration", "benchmarks", "training", "cli")
-STAGES = {"mfr.runtime": "runtime", "mfr.export": "export", "mfr.calibration": "calibration",
-          "mfr.benchmarks": "benchmarks", "mfr.training": "training", "mfr.cli": "cli"}
+LAYERS = ("ground", "runtime", "recognition", "export", "calibration", "benchmarks", "training", "cli")
+STAGES = {f"mfr.{layer}": layer for layer in LAYERS if layer != "ground"}
 
 
 def layer_of(module: str) -> str | None:
@@ -75,7 +75,8 @@ def arrows_against_the_order(module: str, source: str, is_package: bool = False)
 
 def test_every_installed_module_is_seen():
     modules = source_modules()
-    assert {"mfr.manifest", "mfr.metrics", "mfr.runtime.engine_load", "mfr.export.engine_package",
+    assert {"mfr.manifest", "mfr.metrics", "mfr.runtime.engine_load", "mfr.recognition.gallery",
+            "mfr.export.engine_package",
             "mfr.calibration.package", "mfr.benchmarks.verification", "mfr.training.maskinv",
             "mfr.cli.main"} <= set(modules)
     assert {layer_of(name) for name in modules} == set(LAYERS)

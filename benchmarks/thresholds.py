@@ -1,0 +1,87 @@
+"""Identification thresholds measured on impostor pairs: ``mfr thresholds``.
+
+The decision rule needs, for unmasked and for masked probes, the cosine that a given share of
+different-person comparisons reaches. It is measured on the LFW people who appear in no evaluation pair
+(1,549 images of 1,468 people): every pair of images of two different people is an impostor pair, about
+1.2 million unmasked-unmasked pairs and 2.4 million masked-probe/unmasked-template pairs, which resolves
+false-accept rates down to 1e-6. Nothing judged is used: the open-set evaluation, LFW folds and MFR2
+draw on other people. Embeddings are flip-sums, as the gallery and identification compute them.
+
+A FAR is listed only where ``far * impostor_pairs >= 1``: below that no false accept is allowed at all
+and the "threshold" would only be the highest impostor score seen.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mfr.augment.masks import MaskGenerator
+from mfr.data.lfw import lfw_images_outside_pairs, lfw_root
+from mfr.manifest import ThresholdRecord, ThresholdTable
+from mfr.progress import Progress, no_progress
+from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
+from mfr.runtime.embedder import FaceEmbedder
+from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.preprocess import warp_face
+
+FARS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
+_CHUNK = 256
+
+
+def threshold_table(impostor_scores: np.ndarray, probe: str) -> ThresholdTable:
+    """The lowest cosine accepting at most ``far`` of the impostor scores, for each resolvable FAR."""
+    scores = np.sort(np.asarray(impostor_scores, np.float64))[::-1]
+    count = len(scores)
+    fars, thresholds = [], []
+    for far in FARS:
+        allowed = int(far * count)  # false accepts allowed at this rate
+        if allowed < 1:
+            break
+        # accepting score >= t with t just above the (allowed+1)-th highest score accepts at most `allowed`
+        fars.append(far)
+        thresholds.append(float(np.nextafter(scores[allowed], np.inf)))
+    return ThresholdTable(probe, fars, thresholds, count)
+
+
+def impostor_scores(embeddings: np.ndarray, people: np.ndarray, probes: np.ndarray | None = None) -> np.ndarray:
+    """Scores of every different-person pair: templates x templates (each pair once), or probes x templates."""
+    if probes is None:
+        scores = embeddings @ embeddings.T
+        upper = np.triu(np.ones(scores.shape, bool), k=1)
+        return scores[upper & (people[:, None] != people[None, :])]
+    scores = probes @ embeddings.T
+    return scores[people[:, None] != people[None, :]]
+
+
+def measure_thresholds(embedder: FaceEmbedder, mask_seed: int = 0, root: Path | None = None,
+                       progress: Progress = no_progress) -> ThresholdRecord:
+    paths = lfw_images_outside_pairs(root)
+    spec = embedder.manifest.spec
+    masks = MaskGenerator(seed=mask_seed)
+    base = lfw_root(root)
+    unmasked, masked = [], []
+    chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+    for chunk in progress(chunks, len(chunks), "embedding impostor faces"):
+        plain, covered = [], []
+        for path in chunk:
+            image = read_image_bgr(path)
+            points = aligned_crop_landmarks(*image.shape[:2])
+            matrix = estimate_similarity(points, spec)
+            plain.append(warp_face(image, matrix, spec))
+            covered.append(warp_face(masks.apply(image, points, key=str(path.relative_to(base))), matrix, spec))
+        unmasked.append(embedder.embed_crops(np.stack(plain), flip=True))
+        masked.append(embedder.embed_crops(np.stack(covered), flip=True))
+    templates, probes = np.concatenate(unmasked), np.concatenate(masked)
+    _, people = np.unique([path.parent.name for path in paths], return_inverse=True)
+    return ThresholdRecord(
+        model_sha256=embedder.source_sha256(),
+        data=f"LFW people in no evaluation pair: {len(paths):,} images of {people.max() + 1:,} people "
+             f"({base}); masked probes by the synthetic generator, seed {mask_seed}",
+        flip=True,
+        measured=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        unmasked=threshold_table(impostor_scores(templates, people), "unmasked"),
+        masked=threshold_table(impostor_scores(templates, people, probes), "masked"),
+    )

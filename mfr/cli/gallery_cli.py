@@ -1,0 +1,409 @@
+"""``mfr gallery``, ``mfr identify`` and ``mfr thresholds``: enrol people, ask who is in a photo.
+
+Wiring only: the gallery, enrolment and the decision rule live in ``mfr.recognition``, the threshold
+measurement in ``mfr.benchmarks.thresholds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mfr.cli.common import echo_json, log, progress_bar
+from mfr.paths import default_gallery_path
+
+
+def gallery_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--gallery", "gallery_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                        help="Gallery file [default: $MFR_GALLERY, else ~/.local/share/mfr/gallery.db].")(command)
+
+
+def model_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--package", "--engine", "model_dir", type=click.Path(path_type=Path, file_okay=False),
+                        required=True, help="Recognition model: a package, or an engine directory from "
+                                            "mfr-export build-engine.")(command)
+
+
+def detector_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--detector", type=click.Choice(["retinaface", "yunet"]), default="retinaface",
+                           show_default=True, help="Face detector for photos.")(command)
+    return click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+                        help="RetinaFace package (default: exported once into the cache).")(command)
+
+
+def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    from mfr.recognition.decision import DEFAULT_MARGIN, DEFAULT_TARGET_FAR
+
+    command = click.option("--far", "target_far", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                           default=DEFAULT_TARGET_FAR, show_default=True,
+                           help="Largest share of strangers that may be named as an enrolled person, whatever "
+                                "the gallery's size (thresholds from the model's measured table).")(command)
+    command = click.option("--margin", "min_margin", type=click.FloatRange(0, 2), default=DEFAULT_MARGIN,
+                           show_default=True, help="Smallest score lead of the best person over the second.")(command)
+    return click.option("--threshold", type=click.FloatRange(-1, 1), default=None,
+                        help="Fixed cosine threshold instead of the model's measured table.")(command)
+
+
+def open_gallery(path: Path | None, create: bool = False) -> Any:
+    from mfr.recognition.gallery import Gallery
+
+    return Gallery.open(path or default_gallery_path(), create=create)
+
+
+def open_embedder(model_dir: Path) -> Any:
+    from mfr.runtime.embedder import FaceEmbedder
+
+    return FaceEmbedder.open(model_dir)
+
+
+def make_face_detector(name: str, package: Path | None) -> Any:
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import make_detector
+
+    return make_detector(name, package, default_cache_dir(), log)[0]
+
+
+def policy(target_far: float, min_margin: float, threshold: float | None) -> Any:
+    from mfr.recognition.decision import DecisionPolicy
+
+    return DecisionPolicy(target_far, min_margin, threshold)
+
+
+def mask_generator(add_masked: bool | None) -> Any:
+    """The synthetic masks for masked templates: on when asked, or by default where the templates exist."""
+    from mfr.augment.masks import MaskGenerator
+    from mfr.errors import DataError
+
+    if add_masked is False:
+        return None
+    try:
+        return MaskGenerator()
+    except DataError as exc:
+        if add_masked:
+            raise
+        log(f"no masked templates ({exc})")
+        return None
+
+
+@click.group("gallery")
+def gallery_group() -> None:
+    """The enrolment gallery: who is known, with templates of one model (SQLite, one file)."""
+
+
+def enrol_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    for option in (
+        click.option("--json", "as_json", is_flag=True, help="Print what was enrolled as JSON."),
+        click.option("--skip-unusable", is_flag=True,
+                     help="Enrol the usable photos and list the others, instead of refusing the whole enrolment."),
+        click.option("--force", is_flag=True, help="Enrol faces that match another enrolled person too."),
+        click.option("--add-masked/--no-add-masked", default=None,
+                     help="Also store a synthetic-masked template per photo [default: when the mask templates "
+                          "are found]."),
+        decision_options, detector_options, model_option, gallery_option,
+    ):
+        command = option(command)
+    return command
+
+
+def _enroller(gallery: Any, model_dir: Path, detector: str, detector_package: Path | None,
+              add_masked: bool | None, target_far: float, min_margin: float, threshold: float | None) -> Any:
+    from mfr.recognition.enroll import Enroller
+
+    return Enroller(gallery, open_embedder(model_dir), make_face_detector(detector, detector_package),
+                    policy(target_far, min_margin, threshold), masks=mask_generator(add_masked), log=log)
+
+
+def _report(results: list[tuple[Any, Any]], as_json: bool) -> None:
+    rows = [{"name": r.person.name, "added": r.added, "already_enrolled": r.already,
+             "templates": r.person.templates, "masked_templates": r.person.masked_templates,
+             "skipped": [{"photo": str(u.source), "reason": u.reason} for u in plan.unusable]}
+            for plan, r in results]
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']}: {row['added']} templates added ({row['already_enrolled']} already there), "
+                   f"{row['templates']} in all ({row['masked_templates']} masked)")
+        for skipped in row["skipped"]:
+            click.echo(f"  skipped {skipped['photo']}: {skipped['reason']}")
+
+
+@gallery_group.command("enroll")
+@click.option("--name", required=True, help="The person's name (new, or one enrolled before).")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@enrol_options
+def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: Path | None, model_dir: Path, detector: str,
+                   detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
+                   add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool) -> None:
+    """Enrol NAME from PHOTOS (files or folders): one face per photo, checked, aligned, embedded.
+
+    A photo with several faces enrols the largest (and says so); photos without a usable face, or whose
+    face matches someone already enrolled, stop the enrolment with the list (see --skip-unusable, --force).
+    Enrolling the same photo again changes nothing.
+    """
+    from mfr.recognition.enroll import photo_files
+
+    files = photo_files(photos)
+    with open_gallery(gallery_path, create=True) as gallery:
+        enroller = _enroller(gallery, model_dir, detector, detector_package, add_masked, target_far, min_margin,
+                             threshold)
+        plan = enroller.plan(name, files)
+        _report([(plan, enroller.commit(plan, force, skip_unusable))], as_json)
+
+
+@gallery_group.command("enroll-dir")
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@enrol_options
+def enroll_dir_command(directory: Path, gallery_path: Path | None, model_dir: Path, detector: str,
+                       detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
+                       add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool) -> None:
+    """Enrol everyone in DIRECTORY: one sub-folder per person, named as the person, holding their photos.
+
+    Every photo is checked first; with problems (and without --skip-unusable/--force) nothing is written.
+    Then each person is written in one transaction: an interrupted run leaves every person either fully
+    enrolled or absent, and running it again completes it.
+    """
+    from mfr.errors import DataError, GalleryError
+    from mfr.recognition.enroll import photo_files
+
+    folders = sorted(p for p in directory.iterdir() if p.is_dir())
+    if not folders:
+        raise DataError(f"{directory}: no sub-folders (one folder per person, named as the person)")
+    with open_gallery(gallery_path, create=True) as gallery:
+        enroller = _enroller(gallery, model_dir, detector, detector_package, add_masked, target_far, min_margin,
+                             threshold)
+        plans = [enroller.plan(folder.name, photo_files([folder]))
+                 for folder in progress_bar(folders, len(folders), "checking photos")]
+        blocking = [line for plan in plans for line in plan.problems()
+                    if (plan.duplicates and not force) or (plan.unusable and not skip_unusable)]
+        empty = [plan.name for plan in plans if not plan.faces]
+        if blocking or empty:
+            raise GalleryError(f"nothing enrolled from {directory}:\n  " + "\n  ".join(
+                blocking + [f"{name}: no usable face" for name in empty])
+                + "\n(--skip-unusable enrols the usable photos, --force faces that match someone else)")
+        _report([(plan, enroller.commit(plan, force, skip_unusable)) for plan in plans], as_json)
+
+
+@gallery_group.command("list")
+@gallery_option
+@click.option("--json", "as_json", is_flag=True)
+def list_command(gallery_path: Path | None, as_json: bool) -> None:
+    """Everyone enrolled, with their template and negative counts."""
+    with open_gallery(gallery_path) as gallery:
+        people = gallery.people()
+        if as_json:
+            echo_json({"gallery": str(gallery.path), "model": gallery.model, "fingerprint": gallery.fingerprint,
+                       "people": [asdict(p) for p in people]})
+            return
+        click.echo(f"{gallery.path}: {len(people)} people; model {gallery.model}")
+        for p in people:
+            click.echo(f"  {p.name}: {p.templates} templates ({p.masked_templates} masked), {p.negatives} negatives, "
+                       f"enrolled {p.created}")
+
+
+@gallery_group.command("show")
+@click.argument("name")
+@gallery_option
+@click.option("--json", "as_json", is_flag=True)
+def show_command(name: str, gallery_path: Path | None, as_json: bool) -> None:
+    """One person's record."""
+    with open_gallery(gallery_path) as gallery:
+        person = gallery.person(name)
+    if as_json:
+        echo_json(asdict(person))
+        return
+    for key, value in asdict(person).items():
+        click.echo(f"{key:17s} {value}")
+
+
+@gallery_group.command("remove")
+@click.argument("name")
+@gallery_option
+def remove_command(name: str, gallery_path: Path | None) -> None:
+    """Remove NAME with all their templates and negatives."""
+    with open_gallery(gallery_path) as gallery:
+        person = gallery.remove(name)
+    click.echo(f"removed {person.name} ({person.templates} templates)")
+
+
+@gallery_group.command("rename")
+@click.argument("old")
+@click.argument("new")
+@gallery_option
+def rename_command(old: str, new: str, gallery_path: Path | None) -> None:
+    """Rename OLD to NEW (NEW must not be enrolled)."""
+    with open_gallery(gallery_path) as gallery:
+        gallery.rename(old, new)
+    click.echo(f"renamed {old} to {new}")
+
+
+@gallery_group.command("export")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@gallery_option
+def export_command(file: Path, gallery_path: Path | None) -> None:
+    """Write the whole gallery to FILE (portable, versioned JSON with crops and embeddings)."""
+    from mfr.recognition.portable import export_gallery
+
+    with open_gallery(gallery_path) as gallery:
+        count = export_gallery(gallery, file)
+    click.echo(f"wrote {file} ({count} people)")
+
+
+@gallery_group.command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@gallery_option
+def import_command(file: Path, gallery_path: Path | None) -> None:
+    """Merge FILE (from gallery export) into the gallery, in one transaction; the same model only."""
+    from mfr.recognition.portable import read_export
+
+    data = read_export(file)
+    with open_gallery(gallery_path, create=True) as gallery:
+        people, templates = gallery.load(data)
+    click.echo(f"imported {people} new people and {templates} templates from {file}")
+
+
+@gallery_group.command("not")
+@click.argument("name")
+@click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
+@gallery_option
+@model_option
+@detector_options
+def not_command(name: str, image: Path, gallery_path: Path | None, model_dir: Path, detector: str,
+                detector_package: Path | None) -> None:
+    """Record that the face in IMAGE is not NAME: a later face closer to it than to NAME is not named NAME."""
+    from mfr.errors import GalleryError
+    from mfr.recognition.enroll import FaceInPhoto, find_face
+    from mfr.recognition.quality import QualityGate
+
+    with open_gallery(gallery_path) as gallery:
+        embedder = open_embedder(model_dir)
+        face = find_face(image, make_face_detector(detector, detector_package), embedder.manifest.spec,
+                         QualityGate(), None)
+        if not isinstance(face, FaceInPhoto):
+            raise GalleryError(f"{face.source}: {face.reason}")
+        embedding = embedder.embed_crops(face.crop[None], flip=True)[0]
+        added = gallery.add_negative(name, embedding, face.crop, face.sha256, embedder.fingerprint(),
+                                     embedder.describe())
+    click.echo(f"{image} recorded as not {name}" if added else f"{image} was already recorded as not {name}")
+
+
+@gallery_group.command("reembed")
+@gallery_option
+@model_option
+def reembed_command(gallery_path: Path | None, model_dir: Path) -> None:
+    """Recompute every template and negative from the stored crops with another model, in one transaction."""
+    import numpy as np
+
+    with open_gallery(gallery_path) as gallery:
+        embedder = open_embedder(model_dir)
+        computed = {}
+        for table in ("templates", "negatives"):
+            rows = gallery.stored_crops(table)
+            embeddings = embedder.embed_crops(np.stack([crop for _, crop in rows]), flip=True) if rows else []
+            computed[table] = {row_id: e for (row_id, _), e in zip(rows, embeddings, strict=True)}
+        gallery.replace_embeddings(computed["templates"], computed["negatives"], embedder.fingerprint(),
+                                   embedder.describe())
+    click.echo(f"re-embedded {len(computed['templates'])} templates and {len(computed['negatives'])} negatives "
+               f"with {embedder.describe()}")
+
+
+@click.command("identify")
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@gallery_option
+@model_option
+@detector_options
+@decision_options
+@click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="Mask state of the faces: auto (the mask classifier decides per face), or all masked / none.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per photo, for machines.")
+def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_dir: Path, detector: str,
+                     detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
+                     mask_mode: str, as_json: bool) -> None:
+    """Who is in PHOTOS? Every face: the enrolled person's name, or unknown, with score, margin and mask state.
+
+    A face is named only if its best person's score clears the model's measured threshold (for the face's
+    mask state, at --far strangers named for this gallery's size), leads the second person by --margin,
+    and matches no negative recorded for that person.
+    """
+    import numpy as np
+
+    from mfr.recognition.decision import Identifier
+    from mfr.recognition.enroll import photo_files
+    from mfr.recognition.mask_state import MaskClassifier
+    from mfr.recognition.search import ExactSearch
+    from mfr.runtime.align import estimate_similarity
+    from mfr.runtime.image_io import read_image_bgr
+    from mfr.runtime.preprocess import warp_face
+
+    files = photo_files(photos)
+    embedder = open_embedder(model_dir)
+    with open_gallery(gallery_path) as gallery:
+        gallery.check_model(embedder.fingerprint(), embedder.describe(),
+                            f"mfr gallery reembed --gallery {gallery.path} --package {model_dir}")
+        matrix = gallery.template_matrix()
+        identifier = Identifier(ExactSearch(matrix), matrix.names,
+                                embedder.manifest.thresholds_for(embedder.source_sha256()),
+                                policy(target_far, min_margin, threshold), gallery.negative_matrix(),
+                                model=str(model_dir))
+    face_detector = make_face_detector(detector, detector_package)
+    classifier = MaskClassifier.load() if mask_mode == "auto" else None
+    spec = embedder.manifest.spec
+    results = []
+    for path in files:
+        image = read_image_bgr(path)
+        faces = face_detector.detect(image)
+        crops = np.stack([warp_face(image, estimate_similarity(f.landmarks, spec), spec) for f in faces]) \
+            if faces else np.zeros((0, *(spec.input_size or (0, 0)), 3), np.uint8)
+        masked = (classifier.predict(crops) if classifier is not None
+                  else np.full(len(faces), mask_mode == "yes", bool))
+        decisions = identifier.decide(embedder.embed_crops(crops, flip=True), masked) if faces else []
+        results.append({"photo": str(path), "faces": [
+            {"box": [round(float(v), 1) for v in face.box], "name": d.name, "score": round(d.score, 4),
+             "margin": None if not np.isfinite(d.margin) else round(d.margin, 4), "masked": d.masked,
+             "threshold": round(d.threshold, 4), "reason": d.reason}
+            for face, d in zip(faces, decisions, strict=True)]})
+    if as_json:
+        echo_json(results)
+        return
+    for result in results:
+        click.echo(f"{result['photo']}: {len(result['faces'])} face(s)")
+        for face in result["faces"]:
+            margin = "-" if face["margin"] is None else f"{face['margin']:.3f}"
+            click.echo(f"  {face['name'] or 'unknown':20s} score {face['score']:.3f} "
+                       f"(threshold {face['threshold']:.3f}), margin {margin}, "
+                       f"{'masked' if face['masked'] else 'unmasked'}, box {face['box']}"
+                       + ("" if face["name"] else f" [{face['reason']}]"))
+
+
+@click.command("thresholds")
+@model_option
+@click.option("--write", is_flag=True, help="Store the thresholds in the package's (or engine's) manifest.json.")
+@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
+@click.option("--json", "as_json", is_flag=True)
+def thresholds_command(model_dir: Path, write: bool, mask_seed: int, as_json: bool) -> None:
+    """Measure identification thresholds: the cosine at which a given share of different-person comparisons
+    is accepted, for unmasked and for masked faces, on LFW people who appear in no evaluation pair.
+
+    With --write they go into the manifest, where mfr gallery and mfr identify find them. FARs the
+    impostor pairs cannot resolve (fewer than 1/FAR pairs) are not listed.
+    """
+    from mfr.benchmarks.thresholds import measure_thresholds
+    from mfr.manifest import load_manifest
+
+    embedder = open_embedder(model_dir)
+    record = measure_thresholds(embedder, mask_seed=mask_seed, progress=progress_bar)
+    if write:
+        manifest = load_manifest(model_dir).with_thresholds(record)
+        manifest.save(model_dir)
+        log(f"wrote the thresholds into {model_dir / 'manifest.json'}")
+    if as_json:
+        echo_json(asdict(record))
+        return
+    click.echo(f"{embedder.describe()}; {record.data}")
+    for table in (record.unmasked, record.masked):
+        click.echo(f"{table.probe} probes ({table.impostor_pairs:,} impostor pairs): " + ", ".join(
+            f"FAR {far:.0e} -> {t:.4f}" for far, t in zip(table.far, table.threshold, strict=True)))

@@ -1,0 +1,103 @@
+"""The open-set decision: a name only when the evidence clears every bar, otherwise ``unknown``.
+
+For each face: the two best people by best template score (``search``). The face is named as the best
+person only if
+
+1. the score clears the threshold for the face's mask state, taken from the model's measured threshold
+   table (``ThresholdRecord`` in the manifest) at a per-comparison false-accept rate of
+   ``target_far / templates searched``. A stranger is compared with every template; if each comparison
+   falsely accepts with probability p, the chance that any does is at most (templates) x p (the union
+   bound), so this keeps strangers named as someone at or below ``target_far`` whatever the gallery
+   size. Where the table does not reach that small a FAR, its strictest threshold is used and the
+   decision says so (``threshold_far`` above the asked rate);
+2. the margin over the second person is at least ``min_margin`` (two enrolled people alike: refuse
+   rather than guess);
+3. no negative recorded for that person ("this face is not X") scores higher than X's best template.
+
+An explicit ``threshold`` replaces the table (for a model without measured thresholds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mfr.errors import MfrError
+from mfr.manifest import ThresholdRecord
+from mfr.recognition.search import TemplateSearch
+
+DEFAULT_TARGET_FAR = 0.01
+DEFAULT_MARGIN = 0.03
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    target_far: float = DEFAULT_TARGET_FAR  # share of strangers that may be named as someone
+    min_margin: float = DEFAULT_MARGIN
+    threshold: float | None = None  # fixed cosine threshold instead of the measured table
+
+
+@dataclass(frozen=True)
+class Decision:
+    person_id: int | None  # None: unknown
+    name: str | None
+    score: float  # best person's best template score (-inf for an empty gallery)
+    margin: float  # over the second person (inf when there is none)
+    masked: bool
+    threshold: float
+    threshold_far: float | None  # the per-comparison FAR the threshold stands for (None: fixed threshold)
+    reason: str  # "accepted", "below threshold", "ambiguous", "negative match", "empty gallery"
+
+
+class Identifier:
+    """The decision rule over one gallery snapshot (search index, names, negatives)."""
+
+    def __init__(self, search: TemplateSearch, names: dict[int, str], thresholds: ThresholdRecord | None,
+                 policy: DecisionPolicy = DecisionPolicy(), negatives: tuple[np.ndarray, np.ndarray] | None = None,
+                 model: str = "this model") -> None:
+        if policy.threshold is None and thresholds is None:
+            raise MfrError(f"{model} has no measured identification thresholds; measure them once with "
+                           f"`mfr thresholds --package DIR --write`, or pass --threshold")
+        if not 0 < policy.target_far < 1:
+            raise MfrError(f"the target false-accept rate must lie between 0 and 1, got {policy.target_far}")
+        self.search, self.names, self.thresholds, self.policy = search, names, thresholds, policy
+        empty = (np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
+        self.negative_embeddings, self.negative_people = negatives if negatives is not None else empty
+
+    def threshold(self, masked: bool, searched: int) -> tuple[float, float | None]:
+        """(cosine threshold, the per-comparison FAR it stands for) for a probe compared with ``searched``
+        templates."""
+        if self.policy.threshold is not None:
+            return self.policy.threshold, None
+        assert self.thresholds is not None
+        table = self.thresholds.masked if masked else self.thresholds.unmasked
+        pair_far = max(self.policy.target_far / max(searched, 1), table.far[-1])
+        return table.at(pair_far), pair_far
+
+    def decide(self, probes: np.ndarray, masked: np.ndarray) -> list[Decision]:
+        """``probes`` (Q, D) unit-length embeddings and their mask states -> one decision each."""
+        masked = np.asarray(masked, bool)
+        found = self.search.top_people(probes, masked, k=2)
+        negative_scores = (np.asarray(probes, np.float32) @ self.negative_embeddings.T
+                           if len(self.negative_people) else None)
+        decisions = []
+        for i in range(len(probes)):
+            threshold, far = self.threshold(bool(masked[i]), int(found.searched[i]))
+            best_id, best = int(found.person_ids[i, 0]), float(found.scores[i, 0])
+            second = float(found.scores[i, 1])
+            margin = best - second if np.isfinite(second) else float("inf")
+            if best_id < 0:
+                reason = "empty gallery"
+            elif best < threshold:
+                reason = "below threshold"
+            elif margin < self.policy.min_margin:
+                reason = "ambiguous"
+            elif negative_scores is not None and (negative_scores[i][self.negative_people == best_id] > best).any():
+                reason = "negative match"
+            else:
+                reason = "accepted"
+            accepted = reason == "accepted"
+            decisions.append(Decision(best_id if accepted else None, self.names.get(best_id) if accepted else None,
+                                      best, margin, bool(masked[i]), threshold, far, reason))
+        return decisions
