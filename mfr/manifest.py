@@ -177,7 +177,8 @@ class ThresholdTable:
     ``far`` descends; only FARs the pairs resolve are listed (``far * impostor_pairs >= 1``): below
     that, a threshold would be a guess, so ``at`` refuses it rather than extrapolating."""
 
-    probe: str  # "unmasked" (unmasked probe vs unmasked template) | "masked" (masked probe vs unmasked template)
+    probe: str  # "unmasked" (unmasked probe vs unmasked template), "masked" (masked probe vs unmasked template),
+    # "masked-template" (masked probe vs masked template: two masks make strangers look more alike)
     far: list[float]
     threshold: list[float]  # accepts (score >= threshold) at most that share of the impostor pairs
     impostor_pairs: int
@@ -208,12 +209,13 @@ class ThresholdRecord:
     measured: str
     unmasked: ThresholdTable
     masked: ThresholdTable
+    masked_template: ThresholdTable
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> ThresholdRecord:
         record = _record(cls, data, what)
-        return replace(record, unmasked=_record(ThresholdTable, record.unmasked, f"{what}.unmasked"),
-                       masked=_record(ThresholdTable, record.masked, f"{what}.masked"))
+        return replace(record, **{name: _record(ThresholdTable, getattr(record, name), f"{what}.{name}")
+                                  for name in ("unmasked", "masked", "masked_template")})
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ galleries; the decision rule only sees ``PersonScores``.
 
 Unmasked probes are compared with unmasked templates only: a synthetic-masked template of someone
 matches another person's unmasked face more easily than their own unmasked template does. Masked
-probes are compared with every template of a person, masked and unmasked.
+probes are compared with every template of a person, masked and unmasked; two masked faces of
+different people look more alike than a masked and an unmasked one, so the scores against masked
+templates can be lowered by a per-probe ``masked_template_offset`` (the decision rule passes the gap
+between the two measured thresholds) before the best per person is taken.
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ class PersonScores:
 
     person_ids: np.ndarray  # (Q, k) int64, -1 where the gallery has fewer people
     scores: np.ndarray  # (Q, k) float32, -inf where the gallery has fewer people
-    searched: np.ndarray  # (Q,) how many templates each probe was compared with
 
 
 class TemplateSearch(Protocol):
-    def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2) -> PersonScores:
+    def templates_searched(self, masked: bool) -> int:
+        """How many templates a probe of this mask state is compared with (the decision's union bound)."""
+        ...
+
+    def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2,
+                   masked_template_offset: np.ndarray | None = None) -> PersonScores:
         """``probes`` (Q, D) unit rows and their mask states (Q,) -> the ``k`` best people each."""
         ...
 
@@ -45,20 +52,25 @@ class ExactSearch:
         self.people, self.starts = np.unique(ids, return_index=True)
         self.counts = {False: int((~self.masked).sum()), True: len(self.masked)}
 
-    def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2) -> PersonScores:
+    def templates_searched(self, masked: bool) -> int:
+        return self.counts[bool(masked)]
+
+    def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2,
+                   masked_template_offset: np.ndarray | None = None) -> PersonScores:
         count = len(probes)
         ids = np.full((count, k), -1, np.int64)
         best = np.full((count, k), -np.inf, np.float32)
-        searched = np.array([self.counts[bool(m)] for m in masked], np.int64)
         if count == 0 or len(self.people) == 0:
-            return PersonScores(ids, best, searched)
+            return PersonScores(ids, best)
         scores = np.asarray(probes, np.float32) @ self.embeddings.T
         # an unmasked probe never scores against masked templates
         scores[np.ix_(~np.asarray(masked, bool), self.masked)] = -np.inf
+        if masked_template_offset is not None and self.masked.any():
+            scores[:, self.masked] -= np.asarray(masked_template_offset, np.float32)[:, None]
         per_person = np.maximum.reduceat(scores, self.starts, axis=1)  # (Q, people)
         take = min(k, per_person.shape[1])
         top = np.argsort(-per_person, axis=1, kind="stable")[:, :take]
         ids[:, :take] = self.people[top]
         best[:, :take] = np.take_along_axis(per_person, top, axis=1)
         ids[~np.isfinite(best)] = -1
-        return PersonScores(ids, best, searched)
+        return PersonScores(ids, best)

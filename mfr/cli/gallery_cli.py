@@ -352,7 +352,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_
     face_detector = make_face_detector(detector, detector_package)
     classifier = MaskClassifier.load() if mask_mode == "auto" else None
     spec = embedder.manifest.spec
-    results = []
+    results: list[dict[str, Any]] = []
     for path in files:
         image = read_image_bgr(path)
         faces = face_detector.detect(image)
@@ -383,8 +383,13 @@ def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_
 @model_option
 @click.option("--write", is_flag=True, help="Store the thresholds in the package's (or engine's) manifest.json.")
 @click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
+@click.option("--images", type=click.IntRange(min=20), default=None,
+              help="Use only this many of the 1,549 faces (a quick, coarser table: fewer FARs resolved).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
+              help="Which model of a package (an engine directory runs its own).")
 @click.option("--json", "as_json", is_flag=True)
-def thresholds_command(model_dir: Path, write: bool, mask_seed: int, as_json: bool) -> None:
+def thresholds_command(model_dir: Path, write: bool, mask_seed: int, images: int | None, precision: str | None,
+                       as_json: bool) -> None:
     """Measure identification thresholds: the cosine at which a given share of different-person comparisons
     is accepted, for unmasked and for masked faces, on LFW people who appear in no evaluation pair.
 
@@ -393,9 +398,10 @@ def thresholds_command(model_dir: Path, write: bool, mask_seed: int, as_json: bo
     """
     from mfr.benchmarks.thresholds import measure_thresholds
     from mfr.manifest import load_manifest
+    from mfr.runtime.embedder import FaceEmbedder
 
-    embedder = open_embedder(model_dir)
-    record = measure_thresholds(embedder, mask_seed=mask_seed, progress=progress_bar)
+    embedder = FaceEmbedder.open(model_dir, precision)
+    record = measure_thresholds(embedder, mask_seed=mask_seed, images=images, progress=progress_bar)
     if write:
         manifest = load_manifest(model_dir).with_thresholds(record)
         manifest.save(model_dir)
@@ -404,6 +410,6 @@ def thresholds_command(model_dir: Path, write: bool, mask_seed: int, as_json: bo
         echo_json(asdict(record))
         return
     click.echo(f"{embedder.describe()}; {record.data}")
-    for table in (record.unmasked, record.masked):
+    for table in (record.unmasked, record.masked, record.masked_template):
         click.echo(f"{table.probe} probes ({table.impostor_pairs:,} impostor pairs): " + ", ".join(
             f"FAR {far:.0e} -> {t:.4f}" for far, t in zip(table.far, table.threshold, strict=True)))

@@ -59,6 +59,34 @@ def info_command(package: Path, as_json: bool) -> None:
                    f"{record.source_package}/{record.source_file}")
 
 
+def openset(packages: tuple[Path, ...], dataset: str, precision: str | None, detector: Any, detector_name: str,
+            folds: tuple[int, ...] | None, mask_seed: int, cache_dir: Path | None, sizes: list[int], target_far: float,
+            min_margin: float | None, masked_templates: bool, json_out: Path | None) -> None:
+    """``mfr eval --dataset lfw-openset|mfr2-openset``: every package (and precision) in one run."""
+    from functools import partial
+
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.openset import lfw_openset, markdown_table, mfr2_openset, run_openset
+    from mfr.recognition.decision import DEFAULT_MARGIN, DecisionPolicy
+    from mfr.runtime.embedder import FaceEmbedder
+
+    policy = DecisionPolicy(target_far, DEFAULT_MARGIN if min_margin is None else min_margin)
+    runs = [(package, p) for package in packages for p in (("fp32", "int8") if precision == "both" else (precision,))]
+    reports = []
+    for package, chosen in runs:
+        embedder = FaceEmbedder.open(package, chosen)
+        if dataset == "lfw-openset":
+            job = partial(lfw_openset, embedder, sizes, policy, folds, mask_seed=mask_seed, cache_dir=cache_dir,
+                          masked_templates=masked_templates, progress=progress_bar)
+        else:
+            job = partial(mfr2_openset, embedder, detector, detector_name, policy, progress=progress_bar)
+        reports.append(run_openset(embedder, package, dataset, policy, job))
+        click.echo(markdown_table(reports[-1]) + "\n")
+    if json_out is not None:
+        write_json_atomic(json_out, [r.to_dict() for r in reports])
+        log(f"wrote {json_out}")
+
+
 def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
     """``--rebuild-on-mismatch``: rebuild, in place, each engine directory built for another machine (the
     runtime itself only refuses such engines; building is the export stage's job)."""
@@ -72,9 +100,11 @@ def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
 @click.option("--package", "packages", type=click.Path(path_type=Path), required=True, multiple=True,
               help="Recognition model package, or an engine directory from mfr-export build-engine. Repeat to "
                    "compare models side by side on the same pairs (e.g. teacher and student).")
-@click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2"]), required=True,
+@click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2", "lfw-openset", "mfr2-openset"]),
+              required=True,
               help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
-                   "mfr2: 848 pairs of real masked faces (detected and re-aligned).")
+                   "mfr2: 848 pairs of real masked faces (detected and re-aligned); lfw-openset / mfr2-openset: "
+                   "open-set identification (enrol people, probe them and strangers; see --gallery-size).")
 @click.option("--precision", type=click.Choice(["fp32", "int8", "both"]), default=None,
               help="Which model of a package: fp32 (default), int8, or both in one run, with the accuracy drop and "
                    "embedding cosine between them. An engine directory runs its own precision.")
@@ -99,11 +129,22 @@ def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached embeddings.")
 @click.option("--plots", type=click.Path(path_type=Path), default=None, help="Write ROC and DET PNGs here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
+@click.option("--gallery-size", "gallery_sizes", default="100,1000", show_default=True,
+              help="Open-set only: comma-separated numbers of enrolled LFW people.")
+@click.option("--far", "target_far", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
+              show_default=True, help="Open-set only: largest share of strangers to be named as someone.")
+@click.option("--margin", "min_margin", type=click.FloatRange(0, 2), default=None,
+              help="Open-set only: smallest lead of the best person over the second [default: as mfr identify].")
+@click.option("--masked-templates/--no-masked-templates", default=True, show_default=True,
+              help="lfw-openset only: enrol a synthetic-masked template beside each photo, as mfr gallery does.")
 def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool, flip: bool,
                  data_dir: Path | None, detector: str, detector_package: Path | None, no_face: str, mask_seed: int,
                  folds: str | None, bootstrap: int, cache_dir: Path | None, no_cache: bool, plots: Path | None,
-                 json_out: Path | None) -> None:
-    """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR."""
+                 json_out: Path | None, gallery_sizes: str, target_far: float, min_margin: float | None,
+                 masked_templates: bool) -> None:
+    """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
+    -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
+    measured by mfr thresholds)."""
     from mfr.atomic import write_json_atomic
     from mfr.benchmarks.compare import compare_precisions, drop_table, side_by_side, side_by_side_table
     from mfr.benchmarks.report import markdown_table, save_curves
@@ -113,7 +154,7 @@ def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None
 
     cache_root = cache_dir or default_cache_dir()
     face_detector, detector_name = (None, "none")
-    if dataset == "mfr2":
+    if dataset in ("mfr2", "mfr2-openset"):
         face_detector, detector_name = make_detector(detector, detector_package, cache_root, log)
     fold_list = tuple(f - 1 for f in int_list(folds, "--folds", "fold numbers")) if folds else None
 
@@ -122,6 +163,11 @@ def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None
                                  param_hint="--precision")
     if rebuild_on_mismatch:
         rebuild_engines_that_do_not_fit(packages)
+    if dataset.endswith("-openset"):
+        openset(packages, dataset, precision, face_detector, detector_name, fold_list, mask_seed,
+                None if no_cache else cache_root, int_list(gallery_sizes, "--gallery-size", "sizes", positive=True),
+                target_far, min_margin, masked_templates, json_out)
+        return
 
     def run(package: Path, chosen: str | None) -> EvalReport:
         return Evaluation(
@@ -202,6 +248,50 @@ def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, 
     if json_out is not None:
         write_json_atomic(json_out, report.to_dict())
         log(f"wrote {json_out}")
+
+
+@bench_group.command("search")
+@click.option("--templates", "sizes", default="1000,10000,100000", show_default=True,
+              help="Comma-separated gallery sizes (templates).")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Probes per search call.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+def bench_search_command(sizes: str, batch: int, json_out: Path | None) -> None:
+    """Time of the exact gallery search (best template per person, top two) by gallery size."""
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.search import markdown_table, measure_search
+
+    report = measure_search(int_list(sizes, "--templates", "sizes", positive=True), batch=batch)
+    click.echo(markdown_table(report))
+    if json_out is not None:
+        write_json_atomic(json_out, report.to_dict())
+
+
+@bench_group.command("recognition")
+@click.option("--package", "--engine", "model_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Recognition package or engine directory.")
+@click.option("--photos", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="A folder of photos [default: the demo photos].")
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+              help="RetinaFace package (default: exported once into the cache).")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+def bench_recognition_command(model_dir: Path, photos: Path | None, rounds: int, detector_package: Path | None,
+                              json_out: Path | None) -> None:
+    """Enrolment photos/s and identification faces/s, the whole per-photo path of mfr gallery / mfr identify."""
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.recognition_speed import measure_recognition_speed
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import make_detector
+    from mfr.paths import dataset_dir
+    from mfr.recognition.enroll import photo_files
+    from mfr.runtime.embedder import FaceEmbedder
+
+    files = photo_files([photos or dataset_dir("demo") / "examples"])
+    detector, name = make_detector("retinaface", detector_package, default_cache_dir(), log)
+    report = measure_recognition_speed(FaceEmbedder.open(model_dir), detector, name, files, rounds)
+    click.echo(report.summary())
+    if json_out is not None:
+        write_json_atomic(json_out, report.to_dict())
 
 
 @bench_group.command("preprocess")
@@ -393,3 +483,6 @@ def _register_recognition_commands() -> None:
 
 
 _register_recognition_commands()
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,246 @@
+"""Open-set identification: enrol N people, probe with their other photos and with strangers.
+
+``mfr eval --dataset lfw-openset`` (LFW, aligned, synthetic masks) and ``--dataset mfr2-openset`` (real
+masks, detected and aligned). The gallery and the decision are the deployed ones (``mfr.recognition``:
+exact search, thresholds from the manifest at ``--far``, margin, masked templates, the mask classifier
+choosing each probe's threshold); only the SQLite file is left out, the templates are held in memory.
+
+LFW: the known people are drawn (seeded) from the LFW people who appear in evaluation pairs and have at
+least two photos (1,628; ``--folds`` restricts them to those folds' people); each is enrolled from the
+first of their photos and probed with up to 10 others. Strangers are the other people of the same pool,
+one photo each (never enrolled). The thresholds come from LFW people in no pair, so nobody probed here
+was used to set them. Masked protocol: every probe wears a synthetic mask, the gallery keeps one
+unmasked and one synthetic-masked template per person.
+
+MFR2: the 53 people are split (seeded) in half, known and strangers; each known person is enrolled from
+one photo without a mask (the first, if none is unmasked) and probed with the rest; the split is
+repeated ``repeats`` times and the rates summed over all repeats.
+
+Reported per gallery size and protocol: DIR (known probes named as the right person), known probes named
+as a wrong person, strangers named as anyone (the open-set false-accept rate, to hold to ``--far``),
+and rank-1 (the right person on top, whatever the threshold).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mfr.augment.masks import MaskGenerator
+from mfr.benchmarks.verification import CropMaker
+from mfr.cache import ArrayCache, cache_key
+from mfr.data.lfw import read_lfw
+from mfr.data.mfr2 import read_mask_labels, read_mfr2
+from mfr.data.pairs import PairDataset
+from mfr.errors import DataError
+from mfr.progress import Progress, no_progress
+from mfr.recognition.decision import DecisionPolicy, Identifier
+from mfr.recognition.gallery import TemplateMatrix
+from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.search import ExactSearch
+from mfr.runtime.detection import FaceDetector
+from mfr.runtime.embedder import FaceEmbedder
+from mfr.runtime.machine import fingerprint
+
+PROBES_PER_PERSON = 10
+_CHUNK = 256
+
+
+@dataclass
+class OpenSetResult:
+    protocol: str  # "unmasked" | "masked" | "MFR2 (real masks)"
+    gallery_size: int
+    known_probes: int
+    stranger_probes: int
+    dir_rate: float  # known probes named as the right person
+    wrong_rate: float  # known probes named as someone else
+    stranger_far: float  # strangers named as anyone
+    rank1: float  # right person on top, whatever the threshold
+    masked_probes_detected: float  # share of probes the mask classifier called masked
+
+
+@dataclass
+class OpenSetReport:
+    model: str
+    package: str
+    precision: str
+    backend: str
+    dataset: str
+    target_far: float
+    min_margin: float
+    results: list[OpenSetResult]
+    data: str
+    seconds: float
+    machine: dict[str, Any] = field(default_factory=fingerprint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class FaceBank:
+    """Embeddings and mask-classifier calls of (image, masked) faces, computed once and cached."""
+
+    def __init__(self, embedder: FaceEmbedder, crops: CropMaker, classifier: MaskClassifier, cache_dir: Path | None,
+                 progress: Progress) -> None:
+        self.embedder, self.crops, self.classifier, self.progress = embedder, crops, classifier, progress
+        self.cache = ArrayCache(cache_dir, "embeddings")
+        self.model_hash = embedder.model_sha256()
+
+    def embed(self, paths: list[Path], masked: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(unit embeddings (N, D), classifier says masked (N,)) of the faces at ``paths``."""
+        key = cache_key(model=self.model_hash, flip=True, masked=masked, images=[str(p) for p in paths],
+                        spec=self.embedder.manifest.spec.to_dict(), purpose="openset")
+        cached = self.cache.get(key)
+        if cached is not None and len(cached) == len(paths):
+            return cached[:, :-1], cached[:, -1] > 0.5
+        embeddings, calls = [], []
+        chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
+        label = f"embedding {'masked ' if masked else ''}faces"
+        for chunk in self.progress(chunks, len(chunks), label):
+            crops = np.stack([self.crops.crop(path, masked) for path in chunk])
+            embeddings.append(self.embedder.embed_crops(crops, flip=True))
+            calls.append(self.classifier.predict(crops))
+        out = np.hstack([np.concatenate(embeddings), np.concatenate(calls)[:, None].astype(np.float32)])
+        self.cache.put(key, out)
+        return out[:, :-1], out[:, -1] > 0.5
+
+
+def score(identifier: Identifier, names_by_id: dict[int, str], probes: np.ndarray, masked: np.ndarray,
+          truth: list[str | None]) -> dict[str, float]:
+    """Rates of one probe set; ``truth`` holds each probe's enrolled name, None for strangers."""
+    decisions = identifier.decide(probes, masked)
+    top = identifier.search.top_people(probes, masked, k=1).person_ids[:, 0]
+    known = np.array([t is not None for t in truth])
+    named = np.array([d.name for d in decisions], dtype=object)
+    right = np.array([n is not None and n == t for n, t in zip(named, truth, strict=True)])
+    accepted = np.array([n is not None for n in named])
+    rank1 = np.array([names_by_id.get(int(p)) == t for p, t in zip(top, truth, strict=True)])
+    return {"known": int(known.sum()), "strangers": int((~known).sum()),
+            "dir": float(right[known].mean()) if known.any() else 0.0,
+            "wrong": float((accepted & ~right)[known].mean()) if known.any() else 0.0,
+            "far": float(accepted[~known].mean()) if (~known).any() else 0.0,
+            "rank1": float(rank1[known].mean()) if known.any() else 0.0,
+            "masked_detected": float(masked.mean())}
+
+
+def _identifier(embedder: FaceEmbedder, templates: np.ndarray, template_people: np.ndarray, template_masked: np.ndarray,
+                names: dict[int, str], policy: DecisionPolicy) -> Identifier:
+    matrix = TemplateMatrix(templates, template_people, template_masked, names)
+    return Identifier(ExactSearch(matrix), names, embedder.manifest.thresholds_for(embedder.source_sha256()), policy,
+                      model=str(embedder.engine.source))
+
+
+def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy, folds: tuple[int, ...] | None = None,
+                seed: int = 0, mask_seed: int = 0, cache_dir: Path | None = None, masked_templates: bool = True,
+                progress: Progress = no_progress) -> tuple[list[OpenSetResult], str]:
+    dataset = read_lfw()
+    pairs = [p for p in dataset.pairs if folds is None or p.fold in folds]
+    pool_people = sorted({path.parent.name for p in pairs for path in (p.left, p.right)})
+    photos = {name: sorted((dataset.root / name).glob("*.jpg")) for name in pool_people}
+    several = [name for name in pool_people if len(photos[name]) >= 2]
+    if max(sizes) > len(several):
+        raise DataError(f"a gallery of {max(sizes)} people needs as many LFW people with two or more photos; "
+                        f"the chosen folds have {len(several)}")
+    crops = CropMaker(PairDataset("lfw", dataset.root, pairs, True), embedder.manifest.spec, None, "none", "fail",
+                      MaskGenerator(seed=mask_seed))
+    bank = FaceBank(embedder, crops, MaskClassifier.load(), cache_dir, progress)
+    order = list(np.random.default_rng(seed).permutation(several))
+    results = []
+    for size in sizes:
+        known = sorted(order[:size])
+        strangers = sorted(set(pool_people) - set(known))
+        enrol = [photos[name][0] for name in known]
+        probes = [p for name in known for p in photos[name][1:1 + PROBES_PER_PERSON]]
+        probes += [photos[name][0] for name in strangers]
+        known_set = set(known)
+        truth = [p.parent.name if p.parent.name in known_set else None for p in probes]
+        ids = {name: i for i, name in enumerate(known)}
+        names = {i: name for name, i in ids.items()}
+        for protocol in ("unmasked", "masked"):
+            masked_protocol = protocol == "masked"
+            templates, _ = bank.embed(enrol, masked=False)
+            people = np.array([ids[p.parent.name] for p in enrol])
+            flags = np.zeros(len(enrol), bool)
+            if masked_protocol and masked_templates:  # enrolment adds a synthetic-masked template per photo
+                covered, _ = bank.embed(enrol, masked=True)
+                templates = np.vstack([templates, covered])
+                people, flags = np.concatenate([people, people]), np.concatenate([flags, ~flags])
+            embeddings, detected = bank.embed(probes, masked=masked_protocol)
+            rates = score(_identifier(embedder, templates, people, flags, names, policy), names, embeddings, detected,
+                          truth)
+            results.append(OpenSetResult(protocol, size, int(rates["known"]), int(rates["strangers"]), rates["dir"],
+                                         rates["wrong"], rates["far"], rates["rank1"], rates["masked_detected"]))
+    where = "all folds" if folds is None else f"folds {','.join(str(f + 1) for f in folds)}"
+    data = (f"LFW people in evaluation pairs ({where}): {len(several):,} with two or more photos to draw known "
+            f"people from (seed {seed}); strangers: the rest of those people, one photo each; masks seed {mask_seed}; "
+            f"{'with' if masked_templates else 'without'} synthetic-masked templates")
+    return results, data
+
+
+def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: str, policy: DecisionPolicy,
+                 repeats: int = 10, seed: int = 0, progress: Progress = no_progress) -> tuple[list[OpenSetResult], str]:
+    labels = read_mask_labels()
+    dataset = read_mfr2()
+    crops = CropMaker(dataset, embedder.manifest.spec, detector, detector_name, "center", None)
+    bank = FaceBank(embedder, crops, MaskClassifier.load(), None, progress)
+    paths = sorted(labels)
+    embeddings, detected = bank.embed(paths, masked=False)
+    people = sorted({p.parent.name for p in paths})
+    rng = np.random.default_rng(seed)
+    totals: dict[str, float] = {}
+    known_total = stranger_total = 0
+    for _ in range(repeats):
+        known = set(rng.permutation(people)[: len(people) // 2])
+        ids = {name: i for i, name in enumerate(sorted(known))}
+        names = {i: name for name, i in ids.items()}
+        enrol = {}
+        for name in sorted(known):
+            own = [i for i, p in enumerate(paths) if p.parent.name == name]
+            bare = [i for i in own if labels[paths[i]] == "no-mask"]
+            enrol[name] = (bare or own)[0]
+        rows = sorted(enrol.values())
+        probes = [i for i in range(len(paths)) if i not in set(rows)]
+        truth = [paths[i].parent.name if paths[i].parent.name in known else None for i in probes]
+        identifier = _identifier(embedder, embeddings[rows], np.array([ids[paths[i].parent.name] for i in rows]),
+                                 np.zeros(len(rows), bool), names, policy)
+        rates = score(identifier, names, embeddings[probes], detected[probes], truth)
+        for key in ("dir", "wrong", "rank1"):
+            totals[key] = totals.get(key, 0.0) + rates[key] * rates["known"]
+        totals["far"] = totals.get("far", 0.0) + rates["far"] * rates["strangers"]
+        totals["masked_detected"] = totals.get("masked_detected", 0.0) + rates["masked_detected"] * len(probes)
+        known_total += int(rates["known"])
+        stranger_total += int(rates["strangers"])
+    result = OpenSetResult("MFR2 (real masks)", len(people) // 2, known_total, stranger_total,
+                           totals["dir"] / known_total, totals["wrong"] / known_total, totals["far"] / stranger_total,
+                           totals["rank1"] / known_total, totals["masked_detected"] / (known_total + stranger_total))
+    data = (f"MFR2: {len(people)} people split in half {repeats} times (seed {seed}), known enrolled from one "
+            f"unmasked photo, probed with the rest; detector {detector_name}")
+    return [result], data
+
+
+def run_openset(embedder: FaceEmbedder, package: Path, dataset: str, policy: DecisionPolicy,
+                run: Callable[[], tuple[list[OpenSetResult], str]]) -> OpenSetReport:
+    started = time.perf_counter()
+    results, data = run()
+    return OpenSetReport(embedder.manifest.model, str(package), embedder.engine.precision, embedder.engine.backend,
+                         dataset, policy.target_far, policy.min_margin, results, data,
+                         round(time.perf_counter() - started, 1))
+
+
+def markdown_table(report: OpenSetReport) -> str:
+    lines = [f"**{report.model}** ({report.precision}, {report.backend}) on **{report.dataset}**: strangers named "
+             f"at most {report.target_far:.0e} (target), margin {report.min_margin}", "",
+             "| protocol | gallery | known probes | strangers | DIR (right name) | wrong name | strangers named | "
+             "rank-1 | probes called masked |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report.results:
+        lines.append(f"| {r.protocol} | {r.gallery_size} | {r.known_probes} | {r.stranger_probes} | "
+                     f"{100 * r.dir_rate:.2f} % | {100 * r.wrong_rate:.2f} % | {100 * r.stranger_far:.2f} % | "
+                     f"{100 * r.rank1:.2f} % | {100 * r.masked_probes_detected:.1f} % |")
+    lines += ["", report.data, f"{report.seconds:.1f} s"]
+    return "\n".join(lines)

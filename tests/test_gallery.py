@@ -1,0 +1,283 @@
+"""The gallery through its commands, on real photos: enrol, identify, manage, refuse bad input, survive kills.
+
+The demo photos hold five people, one folder each for enrolment and separate test photos named after
+who is in them: identification must name them from their file names, which the code never reads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mfr.cli.export_cli import cli as export_cli
+from mfr.cli.main import cli
+from mfr.data.lfw import lfw_root
+from mfr.paths import dataset_dir
+from mfr.recognition.gallery import Gallery
+
+DEMO = dataset_dir("demo") / "examples" / "knn_examples"
+
+
+def run(*args: object) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def package(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped model with thresholds measured quickly (200 faces: FARs down to about 1e-4)."""
+    target = tmp_path_factory.mktemp("thresholds") / "mfn"
+    shutil.copytree(mobilefacenet_package, target)
+    result = run("thresholds", "--package", target, "--images", "200", "--write", "--json")
+    assert result.exit_code == 0, result.output
+    return target
+
+
+@pytest.fixture(scope="module")
+def enrolled(package: Path, retinaface_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    gallery = tmp_path_factory.mktemp("gallery") / "g.db"
+    result = run("gallery", "enroll-dir", DEMO / "train", "--gallery", gallery, "--package", package,
+                 "--detector-package", retinaface_package, "--json")
+    assert result.exit_code == 0, result.output
+    return gallery
+
+
+def copy_gallery(gallery: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "g.db"
+    with Gallery.open(gallery) as source:
+        source._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(gallery, target)
+    return target
+
+
+def people(gallery: Path) -> dict[str, int]:
+    with Gallery.open(gallery) as g:
+        return {p.name: p.templates for p in g.people()}
+
+
+def test_thresholds_are_measured_into_the_manifest(package):
+    from mfr.manifest import load_manifest
+
+    manifest = load_manifest(package)
+    assert len(manifest.thresholds) == 1
+    record = manifest.thresholds[0]
+    assert record.model_sha256 == manifest.sha256["onnx"]
+    for table in (record.unmasked, record.masked):
+        assert table.far[0] == 0.1 and all(far * table.impostor_pairs >= 1 for far in table.far)
+        assert table.threshold == sorted(table.threshold)  # a smaller FAR needs a higher score
+        assert 0.1 < table.threshold[0] < table.threshold[-1] < 0.9
+
+
+def test_enrolled_people_are_named_in_other_photos(enrolled, package, retinaface_package):
+    assert people(enrolled) == {"alex_lacamoire": 2, "biden": 4, "kit_harington": 4, "obama": 4, "rose_leslie": 4}
+    result = run("identify", DEMO / "test", "--gallery", enrolled, "--package", package, "--detector-package",
+                 retinaface_package, "--json")
+    assert result.exit_code == 0, result.output
+    found = {Path(r["photo"]).name: sorted(f["name"] for f in r["faces"] if f["name"]) for r in json.loads(
+        result.output)}
+    assert found == {"alex_lacamoire1.jpg": ["alex_lacamoire"], "johnsnow_test1.jpg": ["kit_harington"],
+                     "kit_with_rose.jpg": ["kit_harington", "rose_leslie"], "obama1.jpg": ["obama"],
+                     "obama_and_biden.jpg": ["biden", "obama"]}
+
+
+def test_strangers_are_unknown(enrolled, package, retinaface_package, tmp_path):
+    strangers = [p for p in sorted(lfw_root().glob("*/*_0001.jpg"))[:40]]
+    folder = tmp_path / "strangers"
+    folder.mkdir()
+    for path in strangers:  # LFW crops are small: enlarge them so the detector sees the faces
+        cv2.imwrite(str(folder / path.name), cv2.resize(cv2.imread(str(path)), (336, 336)))
+    result = run("identify", folder, "--gallery", enrolled, "--package", package, "--detector-package",
+                 retinaface_package, "--json")
+    assert result.exit_code == 0, result.output
+    faces = [f for r in json.loads(result.output) for f in r["faces"]]
+    assert len(faces) >= 35 and all(f["name"] is None for f in faces)
+
+
+def test_enrolling_the_same_photos_again_changes_nothing(enrolled, package, retinaface_package, tmp_path):
+    gallery = copy_gallery(enrolled, tmp_path)
+    result = run("gallery", "enroll", "--name", "obama", DEMO / "train" / "obama", "--gallery", gallery, "--package",
+                 package, "--detector-package", retinaface_package, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)[0]["added"] == 0 and json.loads(result.output)[0]["already_enrolled"] == 4
+    assert people(gallery) == people(enrolled)
+
+
+def test_a_face_of_someone_enrolled_is_refused_under_another_name(enrolled, package, retinaface_package, tmp_path):
+    gallery = copy_gallery(enrolled, tmp_path)
+    photo = DEMO / "test" / "obama1.jpg"
+    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    refused = run("gallery", "enroll", "--name", "barack", photo, *common)
+    assert refused.exit_code == 1 and "matches 'obama'" in refused.output and "--force" in refused.output
+    assert "barack" not in people(gallery)
+    forced = run("gallery", "enroll", "--name", "barack", photo, *common, "--force")
+    assert forced.exit_code == 0 and people(gallery)["barack"] == 2
+
+
+def test_list_show_rename_remove_and_negatives(enrolled, package, retinaface_package, tmp_path):
+    gallery = copy_gallery(enrolled, tmp_path)
+    listed = run("gallery", "list", "--gallery", gallery, "--json")
+    assert listed.exit_code == 0 and len(json.loads(listed.output)["people"]) == 5
+    assert run("gallery", "rename", "kit_harington", "kit", "--gallery", gallery).exit_code == 0
+    assert json.loads(run("gallery", "show", "kit", "--gallery", gallery, "--json").output)["templates"] == 4
+    assert run("gallery", "remove", "rose_leslie", "--gallery", gallery).exit_code == 0
+    assert set(people(gallery)) == {"alex_lacamoire", "biden", "kit", "obama"}
+    # a stranger named as someone (a threshold of 0 names anyone) is recorded as "not" that person
+    stranger = tmp_path / "stranger.jpg"
+    cv2.imwrite(str(stranger), cv2.resize(cv2.imread(str(lfw_root() / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg")),
+                                          (336, 336)))
+    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    lax = ["--threshold", "0", "--margin", "0", "--masked", "no", "--json"]
+    named = json.loads(run("identify", stranger, *common, *lax).output)[0]["faces"][0]["name"]
+    assert named is not None
+    assert run("gallery", "not", named, stranger, *common).exit_code == 0
+    with Gallery.open(gallery) as g:
+        assert g.person(named).negatives == 1
+    face = json.loads(run("identify", stranger, *common, *lax).output)[0]["faces"][0]
+    assert face["name"] is None and face["reason"] == "negative match"
+    again = run("gallery", "not", named, stranger, *common)
+    assert again.exit_code == 0 and "already recorded" in again.output
+
+
+def test_export_and_import_rebuild_the_gallery(enrolled, tmp_path):
+    file = tmp_path / "gallery.json"
+    assert run("gallery", "export", file, "--gallery", enrolled).exit_code == 0
+    fresh = tmp_path / "fresh.db"
+    result = run("gallery", "import", file, "--gallery", fresh)
+    assert result.exit_code == 0 and "imported 5 new people and 18 templates" in result.output
+    with Gallery.open(enrolled) as a, Gallery.open(fresh) as b:
+        ma, mb = a.template_matrix(), b.template_matrix()
+        assert a.fingerprint == b.fingerprint and [p.name for p in a.people()] == [p.name for p in b.people()]
+        np.testing.assert_array_equal(ma.embeddings, mb.embeddings)
+    assert "imported 0 new people and 0 templates" in run("gallery", "import", file, "--gallery", fresh).output
+    data = json.loads(file.read_text())
+    file.write_text(json.dumps({**data, "version": 99}))
+    newer = run("gallery", "import", file, "--gallery", fresh)
+    assert newer.exit_code == 1 and "newer mfr (export version 99)" in newer.output
+
+
+def test_another_model_is_refused_until_the_gallery_is_reembedded(enrolled, calibrated, retinaface_package, tmp_path):
+    gallery = copy_gallery(enrolled, tmp_path)
+    engine = tmp_path / "int8"
+    built = CliRunner().invoke(export_cli, ["build-engine", "--package", str(calibrated[0]), "--precision", "int8",
+                                            "--out", str(engine)])
+    assert built.exit_code == 0, built.output
+    photo = DEMO / "test" / "obama1.jpg"
+    refused = run("identify", photo, "--gallery", gallery, "--engine", engine, "--threshold", "0.4")
+    assert refused.exit_code == 1 and "holds embeddings of another model" in refused.output
+    assert "mobilefacenet fp32" in refused.output and "mobilefacenet int8" in refused.output
+    assert f"mfr gallery reembed --gallery {gallery} --package {engine}" in refused.output
+    assert run("gallery", "reembed", "--gallery", gallery, "--engine", engine).exit_code == 0
+    result = run("identify", photo, "--gallery", gallery, "--engine", engine, "--threshold", "0.4",
+                 "--detector-package", retinaface_package, "--json")
+    assert result.exit_code == 0, result.output
+    assert [f["name"] for f in json.loads(result.output)[0]["faces"]] == ["obama"]
+
+
+def unchanged_after(gallery: Path, *args: object, message: str) -> None:
+    before = people(gallery)
+    result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "Error:" in result.output and message in result.output, result.output
+    assert people(gallery) == before
+
+
+def test_bad_input_is_an_error_and_leaves_the_gallery_unchanged(enrolled, package, retinaface_package, tmp_path):
+    gallery = copy_gallery(enrolled, tmp_path)
+    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((400, 400, 3), 180, np.uint8))
+    (tmp_path / "empty").mkdir()
+    unchanged_after(gallery, "gallery", "enroll", "--name", "x", broken, *common, message=f"{broken}: not a readable")
+    unchanged_after(gallery, "gallery", "enroll", "--name", "x", blank, *common, message=f"{blank}: no face found")
+    unchanged_after(gallery, "gallery", "enroll", "--name", "x", tmp_path / "empty", *common, message="no photos")
+    unchanged_after(gallery, "gallery", "remove", "nobody", "--gallery", gallery, message="no person named 'nobody'")
+    unchanged_after(gallery, "gallery", "rename", "nobody", "x", "--gallery", gallery, message="no person named")
+    unchanged_after(gallery, "gallery", "rename", "obama", "biden", "--gallery", gallery, message="already enrolled")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"definitely not sqlite, just text" * 40, "not a readable gallery"),
+    (None, "not an mfr gallery"),
+    ("newer", "newer mfr (gallery schema 2)"),
+])
+def test_a_file_that_is_not_a_gallery_is_refused(tmp_path, content, message):
+    path = tmp_path / "g.db"
+    if content is None:
+        sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.close()
+    elif content == "newer":
+        Gallery.open(path, create=True).close()
+        db = sqlite3.connect(path)
+        db.execute("PRAGMA user_version = 2")
+        db.close()
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    result = run("gallery", "list", "--gallery", path)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert path.read_bytes() == before
+
+
+def test_a_killed_enrolment_leaves_every_person_whole_or_absent(package, tmp_path):
+    """SIGKILL mid-run: the gallery is intact, each person has all their templates or is absent."""
+    source = tmp_path / "people"
+    names = sorted(p.name for p in lfw_root().iterdir() if len(list(p.glob("*.jpg"))) >= 3)[:120]
+    for name in names:
+        shutil.copytree(lfw_root() / name, source / name, ignore=lambda d, files: sorted(files)[3:])
+    def command(gallery: Path) -> list[str]:
+        return [sys.executable, "-m", "mfr.cli.main", "gallery", "enroll-dir", str(source), "--gallery", str(gallery),
+                "--package", str(package), "--no-add-masked", "--threshold", "0.99", "--skip-unusable"]
+
+    subprocess.run(command(tmp_path / "whole.db"), check=True, capture_output=True)
+    whole = people(tmp_path / "whole.db")  # each person's templates when nothing interrupts
+    gallery = tmp_path / "g.db"
+    process = subprocess.Popen(command(gallery), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    seen = 0
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline:
+        if gallery.exists():
+            try:
+                seen = sqlite3.connect(f"file:{gallery}?mode=ro", uri=True, timeout=0.1).execute(
+                    "SELECT count(*) FROM people").fetchone()[0]
+            except sqlite3.Error:
+                seen = 0
+            if seen >= 5:
+                break
+        time.sleep(0.01)
+    assert process.poll() is None, "the enrolment ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    with Gallery.open(gallery) as g:
+        assert g.integrity() == "ok"
+        enrolled = {p.name: p.templates for p in g.people()}
+    assert 5 <= len(enrolled) < len(whole), "the kill came too late to test anything"
+    assert all(count == whole[name] for name, count in enrolled.items())  # every person enrolled is whole
+
+
+def test_open_set_evaluation_holds_strangers_near_the_target(package, tmp_path):
+    out = tmp_path / "openset.json"
+    result = run("eval", "--package", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
+                 "--no-cache", "--json", out)
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(out.read_text())
+    unmasked, masked = report["results"]
+    assert unmasked["protocol"] == "unmasked" and masked["protocol"] == "masked"
+    assert unmasked["gallery_size"] == 20 and unmasked["stranger_probes"] >= 300
+    assert unmasked["stranger_far"] <= 0.03  # target 1 %; a few hundred strangers leave room for noise
+    assert unmasked["dir_rate"] >= 0.7 and unmasked["rank1"] >= unmasked["dir_rate"]
+    assert masked["dir_rate"] < unmasked["dir_rate"]  # masks cost recognition
+    assert masked["masked_probes_detected"] >= 0.9 and unmasked["masked_probes_detected"] <= 0.05
+    assert "| unmasked | 20 |" in result.output
