@@ -32,7 +32,8 @@ def _run(target: Path, code: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_installed_package_imports_every_stage_from_site_packages(installed, tmp_path):
     code = (
-        "import mfr, mfr.export, mfr.calibration, mfr.runtime, mfr.benchmarks, mfr.cli.main, mfr.cli.export_cli\n"
+        "import mfr, mfr.export, mfr.calibration, mfr.runtime, mfr.recognition.gallery, mfr.benchmarks, mfr.cli.main\n"
+        "import mfr.cli.export_cli\n"
         "from mfr.registry import MODELS\n"
         "for m in (mfr, mfr.export, mfr.runtime):\n"
         "    print(m.__file__)\n"
@@ -48,6 +49,7 @@ def test_installed_package_imports_every_stage_from_site_packages(installed, tmp
     for line in lines[3:]:
         assert line.startswith(str(installed)) and line.endswith("True True"), line
     assert (installed / "mfr" / "weights" / "yunet" / "yunet_n_dynamic.onnx").is_file()
+    assert (installed / "mfr" / "weights" / "mask-classifier" / "mask_classifier.npz").is_file()
     assert (installed / "mfr" / "runtime" / "cuda" / "warp_normalize.cu").is_file()  # compiled at first use
 
 

@@ -33,12 +33,14 @@ def test_the_torch_blocker_really_blocks():
     assert result.returncode != 0 and "torch is not installed on this device" in result.stderr
 
 
-def test_runtime_imports_and_preprocesses_without_torch():
+def test_runtime_and_recognition_import_and_preprocess_without_torch():
     image = sample_images(1)[0]
     result = run_without_torch(
         f"""
         import sys, numpy as np
         import mfr.runtime, mfr.cli.main
+        import mfr.recognition.enroll, mfr.recognition.gallery, mfr.recognition.portable
+        from mfr.recognition.mask_state import MaskClassifier
         from mfr.registry import MODELS
         from mfr.runtime import read_image_bgr, normalize, align_faces
         spec = MODELS["mobilefacenet"].spec
@@ -46,6 +48,7 @@ def test_runtime_imports_and_preprocesses_without_torch():
         crops = align_faces(face, [np.array(spec.template)], spec)
         batch = normalize(crops, spec)
         assert batch.shape == (1, 3, 112, 112), batch.shape
+        assert MaskClassifier.load().predict(crops).shape == (1,)  # the camera-side classifier loads too
         assert "torch" not in sys.modules
         print("ok")
         """
