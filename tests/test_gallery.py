@@ -206,6 +206,11 @@ def test_bad_input_is_an_error_and_leaves_the_gallery_unchanged(enrolled, packag
     unchanged_after(gallery, "gallery", "remove", "nobody", "--gallery", gallery, message="no person named 'nobody'")
     unchanged_after(gallery, "gallery", "rename", "nobody", "x", "--gallery", gallery, message="no person named")
     unchanged_after(gallery, "gallery", "rename", "obama", "biden", "--gallery", gallery, message="already enrolled")
+    new = tmp_path / "new.db"  # a failed first enrolment leaves no gallery behind
+    result = run("gallery", "enroll", "--name", "x", blank, "--gallery", new, "--package", package,
+                 "--detector-package", retinaface_package)
+    assert result.exit_code == 1 and "no face found" in result.output
+    assert not list(tmp_path.glob("new.db*"))
 
 
 @pytest.mark.parametrize("content, message", [

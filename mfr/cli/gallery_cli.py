@@ -6,7 +6,8 @@ measurement in ``mfr.benchmarks.thresholds``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,30 @@ def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="Fixed cosine threshold instead of the model's measured table.")(command)
 
 
-def open_gallery(path: Path | None, create: bool = False) -> Any:
+def open_gallery(path: Path | None) -> Any:
     from mfr.recognition.gallery import Gallery
 
-    return Gallery.open(path or default_gallery_path(), create=create)
+    return Gallery.open(path or default_gallery_path())
+
+
+@contextmanager
+def gallery_to_write(path: Path | None) -> Iterator[Any]:
+    """The gallery a command adds to, created if new; a new gallery is removed again if the command fails,
+    so a failed first enrolment leaves no file behind."""
+    from mfr.recognition.gallery import Gallery
+
+    path = (path or default_gallery_path()).expanduser()
+    new = not path.exists()
+    gallery = Gallery.open(path, create=True)
+    try:
+        yield gallery
+    except BaseException:
+        gallery.close()
+        if new:
+            for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
+    gallery.close()
 
 
 def open_embedder(model_dir: Path) -> Any:
@@ -148,7 +169,7 @@ def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: Path | Non
     from mfr.recognition.enroll import photo_files
 
     files = photo_files(photos)
-    with open_gallery(gallery_path, create=True) as gallery:
+    with gallery_to_write(gallery_path) as gallery:
         enroller = _enroller(gallery, model_dir, detector, detector_package, add_masked, target_far, min_margin,
                              threshold)
         plan = enroller.plan(name, files)
@@ -173,7 +194,7 @@ def enroll_dir_command(directory: Path, gallery_path: Path | None, model_dir: Pa
     folders = sorted(p for p in directory.iterdir() if p.is_dir())
     if not folders:
         raise DataError(f"{directory}: no sub-folders (one folder per person, named as the person)")
-    with open_gallery(gallery_path, create=True) as gallery:
+    with gallery_to_write(gallery_path) as gallery:
         enroller = _enroller(gallery, model_dir, detector, detector_package, add_masked, target_far, min_margin,
                              threshold)
         plans = [enroller.plan(folder.name, photo_files([folder]))
@@ -261,7 +282,7 @@ def import_command(file: Path, gallery_path: Path | None) -> None:
     from mfr.recognition.portable import read_export
 
     data = read_export(file)
-    with open_gallery(gallery_path, create=True) as gallery:
+    with gallery_to_write(gallery_path) as gallery:
         people, templates = gallery.load(data)
     click.echo(f"imported {people} new people and {templates} templates from {file}")
 
