@@ -202,11 +202,13 @@ def enroll_dir_command(directory: Path, gallery_path: Path | None, model_dir: Pa
         blocking = [line for plan in plans for line in plan.problems()
                     if (plan.duplicates and not force) or (plan.unusable and not skip_unusable)]
         empty = [plan.name for plan in plans if not plan.faces]
-        if blocking or empty:
+        if blocking or (empty and not skip_unusable):
             raise GalleryError(f"nothing enrolled from {directory}:\n  " + "\n  ".join(
                 blocking + [f"{name}: no usable face" for name in empty])
                 + "\n(--skip-unusable enrols the usable photos, --force faces that match someone else)")
-        _report([(plan, enroller.commit(plan, force, skip_unusable)) for plan in plans], as_json)
+        for name in empty:
+            log(f"skipped {name}: no usable face")
+        _report([(plan, enroller.commit(plan, force, skip_unusable)) for plan in plans if plan.faces], as_json)
 
 
 @gallery_group.command("list")
