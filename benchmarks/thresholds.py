@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from mfr.augment.masks import MaskGenerator
+from mfr.benchmarks.verification import CropMaker
 from mfr.data.lfw import lfw_images_outside_pairs, lfw_root
+from mfr.data.pairs import PairDataset
 from mfr.manifest import ThresholdRecord, ThresholdTable
 from mfr.progress import Progress, no_progress
-from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.runtime.embedder import FaceEmbedder
-from mfr.runtime.image_io import read_image_bgr
-from mfr.runtime.preprocess import warp_face
 
 FARS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
 _CHUNK = 256
@@ -63,21 +62,14 @@ def measure_thresholds(embedder: FaceEmbedder, mask_seed: int = 0, images: int |
     paths = lfw_images_outside_pairs(root)
     if images is not None and images < len(paths):
         paths = [paths[i] for i in np.linspace(0, len(paths) - 1, images).round().astype(int)]
-    spec = embedder.manifest.spec
-    masks = MaskGenerator(seed=mask_seed)
     base = lfw_root(root)
+    crops = CropMaker(PairDataset("lfw", base, [], aligned=True), embedder.manifest.spec, None, "none", "fail",
+                      MaskGenerator(seed=mask_seed))
     unmasked, masked = [], []
     chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     for chunk in progress(chunks, len(chunks), "embedding impostor faces"):
-        plain, covered = [], []
-        for path in chunk:
-            image = read_image_bgr(path)
-            points = aligned_crop_landmarks(*image.shape[:2])
-            matrix = estimate_similarity(points, spec)
-            plain.append(warp_face(image, matrix, spec))
-            covered.append(warp_face(masks.apply(image, points, key=str(path.relative_to(base))), matrix, spec))
-        unmasked.append(embedder.embed_crops(np.stack(plain), flip=True))
-        masked.append(embedder.embed_crops(np.stack(covered), flip=True))
+        unmasked.append(embedder.embed_crops(np.stack([crops.crop(p, masked=False) for p in chunk]), flip=True))
+        masked.append(embedder.embed_crops(np.stack([crops.crop(p, masked=True) for p in chunk]), flip=True))
     templates, probes = np.concatenate(unmasked), np.concatenate(masked)
     _, people = np.unique([path.parent.name for path in paths], return_inverse=True)
     return ThresholdRecord(
