@@ -8,7 +8,9 @@ the evaluation uses on the photo before alignment, so masked probes have a maske
 
 Before anything is written, every face is searched in the gallery: a face that another enrolled person
 matches (above the identification threshold for unmasked faces) is refused as a likely duplicate or
-wrong label unless forced. A person's templates are written in one transaction: after a crash the
+wrong label unless forced. Enrolling many people at once (``plan_many``) also searches each person's
+faces among the other people of the same run, so two folders of one person are caught before either
+is written. A person's templates are written in one transaction: after a crash the
 person is either fully enrolled or absent.
 """
 
@@ -54,6 +56,20 @@ class Unusable:
     reason: str
 
 
+@dataclass(frozen=True)
+class Duplicate:
+    """A face of the person being enrolled that someone else matches."""
+
+    source: Path
+    other: str
+    score: float
+    in_this_run: bool = False  # the other person is enrolled by the same run, not yet in the gallery
+
+    def describe(self) -> str:
+        where = "who is enrolled in the same run" if self.in_this_run else "who is already enrolled"
+        return f"{self.source}: matches {self.other!r} (score {self.score:.3f}), {where}"
+
+
 @dataclass
 class EnrolmentPlan:
     """What enrolling one person would write, and what stands in the way."""
@@ -63,12 +79,11 @@ class EnrolmentPlan:
     embeddings: np.ndarray  # (F, D) of the faces
     masked_embeddings: np.ndarray  # (F, D) of the masked crops (empty without masked templates)
     unusable: list[Unusable] = field(default_factory=list)
-    duplicates: list[tuple[Path, str, float]] = field(default_factory=list)  # photo, other person, score
+    duplicates: list[Duplicate] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         return ([f"{u.source}: {u.reason}" for u in self.unusable]
-                + [f"{path}: matches {other!r} (score {score:.3f}), who is already enrolled"
-                   for path, other, score in self.duplicates])
+                + [d.describe() for d in self.duplicates])
 
 
 def photo_files(inputs: Iterable[Path]) -> list[Path]:
@@ -146,21 +161,40 @@ class Enroller:
         masked_embeddings = self.embedder.embed_crops(np.stack(masked), flip=True) if masked else \
             np.zeros((0, 0), np.float32)
         plan = EnrolmentPlan(name, faces, embeddings, masked_embeddings, unusable)
-        plan.duplicates = self._duplicates(plan)
+        plan.duplicates = self._duplicates(plan, self.gallery.template_matrix())
         return plan
 
-    def _duplicates(self, plan: EnrolmentPlan) -> list[tuple[Path, str, float]]:
-        """Faces of the plan that another enrolled person matches above the identification threshold."""
-        everyone = self.gallery.template_matrix()
-        others = np.array([everyone.names.get(int(pid)) != plan.name for pid in everyone.person_ids], bool)
+    def plan_many(self, people: list[tuple[str, list[Path]]],
+                  progress: Callable[[Iterable[tuple[str, list[Path]]]], Iterable[tuple[str, list[Path]]]] = iter,
+                  ) -> list[EnrolmentPlan]:
+        """Plans for several people: each checked against the gallery and against the others of the run."""
+        plans = [self.plan(name, photos) for name, photos in progress(people)]
+        pending = [p for p in plans if p.faces]
+        if len(pending) < 2:
+            return plans
+        first_id = max([0, *self.gallery.template_matrix().person_ids.tolist()]) + 1
+        ids = {plan.name: first_id + i for i, plan in enumerate(pending)}
+        run = TemplateMatrix(np.concatenate([p.embeddings for p in pending]),
+                             np.concatenate([np.full(len(p.faces), ids[p.name], np.int64) for p in pending]),
+                             np.zeros(sum(len(p.faces) for p in pending), bool),
+                             {pid: name for name, pid in ids.items()})
+        for plan in pending:
+            plan.duplicates += self._duplicates(plan, run, in_this_run=True)
+        return plans
+
+    def _duplicates(self, plan: EnrolmentPlan, candidates: TemplateMatrix,
+                    in_this_run: bool = False) -> list[Duplicate]:
+        """Faces of the plan that another person among ``candidates`` matches above the identification
+        threshold (the rule identification uses, for that many templates)."""
+        others = np.array([candidates.names.get(int(pid)) != plan.name for pid in candidates.person_ids], bool)
         if not plan.faces or not others.any():
             return []
-        matrix = TemplateMatrix(everyone.embeddings[others], everyone.person_ids[others], everyone.masked[others],
-                                everyone.names)
+        matrix = TemplateMatrix(candidates.embeddings[others], candidates.person_ids[others],
+                                candidates.masked[others], candidates.names)
         identifier = Identifier(ExactSearch(matrix), matrix.names, self.thresholds(), self.policy, model=self.model)
         decisions = identifier.decide(plan.embeddings, np.zeros(len(plan.faces), bool))
-        return [(face.source, matrix.names[d.person_id], d.score) for face, d in zip(plan.faces, decisions, strict=True)
-                if d.person_id is not None]
+        return [Duplicate(face.source, matrix.names[d.person_id], d.score, in_this_run)
+                for face, d in zip(plan.faces, decisions, strict=True) if d.person_id is not None]
 
     def thresholds(self) -> ThresholdRecord | None:
         return self.embedder.manifest.thresholds_for(self.embedder.source_sha256())

@@ -124,6 +124,24 @@ def test_a_face_of_someone_enrolled_is_refused_under_another_name(enrolled, pack
     assert forced.exit_code == 0 and people(gallery)["barack"] == 2
 
 
+def test_one_person_in_two_folders_of_one_run_is_refused(package, retinaface_package, tmp_path):
+    people_dir = tmp_path / "people"
+    shutil.copytree(DEMO / "train" / "obama", people_dir / "obama")
+    shutil.copytree(DEMO / "train" / "biden", people_dir / "biden")
+    (people_dir / "barack").mkdir()
+    shutil.copy(DEMO / "test" / "obama1.jpg", people_dir / "barack")
+    gallery = tmp_path / "g.db"
+    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    refused = run("gallery", "enroll-dir", people_dir, *common)
+    assert refused.exit_code == 1, refused.output
+    assert "matches 'obama'" in refused.output and "matches 'barack'" in refused.output
+    assert "same run" in refused.output and "biden" not in refused.output
+    assert not gallery.exists() or people(gallery) == {}
+    forced = run("gallery", "enroll-dir", people_dir, *common, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert people(gallery) == {"barack": 2, "biden": 4, "obama": 4}
+
+
 def test_list_show_rename_remove_and_negatives(enrolled, package, retinaface_package, tmp_path):
     gallery = copy_gallery(enrolled, tmp_path)
     listed = run("gallery", "list", "--gallery", gallery, "--json")

@@ -197,8 +197,8 @@ def enroll_dir_command(directory: Path, gallery_path: Path | None, model_dir: Pa
     with gallery_to_write(gallery_path) as gallery:
         enroller = _enroller(gallery, model_dir, detector, detector_package, add_masked, target_far, min_margin,
                              threshold)
-        plans = [enroller.plan(folder.name, photo_files([folder]))
-                 for folder in progress_bar(folders, len(folders), "checking photos")]
+        plans = enroller.plan_many([(folder.name, photo_files([folder])) for folder in folders],
+                                   lambda people: progress_bar(people, len(folders), "checking photos"))
         blocking = [line for plan in plans for line in plan.problems()
                     if (plan.duplicates and not force) or (plan.unusable and not skip_unusable)]
         empty = [plan.name for plan in plans if not plan.faces]
