@@ -28,7 +28,9 @@ import numpy as np
 
 from mfr.errors import MfrError
 from mfr.manifest import ThresholdRecord
-from mfr.recognition.search import TemplateSearch
+from mfr.recognition.gallery import Gallery
+from mfr.recognition.search import ExactSearch, TemplateSearch
+from mfr.runtime.embedder import FaceEmbedder
 
 DEFAULT_TARGET_FAR = 0.01
 DEFAULT_MARGIN = 0.03
@@ -51,10 +53,22 @@ class Decision:
     threshold: float
     threshold_far: float | None  # the per-comparison FAR the threshold stands for (None: fixed threshold)
     reason: str  # "accepted", "below threshold", "ambiguous", "negative match", "empty gallery"
+    candidate_id: int | None = None  # the best person, accepted or not (None: empty gallery)
 
 
 class Identifier:
     """The decision rule over one gallery snapshot (search index, names, negatives)."""
+
+    @classmethod
+    def for_gallery(cls, gallery: Gallery, embedder: FaceEmbedder, policy: DecisionPolicy,
+                    model_dir: str) -> Identifier:
+        """The rule over ``gallery`` as it is now, for probes embedded by ``embedder``; a gallery made with
+        another model is refused, naming the command that re-embeds it."""
+        gallery.check_model(embedder.fingerprint(), embedder.describe(),
+                            f"mfr gallery reembed --gallery {gallery.path} --package {model_dir}")
+        matrix = gallery.template_matrix()
+        return cls(ExactSearch(matrix), matrix.names, embedder.manifest.thresholds_for(embedder.source_sha256()),
+                   policy, gallery.negative_matrix(), model=model_dir)
 
     def __init__(self, search: TemplateSearch, names: dict[int, str], thresholds: ThresholdRecord | None,
                  policy: DecisionPolicy = DecisionPolicy(), negatives: tuple[np.ndarray, np.ndarray] | None = None,
@@ -110,5 +124,6 @@ class Identifier:
                 reason = "accepted"
             accepted = reason == "accepted"
             decisions.append(Decision(best_id if accepted else None, self.names.get(best_id) if accepted else None,
-                                      best, margin, bool(masked[i]), threshold, far, reason))
+                                      best, margin, bool(masked[i]), threshold, far, reason,
+                                      best_id if best_id >= 0 else None))
         return decisions

@@ -357,7 +357,6 @@ def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_
     from mfr.recognition.decision import Identifier
     from mfr.recognition.enroll import photo_files
     from mfr.recognition.mask_state import MaskClassifier
-    from mfr.recognition.search import ExactSearch
     from mfr.runtime.align import estimate_similarity
     from mfr.runtime.image_io import read_image_bgr
     from mfr.runtime.preprocess import warp_face
@@ -365,13 +364,8 @@ def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_
     files = photo_files(photos)
     embedder = open_embedder(model_dir)
     with open_gallery(gallery_path) as gallery:
-        gallery.check_model(embedder.fingerprint(), embedder.describe(),
-                            f"mfr gallery reembed --gallery {gallery.path} --package {model_dir}")
-        matrix = gallery.template_matrix()
-        identifier = Identifier(ExactSearch(matrix), matrix.names,
-                                embedder.manifest.thresholds_for(embedder.source_sha256()),
-                                policy(target_far, min_margin, threshold), gallery.negative_matrix(),
-                                model=str(model_dir))
+        identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold),
+                                            str(model_dir))
     face_detector = make_face_detector(detector, detector_package)
     classifier = MaskClassifier.load() if mask_mode == "auto" else None
     spec = embedder.manifest.spec

@@ -1,0 +1,212 @@
+"""``mfr watch``: recognise the people a camera, stream or video file shows, as events.
+
+Wiring only: sources, tracker, per-track decisions, events and latency live in ``mfr.recognition``.
+Exit codes: 0 when the source ended or the run was stopped (SIGINT/SIGTERM: the frame in hand is finished,
+tracks are ended, events flushed, the summary printed); 1 for bad input (a missing file, a stream or
+camera that cannot be opened, a gallery of another model); 2 for a wrong option.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mfr.cli.common import log
+from mfr.cli.gallery_cli import decision_options, gallery_option, model_option, open_embedder, open_gallery, policy
+
+
+def watch_options(command: Any) -> Any:
+    options = [
+        click.option("--detect-every", type=click.IntRange(1, 30), default=1, show_default=True,
+                     help="Run the detector on every Nth frame; the tracker predicts faces in between."),
+        click.option("--detector", type=click.Choice(["yunet", "retinaface"]), default="yunet", show_default=True,
+                     help="Face detector (YuNet ships with mfr; RetinaFace needs a package)."),
+        click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+                     help="RetinaFace package (default: exported once into the cache)."),
+        click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True,
+                     help="Longest side frames are resized to for detection."),
+        click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto",
+                     show_default=True, help="Mask state of faces: the mask classifier decides (auto), or fixed."),
+        click.option("--min-observations", type=click.IntRange(1, 100), default=3, show_default=True,
+                     help="Embeddings of a track before it is named or declared unknown."),
+        click.option("--lost-seconds", type=click.FloatRange(0.1, 60), default=1.5, show_default=True,
+                     help="A track unseen this long ends."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.command("watch")
+@click.option("--source", "source_text", required=True,
+              help="Video file, folder of images, camera index (0) or rtsp:// / http(s):// (MJPEG) URL.")
+@gallery_option
+@model_option
+@watch_options
+@decision_options
+@click.option("--events", "events_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Append events as JSON Lines to this file [default: stdout].")
+@click.option("--no-gallery-events", is_flag=True, help="Do not store events in the gallery's events table.")
+@click.option("--snapshots", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for each ended track's best face crop (JPEG).")
+@click.option("--keep-snapshots", type=click.IntRange(1), default=1000, show_default=True,
+              help="Newest snapshots kept; older ones are deleted.")
+@click.option("--mqtt", "mqtt_broker", default=None, help="Also publish events to this MQTT broker (HOST[:PORT]).")
+@click.option("--mqtt-prefix", default="mfr", show_default=True, help="Topic prefix: PREFIX/SOURCE/KIND.")
+@click.option("--record", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the annotated video (boxes, track ids, names, scores, FPS) to this MP4 file.")
+@click.option("--show", is_flag=True, help="Show the annotated video in a window (needs a desktop OpenCV).")
+@click.option("--stats-every", type=click.FloatRange(0), default=60.0, show_default=True,
+              help="Seconds between stats events (0: none).")
+@click.option("--stats-json", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the run's summary (counts, per-stage latency percentiles) to this JSON file.")
+@click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
+@click.option("--wait-for-source", is_flag=True,
+              help="Keep trying a live source that cannot be opened at the start, instead of failing.")
+@click.option("--read-timeout", type=click.FloatRange(0.5, 120), default=5.0, show_default=True,
+              help="Seconds a live source may stay silent (open and read) before it is reconnected.")
+@click.option("--quiet", is_flag=True, help="No progress line on the terminal.")
+def watch_command(source_text: str, gallery_path: Path | None, model_dir: Path, detect_every: int, detector: str,
+                  detector_package: Path | None, detect_size: int, mask_mode: str, min_observations: int,
+                  lost_seconds: float, target_far: float, min_margin: float, threshold: float | None,
+                  events_path: Path | None, no_gallery_events: bool, snapshots: Path | None, keep_snapshots: int,
+                  mqtt_broker: str | None, mqtt_prefix: str, record: Path | None, show: bool, stats_every: float,
+                  stats_json: Path | None, max_frames: int | None, wait_for_source: bool, read_timeout: float,
+                  quiet: bool) -> None:
+    """Recognise the people in a video stream: events on stdout (or --events) as JSON Lines.
+
+    Faces are detected, tracked across frames, embedded when their quality improves or at an interval,
+    and each track is named (or declared unknown) by the gallery's rule over its recent observations. Events
+    (track_started, identified, identity_changed, track_ended, source_status, stats) follow the schema
+    mfr.watch.event/1 and are also stored in the gallery. Live sources reconnect with backoff.
+    """
+    from mfr.recognition.decision import Identifier
+    from mfr.recognition.events import EventFactory, GallerySink, JsonLinesSink, SnapshotStore
+    from mfr.recognition.latency import StageClock
+    from mfr.recognition.mask_state import MaskClassifier
+    from mfr.recognition.sources import LiveOptions, open_source
+    from mfr.recognition.track_identity import DecisionConfig
+    from mfr.recognition.tracker import TrackerConfig
+    from mfr.recognition.watch import EventBus, Watcher, WatchOptions, run_watch, status_emitter
+
+    embedder = open_embedder(model_dir)
+    with open_gallery(gallery_path) as gallery:
+        identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold),
+                                            str(model_dir))
+        gallery_file = gallery.path
+    face_detector = _detector(detector, detector_package, detect_size)
+    clock = StageClock()
+    sinks: list[Any] = [JsonLinesSink(events_path)]
+    if not no_gallery_events:
+        sinks.append(GallerySink(gallery_file))
+    if mqtt_broker:
+        from mfr.recognition.mqtt import MqttSink
+
+        sinks.append(MqttSink(mqtt_broker, mqtt_prefix))
+    bus = EventBus(sinks, clock)
+    factory = EventFactory(source_text)
+    try:
+        source = open_source(source_text, LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
+                                                      wait_for_source=wait_for_source),
+                             status_emitter(bus, factory, log))
+    except BaseException:
+        bus.close()
+        raise
+    factory.source = source.name
+    options = WatchOptions(detect_every=detect_every, tracker=TrackerConfig(lost_seconds=lost_seconds),
+                           decision=DecisionConfig(min_observations=min_observations), mask_mode=mask_mode,
+                           stats_every=stats_every)
+    watcher = Watcher(face_detector, embedder, identifier, factory, options, clock,
+                      MaskClassifier.load() if mask_mode == "auto" else None,
+                      SnapshotStore(snapshots, keep_snapshots) if snapshots else None)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+        source.request_stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    display = _Display(record, show, getattr(source, "fps", 25.0), quiet)
+    try:
+        run_watch(source, watcher, bus, stop, display.on_frame, max_frames)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        source.close()
+        display.close()
+        bus.close()
+    summary = {"source": source.name, "source_stats": source.stats(), "events": bus.counts,
+               "stopped_by_signal": stop.is_set(), **watcher.stats()}
+    if stats_json is not None:
+        stats_json.parent.mkdir(parents=True, exist_ok=True)
+        stats_json.write_text(json.dumps(summary, indent=2))
+    _print_summary(summary)
+
+
+def _detector(name: str, package: Path | None, detect_size: int) -> Any:
+    """The detector with a low score floor: the tracker's second association stage uses the weak faces."""
+    if name == "yunet":
+        from mfr.runtime.yunet import YuNetDetector
+
+        return YuNetDetector(score_threshold=0.3, max_side=detect_size)
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import retinaface_package
+    from mfr.runtime.retinaface import RetinaFaceDetector
+
+    return RetinaFaceDetector(retinaface_package(package, default_cache_dir(), log), score_threshold=0.3,
+                              max_side=detect_size, min_side=min(320, detect_size))
+
+
+class _Display:
+    """The terminal progress line, the --record file and the --show window, fed once per frame."""
+
+    def __init__(self, record: Path | None, show: bool, fps: float, quiet: bool) -> None:
+        from mfr.recognition.annotate import Recorder
+
+        self.recorder = Recorder(record, fps) if record else None
+        self.show, self.quiet = show, quiet
+        self.started = time.monotonic()
+        self.last_line = 0.0
+
+    def on_frame(self, frame: Any, watcher: Any) -> None:
+        now = time.monotonic()
+        fps = watcher.counts.frames / max(now - self.started, 1e-9)
+        if self.recorder is not None or self.show:
+            from mfr.recognition.annotate import annotate
+
+            image = annotate(frame.image, watcher.views(), fps)
+            if self.recorder is not None:
+                self.recorder.write(image)
+            if self.show:
+                import cv2
+
+                try:
+                    cv2.imshow("mfr watch", image)
+                    cv2.waitKey(1)
+                except cv2.error:
+                    log("--show: this OpenCV has no window support (opencv-python-headless); use --record")
+                    self.show = False
+        if not self.quiet and now - self.last_line >= 1.0:
+            self.last_line = now
+            log(f"frame {watcher.counts.frames}: {fps:.1f} frames/s, {len(watcher.views())} tracks, "
+                f"{watcher.counts.tracks} seen")
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    log(f"watched {summary['source']}: {summary['frames']} frames at {summary['frames_per_second']} frames/s, "
+        f"{summary['tracks']} tracks, events {summary['events']}, embedded {100 * summary['embedded_share']:.1f} % "
+        f"of face-frames; source {summary['source_stats']}")
+    for stage, figures in summary["latency"].items():
+        log(f"  {stage:17s} p50 {figures['p50_ms']:8.2f} ms  p95 {figures['p95_ms']:8.2f} ms  "
+            f"p99 {figures['p99_ms']:8.2f} ms  ({figures['count']})")
+

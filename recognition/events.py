@@ -1,0 +1,126 @@
+"""What ``mfr watch`` tells the world: versioned events, and the places they go.
+
+Every event is one JSON object with ``schema`` (``EVENT_SCHEMA``; a consumer checks it), a unique
+``event_id`` (run id + sequence number: a retry or a replay never makes a second event of one id),
+``time`` (UTC, ISO 8601), ``source``, ``kind`` and fields per kind:
+
+- ``track_started``: track, box;
+- ``identified``: track, name (null: unknown), score, margin, threshold, reason, observations, masked,
+  seconds_since_first_seen;
+- ``identity_changed``: the same fields, plus previous_name;
+- ``track_ended``: track, name, dwell_seconds, observations, best_crop (path of the snapshot, or null);
+- ``source_status``: state (connected, disconnected, reconnecting, ended), detail;
+- ``stats``: frames, frames/s, per-stage latency so far (every ``--stats-every`` seconds).
+
+Sinks: JSON Lines (stdout or a file, flushed per event: a killed process loses at most the event being
+written), the gallery's events table (one transaction per frame's events; ``INSERT OR IGNORE`` on the
+event id), and MQTT (``mqtt.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import cv2
+import numpy as np
+
+from mfr.errors import DataError
+
+EVENT_SCHEMA = "mfr.watch.event/1"
+EVENT_KINDS = ("track_started", "identified", "identity_changed", "track_ended", "source_status", "stats")
+
+
+def utc_now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+@dataclass
+class EventFactory:
+    """Makes the events of one run: ids that are unique across runs and ordered within one (thread-safe:
+    the source's thread makes status events)."""
+
+    source: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    _sequence: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def make(self, kind: str, **fields: Any) -> dict[str, Any]:
+        if kind not in EVENT_KINDS:
+            raise ValueError(f"unknown event kind {kind!r}")
+        with self._lock:
+            self._sequence += 1
+            sequence = self._sequence
+        return {"schema": EVENT_SCHEMA, "event_id": f"{self.run_id}-{sequence:08d}", "time": utc_now(),
+                "source": self.source, "kind": kind, **fields}
+
+
+class EventSink(Protocol):
+    def write(self, events: list[dict[str, Any]]) -> None:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class JsonLinesSink:
+    """Events as JSON Lines on a stream or appended to a file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is None:
+            self._stream: IO[str] = sys.stdout
+        else:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._stream = path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise DataError(f"{path}: cannot write events ({exc.strerror})") from None
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._stream.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self.path is not None:
+            self._stream.close()
+
+
+class GallerySink:
+    """Events into the gallery's events table (its own connection: the watch loop's is read-only)."""
+
+    def __init__(self, gallery_path: Path) -> None:
+        from mfr.recognition.gallery import Gallery
+
+        self.gallery = Gallery.open(gallery_path)
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        if events:
+            self.gallery.add_events(events)
+
+    def close(self) -> None:
+        self.gallery.close()
+
+
+class SnapshotStore:
+    """Best-face crops of ended tracks as JPEG files, keeping the newest ``keep``."""
+
+    def __init__(self, folder: Path, keep: int = 1000) -> None:
+        self.folder, self.keep = folder, keep
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def save(self, name: str, crop: np.ndarray) -> Path:
+        path = self.folder / f"{name}.jpg"
+        cv2.imwrite(str(path), crop)
+        files = sorted(self.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime_ns)
+        for old in files[:max(0, len(files) - self.keep)]:
+            old.unlink(missing_ok=True)
+        return path

@@ -1,0 +1,290 @@
+"""The camera loop: frames -> faces -> tracks -> identities -> events, with every stage timed.
+
+``Watcher.process`` handles one frame: detection (every ``detect_every`` frames; motion prediction in
+between), tracking, then for the tracks whose face was detected in this frame the quality gate, and for
+those the ``EmbedSchedule`` picks, one batched embedding of all their faces (on a TensorRT engine through
+``FaceEmbedder.embed_frame_faces``, so the CUDA kernel aligns and normalises on the GPU), their mask state,
+and each track's decision. ``run_watch`` drives a source through it and hands the events to the sinks.
+Nothing of the model stages is re-implemented here: detectors, alignment, the embedder and the gallery's
+decision rule are the runtime's and the recognition stage's own.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mfr.recognition.decision import Identifier
+from mfr.recognition.events import EventFactory, EventSink, SnapshotStore
+from mfr.recognition.latency import StageClock
+from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.quality import QualityGate
+from mfr.recognition.sources import Frame, FrameSource, SourceStatus
+from mfr.recognition.track_identity import DecisionConfig, EmbedSchedule, TrackIdentity
+from mfr.recognition.tracker import FaceTracker, Track, TrackerConfig, TrackUpdate
+from mfr.runtime.align import estimate_similarity
+from mfr.runtime.detection import FaceDetector
+from mfr.runtime.embedder import FaceEmbedder
+from mfr.runtime.preprocess import warp_face
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    detect_every: int = 1
+    tracker: TrackerConfig = TrackerConfig()
+    schedule: EmbedSchedule = EmbedSchedule()
+    decision: DecisionConfig = DecisionConfig()
+    gate: QualityGate = QualityGate()
+    mask_mode: str = "auto"  # auto (classifier), yes (all masked), no
+    flip: bool = True  # flip-sum embeddings on the CPU path, as enrolment and the thresholds use
+    stats_every: float = 60.0  # seconds between stats events (0: none)
+
+
+@dataclass
+class WatchCounts:
+    frames: int = 0
+    frames_detected: int = 0
+    face_frames: int = 0  # sum over frames of the tracks present
+    faces_embedded: int = 0
+    faces_below_quality: int = 0
+    tracks: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrackView:
+    """A track as the annotation draws it."""
+
+    track_id: int
+    box: np.ndarray
+    name: str | None
+    decided: bool
+    score: float | None
+    masked: bool | None
+
+
+class Watcher:
+    def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, identifier: Identifier,
+                 events: EventFactory, options: WatchOptions = WatchOptions(), clock: StageClock | None = None,
+                 mask_classifier: MaskClassifier | None = None, snapshots: SnapshotStore | None = None) -> None:
+        if options.detect_every < 1:
+            raise ValueError("detect_every must be at least 1")
+        self.detector, self.embedder, self.identifier = detector, embedder, identifier
+        self.events, self.options = events, options
+        self.clock = clock or StageClock()
+        self.mask_classifier = mask_classifier
+        self.snapshots = snapshots
+        self.tracker = FaceTracker(options.tracker)
+        self.identities: dict[int, TrackIdentity] = {}
+        self.counts = WatchCounts()
+        self.spec = embedder.manifest.spec
+        self._last_stats: float | None = None
+        self.started = time.monotonic()
+
+    # --- one frame ---------------------------------------------------------------------------------
+
+    def process(self, frame: Frame) -> list[dict[str, Any]]:
+        clock, counts = self.clock, self.counts
+        clock.add("capture", frame.capture_ms)
+        clock.add("decode", frame.decode_ms)
+        detect_now = counts.frames % self.options.detect_every == 0
+        counts.frames += 1
+        if detect_now:
+            with clock.stage("detect"):
+                faces = self.detector.detect(frame.image)
+            counts.frames_detected += 1
+            with clock.stage("track"):
+                update = self.tracker.update(faces, frame.time)
+        else:
+            with clock.stage("track"):
+                update = self.tracker.predict(frame.time)
+        counts.face_frames += len(update.active)
+        events = self._track_events(update, frame)
+        if detect_now:
+            events += self._recognise([t for t in update.active if t.detected_now], frame)
+        events += self._stats_event(frame)
+        return events
+
+    def _track_events(self, update: TrackUpdate, frame: Frame) -> list[dict[str, Any]]:
+        events = []
+        for track in update.started:
+            self.identities[track.track_id] = TrackIdentity(track.track_id, self.options.decision)
+            self.counts.tracks += 1
+            events.append(self.events.make("track_started", track=track.track_id, frame=frame.index,
+                                           box=_box(track.box)))
+        for track in update.ended:
+            events.append(self._ended_event(track, frame.time))
+        return events
+
+    def _recognise(self, tracks: list[Track], frame: Frame) -> list[dict[str, Any]]:
+        """Quality gate for the detected faces; embed those the schedule picks, all in one call; decide."""
+        if not tracks:
+            return []
+        clock, options = self.clock, self.options
+        with clock.stage("align"):
+            matrices = [estimate_similarity(t.face.landmarks, self.spec) for t in tracks]
+            crops = [warp_face(frame.image, m, self.spec) for m in matrices]
+            qualities = [options.gate.assess(frame.image.shape, t.face.box, t.face.landmarks, c)
+                         for t, c in zip(tracks, crops, strict=True)]
+        chosen = []
+        for i, (track, quality) in enumerate(zip(tracks, qualities, strict=True)):
+            if not quality.ok:
+                self.counts.faces_below_quality += 1
+            elif self.identities[track.track_id].wants_embedding(quality.score, frame.time, options.schedule):
+                chosen.append(i)
+        if not chosen:
+            return []
+        batch = np.stack([crops[i] for i in chosen])
+        with clock.stage("embed"):
+            if self.embedder.gpu is not None:
+                embeddings = self.embedder.embed_frame_faces(frame.image,
+                                                             np.stack([tracks[i].face.landmarks for i in chosen]))
+            else:
+                embeddings = self.embedder.embed_crops(batch, flip=options.flip)
+        with clock.stage("mask"):
+            if options.mask_mode == "auto" and self.mask_classifier is not None:
+                masked = self.mask_classifier.probability(batch)
+            else:
+                masked = np.full(len(chosen), 1.0 if options.mask_mode == "yes" else 0.0, np.float32)
+        self.counts.faces_embedded += len(chosen)
+        events = []
+        with clock.stage("match"):
+            for row, i in enumerate(chosen):
+                track, identity = tracks[i], self.identities[tracks[i].track_id]
+                previous = identity.name
+                identity.observe(embeddings[row], qualities[i].score, float(masked[row]), frame.time, crops[i])
+                kind = identity.decide(self.identifier)
+                if kind is not None:
+                    events.append(self._identity_event(kind, track, identity, frame, previous))
+        return events
+
+    def _identity_event(self, kind: str, track: Track, identity: TrackIdentity, frame: Frame,
+                        previous: str | None) -> dict[str, Any]:
+        decision = identity.last_decision
+        assert decision is not None
+        fields: dict[str, Any] = {
+            "track": track.track_id, "frame": frame.index, "name": identity.name,
+            "score": round(decision.score, 4) if np.isfinite(decision.score) else None,
+            "margin": round(decision.margin, 4) if np.isfinite(decision.margin) else None,
+            "threshold": round(decision.threshold, 4), "reason": decision.reason,
+            "observations": identity.total_observations, "masked": decision.masked,
+            "seconds_since_first_seen": round(frame.time - track.first_seen, 3), "box": _box(track.box)}
+        if kind == "identity_changed":
+            fields["previous_name"] = previous
+        return self.events.make(kind, **fields)
+
+    def _ended_event(self, track: Track, now: float) -> dict[str, Any]:
+        identity = self.identities.pop(track.track_id, None)
+        crop_path = None
+        if identity is not None and identity.best_crop is not None and self.snapshots is not None:
+            crop_path = str(self.snapshots.save(f"{self.events.run_id}-track{track.track_id}", identity.best_crop))
+        return self.events.make("track_ended", track=track.track_id, name=identity.name if identity else None,
+                                decided=bool(identity and identity.decided),
+                                dwell_seconds=round(track.last_seen - track.first_seen, 3),
+                                observations=identity.total_observations if identity else 0, best_crop=crop_path)
+
+    def _stats_event(self, frame: Frame) -> list[dict[str, Any]]:
+        every = self.options.stats_every
+        if every <= 0:
+            return []
+        if self._last_stats is None:
+            self._last_stats = frame.time
+            return []
+        if frame.time - self._last_stats < every:
+            return []
+        self._last_stats = frame.time
+        return [self.events.make("stats", **self.stats())]
+
+    # --- the end and the figures -------------------------------------------------------------------
+
+    def finish(self, now: float) -> list[dict[str, Any]]:
+        """End every track (the source ended or the process stops)."""
+        return [self._ended_event(track, now) for track in self.tracker.end_all()]
+
+    def views(self) -> list[TrackView]:
+        out = []
+        for track in self._confirmed():
+            identity = self.identities.get(track.track_id)
+            decision = identity.last_decision if identity else None
+            out.append(TrackView(track.track_id, track.box, identity.name if identity else None,
+                                 bool(identity and identity.decided), decision.score if decision else None,
+                                 decision.masked if decision else None))
+        return out
+
+    def _confirmed(self) -> list[Track]:
+        return [t for t in self.tracker.tracks() if t.confirmed]
+
+    def stats(self) -> dict[str, Any]:
+        counts = self.counts
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {"frames": counts.frames, "frames_detected": counts.frames_detected,
+                "frames_per_second": round(counts.frames / elapsed, 2), "tracks": counts.tracks,
+                "face_frames": counts.face_frames, "faces_embedded": counts.faces_embedded,
+                "embedded_share": round(counts.faces_embedded / counts.face_frames, 4) if counts.face_frames else 0.0,
+                "faces_below_quality": counts.faces_below_quality, "latency": self.clock.summary()}
+
+
+def _box(box: np.ndarray) -> list[float]:
+    return [round(float(v), 1) for v in box]
+
+
+class EventBus:
+    """Hands events to every sink, from the watch loop and the source's thread alike (one lock), and
+    times capture-to-event."""
+
+    def __init__(self, sinks: list[EventSink], clock: StageClock) -> None:
+        self.sinks, self.clock = sinks, clock
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def emit(self, events: list[dict[str, Any]], captured: float | None = None) -> None:
+        if not events:
+            return
+        with self._lock:
+            for sink in self.sinks:
+                sink.write(events)
+            for event in events:
+                self.counts[event["kind"]] = self.counts.get(event["kind"], 0) + 1
+        if captured is not None:
+            self.clock.add("capture_to_event", 1000 * (time.monotonic() - captured))
+
+    def close(self) -> None:
+        with self._lock:
+            for sink in self.sinks:
+                sink.close()
+
+
+def status_emitter(bus: EventBus, factory: EventFactory, log: Callable[[str], None]) -> Callable[[SourceStatus],
+                                                                                                     None]:
+    """The callback a live source reports its state changes to."""
+    def report(status: SourceStatus) -> None:
+        event = factory.make("source_status", state=status.state, detail=status.detail)
+        log(f"source {factory.source}: {status.state}" + (f" ({status.detail})" if status.detail else ""))
+        bus.emit([event])
+
+    return report
+
+
+def run_watch(source: FrameSource, watcher: Watcher, bus: EventBus, stop: threading.Event,
+              on_frame: Callable[[Frame, Watcher], None] | None = None, max_frames: int | None = None) -> None:
+    """Drive ``source`` through ``watcher`` until it ends, ``stop`` is set or ``max_frames`` were processed;
+    every track is ended and its events written before returning."""
+    last_time = 0.0
+    try:
+        for frame in source.frames():
+            if stop.is_set():
+                break
+            events = watcher.process(frame)
+            bus.emit(events, frame.captured)
+            last_time = frame.time
+            if on_frame is not None:
+                on_frame(frame, watcher)
+            if max_frames is not None and watcher.counts.frames >= max_frames or stop.is_set():
+                break
+    finally:
+        bus.emit(watcher.finish(last_time))
