@@ -54,8 +54,9 @@ class FrameSource(Protocol):
     name: str
     live: bool
 
-    def frames(self) -> Iterator[Frame]:
-        """Frames until the source ends (a file) or ``close`` is called (a live source)."""
+    def frames(self) -> Iterator[Frame | None]:
+        """Frames until the source ends (a file) or ``close`` is called (a live source). A live source
+        yields None about twice a second while no frame comes, so the caller can do its chores."""
         ...
 
     def stats(self) -> dict[str, int]:
@@ -260,13 +261,12 @@ class LiveSource:
         if capture is not None:
             capture.release()
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self) -> Iterator[Frame | None]:
         while not self._stop.is_set():
             with self._condition:
                 self._condition.wait_for(lambda: self._slot is not None or self._stop.is_set(), timeout=0.5)
                 frame, self._slot = self._slot, None
-            if frame is not None:
-                yield frame
+            yield frame
 
     def stats(self) -> dict[str, int]:
         return dict(self._counts)

@@ -234,38 +234,50 @@ def _box(box: np.ndarray) -> list[float]:
 
 
 class EventBus:
-    """Hands events to every sink, from the watch loop and the source's thread alike (one lock), and
-    times capture-to-event."""
+    """Hands events to every sink, and times capture-to-event. Sinks are written from the watch loop's
+    thread only (SQLite connections and files belong to one thread; a sink's failure is the loop's error,
+    never a silently dead reader thread): other threads ``post`` events, which the next ``emit`` or
+    ``flush`` writes first."""
 
     def __init__(self, sinks: list[EventSink], clock: StageClock) -> None:
         self.sinks, self.clock = sinks, clock
+        self._posted: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
 
+    def post(self, events: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._posted += events
+
+    def flush(self) -> None:
+        self.emit([])
+
     def emit(self, events: list[dict[str, Any]], captured: float | None = None) -> None:
+        with self._lock:
+            events, self._posted = self._posted + events, []
         if not events:
             return
-        with self._lock:
-            for sink in self.sinks:
-                sink.write(events)
-            for event in events:
-                self.counts[event["kind"]] = self.counts.get(event["kind"], 0) + 1
+        for sink in self.sinks:
+            sink.write(events)
+        for event in events:
+            self.counts[event["kind"]] = self.counts.get(event["kind"], 0) + 1
         if captured is not None:
             self.clock.add("capture_to_event", 1000 * (time.monotonic() - captured))
 
     def close(self) -> None:
-        with self._lock:
-            for sink in self.sinks:
-                sink.close()
+        self.flush()
+        for sink in self.sinks:
+            sink.close()
 
 
 def status_emitter(bus: EventBus, factory: EventFactory, log: Callable[[str], None]) -> Callable[[SourceStatus],
                                                                                                      None]:
-    """The callback a live source reports its state changes to."""
+    """The callback a live source reports its state changes to (from its own thread: events are posted)."""
+
     def report(status: SourceStatus) -> None:
         event = factory.make("source_status", state=status.state, detail=status.detail)
         log(f"source {factory.source}: {status.state}" + (f" ({status.detail})" if status.detail else ""))
-        bus.emit([event])
+        bus.post([event])
 
     return report
 
@@ -279,6 +291,9 @@ def run_watch(source: FrameSource, watcher: Watcher, bus: EventBus, stop: thread
         for frame in source.frames():
             if stop.is_set():
                 break
+            if frame is None:  # a live source waiting for frames: write what its thread reported
+                bus.flush()
+                continue
             events = watcher.process(frame)
             bus.emit(events, frame.captured)
             last_time = frame.time

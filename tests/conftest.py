@@ -48,6 +48,22 @@ def mobilefacenet_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def thresholded_package(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped model with identification thresholds measured quickly (200 faces: FARs down to about 1e-4)."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mfr.cli.main import cli
+
+    target = tmp_path_factory.mktemp("thresholds") / "mfn"
+    shutil.copytree(mobilefacenet_package, target)
+    result = CliRunner().invoke(cli, ["thresholds", "--package", str(target), "--images", "200", "--write", "--json"])
+    assert result.exit_code == 0, result.output
+    return target
+
+
+@pytest.fixture(scope="session")
 def retinaface_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     from mfr.export.package import OnnxPackageExporter

@@ -35,13 +35,8 @@ def run(*args: object) -> object:
 
 
 @pytest.fixture(scope="module")
-def package(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped model with thresholds measured quickly (200 faces: FARs down to about 1e-4)."""
-    target = tmp_path_factory.mktemp("thresholds") / "mfn"
-    shutil.copytree(mobilefacenet_package, target)
-    result = run("thresholds", "--package", target, "--images", "200", "--write", "--json")
-    assert result.exit_code == 0, result.output
-    return target
+def package(thresholded_package: Path) -> Path:
+    return thresholded_package
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,9 @@ from mfr.spec import ARCFACE_TEMPLATE_112
 TRUTH_SCHEMA = "mfr.clip-truth/1"
 # the face inside an aligned 112x112 crop (from the ArcFace landmark template: brows to chin, cheek to cheek)
 _ALIGNED_FACE_BOX = (0.14, 0.16, 0.86, 0.98)
+# an aligned crop is tight: it is padded by repeating its edge pixels (this share of its size on every side) so the
+# face keeps its outline inside the pasted photo and the feathered edge falls on the padding
+_ALIGNED_PAD = 0.3
 # the face inside an MFR2 160x160 loose crop (MTCNN-style margin)
 _LOOSE_FACE_BOX = (0.17, 0.14, 0.83, 0.92)
 
@@ -119,7 +122,20 @@ def _face_photo(path: Path, masked: bool, loose: bool, masks: MaskGenerator) -> 
     if masked and not loose:
         image = masks.apply(image, np.array(ARCFACE_TEMPLATE_112) * [image.shape[1] / 112, image.shape[0] / 112],
                             key=f"clip/{path.name}")
+    if not loose:
+        pad = round(_ALIGNED_PAD * image.shape[0])
+        image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     return image
+
+
+def _face_box_in_photo(loose: bool) -> tuple[float, float, float, float]:
+    """The face's box as shares of the pasted photo's width and height."""
+    if loose:
+        return _LOOSE_FACE_BOX
+    share = 1 + 2 * _ALIGNED_PAD
+    x1, y1, x2, y2 = _ALIGNED_FACE_BOX
+    return ((x1 + _ALIGNED_PAD) / share, (y1 + _ALIGNED_PAD) / share, (x2 + _ALIGNED_PAD) / share,
+            (y2 + _ALIGNED_PAD) / share)
 
 
 def _background(config: ClipConfig, rng: np.random.Generator) -> np.ndarray:
@@ -171,7 +187,7 @@ def _paste(frame: np.ndarray, photo: np.ndarray, centre: tuple[float, float], fa
            loose: bool) -> list[float] | None:
     """Paste the photo scaled so its face is ``face_height`` tall, centred at ``centre``, with a feathered
     edge; the face box in the frame, or None when none of it is in the frame."""
-    fx1, fy1, fx2, fy2 = _LOOSE_FACE_BOX if loose else _ALIGNED_FACE_BOX
+    fx1, fy1, fx2, fy2 = _face_box_in_photo(loose)
     scale = face_height / ((fy2 - fy1) * photo.shape[0])
     w, h = max(2, round(photo.shape[1] * scale)), max(2, round(photo.shape[0] * scale))
     face_cx = (fx1 + fx2) / 2 * w
