@@ -42,7 +42,7 @@ class Recorder:
     def write(self, image: np.ndarray) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
                                            (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
                 raise DataError(f"{self.path}: cannot write a video here")

@@ -229,7 +229,7 @@ def make_clip(out: Path, config: ClipConfig = ClipConfig()) -> dict:
         for file in files:
             (enrol / name / file.name).write_bytes(file.read_bytes())
     video = out / "clip.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), config.fps,
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), config.fps,
                              (config.width, config.height))
     if not writer.isOpened():
         raise DataError(f"{video}: OpenCV cannot write MPEG-4 video here")
