@@ -34,6 +34,7 @@ SMALL_CLIP = ClipConfig(width=1280, height=720, fps=15, known_lfw=3, known_mfr2=
                         concurrency=3, seconds_per_track=3.0, seed=0)
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_SERVER = Path(__file__).parent / "servers" / "rtsp_server.py"
+MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
 
 
 def run(*args: object) -> object:
@@ -237,12 +238,12 @@ def test_a_stream_that_goes_down_is_reconnected_and_nothing_is_lost(clip, galler
     assert kinds.count("track_started") == kinds.count("track_ended")  # SIGTERM ended every track
 
 
-@pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto broker (.ci/run installs it)")
+@pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto broker (.ci/run installs it)")
 def test_events_are_published_to_a_real_mqtt_broker(clip, gallery, thresholded_package, tmp_path):
     import paho.mqtt.client as mqtt
 
     port = _free_port()
-    broker = subprocess.Popen(["mosquitto", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = subprocess.Popen([str(MOSQUITTO), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     received: list[dict] = []
     try:
         subscriber = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)

@@ -1,0 +1,139 @@
+"""End-to-end speed of the watch loop (``mfr bench pipeline``) and its accuracy on a clip (``mfr bench watch``).
+
+Speed: for each resolution and number of faces a synthetic clip is generated (``mfr.data.clips``: the same
+generator the tests use), then each engine watches it from the file as fast as it can (decode included,
+every frame, no display): frames/s and per-stage latency percentiles, the share of face-frames embedded,
+and the mean number of faces per frame the clip really had (faces enter and leave, so it is below the
+target at the clip's ends). Engines run one after another on the same clip; compare ratios within a run.
+Each run also records the detector settings and the hardware fingerprint with the CPU's instruction set.
+
+Accuracy: ``watch_accuracy`` enrols the clip's known people from their enrolment photos into a fresh
+gallery and scores the run against the clip's truth (``clip_eval``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mfr.benchmarks.clip_eval import ClipScore, run_on_clip, score_clip
+from mfr.data.clips import ClipConfig, make_clip
+from mfr.recognition.decision import DecisionPolicy, Identifier
+from mfr.recognition.events import EventFactory
+from mfr.recognition.gallery import Gallery
+from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.watch import Watcher, WatchOptions
+from mfr.runtime.detection import FaceDetector
+from mfr.runtime.embedder import FaceEmbedder
+from mfr.runtime.machine import fingerprint
+
+RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def speed_clip_config(resolution: str, faces: int, seconds: float, fps: float = 30.0) -> ClipConfig:
+    """A clip with about ``faces`` faces on screen; smaller faces when there are many, so they fit."""
+    width, height = RESOLUTIONS[resolution]
+    per_track = 4.0
+    actors = max(2, round(faces * seconds / per_track) + faces)
+    strangers = max(1, actors // 2 - 4)
+    face_height = (150, 220) if faces <= 5 else (100, 150) if faces <= 10 else (70, 110)
+    return ClipConfig(width=width, height=height, fps=fps, known_lfw=3, known_mfr2=1, strangers=strangers,
+                      appearances=2, concurrency=faces, seconds_per_track=per_track, face_height=face_height,
+                      seed=1)
+
+
+@dataclass
+class PipelineRun:
+    engine: str
+    resolution: str
+    faces_target: int
+    faces_mean: float
+    detect_every: int
+    frames: int
+    frames_per_second: float
+    embedded_share: float
+    latency: dict[str, dict[str, float]]
+
+
+@dataclass
+class PipelineReport:
+    runs: list[PipelineRun] = field(default_factory=list)
+    detector: str = ""
+    machine: dict[str, Any] = field(default_factory=fingerprint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"detector": self.detector, "machine": self.machine, "runs": [asdict(r) for r in self.runs]}
+
+
+def _identifier(gallery_path: Path, embedder: FaceEmbedder, model: str) -> Identifier:
+    with Gallery.open(gallery_path) as gallery:
+        return Identifier.for_gallery(gallery, embedder, DecisionPolicy(), model)
+
+
+def _enrol(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_path: Path) -> None:
+    from mfr.augment.masks import MaskGenerator
+    from mfr.recognition.enroll import Enroller, photo_files
+
+    with Gallery.open(gallery_path, create=True) as gallery:
+        enroller = Enroller(gallery, embedder, detector, masks=MaskGenerator())
+        people = sorted(p for p in (clip / "enrol").iterdir() if p.is_dir())
+        for plan in enroller.plan_many([(p.name, photo_files([p])) for p in people]):
+            enroller.commit(plan, force=True, skip_unusable=True)
+
+
+def watch_once(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_path: Path, model: str,
+               detect_every: int) -> tuple[Any, dict, Watcher]:
+    watcher = Watcher(detector, embedder, _identifier(gallery_path, embedder, model), EventFactory(str(clip)),
+                      WatchOptions(detect_every=detect_every, stats_every=0), None, MaskClassifier.load())
+    collector, truth = run_on_clip(clip, watcher)
+    return collector, truth, watcher
+
+
+def measure_pipeline(engines: dict[str, FaceEmbedder], detector: FaceDetector, detector_name: str,
+                     resolutions: list[str], faces: list[int], detect_every: list[int], seconds: float,
+                     log: Any = lambda _: None) -> PipelineReport:
+    report = PipelineReport(detector=detector_name)
+    with tempfile.TemporaryDirectory(prefix="mfr-bench-pipeline-") as tmp:
+        for resolution in resolutions:
+            for count in faces:
+                clip = Path(tmp) / f"{resolution}-{count}"
+                make_clip(clip, speed_clip_config(resolution, count, seconds))
+                for label, embedder in engines.items():
+                    gallery = clip / f"gallery-{len(report.runs)}.db"
+                    _enrol(clip, embedder, detector, gallery)
+                    for every in detect_every:
+                        _, truth, watcher = watch_once(clip, embedder, detector, gallery, label, every)
+                        stats = watcher.stats()
+                        mean_faces = sum(len(f) for f in truth["truth"]) / max(len(truth["truth"]), 1)
+                        run = PipelineRun(label, resolution, count, round(mean_faces, 2), every, stats["frames"],
+                                          stats["frames_per_second"], stats["embedded_share"], stats["latency"])
+                        report.runs.append(run)
+                        log(f"{label} {resolution} {count} faces, detect every {every}: "
+                            f"{run.frames_per_second} frames/s")
+    return report
+
+
+def markdown_table(report: PipelineReport) -> str:
+    stages = ("decode", "detect", "track", "align", "embed", "mask", "match")
+    lines = ["| engine | resolution | faces (mean) | detect every | frames/s | embedded | "
+             + " | ".join(f"{s} p50/p95 ms" for s in stages) + " |",
+             "|---|---|---:|---:|---:|---:|" + "---:|" * len(stages)]
+    for r in report.runs:
+        cells = [f"{r.latency[s]['p50_ms']:.1f}/{r.latency[s]['p95_ms']:.1f}" if s in r.latency else "-"
+                 for s in stages]
+        lines.append(f"| {r.engine} | {r.resolution} | {r.faces_target} ({r.faces_mean}) | {r.detect_every} | "
+                     f"{r.frames_per_second:.1f} | {100 * r.embedded_share:.1f} % | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def watch_accuracy(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, model: str,
+                   detect_every: int = 1) -> tuple[ClipScore, dict[str, Any]]:
+    """Enrol the clip's known people into a fresh gallery, watch the clip, score it against its truth."""
+    with tempfile.TemporaryDirectory(prefix="mfr-bench-watch-") as tmp:
+        gallery = Path(tmp) / "gallery.db"
+        _enrol(clip, embedder, detector, gallery)
+        collector, truth, watcher = watch_once(clip, embedder, detector, gallery, model, detect_every)
+        stats = watcher.stats()
+    return score_clip(collector, truth, stats["embedded_share"]), stats
