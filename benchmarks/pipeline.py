@@ -33,15 +33,17 @@ RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 
 
 def speed_clip_config(resolution: str, faces: int, seconds: float, fps: float = 30.0) -> ClipConfig:
-    """A clip with about ``faces`` faces on screen; smaller faces when there are many, so they fit."""
+    """A clip of about ``seconds`` with about ``faces`` faces on screen, each person appearing once (a third
+    of them enrolled); smaller faces when there are many, so they fit."""
     width, height = RESOLUTIONS[resolution]
     per_track = 4.0
-    actors = max(2, round(faces * seconds / per_track) + faces)
-    strangers = max(1, actors // 2 - 4)
+    people = max(2, round(faces * seconds / per_track))
+    known_mfr2 = 1 if people >= 4 else 0
+    known_lfw = max(1, people // 3 - known_mfr2)
     face_height = (150, 220) if faces <= 5 else (100, 150) if faces <= 10 else (70, 110)
-    return ClipConfig(width=width, height=height, fps=fps, known_lfw=3, known_mfr2=1, strangers=strangers,
-                      appearances=2, concurrency=faces, seconds_per_track=per_track, face_height=face_height,
-                      seed=1)
+    return ClipConfig(width=width, height=height, fps=fps, known_lfw=known_lfw, known_mfr2=known_mfr2,
+                      strangers=max(1, people - known_lfw - known_mfr2), appearances=1, concurrency=faces,
+                      seconds_per_track=per_track, face_height=face_height, seed=1)
 
 
 @dataclass
