@@ -321,8 +321,8 @@ def bench_watch_command(model_dir: Path, clip: Path | None, detect_every: int, j
             clip = Path(tmp)
             log(f"generating the default clip: {make_clip(clip)}")
         score, stats = watch_accuracy(clip, FaceEmbedder.open(model_dir), detector, str(model_dir), detect_every)
-    result = {"score": score_as_dict(score), "stats": stats, "detector": name, "machine": fingerprint()}
-    s = result["score"]
+    s: dict[str, Any] = score_as_dict(score)
+    result: dict[str, Any] = {"score": s, "stats": stats, "detector": name, "machine": fingerprint()}
     click.echo(f"enrolled appearances named correctly: {s['enrolled_named_correctly']}/{s['enrolled_appearances']} "
                f"({100 * s['enrolled_correct_rate']:.1f} %), named wrongly: {s['enrolled_named_wrongly']}; strangers "
                f"named: {s['strangers_named']}/{s['stranger_appearances']} appearances, {s['stranger_tracks_named']}/"
