@@ -14,6 +14,7 @@ are matched to the true faces by IoU (at least ``min_iou``, optimal assignment).
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,7 +56,6 @@ class _Collector:
 
     def __init__(self) -> None:
         self.names: dict[int, set[str | None]] = defaultdict(set)
-        self.decided: set[int] = set()
         self.frames: list[list[tuple[int, np.ndarray]]] = []
         self.events: list[dict[str, Any]] = []
 
@@ -64,7 +64,6 @@ class _Collector:
             self.events.append(event)
             if event["kind"] in ("identified", "identity_changed"):
                 self.names[event["track"]].add(event["name"])
-                self.decided.add(event["track"])
 
     def close(self) -> None:
         pass
@@ -75,14 +74,12 @@ class _Collector:
         self.frames.append([(v.track_id, v.box) for v in watcher.views()])
 
 
-def run_on_clip(clip: Path, watcher: Watcher, extra_sinks: list[Any] | None = None) -> tuple[_Collector, dict]:
+def run_on_clip(clip: Path, watcher: Watcher) -> tuple[_Collector, dict]:
     """Run the watcher over ``clip/clip.mp4``; the collected tracks and events, and the truth."""
     truth = json.loads((clip / "truth.json").read_text())
     source = VideoFileSource(clip / "clip.mp4")
     collector = _Collector()
-    bus = EventBus([collector, *(extra_sinks or [])], watcher.clock)
-    import threading
-
+    bus = EventBus([collector], watcher.clock)
     try:
         run_watch(source, watcher, bus, threading.Event(), collector.on_frame)
     finally:

@@ -15,20 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mfr.augment.masks import MaskGenerator
 from mfr.recognition.decision import DecisionPolicy, Identifier
 from mfr.recognition.enroll import Enroller
 from mfr.recognition.gallery import Gallery
 from mfr.recognition.mask_state import MaskClassifier
-from mfr.recognition.search import ExactSearch
-from mfr.runtime.align import estimate_similarity
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.machine import cpu_label, fingerprint
-from mfr.runtime.preprocess import warp_face
+from mfr.runtime.preprocess import align_faces
 
 
 @dataclass
@@ -67,16 +63,15 @@ def measure_recognition_speed(embedder: FaceEmbedder, detector: FaceDetector, de
                     if plan.faces:  # a photo without a usable face costs its checks, and is not enrolled
                         enroller.commit(plan, force=True, skip_unusable=True)
                 enrol_seconds += time.perf_counter() - started
-                matrix = gallery.template_matrix()
-                identifier = Identifier(ExactSearch(matrix), matrix.names, None, DecisionPolicy(threshold=0.5),
-                                        gallery.negative_matrix())
+                identifier = Identifier.for_gallery(gallery, embedder, DecisionPolicy(threshold=0.5),
+                                                    str(embedder.engine.source))
                 started = time.perf_counter()
                 for photo in photos:
                     image = read_image_bgr(photo)
                     found = detector.detect(image)
                     if not found:
                         continue
-                    crops = np.stack([warp_face(image, estimate_similarity(f.landmarks, spec), spec) for f in found])
+                    crops = align_faces(image, [f.landmarks for f in found], spec)
                     identifier.decide(embedder.embed_crops(crops, flip=True), classifier.predict(crops))
                     faces += len(found)
                 identify_seconds += time.perf_counter() - started

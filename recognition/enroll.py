@@ -149,6 +149,13 @@ class Enroller:
                                                           f"--package {embedder.engine.source}")
 
     def plan(self, name: str, photos: list[Path]) -> EnrolmentPlan:
+        """What enrolling ``name`` from ``photos`` would write, checked against the gallery."""
+        plan = self._faces_of(name, photos)
+        plan.duplicates = self._duplicates(plan, self.gallery.template_matrix())
+        return plan
+
+    def _faces_of(self, name: str, photos: list[Path]) -> EnrolmentPlan:
+        """The usable faces of ``photos`` and their embeddings; no duplicate check yet."""
         found = [find_face(p, self.detector, self.embedder.manifest.spec, self.gate, self.masks) for p in photos]
         faces = [f for f in found if isinstance(f, FaceInPhoto)]
         unusable = [f for f in found if isinstance(f, Unusable)]
@@ -160,19 +167,20 @@ class Enroller:
         masked = [f.masked_crop for f in faces if f.masked_crop is not None]
         masked_embeddings = self.embedder.embed_crops(np.stack(masked), flip=True) if masked else \
             np.zeros((0, 0), np.float32)
-        plan = EnrolmentPlan(name, faces, embeddings, masked_embeddings, unusable)
-        plan.duplicates = self._duplicates(plan, self.gallery.template_matrix())
-        return plan
+        return EnrolmentPlan(name, faces, embeddings, masked_embeddings, unusable)
 
     def plan_many(self, people: list[tuple[str, list[Path]]],
                   progress: Callable[[Iterable[tuple[str, list[Path]]]], Iterable[tuple[str, list[Path]]]] = iter,
                   ) -> list[EnrolmentPlan]:
         """Plans for several people: each checked against the gallery and against the others of the run."""
-        plans = [self.plan(name, photos) for name, photos in progress(people)]
+        plans = [self._faces_of(name, photos) for name, photos in progress(people)]
+        enrolled = self.gallery.template_matrix()  # read once: planning writes nothing
+        for plan in plans:
+            plan.duplicates = self._duplicates(plan, enrolled)
         pending = [p for p in plans if p.faces]
         if len(pending) < 2:
             return plans
-        first_id = max([0, *self.gallery.template_matrix().person_ids.tolist()]) + 1
+        first_id = max([0, *enrolled.person_ids.tolist()]) + 1
         ids = {plan.name: first_id + i for i, plan in enumerate(pending)}
         run = TemplateMatrix(np.concatenate([p.embeddings for p in pending]),
                              np.concatenate([np.full(len(p.faces), ids[p.name], np.int64) for p in pending]),

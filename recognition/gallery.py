@@ -408,13 +408,12 @@ class Gallery:
         """Store events (``recognition.events``) in one transaction; an event id already stored is skipped,
         so writing the same events again adds nothing. Returns how many were new."""
         with self.transaction() as db:
-            ids = {row[1]: row[0] for row in db.execute("SELECT id, name FROM people")}
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO events (event_id, time, source, kind, person_id, name, score, payload) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(e["event_id"], e["time"], e["source"], e["kind"], ids.get(e.get("name")), e.get("name"),
-                  e.get("score"), json.dumps(e)) for e in events])
+                "VALUES (?, ?, ?, ?, (SELECT id FROM people WHERE name = ?), ?, ?, ?)",
+                [(e["event_id"], e["time"], e["source"], e["kind"], e.get("name"), e.get("name"), e.get("score"),
+                  json.dumps(e)) for e in events])
             return db.total_changes - before
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:

@@ -27,10 +27,9 @@ from mfr.recognition.quality import QualityGate
 from mfr.recognition.sources import Frame, FrameSource, SourceStatus
 from mfr.recognition.track_identity import DecisionConfig, EmbedSchedule, TrackIdentity
 from mfr.recognition.tracker import FaceTracker, Track, TrackerConfig, TrackUpdate
-from mfr.runtime.align import estimate_similarity
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
-from mfr.runtime.preprocess import warp_face
+from mfr.runtime.preprocess import align_faces
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class Watcher:
             events.append(self.events.make("track_started", track=track.track_id, frame=frame.index,
                                            box=_box(track.box)))
         for track in update.ended:
-            events.append(self._ended_event(track, frame.time))
+            events.append(self._ended_event(track))
         return events
 
     def _recognise(self, tracks: list[Track], frame: Frame) -> list[dict[str, Any]]:
@@ -127,8 +126,7 @@ class Watcher:
             return []
         clock, options = self.clock, self.options
         with clock.stage("align"):
-            matrices = [estimate_similarity(t.face.landmarks, self.spec) for t in tracks]
-            crops = [warp_face(frame.image, m, self.spec) for m in matrices]
+            crops = align_faces(frame.image, [t.face.landmarks for t in tracks], self.spec)
             qualities = [options.gate.assess(frame.image.shape, t.face.box, t.face.landmarks, c)
                          for t, c in zip(tracks, crops, strict=True)]
         chosen = []
@@ -139,7 +137,7 @@ class Watcher:
                 chosen.append(i)
         if not chosen:
             return []
-        batch = np.stack([crops[i] for i in chosen])
+        batch = crops[chosen]
         with clock.stage("embed"):
             if self.embedder.gpu is not None:
                 embeddings = self.embedder.embed_frame_faces(frame.image,
@@ -178,7 +176,7 @@ class Watcher:
             fields["previous_name"] = previous
         return self.events.make(kind, **fields)
 
-    def _ended_event(self, track: Track, now: float) -> dict[str, Any]:
+    def _ended_event(self, track: Track) -> dict[str, Any]:
         identity = self.identities.pop(track.track_id, None)
         crop_path = None
         if identity is not None and identity.best_crop is not None and self.snapshots is not None:
@@ -202,9 +200,9 @@ class Watcher:
 
     # --- the end and the figures -------------------------------------------------------------------
 
-    def finish(self, now: float) -> list[dict[str, Any]]:
+    def finish(self) -> list[dict[str, Any]]:
         """End every track (the source ended or the process stops)."""
-        return [self._ended_event(track, now) for track in self.tracker.end_all()]
+        return [self._ended_event(track) for track in self.tracker.end_all()]
 
     def views(self) -> list[TrackView]:
         out = []
@@ -286,7 +284,6 @@ def run_watch(source: FrameSource, watcher: Watcher, bus: EventBus, stop: thread
               on_frame: Callable[[Frame, Watcher], None] | None = None, max_frames: int | None = None) -> None:
     """Drive ``source`` through ``watcher`` until it ends, ``stop`` is set or ``max_frames`` were processed;
     every track is ended and its events written before returning."""
-    last_time = 0.0
     try:
         for frame in source.frames():
             if stop.is_set():
@@ -296,10 +293,9 @@ def run_watch(source: FrameSource, watcher: Watcher, bus: EventBus, stop: thread
                 continue
             events = watcher.process(frame)
             bus.emit(events, frame.captured)
-            last_time = frame.time
             if on_frame is not None:
                 on_frame(frame, watcher)
             if max_frames is not None and watcher.counts.frames >= max_frames or stop.is_set():
                 break
     finally:
-        bus.emit(watcher.finish(last_time))
+        bus.emit(watcher.finish())

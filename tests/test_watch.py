@@ -72,6 +72,12 @@ def names_by_appearance(events: list[dict], truth: dict) -> dict[int, set[str | 
     return out
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -125,9 +131,7 @@ def test_bad_sources_and_a_gallery_of_another_model_are_errors(clip, gallery, th
     common = ["--gallery", gallery, "--package", thresholded_package, "--quiet"]
     missing = run("watch", "--source", tmp_path / "nothing.mp4", *common)
     assert missing.exit_code == 1 and "nothing.mp4: no such file" in missing.output
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    port = _free_port()  # closed again: nothing listens there
     dead = run("watch", "--source", f"rtsp://127.0.0.1:{port}/stream", *common, "--read-timeout", "2")
     assert dead.exit_code == 1 and "cannot open" in dead.output
     camera = run("watch", "--source", "97", *common)
@@ -159,12 +163,6 @@ def test_frames_the_decoder_cannot_read_are_skipped_and_counted(clip, gallery, t
     total = json.loads((clip / "truth.json").read_text())["frames"]
     assert stats["frames"] + stats["source_stats"]["frames_skipped_unreadable"] <= total
     assert stats["frames"] > total // 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _has_gstreamer_rtsp() -> bool:

@@ -49,3 +49,20 @@ def make_detector(name: str, package: Path | None, cache_dir: Path,
         detector = RetinaFaceDetector(path)
         return detector, f"retinaface ({detector.manifest.sha256['onnx'][:12]})"
     raise MfrError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
+
+
+def make_video_detector(name: str, package: Path | None, detect_size: int, cache_dir: Path,
+                        log: Callable[[str], None]) -> tuple[FaceDetector, str]:
+    """The detector for video (``mfr watch``, its benchmarks): frames resized to ``detect_size`` and a low
+    score floor, because the tracker's second association stage uses the weak faces."""
+    if name == "yunet":
+        from mfr.runtime.yunet import DEFAULT_MODEL, YuNetDetector
+
+        return YuNetDetector(score_threshold=0.3, max_side=detect_size), f"yunet ({DEFAULT_MODEL}, {detect_size} px)"
+    if name == "retinaface":
+        from mfr.runtime.retinaface import RetinaFaceDetector
+
+        detector = RetinaFaceDetector(retinaface_package(package, cache_dir, log), score_threshold=0.3,
+                                      max_side=detect_size, min_side=min(320, detect_size))
+        return detector, f"retinaface ({detector.manifest.sha256['onnx'][:12]}, {detect_size} px)"
+    raise MfrError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")

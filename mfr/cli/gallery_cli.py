@@ -357,9 +357,8 @@ def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_
     from mfr.recognition.decision import Identifier
     from mfr.recognition.enroll import photo_files
     from mfr.recognition.mask_state import MaskClassifier
-    from mfr.runtime.align import estimate_similarity
     from mfr.runtime.image_io import read_image_bgr
-    from mfr.runtime.preprocess import warp_face
+    from mfr.runtime.preprocess import align_faces
 
     files = photo_files(photos)
     embedder = open_embedder(model_dir)
@@ -373,8 +372,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_
     for path in files:
         image = read_image_bgr(path)
         faces = face_detector.detect(image)
-        crops = np.stack([warp_face(image, estimate_similarity(f.landmarks, spec), spec) for f in faces]) \
-            if faces else np.zeros((0, *(spec.input_size or (0, 0)), 3), np.uint8)
+        crops = align_faces(image, [f.landmarks for f in faces], spec)
         masked = (classifier.predict(crops) if classifier is not None
                   else np.full(len(faces), mask_mode == "yes", bool))
         decisions = identifier.decide(embedder.embed_crops(crops, flip=True), masked) if faces else []

@@ -250,12 +250,6 @@ def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, 
         log(f"wrote {json_out}")
 
 
-def _watch_detector(detect_size: int) -> tuple[Any, str]:
-    from mfr.runtime.yunet import DEFAULT_MODEL, YuNetDetector
-
-    return YuNetDetector(score_threshold=0.3, max_side=detect_size), f"yunet ({DEFAULT_MODEL}, {detect_size} px)"
-
-
 @bench_group.command("pipeline")
 @click.option("--engine", "--package", "engines", type=click.Path(path_type=Path, file_okay=False), multiple=True,
               required=True, help="Recognition engine or package; repeat to compare (e.g. FP32 and INT8).")
@@ -276,13 +270,15 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
     """
     from mfr.atomic import write_json_atomic
     from mfr.benchmarks.pipeline import RESOLUTIONS, markdown_table, measure_pipeline
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import make_video_detector
     from mfr.runtime.embedder import FaceEmbedder
 
     chosen = [r.strip() for r in resolutions.split(",") if r.strip()]
     unknown = [r for r in chosen if r not in RESOLUTIONS]
     if unknown or not chosen:
         raise click.BadParameter(f"choose from {', '.join(RESOLUTIONS)}", param_hint="--resolutions")
-    detector, name = _watch_detector(detect_size)
+    detector, name = make_video_detector("yunet", None, detect_size, default_cache_dir(), log)
     opened = {str(e): FaceEmbedder.open(e) for e in engines}
     report = measure_pipeline(opened, detector, name, chosen, int_list(faces, "--faces", "face counts", True),
                               int_list(detect_every, "--detect-every", "intervals", True), seconds, log)
@@ -311,11 +307,13 @@ def bench_watch_command(model_dir: Path, clip: Path | None, detect_every: int, j
     from mfr.atomic import write_json_atomic
     from mfr.benchmarks.clip_eval import score_as_dict
     from mfr.benchmarks.pipeline import watch_accuracy
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import make_video_detector
     from mfr.data.clips import make_clip
     from mfr.runtime.embedder import FaceEmbedder
     from mfr.runtime.machine import fingerprint
 
-    detector, name = _watch_detector(640)
+    detector, name = make_video_detector("yunet", None, 640, default_cache_dir(), log)
     with tempfile.TemporaryDirectory(prefix="mfr-clip-") as tmp:
         if clip is None:
             clip = Path(tmp)

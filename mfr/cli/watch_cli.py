@@ -86,6 +86,8 @@ def watch_command(source_text: str, gallery_path: Path | None, model_dir: Path, 
     (track_started, identified, identity_changed, track_ended, source_status, stats) follow the schema
     mfr.watch.event/1 and are also stored in the gallery. Live sources reconnect with backoff.
     """
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import make_video_detector
     from mfr.recognition.decision import Identifier
     from mfr.recognition.events import EventFactory, GallerySink, JsonLinesSink, SnapshotStore
     from mfr.recognition.latency import StageClock
@@ -100,7 +102,7 @@ def watch_command(source_text: str, gallery_path: Path | None, model_dir: Path, 
         identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold),
                                             str(model_dir))
         gallery_file = gallery.path
-    face_detector = _detector(detector, detector_package, detect_size)
+    face_detector = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)[0]
     clock = StageClock()
     sinks: list[Any] = [JsonLinesSink(events_path)]
     if not no_gallery_events:
@@ -147,20 +149,6 @@ def watch_command(source_text: str, gallery_path: Path | None, model_dir: Path, 
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
-
-
-def _detector(name: str, package: Path | None, detect_size: int) -> Any:
-    """The detector with a low score floor: the tracker's second association stage uses the weak faces."""
-    if name == "yunet":
-        from mfr.runtime.yunet import YuNetDetector
-
-        return YuNetDetector(score_threshold=0.3, max_side=detect_size)
-    from mfr.cache import default_cache_dir
-    from mfr.cli.detectors import retinaface_package
-    from mfr.runtime.retinaface import RetinaFaceDetector
-
-    return RetinaFaceDetector(retinaface_package(package, default_cache_dir(), log), score_threshold=0.3,
-                              max_side=detect_size, min_side=min(320, detect_size))
 
 
 class _Display:

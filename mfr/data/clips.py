@@ -258,7 +258,7 @@ def make_clip(out: Path, config: ClipConfig = ClipConfig()) -> dict:
     writer.release()
     truth = {"schema": TRUTH_SCHEMA, "synthetic": True, "config": asdict(config), "frames": len(truth_frames),
              "fps": config.fps, "size": [config.width, config.height], "pillar_x": list(pillar),
-             "actors": [{k: v for k, v in asdict(a).items()} for a in actors], "truth": truth_frames}
+             "actors": [asdict(a) for a in actors], "truth": truth_frames}
     (out / "truth.json").write_text(json.dumps(truth))
     return {"frames": len(truth_frames), "actors": len(actors), "enrolled_people": len(cast.enrol),
             "stranger_people": sum(1 for _, e in people if not e),
