@@ -14,6 +14,14 @@ face. Three rules turn them into one answer:
   ``min_observations`` embeddings; the answer is sticky: a named track keeps its name while its person
   stays best and scores within ``hysteresis`` below the threshold, and changes (to another name or to
   unknown) only after ``switch_after`` decisions in a row say so.
+- **re-verification** (``contest`` / ``release``): where two faces cross, or a face is found again after
+  a gap, the tracker may have put a track on the other face; a sticky name would then follow a stranger.
+  So while a track overlaps another it is *contested*: no embedding (its detection may be the other
+  face), its name withheld from what is shown. When the overlap ends (or after a gap) the window is
+  cleared and the track is *verifying*: its name stays withheld until ``min_observations`` fresh
+  embeddings decide again, and that fresh decision stands at once (it rests on new evidence only).
+  A person who walks past someone loses the label for about a second; a swapped track never shows
+  the other person's name.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ class DecisionConfig:
     window: int = 8
     hysteresis: float = 0.03
     switch_after: int = 2
+    contest_overlap: float = 0.2  # boxes overlapping this much (of the smaller) contest each other
+    regain_misses: int = 1  # a track found again after missing this many detection frames is re-verified
 
 
 @dataclass(frozen=True)
@@ -67,13 +77,36 @@ class TrackIdentity:
     last_decision: Decision | None = None
     _challenges: int = 0
     best_crop: np.ndarray | None = None
+    contested: bool = False  # overlapping another track now: its face may be the other one
+    verifying: bool = False  # since the last contest, gathering fresh evidence before showing a name
+
+    @property
+    def shown_name(self) -> str | None:
+        """The name to show now: withheld while contested or verifying."""
+        return None if self.contested or self.verifying else self.name
+
+    @property
+    def settled(self) -> bool:
+        """Decided, and not being re-verified: what is shown is an answer, not a pending one."""
+        return self.decided and not (self.contested or self.verifying)
+
+    def contest(self) -> None:
+        """The track overlaps another now (or was found again after a gap): stop trusting its face."""
+        self.contested = True
+
+    def release(self) -> None:
+        """The overlap is over: start afresh from new embeddings."""
+        if self.contested:
+            self.contested, self.verifying = False, True
+            self.observations.clear()
+            self._challenges = 0
 
     def wants_embedding(self, quality: float, now: float, schedule: EmbedSchedule) -> bool:
-        if now - self.last_embedded < schedule.min_gap:
+        if self.contested or now - self.last_embedded < schedule.min_gap:
             return False
-        if self.total_observations == 0 or quality >= self.best_quality * schedule.improve_ratio:
-            return True
-        named = self.decided and self.name is not None
+        if self.verifying or not self.observations or quality >= self.best_quality * schedule.improve_ratio:
+            return True  # re-verification takes every look it can (its name is withheld meanwhile)
+        named = self.settled and self.name is not None
         return now - self.last_embedded >= (schedule.recheck if named else schedule.interval)
 
     def observe(self, embedding: np.ndarray, quality: float, mask_probability: float, now: float,
@@ -97,26 +130,32 @@ class TrackIdentity:
     def decide(self, identifier: Identifier) -> str | None:
         """Apply the rule if there is enough evidence; returns the event kind this causes
         ("identified" for the first answer, "identity_changed"), or None."""
-        if self.total_observations < self.config.min_observations:
+        evidence = len(self.observations) if self.verifying else self.total_observations
+        if self.contested or evidence < self.config.min_observations:
             return None
         embedding, masked = self.aggregate()
         decision = identifier.decide(embedding[None], np.array([masked]))[0]
         self.last_decision = decision
+        fresh, self.verifying = self.verifying, False
         if not self.decided:
             self.decided, self.name, self.person_id = True, decision.name, decision.person_id
             return "identified"
-        if decision.person_id == self.person_id:
+        if self._keeps(decision):
             self._challenges = 0
             return None
-        if self.person_id is not None and decision.reason in ("below threshold", "ambiguous"):
-            # the named person may still lead, just less clearly: hysteresis keeps the name
-            if decision.candidate_id == self.person_id and \
-                    decision.score >= decision.threshold - self.config.hysteresis:
-                self._challenges = 0
+        if not fresh:
+            self._challenges += 1
+            if self._challenges < self.config.switch_after:
                 return None
-        self._challenges += 1
-        if self._challenges < self.config.switch_after:
-            return None
         self._challenges = 0
         self.name, self.person_id = decision.name, decision.person_id
         return "identity_changed"
+
+    def _keeps(self, decision: Decision) -> bool:
+        """The decision confirms the current answer, or (hysteresis) the named person still leads, just
+        less clearly."""
+        if decision.person_id == self.person_id:
+            return True
+        return (self.person_id is not None and decision.reason in ("below threshold", "ambiguous")
+                and decision.candidate_id == self.person_id
+                and decision.score >= decision.threshold - self.config.hysteresis)

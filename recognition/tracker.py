@@ -80,10 +80,8 @@ def _to_xyah(box: np.ndarray) -> np.ndarray:
     return np.array([(x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / h, h])
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
+def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas (N, M) of the boxes in ``a`` (N, 4) and ``b`` (M, 4), and the areas of each."""
     x1 = np.maximum(a[:, None, 0], b[None, :, 0])
     y1 = np.maximum(a[:, None, 1], b[None, :, 1])
     x2 = np.minimum(a[:, None, 2], b[None, :, 2])
@@ -91,7 +89,24 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter, area_a, area_b
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    inter, area_a, area_b = _intersections(a, b)
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def overlap_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over the smaller box, for every pair: 1 when one box lies inside the other (a small
+    face passing in front of a large one has a small IoU but is wholly inside it)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    inter, area_a, area_b = _intersections(a, b)
+    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
 
 
 def associate(track_boxes: np.ndarray, det_boxes: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
@@ -113,6 +128,8 @@ class Track:
     hits: int = 1
     confirmed: bool = False
     detected_now: bool = True  # matched to a detection in the latest update (landmarks are current)
+    misses: int = 0  # detection frames in a row it has not been matched
+    missed_before: int = 0  # detection frames it missed before its latest match (0: seen in the one before)
 
     @property
     def box(self) -> np.ndarray:
@@ -177,6 +194,9 @@ class FaceTracker:
             if track.detected_now and track.hits >= config.confirm_hits:
                 track.confirmed = True
                 started.append(track)
+        for track in self._tracks:
+            if not track.detected_now:
+                track.misses += 1
         return self._finish(now, started)
 
     def _match(self, tracks: list[Track], faces: list[Face], min_iou: float, now: float) -> list[int]:
@@ -188,6 +208,7 @@ class FaceTracker:
         for t, d in pairs:
             track, face = tracks[t], faces[d]
             track.filter.update(face.box)
+            track.missed_before, track.misses = track.misses, 0
             track.face, track.last_seen, track.detected_now = face, now, True
             track.hits += 1
         matched = {d for _, d in pairs}

@@ -26,8 +26,8 @@ from mfr.recognition.mask_state import MaskClassifier
 from mfr.recognition.quality import QualityGate
 from mfr.recognition.sources import Frame, FrameSource, SourceStatus
 from mfr.recognition.track_identity import DecisionConfig, EmbedSchedule, TrackIdentity
-from mfr.recognition.tracker import FaceTracker, Track, TrackerConfig, TrackUpdate
-from mfr.runtime.detection import FaceDetector
+from mfr.recognition.tracker import FaceTracker, Track, TrackerConfig, TrackUpdate, overlap_matrix
+from mfr.runtime.detection import Face, FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.preprocess import align_faces
 
@@ -61,8 +61,8 @@ class TrackView:
 
     track_id: int
     box: np.ndarray
-    name: str | None
-    decided: bool
+    name: str | None  # the name shown: None while unknown, undecided or re-verified
+    decided: bool  # an answer is shown (not undecided, contested or being re-verified)
     score: float | None
     masked: bool | None
 
@@ -93,6 +93,7 @@ class Watcher:
         clock.add("decode", frame.decode_ms)
         detect_now = counts.frames % self.options.detect_every == 0
         counts.frames += 1
+        faces = []
         if detect_now:
             with clock.stage("detect"):
                 faces = self.detector.detect(frame.image)
@@ -104,6 +105,7 @@ class Watcher:
                 update = self.tracker.predict(frame.time)
         counts.face_frames += len(update.active)
         events = self._track_events(update, frame)
+        self._contest(update.active, faces)
         if detect_now:
             events += self._recognise([t for t in update.active if t.detected_now], frame)
         events += self._stats_event(frame)
@@ -119,6 +121,24 @@ class Watcher:
         for track in update.ended:
             events.append(self._ended_event(track))
         return events
+
+    def _contest(self, tracks: list[Track], faces: list[Face]) -> None:
+        """Tracks whose boxes overlap another face (another track, tentative ones included, or a detection
+        of this frame not matched to it), or found again after a gap, may have swapped faces: their
+        identities are re-verified (``TrackIdentity.contest``)."""
+        config = self.options.decision
+        for track in tracks:
+            identity = self.identities.get(track.track_id)
+            if identity is None:
+                continue
+            others = [t.box for t in self.tracker.tracks() if t is not track]
+            others += [f.box for f in faces if not (track.detected_now and f is track.face)]
+            overlap = overlap_matrix(track.box[None], np.array(others).reshape(-1, 4))
+            crowded = bool((overlap >= config.contest_overlap).any())
+            if crowded or (track.detected_now and track.missed_before >= config.regain_misses):
+                identity.contest()
+            if not crowded:
+                identity.release()
 
     def _recognise(self, tracks: list[Track], frame: Frame) -> list[dict[str, Any]]:
         """Quality gate for the detected faces; embed those the schedule picks, all in one call; decide."""
@@ -209,8 +229,8 @@ class Watcher:
         for track in self._confirmed():
             identity = self.identities.get(track.track_id)
             decision = identity.last_decision if identity else None
-            out.append(TrackView(track.track_id, track.box, identity.name if identity else None,
-                                 bool(identity and identity.decided), decision.score if decision else None,
+            out.append(TrackView(track.track_id, track.box, identity.shown_name if identity else None,
+                                 bool(identity and identity.settled), decision.score if decision else None,
                                  decision.masked if decision else None))
         return out
 

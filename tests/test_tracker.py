@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfr.recognition.tracker import FaceTracker, TrackerConfig, iou_matrix
+from mfr.recognition.tracker import FaceTracker, TrackerConfig, iou_matrix, overlap_matrix
 from mfr.runtime.detection import Face
 
 
@@ -68,3 +68,23 @@ def test_two_faces_passing_each_other_vertically_apart_keep_their_ids():
         for track in update.active:
             ids.setdefault(track.track_id, set()).add(round(float(track.face.box[1])))
     assert len(ids) == 2 and sorted(map(sorted, ids.values())) == [[100], [300]]
+
+
+def test_overlap_is_measured_against_the_smaller_box():
+    big = np.array([[0, 0, 100, 100]], float)
+    small = np.array([[10, 10, 30, 30], [90, 0, 110, 20], [200, 200, 210, 210]], float)
+    # the small box inside the big one overlaps wholly (its IoU is only 0.04); one half outside: 0.5
+    assert np.allclose(overlap_matrix(big, small), [[1.0, 0.5, 0.0]])
+
+
+def test_a_track_counts_the_detections_it_missed_before_it_was_found_again():
+    tracker = FaceTracker(TrackerConfig())
+    for i in range(4):
+        tracker.update([face(100, 100)], i / 10)
+    track = tracker.tracks()[0]
+    assert track.missed_before == 0
+    for i in range(4, 7):  # three detection frames without it
+        tracker.update([], i / 10)
+    assert track.misses == 3
+    tracker.update([face(100, 100)], 0.7)
+    assert track.detected_now and track.missed_before == 3 and track.misses == 0

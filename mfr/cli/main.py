@@ -300,7 +300,8 @@ def bench_watch_command(model_dir: Path, clip: Path | None, detect_every: int, j
     """Accuracy of mfr watch on a synthetic clip with ground truth: people named, strangers named, MOT metrics.
 
     The clip's known people are enrolled from their enrolment photos (never shown in the clip) into a
-    fresh gallery; every appearance is then checked against the names the tracks covering it were given.
+    fresh gallery; every appearance is then checked, frame by frame, against the names the tracks over it
+    showed.
     """
     import tempfile
 
@@ -324,7 +325,9 @@ def bench_watch_command(model_dir: Path, clip: Path | None, detect_every: int, j
     click.echo(f"enrolled appearances named correctly: {s['enrolled_named_correctly']}/{s['enrolled_appearances']} "
                f"({100 * s['enrolled_correct_rate']:.1f} %), named wrongly: {s['enrolled_named_wrongly']}; strangers "
                f"named: {s['strangers_named']}/{s['stranger_appearances']} appearances, {s['stranger_tracks_named']}/"
-               f"{s['stranger_tracks']} tracks; IDF1 {s['idf1']:.3f}, ID switches {s['id_switches']}, "
+               f"{s['stranger_tracks']} tracks; face-frames shown with a wrong name: {s['face_frames_named_wrongly']} "
+               f"of {s['visible_face_frames']} visible, with the right one: {s['face_frames_named_correctly']}; "
+               f"IDF1 {s['idf1']:.3f}, ID switches {s['id_switches']}, "
                f"fragmentations {s['fragmentations']}, MOTA {s['mota']:.3f}; embedded "
                f"{100 * s['embedded_share']:.1f} % of face-frames; {stats['frames_per_second']} frames/s")
     if json_out is not None:

@@ -8,7 +8,8 @@ expression). Some LFW faces get a synthetic mask from the project's mask generat
 with their real masks. Everything is drawn from ``seed``: the same arguments give the same clip.
 
 Beside the MP4 (``clip.mp4``, MPEG-4 part 2, which pip's OpenCV can write) the generator writes
-``truth.json`` (per frame: actor, identity, enrolled or stranger, masked, face box) and ``enrol/``, one
+``truth.json`` (per frame: actor, identity, enrolled or stranger, masked, face box, and the share of the
+face box left visible by the frame edges, nearer faces and the pillar) and ``enrol/``, one
 folder per enrolled person holding photos that appear nowhere in the clip, for ``mfr gallery enroll-dir``.
 """
 
@@ -19,6 +20,7 @@ import random
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -29,7 +31,7 @@ from mfr.data.mfr2 import read_mask_labels
 from mfr.errors import DataError
 from mfr.spec import ARCFACE_TEMPLATE_112
 
-TRUTH_SCHEMA = "mfr.clip-truth/1"
+TRUTH_SCHEMA = "mfr.clip-truth/2"
 # the face inside an aligned 112x112 crop (from the ArcFace landmark template: brows to chin, cheek to cheek)
 _ALIGNED_FACE_BOX = (0.14, 0.16, 0.86, 0.98)
 # an aligned crop is tight: it is padded by repeating its edge pixels (this share of its size on every side) so the
@@ -184,9 +186,9 @@ def _schedule(people: list[tuple[str, bool]], cast: Cast, config: ClipConfig,
 
 
 def _paste(frame: np.ndarray, photo: np.ndarray, centre: tuple[float, float], face_height: float,
-           loose: bool) -> list[float] | None:
+           loose: bool) -> tuple[list[float], tuple[int, int, int, int]] | None:
     """Paste the photo scaled so its face is ``face_height`` tall, centred at ``centre``, with a feathered
-    edge; the face box in the frame, or None when none of it is in the frame."""
+    edge; the face box and the pasted rectangle in the frame, or None when none of the face is in it."""
     fx1, fy1, fx2, fy2 = _face_box_in_photo(loose)
     scale = face_height / ((fy2 - fy1) * photo.shape[0])
     w, h = max(2, round(photo.shape[1] * scale)), max(2, round(photo.shape[0] * scale))
@@ -210,7 +212,26 @@ def _paste(frame: np.ndarray, photo: np.ndarray, centre: tuple[float, float], fa
     visible = [max(box[0], 0), max(box[1], 0), min(box[2], fw), min(box[3], fh)]
     if visible[0] >= visible[2] or visible[1] >= visible[3]:
         return None
-    return [round(v, 1) for v in box]
+    return [round(v, 1) for v in box], (ax1, ay1, ax2, ay2)
+
+
+def _visible_shares(boxes: list[list[float]], rects: list[tuple[int, int, int, int]],
+                    pillar: tuple[int, int] | None, size: tuple[int, int], step: int = 4) -> list[float]:
+    """For faces pasted in this order (later ones cover earlier ones), the share of each face box that is
+    in the frame and covered neither by a later photo nor by the pillar, on a grid of ``step`` pixels."""
+    width, height = size
+    owner = np.full((height // step + 1, width // step + 1), -1, np.int32)
+    for i, (x1, y1, x2, y2) in enumerate(rects):
+        owner[y1 // step:(y2 + step - 1) // step, x1 // step:(x2 + step - 1) // step] = i
+    if pillar is not None:
+        owner[:, pillar[0] // step:(pillar[1] + step - 1) // step] = -1
+    shares = []
+    for i, box in enumerate(boxes):
+        x1, y1, x2, y2 = (round(v / step) for v in box)
+        whole = max((x2 - x1) * (y2 - y1), 1)
+        seen = owner[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)]
+        shares.append(round(float((seen == i).sum()) / whole, 3))
+    return shares
 
 
 def make_clip(out: Path, config: ClipConfig = ClipConfig()) -> dict:
@@ -240,19 +261,27 @@ def make_clip(out: Path, config: ClipConfig = ClipConfig()) -> dict:
         frame = background.copy()
         on_screen = [a for a in actors if a.start <= index < a.start + a.frames]
         # the nearer (larger) face is drawn last: it covers the other where they cross
-        placed = []
+        placed: list[dict[str, Any]] = []
+        boxes: list[list[float]] = []
+        rects: list[tuple[int, int, int, int]] = []
         for actor in sorted(on_screen, key=lambda a: np.interp(index, [a.start, a.start + a.frames], a.size)):
             t = (index - actor.start) / max(actor.frames - 1, 1)
             centre = (actor.path[0] + t * (actor.path[2] - actor.path[0]),
                       actor.path[1] + t * (actor.path[3] - actor.path[1]))
             height = actor.size[0] + t * (actor.size[1] - actor.size[0])
             photo = actor.photos[((index - actor.start) // photo_frames) % len(actor.photos)]
-            box = _paste(frame, photos[(actor.actor, photo)], centre, height, actor.loose)
-            if box is not None:
+            pasted = _paste(frame, photos[(actor.actor, photo)], centre, height, actor.loose)
+            if pasted is not None:
                 placed.append({"actor": actor.actor, "identity": actor.identity, "enrolled": actor.enrolled,
-                               "masked": actor.masked, "box": box})
+                               "masked": actor.masked, "box": pasted[0]})
+                boxes.append(pasted[0])
+                rects.append(pasted[1])
         if config.pillar:
             cv2.rectangle(frame, (pillar[0], 0), (pillar[1], config.height), (70, 70, 75), -1)
+        shares = _visible_shares(boxes, rects, pillar if config.pillar else None,
+                                 (config.width, config.height))
+        for face, share in zip(placed, shares, strict=True):
+            face["visible"] = share
         writer.write(frame)
         truth_frames.append(placed)
     writer.release()
