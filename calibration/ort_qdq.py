@@ -28,20 +28,23 @@ def quantized_node_names(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_ort(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], exclude: list[str] | None = None,
-                 only: list[str] | None = None) -> onnx.ModelProto:
-    """QDQ model from ``ranges``; ``exclude`` nodes stay float, or only the ``only`` nodes are quantized."""
+                 only: list[str] | None = None, weight_bits: int = 8) -> onnx.ModelProto:
+    """QDQ model from ``ranges``; ``exclude`` nodes stay float, or only the ``only`` nodes are quantized.
+    ``weight_bits=7``: weights in [-64, 63] (ONNX Runtime's ``reduce_range``), for x86 CPUs without VNNI."""
+    if weight_bits not in (7, 8):
+        raise ValueError(f"weight_bits must be 7 or 8, got {weight_bits}")
     model = onnx.ModelProto.FromString(model.SerializeToString())  # the quantizer edits its input
     tensors = TensorsData(CalibrationMethod.MinMax, {
         name: TensorData(lowest=np.array(low, np.float32), highest=np.array(high, np.float32))
         for name, (low, high) in ranges.items()
     })
     quantizer = QDQQuantizer(
-        model, True, False, QuantType.QInt8, QuantType.QUInt8, tensors, list(only or []), list(exclude or []),
-        OP_TYPES, {"ActivationSymmetric": False, "WeightSymmetric": True},
+        model, True, weight_bits == 7, QuantType.QInt8, QuantType.QUInt8, tensors, list(only or []),
+        list(exclude or []), OP_TYPES, {"ActivationSymmetric": False, "WeightSymmetric": True},
     )
     return quantizer.quantize_model()
 
 
 def write_ort_int8(fp32_path: Path, ranges: dict[str, tuple[float, float]], out: Path,
-                   exclude: list[str] | None = None) -> None:
-    onnx.save(quantize_ort(onnx.load(str(fp32_path)), ranges, exclude), str(out))
+                   exclude: list[str] | None = None, weight_bits: int = 8) -> None:
+    onnx.save(quantize_ort(onnx.load(str(fp32_path)), ranges, exclude, weight_bits=weight_bits), str(out))

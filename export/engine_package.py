@@ -29,7 +29,7 @@ from mfr.manifest import BatchProfile, EngineOptions, EngineParity, EngineRecord
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 from mfr.runtime.engine_load import check_fits_machine, open_engine
-from mfr.runtime.machine import cpu_name, gpu_info, tensorrt_version
+from mfr.runtime.machine import cpu_name, gpu_info, instruction_set, int8_saturates, tensorrt_version
 from mfr.runtime.similarity import row_cosines
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -46,6 +46,9 @@ SOURCES = {
 }
 # The lowest cosine to the source ONNX (run by ONNX Runtime on the CPU) an engine may show on real faces.
 MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
+# A CPU INT8 engine's mean cosine to the FP32 model on real faces, run on the CPU it was built for: it catches
+# a CPU whose integer kernels spoil the model (on x86 without VNNI, 8-bit weights saturate).
+MIN_INT8_CPU_FP32_COSINE = 0.99
 PARITY_FACES = 32
 # TensorRT's spatial profile for detector packages, whose height and width are dynamic.
 DETECTOR_SPATIAL = ((160, 160), (640, 640), (1920, 1920))
@@ -99,7 +102,18 @@ class EngineBuilder:
     dla_core: int | None = None
     version_compatible: bool = False
     int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT < 10.1)
+    int8_weight_bits: int | None = None  # ONNX Runtime INT8: 8 or 7; None: 7 on x86 CPUs without VNNI, else 8
+    instruction_set: str | None = None  # the CPU's INT8 instruction set; None: read from this machine
     force: bool = False
+
+    def cpu_instruction_set(self) -> str:
+        return self.instruction_set if self.instruction_set is not None else instruction_set()
+
+    def weight_bits(self) -> int:
+        """The weight bits of an ONNX Runtime INT8 engine for this CPU."""
+        if self.int8_weight_bits is not None:
+            return self.int8_weight_bits
+        return 7 if int8_saturates(self.cpu_instruction_set()) else 8
 
     def __call__(self, log: Callable[[str], None] = print) -> Manifest:
         started = time.perf_counter()
@@ -142,6 +156,8 @@ class EngineBuilder:
         self.profile.check()
         if self.workspace_mib < 1:
             raise EngineError(f"--workspace must be at least 1 MiB, got {self.workspace_mib}")
+        if self.int8_weight_bits not in (None, 7, 8):
+            raise EngineError(f"INT8 weights are 7 or 8 bits, got {self.int8_weight_bits}")
 
     def check_backend(self, backend: str) -> None:
         if backend == "tensorrt":
@@ -166,6 +182,8 @@ class EngineBuilder:
         if backend == "tensorrt" and precision == "int8" and self.int8_source == "calibration-cache":
             precision = "int8-calibration-cache"
         model_key, extra_key = SOURCES[(backend, precision)]
+        if (backend, precision) == ("onnxruntime", "int8") and self.weight_bits() == 7:
+            model_key = "onnx_int8_w7"
 
         def package_file(key: str) -> Path:
             return listed_file(package, manifest, key, f"{package} has no {key} file for a {self.precision} {backend} "
@@ -198,11 +216,17 @@ class EngineBuilder:
             gpu = gpu_info()
             if gpu is not None and providers[0] != "CPUExecutionProvider":
                 device, capability = gpu.name, gpu.compute_capability
+        on_cpu = backend == "onnxruntime" and providers[0] == "CPUExecutionProvider"
+        cpu_int8 = on_cpu and self.precision == "int8"
+        if cpu_int8:
+            log(f"CPU INT8: {self.cpu_instruction_set()}, weights in {self.weight_bits()} bits")
         return EngineRecord(
             backend=backend, backend_version=version, device=device, compute_capability=capability,
             providers=providers, precision=self.precision, profile=self.profile,
             source_package=str(source.parent), source_file=source.name, source_sha256=sha256_file(source),
             options=options, built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            instruction_set=self.cpu_instruction_set() if on_cpu else None,
+            int8_weight_bits=self.weight_bits() if cpu_int8 else None,
         )
 
     def verify(self, engine: Engine, source: Path, manifest: Manifest, log: Callable[[str], None]) -> EngineParity:
@@ -225,7 +249,22 @@ class EngineBuilder:
         if not low >= MIN_COSINE[self.precision]:
             raise EngineError(f"the {self.precision} engine differs from {source} on real faces: min cosine "
                               f"{low:.6f} < {MIN_COSINE[self.precision]}; nothing was written to {self.out}")
-        return EngineParity(f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", low, float(cosine.mean()))
+        fp32_mean = None
+        record = engine.manifest.engine
+        if record is not None and record.int8_weight_bits is not None:
+            # the INT8 source runs on this CPU's integer kernels too, so the parity above cannot see what they
+            # do to the model: compare with the FP32 model
+            fp32 = ort.InferenceSession(str(source.parent / manifest.files["onnx"]), providers=["CPUExecutionProvider"])
+            fp32_mean = float(row_cosines(fp32.run(None, {manifest.inputs[0].name: faces})[0], got).mean())
+            log(f"INT8 engine vs the FP32 model on this CPU ({record.instruction_set}, {record.int8_weight_bits}-bit "
+                f"weights): mean cosine {fp32_mean:.5f}")
+            if not fp32_mean >= MIN_INT8_CPU_FP32_COSINE:
+                raise EngineError(f"on this CPU ({record.instruction_set}) the INT8 engine with "
+                                  f"{record.int8_weight_bits}-bit weights is too far from the FP32 model on real "
+                                  f"faces: mean cosine {fp32_mean:.5f} < {MIN_INT8_CPU_FP32_COSINE}; nothing was "
+                                  f"written to {self.out}")
+        return EngineParity(f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", low, float(cosine.mean()),
+                            fp32_mean)
 
 
 def rebuild_if_mismatched(directory: Path, log: Callable[[str], None] = print) -> bool:

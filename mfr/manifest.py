@@ -133,12 +133,18 @@ class CalibrationRecord:
     sensitivity: dict[str, float]  # the most sensitive layers: 1 - held-out cosine when quantized alone
     onnxruntime: FallbackRecord  # model.int8.onnx
     tensorrt_qdq: FallbackRecord  # model.int8.trt.onnx
+    # model.int8.w7.onnx: the ONNX Runtime model's float layers, weights in 7 bits (for x86 CPUs without VNNI)
+    onnxruntime_7bit_weights: FallbackStep | None = None
+    emulation: str = "exact"  # how INT8 was evaluated: Q/DQ in float ("exact"), whatever the CPU
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> CalibrationRecord:
         record = _record(cls, data, what)
+        seven = record.onnxruntime_7bit_weights
         return replace(record, onnxruntime=FallbackRecord.from_dict(record.onnxruntime, f"{what}.onnxruntime"),
-                       tensorrt_qdq=FallbackRecord.from_dict(record.tensorrt_qdq, f"{what}.tensorrt_qdq"))
+                       tensorrt_qdq=FallbackRecord.from_dict(record.tensorrt_qdq, f"{what}.tensorrt_qdq"),
+                       onnxruntime_7bit_weights=None if seven is None else _record(
+                           FallbackStep, seven, f"{what}.onnxruntime_7bit_weights"))
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,8 @@ class EngineParity:
     checked: str
     min_cosine: float | None = None
     mean_cosine: float | None = None
+    # CPU INT8 engines: mean cosine to the package's FP32 model on the same faces, run on this CPU
+    fp32_mean_cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +259,9 @@ class EngineRecord:
     options: EngineOptions = EngineOptions()
     build_seconds: float = 0.0
     built: str = ""
+    # CPU INT8 engines: the CPU's INT8 instruction set at build time, and the weight bits chosen for it
+    instruction_set: str | None = None
+    int8_weight_bits: int | None = None
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> EngineRecord:

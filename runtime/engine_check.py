@@ -3,7 +3,8 @@
 TensorRT plans run only with the TensorRT version that built them (a version-compatible plan: that
 version or a later one of the same major) and on the GPU model they were built for; ONNX Runtime's
 optimised models need the same ONNX Runtime release line and the execution providers they were
-optimised for. A mismatch is an error that names both sides and the command that rebuilds the engine.
+optimised for, and a CPU INT8 engine a CPU of the same kind, with or without VNNI (the weight bits
+differ). A mismatch is an error that names both sides and the command that rebuilds the engine.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mfr.manifest import EngineRecord
-from mfr.runtime.machine import GpuInfo, gpu_info, tensorrt_version
+from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, int8_saturates, tensorrt_version
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,14 @@ class MachineState:
     onnxruntime: str
     providers: list[str] = field(default_factory=list)
     gpu: GpuInfo | None = None
+    instruction_set: str = ""  # the CPU's INT8 instruction set (mfr.runtime.machine.instruction_set)
 
     @classmethod
     def current(cls) -> MachineState:
         import onnxruntime
 
-        return cls(tensorrt_version(), onnxruntime.__version__, onnxruntime.get_available_providers(), gpu_info())
+        return cls(tensorrt_version(), onnxruntime.__version__, onnxruntime.get_available_providers(), gpu_info(),
+                   instruction_set())
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -67,6 +70,11 @@ def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
         if version_tuple(record.backend_version)[:2] != version_tuple(machine.onnxruntime)[:2]:
             found.append(f"optimised by ONNX Runtime {record.backend_version}; this machine has ONNX Runtime "
                          f"{machine.onnxruntime}")
+        if record.instruction_set is not None and record.int8_weight_bits is not None \
+                and int8_saturates(record.instruction_set) != int8_saturates(machine.instruction_set):
+            found.append(f"INT8 built for a CPU with {record.instruction_set} ({record.int8_weight_bits}-bit weights); "
+                         f"this CPU has {machine.instruction_set}, for which INT8 is built with "
+                         f"{7 if int8_saturates(machine.instruction_set) else 8}-bit weights")
         missing = [p for p in record.providers if p not in machine.providers]
         if missing:
             found.append(f"optimised for execution providers {record.providers}; this machine lacks {missing} "

@@ -101,6 +101,16 @@ def instruction_set(cpuinfo: str | None = None) -> str:
     return next((name for flag, name in INT8_FEATURES if flag in flags), f"unknown ({platform.machine()})")
 
 
+SATURATING = ("AVX-512 without VNNI", "AVX2 without VNNI")
+
+
+def int8_saturates(instruction_set_name: str) -> bool:
+    """True on x86 CPUs without VNNI, where ONNX Runtime's u8s8 kernels add pairs of u8 x s8 products in
+    saturating 16-bit lanes (VPMADDUBSW): 255 x 127 x 2 overflows. ONNX Runtime's documented cure is
+    weights in 7 bits (``reduce_range``), which keeps every pair sum within 16 bits."""
+    return instruction_set_name in SATURATING
+
+
 def package_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)

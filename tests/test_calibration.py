@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
+import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
@@ -17,6 +20,7 @@ from mfr.data.lfw import lfw_images_outside_pairs, read_lfw
 from mfr.errors import DataError
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
+from mfr.runtime.engine_ort import exact_session_options
 from tests.conftest import int8_cosine_bar
 
 SPEC = MODELS["mobilefacenet"].spec
@@ -77,11 +81,11 @@ def test_degenerate_embeddings_fail_loudly():
     check_not_degenerate(rng.standard_normal((16, 128)), "m.onnx")  # distinct faces pass
 
 
-def test_calibration_writes_three_artefacts_from_one_set_of_ranges(calibrated):
+def test_calibration_writes_four_artefacts_from_one_set_of_ranges(calibrated):
     out, record = calibrated
     manifest = json.loads((out / "manifest.json").read_text())
-    for key, name in (("onnx_int8", "model.int8.onnx"), ("onnx_int8_trt", "model.int8.trt.onnx"),
-                      ("trt_calibration_cache", "calibration.cache")):
+    for key, name in (("onnx_int8", "model.int8.onnx"), ("onnx_int8_w7", "model.int8.w7.onnx"),
+                      ("onnx_int8_trt", "model.int8.trt.onnx"), ("trt_calibration_cache", "calibration.cache")):
         assert manifest["files"][key] == name and (out / name).is_file()
     assert record["images"] == 64 and record["masked"] == 32
     scales = read_calibration_cache(out / "calibration.cache")
@@ -164,3 +168,49 @@ def test_heldout_faces_are_disjoint_from_calibration_faces():
     calibration = load_calibration_set(SPEC, 64, 0.5, seed=3)
     heldout = load_calibration_set(SPEC, 64, 0.5, seed=3, skip=64)
     assert not set(calibration.paths) & set(heldout.paths)
+
+
+def int8_weights(path: Path) -> list[np.ndarray]:
+    """The int8 weight tensors of a QDQ model (initializers feeding DequantizeLinear)."""
+    model = onnx.load(str(path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    return [inits[n.input[0]] for n in model.graph.node
+            if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8]
+
+
+def test_the_7bit_model_keeps_every_weight_within_7_bits_and_the_same_float_layers(calibrated):
+    out, record = calibrated
+    eight, seven = int8_weights(out / "model.int8.onnx"), int8_weights(out / "model.int8.w7.onnx")
+    assert len(seven) == len(eight) > 10
+    assert max(int(np.abs(w).max()) for w in eight) == 127  # symmetric per channel: each channel's largest
+    assert all(-64 <= int(w.min()) and int(w.max()) <= 64 for w in seven)
+    calibration = load_manifest(out).stages.calibration
+    assert calibration is not None and calibration.onnxruntime_7bit_weights is not None
+    assert calibration.onnxruntime_7bit_weights.fp_layers == calibration.onnxruntime.fp_layers
+    assert 0.95 < calibration.onnxruntime_7bit_weights.heldout_cosine <= 1.0
+
+
+def test_exact_int8_evaluation_does_not_saturate_where_u8s8_kernels_would():
+    """One 1x1 convolution over two channels, whose two u8 x s8 products sum past 16 bits
+    (255 x 127 x 2 = 64,770 > 32,767): the exact evaluation gives the integer result numpy computes."""
+    from onnx import TensorProto, helper
+
+    x_scale, w_scale = 1 / 255, 1 / 127
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"]),
+             helper.make_node("Conv", ["xd", "wd"], ["y"])]
+    weights = np.array([127, 127], np.int8).reshape(1, 2, 1, 1)
+    graph = helper.make_graph(nodes, "sat", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 1, 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, 1])], [
+        helper.make_tensor("xs", TensorProto.FLOAT, [], [x_scale]),
+        helper.make_tensor("xz", TensorProto.UINT8, [], [0]),
+        helper.make_tensor("ws", TensorProto.FLOAT, [], [w_scale]),
+        helper.make_tensor("wz", TensorProto.INT8, [], [0]),
+        onnx.numpy_helper.from_array(weights, "wq")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), exact_session_options(),
+                                   providers=["CPUExecutionProvider"])
+    got = float(session.run(None, {"x": np.ones((1, 2, 1, 1), np.float32)})[0].ravel()[0])
+    expected = (255 * 127 * 2) * x_scale * w_scale  # exact integer sum, no 16-bit saturation
+    assert got == pytest.approx(expected, rel=1e-6) and 255 * 127 * 2 > 32767

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from mfr.cli.export_cli import cli as export_cli
 from mfr.cli.main import cli as mfr_cli
 from mfr.errors import EngineError, EngineMismatchError
-from mfr.export.engine_package import rebuild_if_mismatched
+from mfr.export.engine_package import EngineBuilder, rebuild_if_mismatched
 from mfr.export.real_inputs import sample_faces
 from mfr.manifest import BatchProfile, EngineOptions, EngineRecord, load_manifest
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 from mfr.runtime.engine_load import open_engine, open_model
-from mfr.runtime.machine import GpuInfo
+from mfr.runtime.machine import GpuInfo, instruction_set
 from tests.conftest import int8_cosine_bar
 
 
@@ -86,11 +86,49 @@ def test_auto_builds_an_onnxruntime_engine_here_with_a_full_record(fp32_engine, 
     assert parity is not None and parity.min_cosine is not None and parity.min_cosine >= 0.9999
 
 
-def test_int8_engine_uses_the_onnxruntime_qdq_model(int8_engine, calibrated):
+def test_int8_engine_uses_the_onnxruntime_qdq_model_for_this_cpu(int8_engine, calibrated):
     record = load_manifest(int8_engine).engine
-    assert record is not None and record.precision == "int8" and record.source_file == "model.int8.onnx"
+    here = instruction_set()
+    bits = 7 if here in ("AVX2 without VNNI", "AVX-512 without VNNI") else 8
+    assert record is not None and record.precision == "int8"
+    assert record.source_file == ("model.int8.w7.onnx" if bits == 7 else "model.int8.onnx")
+    assert (record.instruction_set, record.int8_weight_bits) == (here, bits)
     parity = load_manifest(int8_engine).stages.engine_parity
     assert parity is not None and parity.min_cosine is not None and parity.min_cosine >= 0.98
+    assert parity.fp32_mean_cosine is not None and parity.fp32_mean_cosine >= 0.99
+
+
+@pytest.mark.parametrize("cpu, bits, source", [("AVX2 without VNNI", 7, "model.int8.w7.onnx"),
+                                               ("AVX-512 without VNNI", 7, "model.int8.w7.onnx"),
+                                               ("AVX-512 VNNI", 8, "model.int8.onnx"),
+                                               ("Arm dot product", 8, "model.int8.onnx")])
+def test_the_cpu_kind_chooses_the_int8_weight_bits(calibrated, tmp_path, cpu, bits, source):
+    # the instruction-set probe replaced: what build-engine takes from the package on that CPU (an engine
+    # built so would then be refused here as a mismatch unless this CPU is of the same kind)
+    builder = EngineBuilder(package=calibrated[0], out=tmp_path / "e", precision="int8", instruction_set=cpu)
+    chosen, _ = builder.source_files(load_manifest(calibrated[0]), calibrated[0], "onnxruntime")
+    assert (builder.weight_bits(), chosen.name) == (bits, source)
+    forced = replace(builder, int8_weight_bits=8 if bits == 7 else 7)  # --int8-weights overrides the probe
+    assert forced.source_files(load_manifest(calibrated[0]), calibrated[0], "onnxruntime")[0].name != source
+
+
+def test_an_int8_cpu_engine_moved_to_a_cpu_of_the_other_kind_is_a_mismatch():
+    record = EngineRecord(backend="onnxruntime", backend_version="1.32.0", device="AMD EPYC", compute_capability=None,
+                          providers=["CPUExecutionProvider"], precision="int8", profile=BatchProfile(1, 32, 128),
+                          source_package="/m/mfn-int8", source_file="model.int8.onnx", source_sha256="0" * 64,
+                          instruction_set="AVX-512 VNNI", int8_weight_bits=8)
+    machine = MachineState(tensorrt=None, onnxruntime="1.32.1", providers=["CPUExecutionProvider"],
+                           instruction_set="AVX-512 VNNI")
+    assert mismatches(record, machine) == []
+    assert mismatches(record, replace(machine, instruction_set="AVX-VNNI")) == []  # VNNI either way
+    found = " | ".join(mismatches(record, replace(machine, instruction_set="AVX2 without VNNI")))
+    assert "INT8 built for a CPU with AVX-512 VNNI (8-bit weights); this CPU has AVX2 without VNNI" in found
+    seven = replace(record, source_file="model.int8.w7.onnx", instruction_set="AVX2 without VNNI", int8_weight_bits=7)
+    assert mismatches(seven, replace(machine, instruction_set="AVX-512 without VNNI")) == []
+    assert "for which INT8 is built with 8-bit weights" in " | ".join(mismatches(seven, machine))
+    # FP32 CPU engines carry no weight bits: any CPU will do
+    fp32 = replace(record, precision="fp32", int8_weight_bits=None)
+    assert mismatches(fp32, replace(machine, instruction_set="AVX2 without VNNI")) == []
 
 
 def test_profile_must_be_ordered(mobilefacenet_package, tmp_path):

@@ -154,12 +154,16 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
 @click.option("--int8-source", type=click.Choice(["qdq", "calibration-cache"]), default="qdq", show_default=True,
               help="TensorRT INT8 from the explicit Q/DQ model, or (TensorRT < 10.1) implicit INT8 from the "
                    "FP32 model and calibration.cache.")
+@click.option("--int8-weights", type=click.Choice(["auto", "8", "7"]), default="auto", show_default=True,
+              help="ONNX Runtime INT8 on the CPU: weight bits. auto: 7 on x86 CPUs without VNNI (whose u8s8 kernels "
+                   "saturate 8-bit weights), 8 elsewhere. The engine is checked against the FP32 model here.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine manifest as JSON on stdout.")
 def build_engine_command(package: Path, out: Path, precision: str, backend: str, min_batch: int,
                          opt_batch: int | None,
                          max_batch: int, workspace_mib: int, timing_cache: Path | None, dla_core: int | None,
-                         version_compatible: bool, int8_source: str, force: bool, as_json: bool) -> None:
+                         version_compatible: bool, int8_source: str, int8_weights: str, force: bool,
+                         as_json: bool) -> None:
     """Build an engine for this machine: DIR/model.plan (TensorRT) or DIR/model.ort.onnx (ONNX Runtime
     optimised model) + manifest.json.
 
@@ -175,7 +179,7 @@ def build_engine_command(package: Path, out: Path, precision: str, backend: str,
         profile=BatchProfile(min_batch, opt_batch or min(DEFAULT_PROFILE.opt, max_batch), max_batch),
         workspace_mib=workspace_mib,
         timing_cache=timing_cache, dla_core=dla_core, version_compatible=version_compatible,
-        int8_source=int8_source, force=force,
+        int8_source=int8_source, int8_weight_bits=None if int8_weights == "auto" else int(int8_weights), force=force,
     )(log=log)
     if as_json:
         echo_json(manifest.to_dict())
