@@ -73,7 +73,7 @@ class _Collector:
     def on_frame(self, frame: Any, watcher: Watcher) -> None:
         while len(self.frames) < frame.index:
             self.frames.append([])
-        self.frames.append([(v.track_id, v.box, v.name if v.decided else None) for v in watcher.views()])
+        self.frames.append([(v.track_id, v.box, v.name) for v in watcher.views()])
 
 
 def run_on_clip(clip: Path, watcher: Watcher) -> tuple[_Collector, dict]:

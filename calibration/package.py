@@ -103,17 +103,20 @@ class PackageCalibrator:
                     return float((embeddings * reference).sum(axis=1).mean())
                 return measure
 
+            def measured_drop(path: Path) -> float:
+                """The LFW accuracy drop of the INT8 model at ``path``, in pp."""
+                int8 = lfw.score(path)
+                if int8.impostor_mean > MAX_IMPOSTOR_SIMILARITY:
+                    raise DegenerateModelError(f"{path}: mean LFW impostor similarity {int8.impostor_mean:.3f} > "
+                                               f"{MAX_IMPOSTOR_SIMILARITY}: the INT8 model has collapsed")
+                # rounded: one pair of 3,000 is 0.0333 pp, and 3 pairs must compare equal to a 0.10 pp bar
+                return round(100 * (fp32_lfw.accuracy - int8.accuracy), 4)
+
             def lfw_drop(excluded: list[str], cosine: float) -> tuple[bool, float | None]:
                 if not self.check_lfw:
                     return cosine >= self.min_cosine, None
                 write_ort_int8(fp32_path, ranges, stage / ORT_INT8, excluded)
-                int8 = lfw.score(stage / ORT_INT8)
-                if int8.impostor_mean > MAX_IMPOSTOR_SIMILARITY:
-                    raise DegenerateModelError(f"{stage / ORT_INT8}: mean LFW impostor similarity "
-                                               f"{int8.impostor_mean:.3f} > {MAX_IMPOSTOR_SIMILARITY}: the INT8 model "
-                                               f"has collapsed")
-                # rounded: one pair of 3,000 is 0.0333 pp, and 3 pairs must compare equal to a 0.10 pp bar
-                drop = round(100 * (fp32_lfw.accuracy - int8.accuracy), 4)
+                drop = measured_drop(stage / ORT_INT8)
                 log(f"  {len(excluded)} layers in FP32: drop on {FALLBACK_FOLDS_LABEL} {drop:.3f} pp, held-out "
                     f"cosine {cosine:.5f}")
                 return drop <= self.max_drop_pp and cosine >= self.min_cosine, drop
@@ -126,10 +129,7 @@ class PackageCalibrator:
             # x86 CPUs without VNNI saturate 8-bit weights (mfr.runtime.machine.int8_saturates): the same model
             # with 7-bit weights, measured the same way, for build-engine to take there
             seven_cosine = closeness(partial(write_ort_int8, weight_bits=7), stage / ORT_INT8_W7)(ort_result.excluded)
-            seven_drop = None
-            if self.check_lfw:
-                seven = lfw.score(stage / ORT_INT8_W7)
-                seven_drop = round(100 * (fp32_lfw.accuracy - seven.accuracy), 4)
+            seven_drop = measured_drop(stage / ORT_INT8_W7) if self.check_lfw else None
             log(f"ONNX Runtime INT8 with 7-bit weights ({len(ort_result.excluded)} layers in FP32): held-out cosine "
                 f"{seven_cosine:.5f}" + ("" if seven_drop is None else f", drop on {FALLBACK_FOLDS_LABEL} "
                                                                        f"{seven_drop:.3f} pp"))

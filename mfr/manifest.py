@@ -135,7 +135,6 @@ class CalibrationRecord:
     tensorrt_qdq: FallbackRecord  # model.int8.trt.onnx
     # model.int8.w7.onnx: the ONNX Runtime model's float layers, weights in 7 bits (for x86 CPUs without VNNI)
     onnxruntime_7bit_weights: FallbackStep | None = None
-    emulation: str = "exact"  # how INT8 was evaluated: Q/DQ in float ("exact"), whatever the CPU
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> CalibrationRecord:
