@@ -44,21 +44,25 @@ class PreprocessReport:
         return asdict(self)
 
 
-def gpu_peak_bandwidth_gb_s() -> float | None:
-    """Peak DRAM bandwidth from the device properties (memory clock x bus width x 2, DDR)."""
+def gpu_peak_bandwidth_gb_s(device: int = 0) -> float | None:
+    """Peak DRAM bandwidth: memory clock x bus width x 2 (DDR), from device attributes.
+
+    Read with ``cudaDeviceGetAttribute``: the ``memoryClockRate`` field of ``cudaDeviceProp`` is gone from
+    cuda-bindings 13 (CUDA 13 removed it), the attributes exist in 12 and 13. None without a GPU."""
     from mfr.runtime.machine import cuda_runtime
 
     cudart = cuda_runtime()
     if cudart is None:
         return None
+    attribute = cudart.cudaDeviceAttr
     try:
-        error, props = cudart.cudaGetDeviceProperties(0)
-        clock_khz = getattr(props, "memoryClockRate", 0)
-        if int(error) != 0 or not clock_khz:
-            return None
-        return 2 * clock_khz * 1e3 * props.memoryBusWidth / 8 / 1e9
-    except Exception:  # older/newer cuda-python without these fields
+        error, clock_khz = cudart.cudaDeviceGetAttribute(attribute.cudaDevAttrMemoryClockRate, device)
+        error_width, bus_bits = cudart.cudaDeviceGetAttribute(attribute.cudaDevAttrGlobalMemoryBusWidth, device)
+    except RuntimeError:  # cuda-python without a driver library
         return None
+    if int(error) != 0 or int(error_width) != 0 or not clock_khz:
+        return None
+    return 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9
 
 
 def measure_preprocess(frame: np.ndarray, landmarks: list[np.ndarray], spec: PreprocessSpec, batches: list[int],

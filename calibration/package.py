@@ -28,15 +28,15 @@ from mfr.calibration.lfw_check import FALLBACK_FOLDS_LABEL, LfwFoldCheck
 from mfr.calibration.ort_qdq import write_ort_int8
 from mfr.calibration.ranges import collect_stats, compute_ranges
 from mfr.calibration.sensitivity import layer_sensitivity, run_model
-from mfr.calibration.trt_cache import write_calibration_cache
 from mfr.calibration.trt_qdq import write_trt_int8
 from mfr.errors import ManifestError
-from mfr.manifest import CalibrationRecord, FallbackRecord, FallbackStep, listed_file, load_manifest
+from mfr.manifest import CalibrationRecord, FallbackRecord, listed_file, load_manifest
 from mfr.progress import Progress, no_progress
 from mfr.runtime.detection import FaceDetector
+from mfr.trt_calibration_cache import write_calibration_cache
 
 ORT_INT8 = "model.int8.onnx"
-ORT_INT8_W7 = "model.int8.w7.onnx"  # the same, weights in 7 bits: for x86 CPUs without VNNI
+ORT_INT8_U8 = "model.int8.u8.onnx"  # uint8 weights on dense layers: for x86 CPUs without VNNI (ort_qdq)
 TRT_INT8 = "model.int8.trt.onnx"
 CACHE = "calibration.cache"
 TRT_MIN_COSINE = 0.99
@@ -91,7 +91,7 @@ class PackageCalibrator:
         with staged_output_dir(Path(self.out), self.force) as stage:
             shutil.copy(fp32_path, stage / source.files["onnx"])
             manifest = source
-            artefacts = {"onnx_int8": ORT_INT8, "onnx_int8_w7": ORT_INT8_W7, "onnx_int8_trt": TRT_INT8,
+            artefacts = {"onnx_int8": ORT_INT8, "onnx_int8_u8": ORT_INT8_U8, "onnx_int8_trt": TRT_INT8,
                          "trt_calibration_cache": CACHE}
             manifest.files.update(artefacts)
 
@@ -112,28 +112,32 @@ class PackageCalibrator:
                 # rounded: one pair of 3,000 is 0.0333 pp, and 3 pairs must compare equal to a 0.10 pp bar
                 return round(100 * (fp32_lfw.accuracy - int8.accuracy), 4)
 
-            def lfw_drop(excluded: list[str], cosine: float) -> tuple[bool, float | None]:
-                if not self.check_lfw:
-                    return cosine >= self.min_cosine, None
-                write_ort_int8(fp32_path, ranges, stage / ORT_INT8, excluded)
-                drop = measured_drop(stage / ORT_INT8)
-                log(f"  {len(excluded)} layers in FP32: drop on {FALLBACK_FOLDS_LABEL} {drop:.3f} pp, held-out "
-                    f"cosine {cosine:.5f}")
-                return drop <= self.max_drop_pp and cosine >= self.min_cosine, drop
+            def fallback(weights: str, path: Path) -> FallbackRecord:
+                """Greedy fallback for the ONNX Runtime model with ``weights`` (a scheme of ort_qdq)."""
+                write = partial(write_ort_int8, weights=weights)
+
+                def good_enough(excluded: list[str], cosine: float) -> tuple[bool, float | None]:
+                    if not self.check_lfw:
+                        return cosine >= self.min_cosine, None
+                    write(fp32_path, ranges, path, excluded)
+                    drop = measured_drop(path)
+                    log(f"  {len(excluded)} layers in FP32: drop on {FALLBACK_FOLDS_LABEL} {drop:.3f} pp, held-out "
+                        f"cosine {cosine:.5f}")
+                    return drop <= self.max_drop_pp and cosine >= self.min_cosine, drop
+
+                result = greedy_fallback(order, self.fallback_budget, closeness(write, path), good_enough)
+                write(fp32_path, ranges, path, result.excluded)
+                return FallbackRecord(
+                    result.excluded, result.met, self.min_cosine, result.steps,
+                    max_drop_pp=self.max_drop_pp if self.check_lfw else None,
+                    checked_on=f"{FALLBACK_FOLDS_LABEL} ({lfw.pairs} pairs)" if self.check_lfw else None)
 
             log("accuracy-aware fallback for the ONNX Runtime model")
-            ort_result = greedy_fallback(order, self.fallback_budget, closeness(write_ort_int8, stage / ORT_INT8),
-                                         lfw_drop)
-            write_ort_int8(fp32_path, ranges, stage / ORT_INT8, ort_result.excluded)
-
-            # x86 CPUs without VNNI saturate 8-bit weights (mfr.runtime.machine.int8_saturates): the same model
-            # with 7-bit weights, measured the same way, for build-engine to take there
-            seven_cosine = closeness(partial(write_ort_int8, weight_bits=7), stage / ORT_INT8_W7)(ort_result.excluded)
-            seven_drop = measured_drop(stage / ORT_INT8_W7) if self.check_lfw else None
-            log(f"ONNX Runtime INT8 with 7-bit weights ({len(ort_result.excluded)} layers in FP32): held-out cosine "
-                f"{seven_cosine:.5f}" + ("" if seven_drop is None else f", drop on {FALLBACK_FOLDS_LABEL} "
-                                                                       f"{seven_drop:.3f} pp"))
-            seven_step = FallbackStep(list(ort_result.excluded), round(seven_cosine, 6), seven_drop)
+            ort_record = fallback("s8", stage / ORT_INT8)
+            # x86 CPUs without VNNI saturate int8 weights in matrix products (mfr.runtime.machine.int8_saturates):
+            # the model with uint8 weights there, its float layers chosen by its own fallback
+            log("accuracy-aware fallback for the ONNX Runtime model with uint8 weights (x86 CPUs without VNNI)")
+            u8_record = fallback("u8", stage / ORT_INT8_U8)
 
             log(f"layer fallback for the TensorRT Q/DQ model (held-out cosine >= {TRT_MIN_COSINE})")
             trt_result = greedy_fallback(order, self.fallback_budget, closeness(write_trt_int8, stage / TRT_INT8),
@@ -147,12 +151,9 @@ class PackageCalibrator:
                 seconds_total=round(time.perf_counter() - started, 1),
                 ranges={name: list(r) for name, r in ranges.items()},
                 sensitivity={name: round(v, 7) for name, v in list(sensitivity.items())[:16]},
-                onnxruntime=FallbackRecord(
-                    ort_result.excluded, ort_result.met, self.min_cosine, ort_result.steps,
-                    max_drop_pp=self.max_drop_pp if self.check_lfw else None,
-                    checked_on=f"{FALLBACK_FOLDS_LABEL} ({lfw.pairs} pairs)" if self.check_lfw else None),
+                onnxruntime=ort_record,
                 tensorrt_qdq=FallbackRecord(trt_result.excluded, trt_result.met, TRT_MIN_COSINE, trt_result.steps),
-                onnxruntime_7bit_weights=seven_step,
+                onnxruntime_u8_weights=u8_record,
             )
             manifest.stages = replace(manifest.stages, calibration=record)
             manifest.sha256.update({name: sha256_file(stage / file) for name, file in artefacts.items()})

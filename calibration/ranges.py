@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+
+from mfr.runtime.engine_ort import onnxruntime_session
 
 METHODS = ("minmax", "percentile", "entropy")
 BINS = 2048
@@ -47,7 +48,7 @@ def _expose_all_tensors(onnx_path: Path) -> tuple[bytes, list[str]]:
 def collect_stats(onnx_path: Path, inputs: np.ndarray, batch_size: int = 32) -> dict[str, TensorStats]:
     """Statistics of the graph input and of every node output over ``inputs`` (N, C, H, W)."""
     model_bytes, names = _expose_all_tensors(onnx_path)
-    session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(model_bytes)
     input_name = session.get_inputs()[0].name
     outputs = [o.name for o in session.get_outputs()]
 

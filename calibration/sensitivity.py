@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from mfr.calibration.ort_qdq import quantize_ort, quantized_node_names
 from mfr.progress import Progress, no_progress
-from mfr.runtime.engine_ort import exact_session_options
+from mfr.runtime.engine_ort import exact_session_options, onnxruntime_session
 from mfr.runtime.similarity import l2_normalize
 
 
 def run_model(model: onnx.ModelProto, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """L2-normalised outputs of ``model``, INT8 evaluated exactly (the same on every CPU)."""
-    session = ort.InferenceSession(model.SerializeToString(), exact_session_options(),
-                                   providers=["CPUExecutionProvider"])
+    session = onnxruntime_session(model.SerializeToString(), exact_session_options())
     name = session.get_inputs()[0].name
     out = np.concatenate([session.run(None, {name: inputs[i:i + batch_size]})[0]
                           for i in range(0, len(inputs), batch_size)])

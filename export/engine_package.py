@@ -23,13 +23,14 @@ import onnxruntime as ort
 
 import mfr
 from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
-from mfr.errors import DataError, EngineError, EngineMismatchError
-from mfr.export.real_inputs import sample_faces
+from mfr.errors import DataError, EngineError, EngineMismatchError, ManifestError
+from mfr.export.real_inputs import DETECTOR_MAX_SIDE, detector_photos, sample_faces
 from mfr.manifest import BatchProfile, EngineOptions, EngineParity, EngineRecord, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 from mfr.runtime.engine_load import check_fits_machine, open_engine
-from mfr.runtime.machine import cpu_name, gpu_info, instruction_set, int8_saturates, tensorrt_version
+from mfr.runtime.engine_ort import onnxruntime_session
+from mfr.runtime.machine import cpu_name, gpu_info, instruction_set, int8_weight_scheme, tensorrt_version
 from mfr.runtime.similarity import row_cosines
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -50,8 +51,30 @@ MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
 # a CPU whose integer kernels spoil the model (on x86 without VNNI, 8-bit weights saturate).
 MIN_INT8_CPU_FP32_COSINE = 0.99
 PARITY_FACES = 32
-# TensorRT's spatial profile for detector packages, whose height and width are dynamic.
-DETECTOR_SPATIAL = ((160, 160), (640, 640), (1920, 1920))
+PARITY_PHOTOS = 4
+# The batch profile by package kind: recognition embeds many faces per call; a detector gets one frame.
+DEFAULT_PROFILES = {"recognition": BatchProfile(), "detection": BatchProfile(1, 1, 1)}
+MIN_SIDE = 32  # the smallest height/width a detector engine accepts (one cell of the coarsest stride)
+
+
+def detector_spatial(max_side: int) -> list[list[int]]:
+    """TensorRT's [min, opt, max] [height, width] for a detector fed images whose longest side is at most
+    ``max_side`` (``fit_longest_side``): any aspect ratio up to a square, tuned for a 16:9 landscape frame."""
+    return [[MIN_SIDE, MIN_SIDE], [max(MIN_SIDE, round(max_side * 9 / 16)), max_side], [max_side, max_side]]
+
+
+def io_buffer_bytes(source: Path, manifest: Manifest, profile: BatchProfile,
+                    spatial: list[list[int]] | None) -> tuple[int, int]:
+    """(input, outputs) bytes of one call at the profile's largest shape: what the engine's I/O buffers take.
+
+    The outputs' sizes come from running ``source`` once in ONNX Runtime on one zero input of the largest
+    height and width (outputs grow linearly with the batch)."""
+    tensor = manifest.inputs[0]
+    height, width = spatial[2] if spatial is not None else (tensor.fixed_hw() or (0, 0))
+    one = np.zeros((1, int(tensor.shape[1]), height, width), np.float32)
+    session = onnxruntime_session(str(source))
+    outputs = session.run(None, {session.get_inputs()[0].name: one})
+    return one.nbytes * profile.max, sum(out.nbytes for out in outputs) * profile.max
 
 
 def choose_backend(requested: str) -> str:
@@ -80,7 +103,7 @@ def build_onnxruntime_model(source: Path, target: Path, providers: list[str]) ->
     options.optimized_model_filepath = str(target)
     saving = [p for p in providers if p != "TensorrtExecutionProvider"]
     try:
-        ort.InferenceSession(str(source), options, providers=saving)
+        onnxruntime_session(str(source), options, saving)
     except Exception as exc:  # ORT raises its own exception types for invalid models
         raise EngineError(f"{source}: ONNX Runtime could not optimise it ({exc})") from None
     if not target.is_file():
@@ -96,24 +119,38 @@ class EngineBuilder:
     out: Path
     precision: str = "fp32"
     backend: str = "auto"
-    profile: BatchProfile = BatchProfile()
+    min_batch: int | None = None  # None: DEFAULT_PROFILES for the package's kind
+    opt_batch: int | None = None  # None: the kind's default, within [min_batch, max_batch]
+    max_batch: int | None = None
+    max_side: int | None = None  # detector packages: the longest input side (default DETECTOR_MAX_SIDE)
     workspace_mib: int = 1024
     timing_cache: Path | None = None
     dla_core: int | None = None
     version_compatible: bool = False
     int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT < 10.1)
-    int8_weight_bits: int | None = None  # ONNX Runtime INT8: 8 or 7; None: 7 on x86 CPUs without VNNI, else 8
+    int8_weights: str | None = None  # ONNX Runtime INT8: "s8" | "u8"; None: the scheme for this CPU
     instruction_set: str | None = None  # the CPU's INT8 instruction set; None: read from this machine
     force: bool = False
+
+    def batch_profile(self, kind: str) -> BatchProfile:
+        default = DEFAULT_PROFILES.get(kind, BatchProfile())
+        low = self.min_batch or default.min
+        high = self.max_batch or max(default.max, low)
+        opt = self.opt_batch or min(max(default.opt, low), high)
+        return BatchProfile(low, opt, high).check()
+
+    def spatial(self, kind: str) -> list[list[int]] | None:
+        """The detector's dynamic [min, opt, max] [height, width]; None for fixed-size recognition inputs."""
+        return detector_spatial(self.max_side or DETECTOR_MAX_SIDE) if kind == "detection" else None
 
     def cpu_instruction_set(self) -> str:
         return self.instruction_set if self.instruction_set is not None else instruction_set()
 
-    def weight_bits(self) -> int:
-        """The weight bits of an ONNX Runtime INT8 engine for this CPU."""
-        if self.int8_weight_bits is not None:
-            return self.int8_weight_bits
-        return 7 if int8_saturates(self.cpu_instruction_set()) else 8
+    def weight_scheme(self) -> str:
+        """The weight scheme of an ONNX Runtime INT8 engine for this CPU (mfr.calibration.ort_qdq)."""
+        if self.int8_weights is not None:
+            return self.int8_weights
+        return int8_weight_scheme(self.cpu_instruction_set())
 
     def __call__(self, log: Callable[[str], None] = print) -> Manifest:
         started = time.perf_counter()
@@ -153,17 +190,34 @@ class EngineBuilder:
             raise EngineError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         if self.backend not in BACKENDS:
             raise EngineError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
-        self.profile.check()
+        try:
+            self.batch_profile(manifest.kind)
+        except ManifestError as exc:
+            raise EngineError(f"--min-batch/--opt-batch/--max-batch: {exc}") from None
+        if self.max_side is not None and (manifest.kind != "detection" or self.max_side < MIN_SIDE):
+            raise EngineError(f"--max-side applies to detector packages and must be at least {MIN_SIDE}; "
+                              f"{package} is a {manifest.kind} package" if manifest.kind != "detection" else
+                              f"--max-side must be at least {MIN_SIDE}, got {self.max_side}")
+        if self.dla_core is not None:
+            # DLA runs static shapes only and no FP32: TensorRT would fall back to the GPU or fail late
+            profile = self.batch_profile(manifest.kind)
+            if not profile.min == profile.opt == profile.max or self.spatial(manifest.kind) is not None:
+                raise EngineError(f"--dla-core needs one fixed input shape: give --min-batch = --opt-batch = "
+                                  f"--max-batch (got {profile.min}/{profile.opt}/{profile.max})"
+                                  + ("; a detector's dynamic height and width cannot run on DLA"
+                                     if manifest.kind == "detection" else ""))
+            if self.precision not in ("fp16", "int8"):
+                raise EngineError(f"--dla-core runs FP16 or INT8 only, not {self.precision}")
         if self.workspace_mib < 1:
             raise EngineError(f"--workspace must be at least 1 MiB, got {self.workspace_mib}")
-        if self.int8_weight_bits not in (None, 7, 8):
-            raise EngineError(f"INT8 weights are 7 or 8 bits, got {self.int8_weight_bits}")
+        if self.int8_weights not in (None, "s8", "u8"):
+            raise EngineError(f"INT8 weights are s8 or u8, got {self.int8_weights!r}")
 
     def check_backend(self, backend: str) -> None:
         if backend == "tensorrt":
             if tensorrt_version() is None:
-                raise EngineError("--backend tensorrt: TensorRT is not installed here (pip install 'mfr[trt]' "
-                                  "on a machine with an NVIDIA GPU), or use --backend onnxruntime")
+                raise EngineError("--backend tensorrt: TensorRT is not installed here (pip install 'mfr[trt-cu12]' or "
+                                  "'mfr[trt-cu13]' on a machine with an NVIDIA GPU), or use --backend onnxruntime")
             if gpu_info() is None:
                 raise EngineError("--backend tensorrt: no NVIDIA GPU answers through cuda-python here")
             return
@@ -182,8 +236,8 @@ class EngineBuilder:
         if backend == "tensorrt" and precision == "int8" and self.int8_source == "calibration-cache":
             precision = "int8-calibration-cache"
         model_key, extra_key = SOURCES[(backend, precision)]
-        if (backend, precision) == ("onnxruntime", "int8") and self.weight_bits() == 7:
-            model_key = "onnx_int8_w7"
+        if (backend, precision) == ("onnxruntime", "int8") and self.weight_scheme() == "u8":
+            model_key = "onnx_int8_u8"
 
         def package_file(key: str) -> Path:
             return listed_file(package, manifest, key, f"{package} has no {key} file for a {self.precision} {backend} "
@@ -194,17 +248,24 @@ class EngineBuilder:
 
     def build(self, backend: str, source: Path, extra: Path | None, manifest: Manifest, target: Path,
               log: Callable[[str], None]) -> EngineRecord:
+        spatial = self.spatial(manifest.kind)
+        profile = self.batch_profile(manifest.kind)
         options = EngineOptions(workspace_mib=self.workspace_mib, dla_core=self.dla_core,
                                 version_compatible=self.version_compatible, int8_source=self.int8_source,
-                                timing_cache=None if self.timing_cache is None else str(self.timing_cache))
+                                timing_cache=None if self.timing_cache is None else str(self.timing_cache),
+                                spatial=spatial)
+        io_bytes = io_buffer_bytes(source, manifest, profile, spatial)
+        log(f"I/O buffers at the largest shape (batch {profile.max}"
+            + ("" if spatial is None else f", {spatial[2][0]}x{spatial[2][1]}") + f"): "
+            f"input {io_bytes[0] / 2**20:.1f} MiB, outputs {io_bytes[1] / 2**20:.1f} MiB")
         if backend == "tensorrt":
             from mfr.export.trt_build import TensorRTBuildOptions, build_tensorrt_plan
 
             gpu = gpu_info()
             assert gpu is not None  # check_backend made sure
             trt_options = TensorRTBuildOptions(
-                precision=self.precision, profile=self.profile,
-                spatial=DETECTOR_SPATIAL if manifest.kind == "detection" else None,
+                precision=self.precision, profile=profile,
+                spatial=spatial,
                 workspace_mib=self.workspace_mib, timing_cache=self.timing_cache, dla_core=self.dla_core,
                 version_compatible=self.version_compatible, implicit_int8_cache=extra,
                 fp32_layers=manifest.float_layers("tensorrt_qdq"))
@@ -219,28 +280,27 @@ class EngineBuilder:
         on_cpu = backend == "onnxruntime" and providers[0] == "CPUExecutionProvider"
         cpu_int8 = on_cpu and self.precision == "int8"
         if cpu_int8:
-            log(f"CPU INT8: {self.cpu_instruction_set()}, weights in {self.weight_bits()} bits")
+            log(f"CPU INT8: {self.cpu_instruction_set()}, {self.weight_scheme()} weights")
         return EngineRecord(
             backend=backend, backend_version=version, device=device, compute_capability=capability,
-            providers=providers, precision=self.precision, profile=self.profile,
+            providers=providers, precision=self.precision, profile=profile, io_buffer_bytes=sum(io_bytes),
             source_package=str(source.parent), source_file=source.name, source_sha256=sha256_file(source),
             options=options, built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             instruction_set=self.cpu_instruction_set() if on_cpu else None,
-            int8_weight_bits=self.weight_bits() if cpu_int8 else None,
+            int8_weights=self.weight_scheme() if cpu_int8 else None,
         )
 
     def verify(self, engine: Engine, source: Path, manifest: Manifest, log: Callable[[str], None]) -> EngineParity:
-        """Run the engine as the runtime will, and compare it with its source ONNX on real faces."""
-        if manifest.kind != "recognition":
-            channels = int(manifest.inputs[0].shape[1])
-            engine.infer(np.zeros((1, channels, *(manifest.inputs[0].fixed_hw() or DETECTOR_SPATIAL[1])), np.float32))
-            return EngineParity("ran one blank image")
+        """Run the engine as the runtime will, and compare it with its source ONNX on real faces (photos for
+        a detector)."""
+        if manifest.kind == "detection":
+            return self.verify_detector(engine, source, manifest, log)
         try:
             faces = sample_faces(PARITY_FACES, manifest.spec)
         except DataError as exc:
             log(f"engine parity not measured: {exc}")
             return EngineParity(f"not measured ({exc})")
-        reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+        reference = onnxruntime_session(str(source))
         expected = reference.run(None, {manifest.inputs[0].name: faces})[0]
         got = engine.raw_embeddings(faces)
         cosine = row_cosines(expected, got)
@@ -251,20 +311,46 @@ class EngineBuilder:
                               f"{low:.6f} < {MIN_COSINE[self.precision]}; nothing was written to {self.out}")
         fp32_mean = None
         record = engine.manifest.engine
-        if record is not None and record.int8_weight_bits is not None:
+        if record is not None and record.int8_weights is not None:
             # the INT8 source runs on this CPU's integer kernels too, so the parity above cannot see what they
             # do to the model: compare with the FP32 model
-            fp32 = ort.InferenceSession(str(source.parent / manifest.files["onnx"]), providers=["CPUExecutionProvider"])
+            fp32 = onnxruntime_session(str(source.parent / manifest.files["onnx"]))
             fp32_mean = float(row_cosines(fp32.run(None, {manifest.inputs[0].name: faces})[0], got).mean())
-            log(f"INT8 engine vs the FP32 model on this CPU ({record.instruction_set}, {record.int8_weight_bits}-bit "
+            log(f"INT8 engine vs the FP32 model on this CPU ({record.instruction_set}, {record.int8_weights} "
                 f"weights): mean cosine {fp32_mean:.5f}")
             if not fp32_mean >= MIN_INT8_CPU_FP32_COSINE:
                 raise EngineError(f"on this CPU ({record.instruction_set}) the INT8 engine with "
-                                  f"{record.int8_weight_bits}-bit weights is too far from the FP32 model on real "
+                                  f"{record.int8_weights} weights is too far from the FP32 model on real "
                                   f"faces: mean cosine {fp32_mean:.5f} < {MIN_INT8_CPU_FP32_COSINE}; nothing was "
                                   f"written to {self.out}")
         return EngineParity(f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", low, float(cosine.mean()),
                             fp32_mean)
+
+
+    def verify_detector(self, engine: Engine, source: Path, manifest: Manifest,
+                        log: Callable[[str], None]) -> EngineParity:
+        """Every output of the engine vs the source ONNX (ONNX Runtime, CPU) on real photos of several aspect
+        ratios, as the detector feeds them: cosine of each output over the whole photo."""
+        try:
+            photos, described = detector_photos(PARITY_PHOTOS, manifest.spec, self.max_side or DETECTOR_MAX_SIDE)
+        except DataError as exc:
+            log(f"engine parity not measured: {exc}")
+            return EngineParity(f"not measured ({exc})")
+        reference = onnxruntime_session(str(source))
+        cosines = []
+        for photo in photos:
+            outputs = reference.run(engine.output_names, {manifest.inputs[0].name: photo})
+            expected = dict(zip(engine.output_names, outputs, strict=True))
+            got = engine.infer(photo)
+            cosines += [float(row_cosines(expected[name].reshape(1, -1), got[name].reshape(1, -1))[0])
+                        for name in engine.output_names]
+        low = min(cosines)
+        log(f"engine vs {source.name} on {described}: min output cosine {low:.6f}")
+        if not low >= MIN_COSINE[self.precision]:
+            raise EngineError(f"the {self.precision} detector engine differs from {source} on real photos: min "
+                              f"output cosine {low:.6f} < {MIN_COSINE[self.precision]}; nothing was written to "
+                              f"{self.out}")
+        return EngineParity(f"{described} vs {source.name} (ONNX Runtime, CPU)", low, float(np.mean(cosines)))
 
 
 def rebuild_if_mismatched(directory: Path, log: Callable[[str], None] = print) -> bool:
@@ -288,7 +374,9 @@ def rebuild_if_mismatched(directory: Path, log: Callable[[str], None] = print) -
     log(f"rebuilding {directory} for this machine from {source}:\n  - " + "\n  - ".join(found))
     options = record.options
     EngineBuilder(package=Path(record.source_package), out=directory, precision=record.precision,
-                  backend=record.backend, profile=record.profile, workspace_mib=options.workspace_mib,
+                  backend=record.backend, min_batch=record.profile.min, opt_batch=record.profile.opt,
+                  max_batch=record.profile.max, max_side=None if options.spatial is None else options.spatial[2][1],
+                  workspace_mib=options.workspace_mib,
                   timing_cache=None if options.timing_cache is None else Path(options.timing_cache),
                   dla_core=options.dla_core, version_compatible=options.version_compatible,
                   int8_source=options.int8_source, force=True)(log=log)

@@ -14,16 +14,11 @@ import torch
 from mfr.data.lfw import lfw_root
 from mfr.errors import DataError
 from mfr.export.onnx_export import INPUT_NAME
-from mfr.export.real_inputs import sample_faces
+from mfr.export.real_inputs import detector_photos, sample_faces
 from mfr.manifest import ParityReport
-from mfr.paths import dataset_dir
 from mfr.registry import ModelEntry
-from mfr.runtime.detection import fit_longest_side
-from mfr.runtime.image_io import read_image_bgr
-from mfr.runtime.preprocess import normalize
 from mfr.runtime.similarity import row_cosines
 
-DETECTOR_MAX_SIDE = 640
 _BATCH = 16
 
 
@@ -36,12 +31,7 @@ def recognition_batches(entry: ModelEntry, num_faces: int) -> tuple[list[np.ndar
 
 def detector_batches(entry: ModelEntry, num_photos: int) -> tuple[list[np.ndarray], str]:
     """Real unaligned photos at their own aspect ratios (longest side <= 640), one per batch."""
-    root = dataset_dir("demo")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:num_photos]
-    if not paths:
-        raise DataError(f"{root}: no photos for the detector parity check")
-    batches = [normalize(fit_longest_side(read_image_bgr(path), DETECTOR_MAX_SIDE)[0], entry.spec) for path in paths]
-    return batches, f"{len(paths)} demo photos ({root}), longest side <= {DETECTOR_MAX_SIDE}"
+    return detector_photos(num_photos, entry.spec)
 
 
 def parity_batches(entry: ModelEntry, num_samples: int) -> tuple[list[np.ndarray], str]:

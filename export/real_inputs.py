@@ -12,11 +12,28 @@ from pathlib import Path
 import numpy as np
 
 from mfr.data.lfw import sample_images
+from mfr.errors import DataError
+from mfr.paths import dataset_dir
+from mfr.runtime.detection import fit_longest_side
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
+
+DETECTOR_MAX_SIDE = 640  # the longest side the detectors are fed by default (RetinaFaceDetector, --detect-size)
 
 
 def sample_faces(count: int, spec: PreprocessSpec, root: Path | None = None) -> np.ndarray:
     """``count`` aligned LFW faces (one per person, as ``sample_images`` picks them), preprocessed by ``spec``."""
     return normalize([read_image_bgr(path) for path in sample_images(count, root)], spec)
+
+
+def detector_photos(count: int, spec: PreprocessSpec,
+                    max_side: int = DETECTOR_MAX_SIDE) -> tuple[list[np.ndarray], str]:
+    """Real unaligned photos at their own aspect ratios, longest side <= ``max_side``, each a (1, C, H, W)
+    input normalised by ``spec``; and a description of them."""
+    root = dataset_dir("demo")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
+    if not paths:
+        raise DataError(f"{root}: no photos for the detector check")
+    photos = [normalize(fit_longest_side(read_image_bgr(path), max_side)[0], spec) for path in paths]
+    return photos, f"{len(paths)} demo photos ({root}), longest side <= {max_side}"

@@ -2,9 +2,11 @@
 
 FP32: the ONNX model as is. FP16: the builder flag (TensorRT < 11; TensorRT 11 removed it).
 INT8, explicit: the symmetric Q/DQ model from ``mfr-export calibrate``, parsed into a strongly typed
-network (TensorRT >= 10; 8.6 needs the INT8 flag instead). INT8, implicit (TensorRT < 10.1 only,
-e.g. JetPack 5/6): the FP32 model, the INT8 flag, and a calibrator that only replays the package's
-``calibration.cache``; the layers the calibration kept in float are pinned to FP32.
+network (TensorRT >= 10; 8.6 needs the INT8 flag instead). INT8, implicit (TensorRT 8.x/10.x, e.g.
+JetPack 5 and 6; deprecated since 10.1, still there through 10.x): the FP32 model, the INT8 flag, and a
+calibrator that only replays the package's ``calibration.cache`` under the header this TensorRT writes;
+if TensorRT still asks it for batches, it rejected the cache and the build fails with that reason. The
+layers the calibration kept in float are pinned to FP32.
 
 CI has no TensorRT: there it is type-checked against TensorRT 10.13's stubs and its ``tensorrt`` names
 checked against a fixture; tests marked ``tensorrt`` run it where TensorRT and a GPU exist.
@@ -22,6 +24,7 @@ from mfr.errors import EngineError
 from mfr.manifest import BatchProfile, TensorInfo
 from mfr.runtime.engine_check import version_tuple
 from mfr.runtime.engine_trt import tensorrt_logger
+from mfr.trt_calibration_cache import for_tensorrt, header
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 class TensorRTBuildOptions:
     precision: str  # fp32 | fp16 | int8
     profile: BatchProfile
-    spatial: tuple[tuple[int, int], tuple[int, int], tuple[int, int]] | None = None  # min/opt/max HxW if dynamic
+    spatial: list[list[int]] | None = None  # [min, opt, max] [height, width] if the input's are dynamic
     workspace_mib: int = 1024
     timing_cache: Path | None = None
     dla_core: int | None = None
@@ -67,17 +70,22 @@ def parse_onnx(builder: trt.Builder, source: Path, strongly_typed: bool, logger:
 
 
 def replay_calibrator(cache: Path) -> Any:
-    """An entropy calibrator that never calibrates: it hands TensorRT the cache written by calibrate."""
+    """An entropy calibrator that never calibrates: it hands TensorRT the cache written by calibrate, under
+    the header the installed TensorRT writes. ``asked_for_batches`` tells afterwards whether TensorRT
+    rejected the cache anyway (and calibrated on nothing)."""
     import tensorrt as trt
 
-    data = cache.read_bytes()
+    data = for_tensorrt(cache, trt.__version__)
 
     class CacheReplay(trt.IInt8EntropyCalibrator2):
+        asked_for_batches = False
+
         def get_batch_size(self) -> int:
             return 1
 
         def get_batch(self, names: list[str]) -> list[int] | None:  # type: ignore[override]
-            return None  # a complete cache means TensorRT never asks for data
+            self.asked_for_batches = True  # a cache TensorRT accepted means it never asks for data
+            return None
 
         def read_calibration_cache(self) -> bytes:
             return data
@@ -86,6 +94,18 @@ def replay_calibrator(cache: Path) -> Any:
             return None
 
     return CacheReplay()
+
+
+def check_implicit_int8(version: tuple[int, ...], log: Callable[[str], None]) -> None:
+    """Implicit INT8 needs the calibrator API: TensorRT 8.x and 10.x have it (deprecated from 10.1)."""
+    import tensorrt as trt
+
+    if not hasattr(trt, "IInt8EntropyCalibrator2"):
+        raise EngineError(f"TensorRT {trt.__version__} has no INT8 calibrator API (implicit INT8 is gone): build "
+                          f"from the Q/DQ model instead (the default, without --int8-source calibration-cache)")
+    if version >= (10, 1):
+        log(f"note: implicit INT8 with a calibration cache is deprecated since TensorRT 10.1 (this is "
+            f"{trt.__version__}); it still builds, but the Q/DQ model (the default --int8-source) is the way on")
 
 
 def set_precision(config: trt.IBuilderConfig, network: Any, options: TensorRTBuildOptions, version: tuple[int, ...],
@@ -125,7 +145,7 @@ def add_profile(builder: trt.Builder, config: trt.IBuilderConfig, input_name: st
     import tensorrt as trt
 
     profile = builder.create_optimization_profile()
-    sizes = options.spatial or ((fixed_hw,) * 3 if fixed_hw else None)
+    sizes = options.spatial or ([list(fixed_hw)] * 3 if fixed_hw else None)
     if sizes is None:
         raise EngineError("the model's input has a dynamic height/width: give its range (spatial profile)")
     batches = (options.profile.min, options.profile.opt, options.profile.max)
@@ -157,10 +177,8 @@ def build_tensorrt_plan(source: Path, tensor: TensorInfo, options: TensorRTBuild
     logger = tensorrt_logger()
     builder = trt.Builder(logger)
     explicit_int8 = options.precision == "int8" and options.implicit_int8_cache is None
-    if options.implicit_int8_cache is not None and version >= (10, 1):
-        raise EngineError(f"implicit INT8 calibration is deprecated since TensorRT 10.1 (this is "
-                          f"{trt.__version__}): build from the Q/DQ model instead (the default, without "
-                          f"--int8-source calibration-cache)")
+    if options.implicit_int8_cache is not None:
+        check_implicit_int8(version, log)
     strongly_typed = explicit_int8 and version >= (10,)
     network, parser = parse_onnx(builder, source, strongly_typed, logger)
     config = builder.create_builder_config()
@@ -179,7 +197,13 @@ def build_tensorrt_plan(source: Path, tensor: TensorInfo, options: TensorRTBuild
     log(f"building the TensorRT {trt.__version__} engine ({options.precision}"
         f"{', strongly typed' if strongly_typed else ''}); this takes a while")
     plan = builder.build_serialized_network(network, config)
-    del calibrator, parser
+    del parser
+    if calibrator is not None and calibrator.asked_for_batches:
+        cache = options.implicit_int8_cache
+        raise EngineError(f"{cache}: TensorRT {trt.__version__} rejected the calibration cache (sent as "
+                          f"{header(trt.__version__)!r}) and asked for calibration batches; its tensor names may "
+                          f"not match {source}'s (re-run mfr-export calibrate on this package)")
+    del calibrator
     if plan is None:
         raise EngineError(f"{source}: TensorRT could not build the engine (see its log above)")
     if options.timing_cache is not None:

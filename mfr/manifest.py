@@ -133,17 +133,16 @@ class CalibrationRecord:
     sensitivity: dict[str, float]  # the most sensitive layers: 1 - held-out cosine when quantized alone
     onnxruntime: FallbackRecord  # model.int8.onnx
     tensorrt_qdq: FallbackRecord  # model.int8.trt.onnx
-    # model.int8.w7.onnx: the ONNX Runtime model's float layers, weights in 7 bits (for x86 CPUs without VNNI)
-    onnxruntime_7bit_weights: FallbackStep | None = None
+    onnxruntime_u8_weights: FallbackRecord | None = None  # model.int8.u8.onnx (x86 CPUs without VNNI)
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> CalibrationRecord:
         record = _record(cls, data, what)
-        seven = record.onnxruntime_7bit_weights
+        u8 = record.onnxruntime_u8_weights
         return replace(record, onnxruntime=FallbackRecord.from_dict(record.onnxruntime, f"{what}.onnxruntime"),
                        tensorrt_qdq=FallbackRecord.from_dict(record.tensorrt_qdq, f"{what}.tensorrt_qdq"),
-                       onnxruntime_7bit_weights=None if seven is None else _record(
-                           FallbackStep, seven, f"{what}.onnxruntime_7bit_weights"))
+                       onnxruntime_u8_weights=None if u8 is None else FallbackRecord.from_dict(
+                           u8, f"{what}.onnxruntime_u8_weights"))
 
 
 @dataclass(frozen=True)
@@ -234,6 +233,7 @@ class EngineOptions:
     version_compatible: bool = False
     int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT implicit INT8)
     timing_cache: str | None = None
+    spatial: list[list[int]] | None = None  # detector engines: [min, opt, max] [height, width]
 
 
 @dataclass(frozen=True)
@@ -258,9 +258,11 @@ class EngineRecord:
     options: EngineOptions = EngineOptions()
     build_seconds: float = 0.0
     built: str = ""
-    # CPU INT8 engines: the CPU's INT8 instruction set at build time, and the weight bits chosen for it
+    # CPU INT8 engines: the CPU's INT8 instruction set at build time, and the weight scheme chosen for it
+    # (a key of mfr.calibration.ort_qdq.WEIGHT_SCHEMES: "s8" or "u8")
     instruction_set: str | None = None
-    int8_weight_bits: int | None = None
+    int8_weights: str | None = None
+    io_buffer_bytes: int | None = None  # input + outputs of one call at the largest profile shape
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> EngineRecord:

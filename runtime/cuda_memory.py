@@ -18,7 +18,8 @@ from mfr.runtime.machine import cuda_runtime
 def cudart() -> Any:
     runtime = cuda_runtime()
     if runtime is None:
-        raise EngineError("this needs cuda-python: pip install 'mfr[trt]' (or 'mfr[cuda]')")
+        raise EngineError("this needs cuda-python: pip install 'mfr[cuda12]' or 'mfr[cuda13]' (the CUDA major of your "
+                          "TensorRT and driver)")
     return runtime
 
 

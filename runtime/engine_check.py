@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mfr.manifest import EngineRecord
-from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, int8_saturates, tensorrt_version
+from mfr.manifest import EngineOptions, EngineRecord
+from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, int8_weight_scheme, tensorrt_version
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
     if record.backend == "tensorrt":
         if machine.tensorrt is None:
             found.append(f"built with TensorRT {record.backend_version}; this machine has no TensorRT "
-                         f"(pip install 'mfr[trt]' on a machine with an NVIDIA GPU)")
+                         f"(pip install 'mfr[trt-cu12]' or 'mfr[trt-cu13]' on a machine with an NVIDIA GPU)")
         else:
             built, here = version_tuple(record.backend_version), version_tuple(machine.tensorrt)
             if record.options.version_compatible:
@@ -70,11 +70,11 @@ def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
         if version_tuple(record.backend_version)[:2] != version_tuple(machine.onnxruntime)[:2]:
             found.append(f"optimised by ONNX Runtime {record.backend_version}; this machine has ONNX Runtime "
                          f"{machine.onnxruntime}")
-        if record.instruction_set is not None and record.int8_weight_bits is not None \
-                and int8_saturates(record.instruction_set) != int8_saturates(machine.instruction_set):
-            found.append(f"INT8 built for a CPU with {record.instruction_set} ({record.int8_weight_bits}-bit weights); "
-                         f"this CPU has {machine.instruction_set}, for which INT8 is built with "
-                         f"{7 if int8_saturates(machine.instruction_set) else 8}-bit weights")
+        wanted = int8_weight_scheme(machine.instruction_set)
+        if record.instruction_set is not None and record.int8_weights is not None \
+                and int8_weight_scheme(record.instruction_set) != wanted:  # a CPU of the other kind
+            found.append(f"INT8 built for a CPU with {record.instruction_set} ({record.int8_weights} weights); "
+                         f"this CPU has {machine.instruction_set}, for which INT8 is built with {wanted} weights")
         missing = [p for p in record.providers if p not in machine.providers]
         if missing:
             found.append(f"optimised for execution providers {record.providers}; this machine lacks {missing} "
@@ -85,14 +85,22 @@ def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
 
 
 def rebuild_command(record: EngineRecord, engine_dir: Path) -> str:
-    """The build-engine command that makes this engine again, for this machine."""
-    profile = record.profile
+    """The build-engine command that makes this engine again, for this machine: every recorded option."""
+    profile, options = record.profile, record.options
     parts = ["mfr-export build-engine", f"--package {record.source_package}", f"--precision {record.precision}",
              f"--backend {record.backend}", f"--min-batch {profile.min} --opt-batch {profile.opt} "
              f"--max-batch {profile.max}"]
-    if record.options.dla_core is not None:
-        parts.append(f"--dla-core {record.options.dla_core}")
-    if record.options.version_compatible:
+    if options.spatial is not None:
+        parts.append(f"--max-side {options.spatial[2][1]}")
+    if options.workspace_mib != EngineOptions().workspace_mib:
+        parts.append(f"--workspace {options.workspace_mib}")
+    if options.timing_cache is not None:
+        parts.append(f"--timing-cache {options.timing_cache}")
+    if options.int8_source != "qdq":
+        parts.append(f"--int8-source {options.int8_source}")
+    if options.dla_core is not None:
+        parts.append(f"--dla-core {options.dla_core}")
+    if options.version_compatible:
         parts.append("--version-compatible")
     parts.append(f"--out {engine_dir} --force")
     return " ".join(parts)

@@ -57,7 +57,7 @@ def open_engine(directory: Path, machine: MachineState | None = None) -> Engine:
         from mfr.runtime.engine_trt import TensorRTEngine
 
         return TensorRTEngine(directory, manifest, path, record.profile,
-                              version_compatible=record.options.version_compatible)
+                              version_compatible=record.options.version_compatible, dla_core=record.options.dla_core)
     from mfr.runtime.engine_ort import OnnxRuntimeEngine
 
     return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)

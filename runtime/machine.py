@@ -106,9 +106,14 @@ SATURATING = ("AVX-512 without VNNI", "AVX2 without VNNI")
 
 def int8_saturates(instruction_set_name: str) -> bool:
     """True on x86 CPUs without VNNI, where ONNX Runtime's u8s8 kernels add pairs of u8 x s8 products in
-    saturating 16-bit lanes (VPMADDUBSW): 255 x 127 x 2 overflows. ONNX Runtime's documented cure is
-    weights in 7 bits (``reduce_range``), which keeps every pair sum within 16 bits."""
+    saturating 16-bit lanes (VPMADDUBSW): 255 x 127 x 2 overflows. There, INT8 uses uint8 weights in its
+    matrix products, whose kernels add in 32 bits (see ``mfr.calibration.ort_qdq``)."""
     return instruction_set_name in SATURATING
+
+
+def int8_weight_scheme(instruction_set_name: str) -> str:
+    """The ONNX Runtime INT8 weight scheme for a CPU: "u8" where int8 weights saturate, else "s8"."""
+    return "u8" if int8_saturates(instruction_set_name) else "s8"
 
 
 def package_version(name: str) -> str | None:

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from mfr.calibration.data import MIN_IMAGES, load_calibration_set
 from mfr.calibration.fallback import DegenerateModelError, check_not_degenerate
 from mfr.calibration.ranges import BINS, TensorStats, compute_ranges
-from mfr.calibration.trt_cache import read_calibration_cache
 from mfr.data.lfw import lfw_images_outside_pairs, read_lfw
 from mfr.errors import DataError
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
 from mfr.runtime.engine_ort import exact_session_options
+from mfr.trt_calibration_cache import read_calibration_cache
 from tests.conftest import int8_cosine_bar
 
 SPEC = MODELS["mobilefacenet"].spec
@@ -84,7 +84,7 @@ def test_degenerate_embeddings_fail_loudly():
 def test_calibration_writes_four_artefacts_from_one_set_of_ranges(calibrated):
     out, record = calibrated
     manifest = json.loads((out / "manifest.json").read_text())
-    for key, name in (("onnx_int8", "model.int8.onnx"), ("onnx_int8_w7", "model.int8.w7.onnx"),
+    for key, name in (("onnx_int8", "model.int8.onnx"), ("onnx_int8_u8", "model.int8.u8.onnx"),
                       ("onnx_int8_trt", "model.int8.trt.onnx"), ("trt_calibration_cache", "calibration.cache")):
         assert manifest["files"][key] == name and (out / name).is_file()
     assert record["images"] == 64 and record["masked"] == 32
@@ -170,24 +170,83 @@ def test_heldout_faces_are_disjoint_from_calibration_faces():
     assert not set(calibration.paths) & set(heldout.paths)
 
 
-def int8_weights(path: Path) -> list[np.ndarray]:
-    """The int8 weight tensors of a QDQ model (initializers feeding DequantizeLinear)."""
+def weight_dtypes(path: Path) -> dict[str, np.dtype]:
+    """Weight initializer of each Conv of a QDQ model -> the dtype of its quantized form."""
     model = onnx.load(str(path))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
-    return [inits[n.input[0]] for n in model.graph.node
-            if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].dtype == np.int8]
+    produced_by = {out: node for node in model.graph.node for out in node.output}
+    dtypes = {}
+    for node in model.graph.node:
+        dequantize = produced_by.get(node.input[1]) if node.op_type == "Conv" else None
+        if dequantize is not None and dequantize.op_type == "DequantizeLinear":
+            dtypes[node.name] = inits[dequantize.input[0]].dtype
+    return dtypes
 
 
-def test_the_7bit_model_keeps_every_weight_within_7_bits_and_the_same_float_layers(calibrated):
-    out, record = calibrated
-    eight, seven = int8_weights(out / "model.int8.onnx"), int8_weights(out / "model.int8.w7.onnx")
-    assert len(seven) == len(eight) > 10
-    assert max(int(np.abs(w).max()) for w in eight) == 127  # symmetric per channel: each channel's largest
-    assert all(-64 <= int(w.min()) and int(w.max()) <= 64 for w in seven)
+def test_the_u8_model_has_uint8_weights_in_matrix_products_only_and_its_own_fallback(calibrated):
+    out, _ = calibrated
+    model = onnx.load(str(out / "model.onnx"))
+    depthwise = {n.name for n in model.graph.node if n.op_type == "Conv"
+                 and any(a.name == "group" and a.i > 1 for a in n.attribute)}
+    s8, u8 = weight_dtypes(out / "model.int8.onnx"), weight_dtypes(out / "model.int8.u8.onnx")
+    assert len(depthwise) > 10 and len(u8) > 40
+    assert set(s8.values()) == {np.dtype(np.int8)}
+    assert {u8[name] for name in u8 if name in depthwise} == {np.dtype(np.int8)}
+    assert {u8[name] for name in u8 if name not in depthwise} == {np.dtype(np.uint8)}
     calibration = load_manifest(out).stages.calibration
-    assert calibration is not None and calibration.onnxruntime_7bit_weights is not None
-    assert calibration.onnxruntime_7bit_weights.fp_layers == calibration.onnxruntime.fp_layers
-    assert 0.95 < calibration.onnxruntime_7bit_weights.heldout_cosine <= 1.0
+    assert calibration is not None and calibration.onnxruntime_u8_weights is not None
+    assert 0.95 < calibration.onnxruntime_u8_weights.steps[-1].heldout_cosine <= 1.0
+
+
+SATURATION_SCRIPT = """
+import json, sys
+import numpy as np, onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+from mfr.calibration.ort_qdq import quantize_ort
+
+weights = np.ones((3, 2, 1, 1), np.float32)
+weights[1] *= -1
+weights[2, 1] = 0.5
+graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "pairs",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 2, 2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 2, 2])],
+                          [numpy_helper.from_array(weights, "w")])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+out = {}
+for scheme in ("s8", "u8"):
+    quantized = quantize_ort(model, {"x": (0.0, 1.0), "y": (-2.0, 2.0)}, weights=scheme)
+    session = ort.InferenceSession(quantized.SerializeToString(), providers=["CPUExecutionProvider"])
+    out[scheme] = session.run(None, {"x": np.ones((1, 2, 2, 2), np.float32)})[0][0, :, 0, 0].tolist()
+print(json.dumps(out))
+"""
+
+
+def integer_kernel_outputs(prefix: list[str]) -> dict[str, list[float]]:
+    """Run ``SATURATION_SCRIPT`` (ONNX Runtime's integer kernels, all optimisations on) under ``prefix``."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([*prefix, sys.executable, "-c", SATURATION_SCRIPT], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_u8_weights_do_not_saturate_on_avx2_kernels_where_s8_weights_do():
+    """A 1x1 convolution whose two u8 x s8 products, both 255 x 127, sum past 16 bits: ONNX Runtime's real
+    AVX2 kernels, run on an emulated Haswell CPU (no VNNI), saturate with int8 weights and are exact with
+    the u8 scheme. The expected outputs are the convolution's own arithmetic: 1+1, -1-1, 1+0.5."""
+    import platform
+    import shutil
+
+    if platform.machine() != "x86_64" or shutil.which("qemu-x86_64") is None:
+        pytest.skip("needs an x86-64 machine with qemu-user (apt install qemu-user) to run the AVX2 kernels")
+    expected = [2.0, -2.0, 1.5]
+    avx2 = integer_kernel_outputs(["qemu-x86_64", "-cpu", "Haswell"])
+    assert avx2["u8"] == pytest.approx(expected, abs=0.02)
+    assert avx2["s8"][0] < 1.1  # 64,770 clipped to 32,767: the saturation the u8 scheme avoids
+    assert integer_kernel_outputs([])["u8"] == pytest.approx(expected, abs=0.02)  # and on this CPU
 
 
 def test_exact_int8_evaluation_does_not_saturate_where_u8s8_kernels_would():
@@ -214,3 +273,38 @@ def test_exact_int8_evaluation_does_not_saturate_where_u8s8_kernels_would():
     got = float(session.run(None, {"x": np.ones((1, 2, 1, 1), np.float32)})[0].ravel()[0])
     expected = (255 * 127 * 2) * x_scale * w_scale  # exact integer sum, no 16-bit saturation
     assert got == pytest.approx(expected, rel=1e-6) and 255 * 127 * 2 > 32767
+
+
+def test_a_layer_kept_in_float_stays_float_in_onnx_runtime_sessions():
+    """ONNX Runtime's WeightBiasQuantization rewrite would quantize the weights of a float Conv sitting between
+    a DequantizeLinear and a QuantizeLinear: the calibration's fallback layer. mfr's sessions keep it float,
+    so the integer kernels give what the exact evaluation of the Q/DQ model gives."""
+    from onnx import TensorProto, helper
+
+    from mfr.calibration.ort_qdq import quantize_ort
+    from mfr.runtime.engine_ort import onnxruntime_session
+
+    rng = np.random.default_rng(0)
+    entry = rng.standard_normal((4, 4, 1, 1)).astype(np.float32)
+    first = (rng.standard_normal((8, 4, 3, 3)) * np.geomspace(0.01, 3, 8)[:, None, None, None]).astype(np.float32)
+    second = rng.standard_normal((4, 8, 1, 1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w0"], ["b"], name="entry"),
+         helper.make_node("Conv", ["b", "w1"], ["a"], name="kept_float", pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["a", "w2"], ["y"], name="quantized")], "fallback",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [onnx.numpy_helper.from_array(entry, "w0"), onnx.numpy_helper.from_array(first, "w1"),
+         onnx.numpy_helper.from_array(second, "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.uniform(-1, 1, (1, 4, 8, 8)).astype(np.float32)
+    ranges = {"x": (-1.0, 1.0), "b": (-4.0, 4.0), "a": (-60.0, 60.0), "y": (-200.0, 200.0)}
+    for scheme in ("s8", "u8"):
+        quantized = quantize_ort(model, ranges, exclude=["kept_float"], weights=scheme).SerializeToString()
+        exact = onnxruntime_session(quantized, exact_session_options()).run(None, {"x": x})[0]
+        kernels = onnxruntime_session(quantized).run(None, {"x": x})[0]
+        rewritten = ort.InferenceSession(quantized, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        step = 400 / 255  # y's quantization step
+        assert np.abs(kernels - exact).max() < step / 2
+        # the model does trigger the rewrite: a plain session moves outputs by whole steps
+        assert np.abs(rewritten - exact).max() >= step * 0.99

@@ -56,6 +56,45 @@ def test_kernel_compiles_to_ptx_with_nvrtc(architecture, tmp_path):
     assert len(cached) == 1 and cached[0].read_bytes() == ptx  # the second call would read this file
 
 
+def test_the_kernel_cache_is_keyed_by_the_nvrtc_version(tmp_path):
+    """A cubin from one NVRTC is not reused by another: the version cuda-python reports is in the key."""
+    from cuda.bindings import nvrtc
+
+    from mfr.runtime.cuda_kernels import cached_binary
+
+    error, major, minor = nvrtc.nvrtcVersion()
+    assert int(error) == 0
+    cached_binary("compute_75", cache_dir=tmp_path)
+    [path] = (tmp_path / "cuda-kernels").iterdir()
+    assert f"-nvrtc{major}.{minor}-compute_75." in path.name
+
+
+NO_NVRTC = """
+import site
+site.getsitepackages = lambda *args: []  # the NVRTC wheel becomes invisible to cuda-python's library search
+site.getusersitepackages = lambda *args: "/nonexistent"
+from mfr.errors import EngineError
+from mfr.runtime.cuda_kernels import compile_source
+try:
+    compile_source('extern "C" __global__ void k() {}', "compute_75")
+except EngineError as exc:
+    print("EngineError:", exc)
+"""
+
+
+def test_a_machine_without_nvrtc_gets_a_clear_error_not_cuda_pythons_runtime_error():
+    """cuda-python raises a RuntimeError subclass when it cannot find libnvrtc; the callers fall back to the
+    CPU path on EngineError, so the kernel compiler must turn it into one (run here with the NVRTC wheel
+    hidden from cuda-python's search, in a separate interpreter)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", NO_NVRTC], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("EngineError: NVRTC is not usable here") and "libnvrtc" in done.stdout
+    assert "mfr[cuda12]" in done.stdout
+
+
 def test_a_broken_kernel_reports_nvrtc_log():
     from mfr.errors import EngineError
     from mfr.runtime.cuda_kernels import compile_source
@@ -231,3 +270,18 @@ def test_bench_preprocess_reports_the_cpu_path_and_why_no_gpu(retinaface_package
         assert r["faces_per_s"] == pytest.approx(r["batch"] / r["p50_ms"] * 1000, rel=0.01)
     if gpu_info() is None:
         assert data["gpu_missing"] and not any(p == "gpu" for p, _ in paths)
+
+
+def test_peak_bandwidth_reads_device_attributes_that_cuda_python_has():
+    """cuda-bindings 13 dropped ``cudaDeviceProp.memoryClockRate``; the attributes read instead exist."""
+    from mfr.benchmarks.preprocess import gpu_peak_bandwidth_gb_s
+    from mfr.runtime.machine import cuda_runtime, gpu_info
+
+    cudart = cuda_runtime()
+    assert cudart is not None
+    assert {"cudaDevAttrMemoryClockRate", "cudaDevAttrGlobalMemoryBusWidth"} <= set(dir(cudart.cudaDeviceAttr))
+    peak = gpu_peak_bandwidth_gb_s()
+    if gpu_info() is None:
+        assert peak is None
+    else:  # every CUDA GPU since Maxwell has more than 20 GB/s; Jetson Orin 102-205, H100 ~3,350
+        assert peak is not None and 20 < peak < 20_000

@@ -73,3 +73,50 @@ def test_eval_and_bench_run_a_tensorrt_engine(mobilefacenet_package, tmp_path):
     result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(engine_dir), "--batch", "1,32",
                                           "--rounds", "5"])
     assert result.exit_code == 0 and "tensorrt" in result.output, result.output
+
+
+def test_tensorrt_implicit_int8_replays_the_calibration_cache(calibrated, tmp_path, faces):
+    """TensorRT 8.x/10.x (JetPack 5/6): the FP32 model + calibration.cache; TensorRT must accept the cache
+    (a rejected cache fails the build), and the engine stays close to FP32."""
+    import tensorrt as trt
+
+    if not hasattr(trt, "IInt8EntropyCalibrator2"):
+        pytest.skip(f"TensorRT {trt.__version__} has no implicit INT8")
+    engine_dir = build(calibrated[0], tmp_path / "implicit", "--precision", "int8", "--int8-source",
+                       "calibration-cache")
+    assert load_manifest(engine_dir).engine.options.int8_source == "calibration-cache"  # type: ignore[union-attr]
+    with open_engine(engine_dir) as engine, open_model(calibrated[0]) as fp32:
+        assert cosine(engine.raw_embeddings(faces), fp32.raw_embeddings(faces)).mean() >= 0.99
+
+
+def test_a_tensorrt_engine_closes_twice_and_rejects_a_shape_outside_its_profile(mobilefacenet_package, tmp_path,
+                                                                                 faces):
+    from mfr.errors import EngineError
+
+    engine_dir = build(mobilefacenet_package, tmp_path / "fp32")
+    engine = open_engine(engine_dir)
+    with pytest.raises(EngineError):  # 17 > --max-batch 16: refused before TensorRT sees it
+        engine.infer_bound_input(17)  # type: ignore[attr-defined]
+    engine.close()
+    engine.close()
+
+
+@pytest.mark.gpu
+def test_embed_frame_faces_aligns_on_the_gpu_into_a_tensorrt_engine(mobilefacenet_package, tmp_path):
+    """The GPU branch of ``FaceEmbedder.embed_frame_faces`` (what mfr watch calls): the CUDA kernel warps the
+    faces straight into the engine's input; the embeddings match the CPU path's on real LFW photos."""
+    from mfr.data.lfw import sample_images
+    from mfr.runtime.align import aligned_crop_landmarks
+    from mfr.runtime.embedder import FaceEmbedder
+    from mfr.runtime.image_io import read_image_bgr
+    from mfr.runtime.preprocess import align_faces
+
+    engine_dir = build(mobilefacenet_package, tmp_path / "fp32")
+    embedder = FaceEmbedder.open(engine_dir)
+    assert embedder.gpu is not None, "the CUDA preprocessing did not start on this GPU"
+    for path in sample_images(4):
+        frame = read_image_bgr(path)
+        landmarks = np.stack([aligned_crop_landmarks(*frame.shape[:2])] * 3)  # three faces in one call
+        gpu = embedder.embed_frame_faces(frame, landmarks)
+        cpu = embedder.embed_crops(align_faces(frame, landmarks, embedder.manifest.spec))
+        assert (gpu * cpu).sum(1).min() >= 0.999

@@ -20,7 +20,7 @@ from mfr.export.real_inputs import sample_faces
 from mfr.manifest import BatchProfile, EngineOptions, EngineRecord, load_manifest
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 from mfr.runtime.engine_load import open_engine, open_model
-from mfr.runtime.machine import GpuInfo, instruction_set
+from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, tensorrt_version
 from tests.conftest import int8_cosine_bar
 
 
@@ -31,7 +31,7 @@ def build(*args: str) -> object:
 @pytest.fixture(scope="module")
 def fp32_engine(mobilefacenet_package, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("engines") / "fp32"
-    result = build("--package", str(mobilefacenet_package), "--out", str(out), "--backend", "auto",
+    result = build("--package", str(mobilefacenet_package), "--out", str(out), "--backend", "onnxruntime",
                    "--max-batch", "16")
     assert result.exit_code == 0, result.output
     return out
@@ -40,7 +40,8 @@ def fp32_engine(mobilefacenet_package, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def int8_engine(calibrated, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("engines") / "int8"
-    result = build("--package", str(calibrated[0]), "--out", str(out), "--precision", "int8")
+    result = build("--package", str(calibrated[0]), "--out", str(out), "--precision", "int8", "--backend",
+                   "onnxruntime")
     assert result.exit_code == 0, result.output
     return out
 
@@ -71,12 +72,22 @@ def edit_record(engine: Path, **changes: object) -> None:
 
 # --- building ----------------------------------------------------------------------------------------
 
-def test_auto_builds_an_onnxruntime_engine_here_with_a_full_record(fp32_engine, mobilefacenet_package):
+def test_auto_takes_tensorrt_only_where_tensorrt_and_a_gpu_exist(mobilefacenet_package, tmp_path):
+    result = build("--package", str(mobilefacenet_package), "--out", str(tmp_path / "auto"), "--max-batch", "4")
+    assert result.exit_code == 0, result.output
+    record = load_manifest(tmp_path / "auto").engine
+    expected = "tensorrt" if tensorrt_version() is not None and gpu_info() is not None else "onnxruntime"
+    assert record is not None and record.backend == expected
+
+
+def test_an_onnxruntime_engine_has_a_full_record(fp32_engine, mobilefacenet_package):
     manifest = load_manifest(fp32_engine)
     record = manifest.engine
-    assert record is not None and record.backend == "onnxruntime"  # no TensorRT/GPU on this machine
-    assert record.precision == "fp32" and record.compute_capability is None
-    assert record.providers[-1] == "CPUExecutionProvider"
+    assert record is not None and record.backend == "onnxruntime"
+    gpu = gpu_info()
+    on_gpu = record.providers[0] != "CPUExecutionProvider"  # onnxruntime-gpu's CUDA/TensorRT providers
+    assert record.precision == "fp32" and record.providers[-1] == "CPUExecutionProvider"
+    assert record.compute_capability == (gpu.compute_capability if on_gpu and gpu is not None else None)
     assert record.profile == BatchProfile(1, 16, 16)  # --opt-batch defaults to min(32, --max-batch)
     assert record.source_file == "model.onnx"
     assert record.source_sha256 == load_manifest(mobilefacenet_package).sha256["onnx"]
@@ -89,26 +100,26 @@ def test_auto_builds_an_onnxruntime_engine_here_with_a_full_record(fp32_engine, 
 def test_int8_engine_uses_the_onnxruntime_qdq_model_for_this_cpu(int8_engine, calibrated):
     record = load_manifest(int8_engine).engine
     here = instruction_set()
-    bits = 7 if here in ("AVX2 without VNNI", "AVX-512 without VNNI") else 8
+    scheme = "u8" if here in ("AVX2 without VNNI", "AVX-512 without VNNI") else "s8"
     assert record is not None and record.precision == "int8"
-    assert record.source_file == ("model.int8.w7.onnx" if bits == 7 else "model.int8.onnx")
-    assert (record.instruction_set, record.int8_weight_bits) == (here, bits)
+    assert record.source_file == ("model.int8.u8.onnx" if scheme == "u8" else "model.int8.onnx")
+    assert (record.instruction_set, record.int8_weights) == (here, scheme)
     parity = load_manifest(int8_engine).stages.engine_parity
     assert parity is not None and parity.min_cosine is not None and parity.min_cosine >= 0.98
     assert parity.fp32_mean_cosine is not None and parity.fp32_mean_cosine >= 0.99
 
 
-@pytest.mark.parametrize("cpu, bits, source", [("AVX2 without VNNI", 7, "model.int8.w7.onnx"),
-                                               ("AVX-512 without VNNI", 7, "model.int8.w7.onnx"),
-                                               ("AVX-512 VNNI", 8, "model.int8.onnx"),
-                                               ("Arm dot product", 8, "model.int8.onnx")])
-def test_the_cpu_kind_chooses_the_int8_weight_bits(calibrated, tmp_path, cpu, bits, source):
+@pytest.mark.parametrize("cpu, scheme, source", [("AVX2 without VNNI", "u8", "model.int8.u8.onnx"),
+                                                 ("AVX-512 without VNNI", "u8", "model.int8.u8.onnx"),
+                                                 ("AVX-512 VNNI", "s8", "model.int8.onnx"),
+                                                 ("Arm dot product", "s8", "model.int8.onnx")])
+def test_the_cpu_kind_chooses_the_int8_weight_scheme(calibrated, tmp_path, cpu, scheme, source):
     # the instruction-set probe replaced: what build-engine takes from the package on that CPU (an engine
     # built so would then be refused here as a mismatch unless this CPU is of the same kind)
     builder = EngineBuilder(package=calibrated[0], out=tmp_path / "e", precision="int8", instruction_set=cpu)
     chosen, _ = builder.source_files(load_manifest(calibrated[0]), calibrated[0], "onnxruntime")
-    assert (builder.weight_bits(), chosen.name) == (bits, source)
-    forced = replace(builder, int8_weight_bits=8 if bits == 7 else 7)  # --int8-weights overrides the probe
+    assert (builder.weight_scheme(), chosen.name) == (scheme, source)
+    forced = replace(builder, int8_weights="s8" if scheme == "u8" else "u8")  # --int8-weights overrides the probe
     assert forced.source_files(load_manifest(calibrated[0]), calibrated[0], "onnxruntime")[0].name != source
 
 
@@ -116,18 +127,22 @@ def test_an_int8_cpu_engine_moved_to_a_cpu_of_the_other_kind_is_a_mismatch():
     record = EngineRecord(backend="onnxruntime", backend_version="1.32.0", device="AMD EPYC", compute_capability=None,
                           providers=["CPUExecutionProvider"], precision="int8", profile=BatchProfile(1, 32, 128),
                           source_package="/m/mfn-int8", source_file="model.int8.onnx", source_sha256="0" * 64,
-                          instruction_set="AVX-512 VNNI", int8_weight_bits=8)
+                          instruction_set="AVX-512 VNNI", int8_weights="s8")
     machine = MachineState(tensorrt=None, onnxruntime="1.32.1", providers=["CPUExecutionProvider"],
                            instruction_set="AVX-512 VNNI")
     assert mismatches(record, machine) == []
     assert mismatches(record, replace(machine, instruction_set="AVX-VNNI")) == []  # VNNI either way
     found = " | ".join(mismatches(record, replace(machine, instruction_set="AVX2 without VNNI")))
-    assert "INT8 built for a CPU with AVX-512 VNNI (8-bit weights); this CPU has AVX2 without VNNI" in found
-    seven = replace(record, source_file="model.int8.w7.onnx", instruction_set="AVX2 without VNNI", int8_weight_bits=7)
-    assert mismatches(seven, replace(machine, instruction_set="AVX-512 without VNNI")) == []
-    assert "for which INT8 is built with 8-bit weights" in " | ".join(mismatches(seven, machine))
-    # FP32 CPU engines carry no weight bits: any CPU will do
-    fp32 = replace(record, precision="fp32", int8_weight_bits=None)
+    assert "INT8 built for a CPU with AVX-512 VNNI (s8 weights); this CPU has AVX2 without VNNI" in found
+    u8 = replace(record, source_file="model.int8.u8.onnx", instruction_set="AVX2 without VNNI", int8_weights="u8")
+    assert mismatches(u8, replace(machine, instruction_set="AVX-512 without VNNI")) == []
+    assert "for which INT8 is built with s8 weights" in " | ".join(mismatches(u8, machine))
+    # a scheme forced with --int8-weights binds the engine to the CPU kind it was built on, like any other
+    forced = replace(record, source_file="model.int8.u8.onnx", int8_weights="u8")
+    assert mismatches(forced, machine) == [] and mismatches(forced, replace(machine, instruction_set="AVX2 without "
+                                                                                 "VNNI")) != []
+    # FP32 CPU engines carry no weight scheme: any CPU will do
+    fp32 = replace(record, precision="fp32", int8_weights=None)
     assert mismatches(fp32, replace(machine, instruction_set="AVX2 without VNNI")) == []
 
 
@@ -146,6 +161,8 @@ def test_int8_without_a_calibrated_package_names_the_missing_model(mobilefacenet
 
 
 def test_tensorrt_only_requests_fail_clearly_without_tensorrt(mobilefacenet_package, tmp_path):
+    if tensorrt_version() is not None:
+        pytest.skip(f"TensorRT {tensorrt_version()} is installed here: these requests would build")
     out = str(tmp_path / "e")
     result = build("--package", str(mobilefacenet_package), "--out", out, "--backend", "tensorrt")
     assert result.exit_code == 1 and "TensorRT is not installed" in result.output
@@ -352,3 +369,62 @@ def test_bench_latency_refuses_a_plain_package(mobilefacenet_package):
 def test_info_shows_the_build_record(fp32_engine):
     result = CliRunner().invoke(mfr_cli, ["info", str(fp32_engine)])
     assert result.exit_code == 0 and "engine    fp32 onnxruntime" in result.output and "batch 1/16/16" in result.output
+
+
+def test_a_detector_engine_defaults_to_one_frame_up_to_640_and_is_checked_on_real_photos(retinaface_package,
+                                                                                         tmp_path):
+    out = tmp_path / "det"
+    result = build("--package", str(retinaface_package), "--out", str(out), "--backend", "onnxruntime")
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(out)
+    record = manifest.engine
+    assert record is not None and record.profile == BatchProfile(1, 1, 1)  # what the detector is fed
+    assert record.options.spatial == [[32, 32], [360, 640], [640, 640]]
+    # the printed and recorded I/O memory: one 3x640x640 float input, and per prior 4 box deltas, 1 face score
+    # and 10 landmark deltas (2 anchors per cell at strides 8, 16, 32 on a 640x640 input)
+    priors = sum(2 * (640 // step) ** 2 for step in (8, 16, 32))
+    assert record.io_buffer_bytes == 3 * 640 * 640 * 4 + priors * (4 + 1 + 10) * 4
+    assert "I/O buffers at the largest shape (batch 1, 640x640): input 4.7 MiB" in result.output
+    parity = manifest.stages.engine_parity
+    assert parity is not None and "demo photos" in parity.checked
+    assert parity.min_cosine is not None and parity.min_cosine >= 0.9999
+
+
+def test_max_side_is_for_detectors_only(mobilefacenet_package, tmp_path):
+    result = build("--package", str(mobilefacenet_package), "--out", str(tmp_path / "e"), "--max-side", "320")
+    assert result.exit_code == 1 and "--max-side applies to detector packages" in result.output
+    assert not (tmp_path / "e").exists()
+
+
+def test_the_rebuild_command_replays_every_recorded_build_option():
+    from mfr.cli.export_cli import build_engine_command
+
+    record = trt_record(options=EngineOptions(workspace_mib=2048, dla_core=1, version_compatible=True,
+                                              int8_source="calibration-cache", timing_cache="/cache/t.bin",
+                                              spatial=[[32, 32], [270, 480], [480, 480]]))
+    args = rebuild_command(record, Path("/engines/e")).split()[2:]  # after "mfr-export build-engine"
+    params = build_engine_command.make_context("build-engine", args).params
+    assert (params["min_batch"], params["opt_batch"], params["max_batch"]) == (1, 8, 32)
+    assert (params["package"], params["out"], params["force"]) == (Path("/models/mfn-int8"), Path("/engines/e"), True)
+    assert (params["precision"], params["backend"], params["max_side"]) == ("int8", "tensorrt", 480)
+    assert (params["workspace_mib"], params["timing_cache"], params["int8_source"]) == (
+        2048, Path("/cache/t.bin"), "calibration-cache")
+    assert (params["dla_core"], params["version_compatible"]) == (1, True)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--precision", "fp16"], "--dla-core needs one fixed input shape"),  # default profile 1/32/128
+    (["--precision", "fp32", "--min-batch", "8", "--max-batch", "8"], "--dla-core runs FP16 or INT8 only, not fp32"),
+])
+def test_dla_builds_need_a_static_shape_and_fp16_or_int8(mobilefacenet_package, tmp_path, args, message):
+    result = build("--package", str(mobilefacenet_package), "--out", str(tmp_path / "e"), "--dla-core", "0",
+                   "--backend", "tensorrt", *args)
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "e").exists()
+
+
+def test_closing_an_engine_twice_is_harmless(fp32_engine, faces):
+    engine = open_engine(fp32_engine)
+    assert engine.raw_embeddings(faces[:1]).shape[0] == 1
+    engine.close()
+    engine.close()

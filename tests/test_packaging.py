@@ -76,3 +76,23 @@ def test_installed_package_type_checks(installed, tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success: no issues found" in result.stdout
+
+
+def test_gpu_extras_pin_cuda_python_and_nvrtc_to_one_cuda_major():
+    """cuda-python and NVRTC must be of the CUDA major the TensorRT build uses: each GPU extra names one."""
+    import re
+
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    gpu = {name: deps for name, deps in extras.items() if re.fullmatch(r"(cuda|trt-cu)1[23]", name)}
+    assert set(gpu) == {"cuda12", "cuda13", "trt-cu12", "trt-cu13"}
+    for name, deps in gpu.items():
+        major = int(name[-2:])
+        cuda_python = next(d for d in deps if d.startswith("cuda-python"))
+        assert f">={major}" in cuda_python and f"<{major + 1}" in cuda_python, (name, cuda_python)
+        nvrtc = next(d for d in deps if d.startswith("nvidia-cuda-nvrtc"))
+        # the NVRTC wheel is named by its major up to CUDA 12 (-cu12) and versioned by it from CUDA 13 on
+        assert nvrtc.startswith(f"nvidia-cuda-nvrtc-cu{major}") if major == 12 else f">={major}" in nvrtc, nvrtc
+        tensorrt = [d for d in deps if d.startswith("tensorrt")]
+        assert tensorrt == [] or tensorrt[0].startswith(f"tensorrt-cu{major}"), (name, tensorrt)

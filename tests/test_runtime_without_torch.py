@@ -90,7 +90,8 @@ def test_engines_build_load_and_embed_without_torch(mobilefacenet_package, tmp_p
         from mfr.runtime.embedder import FaceEmbedder
         from mfr.runtime import read_image_bgr
         import numpy as np
-        EngineBuilder(package=Path({str(mobilefacenet_package)!r}), out=Path({str(out)!r}))(log=lambda _: None)
+        EngineBuilder(package=Path({str(mobilefacenet_package)!r}), out=Path({str(out)!r}),
+                      backend="onnxruntime")(log=lambda _: None)
         embedder = FaceEmbedder.open(Path({str(out)!r}))
         crops = np.stack([read_image_bgr(p) for p in {images!r}])
         embeddings = embedder.embed_crops(crops, flip=True)

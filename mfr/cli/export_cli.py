@@ -138,11 +138,18 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
                    "model.int8.onnx (ONNX Runtime). fp16: TensorRT only.")
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
               show_default=True, help="auto: TensorRT if it is installed and a GPU answers, else ONNX Runtime.")
-@click.option("--min-batch", type=click.IntRange(min=1), default=DEFAULT_PROFILE.min, show_default=True)
+@click.option("--min-batch", type=click.IntRange(min=1), default=None,
+              help=f"Smallest batch of one call [default: {DEFAULT_PROFILE.min}].")
 @click.option("--opt-batch", type=click.IntRange(min=1), default=None,
-              help=f"The batch size TensorRT tunes for [default: {DEFAULT_PROFILE.opt}, or --max-batch if smaller].")
-@click.option("--max-batch", type=click.IntRange(min=1), default=DEFAULT_PROFILE.max, show_default=True,
-              help="Largest batch of one call; the runtime splits larger batches.")
+              help=f"The batch size TensorRT tunes for [default: {DEFAULT_PROFILE.opt} for recognition, 1 for a "
+                   f"detector; within --min-batch..--max-batch].")
+@click.option("--max-batch", type=click.IntRange(min=1), default=None,
+              help=f"Largest batch of one call; the runtime splits larger batches [default: {DEFAULT_PROFILE.max} "
+                   f"for recognition, 1 for a detector, which is fed one frame at a time].")
+@click.option("--max-side", type=click.IntRange(min=32), default=None,
+              help="Detector packages: the longest image side the engine accepts (any aspect ratio up to a square; "
+                   "tuned for 16:9) [default: 640, what mfr watch's --detect-size feeds]. The build prints the "
+                   "I/O buffer memory of the largest shape.")
 @click.option("--workspace", "workspace_mib", type=click.IntRange(min=1), default=1024, show_default=True,
               help="TensorRT builder workspace limit in MiB.")
 @click.option("--timing-cache", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -154,15 +161,16 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
 @click.option("--int8-source", type=click.Choice(["qdq", "calibration-cache"]), default="qdq", show_default=True,
               help="TensorRT INT8 from the explicit Q/DQ model, or (TensorRT < 10.1) implicit INT8 from the "
                    "FP32 model and calibration.cache.")
-@click.option("--int8-weights", type=click.Choice(["auto", "8", "7"]), default="auto", show_default=True,
-              help="ONNX Runtime INT8 on the CPU: weight bits. auto: 7 on x86 CPUs without VNNI (whose u8s8 kernels "
-                   "saturate 8-bit weights), 8 elsewhere. The engine is checked against the FP32 model here.")
+@click.option("--int8-weights", type=click.Choice(["auto", "s8", "u8"]), default="auto", show_default=True,
+              help="ONNX Runtime INT8 on the CPU: s8 (model.int8.onnx, int8 weights) or u8 (model.int8.u8.onnx, "
+                   "uint8 weights in matrix products). auto: u8 on x86 CPUs without VNNI, whose int8 kernels "
+                   "saturate, s8 elsewhere. The engine is checked against the FP32 model here.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the engine manifest as JSON on stdout.")
-def build_engine_command(package: Path, out: Path, precision: str, backend: str, min_batch: int,
-                         opt_batch: int | None,
-                         max_batch: int, workspace_mib: int, timing_cache: Path | None, dla_core: int | None,
-                         version_compatible: bool, int8_source: str, int8_weights: str, force: bool,
+def build_engine_command(package: Path, out: Path, precision: str, backend: str, min_batch: int | None,
+                         opt_batch: int | None, max_batch: int | None, max_side: int | None, workspace_mib: int,
+                         timing_cache: Path | None, dla_core: int | None, version_compatible: bool,
+                         int8_source: str, int8_weights: str, force: bool,
                          as_json: bool) -> None:
     """Build an engine for this machine: DIR/model.plan (TensorRT) or DIR/model.ort.onnx (ONNX Runtime
     optimised model) + manifest.json.
@@ -170,16 +178,15 @@ def build_engine_command(package: Path, out: Path, precision: str, backend: str,
     The manifest records the backend and its version, the GPU and compute capability (or the CPU), the
     precision, the batch profile, the bindings and the source ONNX's sha256; the runtime refuses to load
     the engine on a machine that does not match. Before the directory appears, the engine is loaded as
-    the runtime loads it and compared with its source ONNX on 32 real LFW faces.
+    the runtime loads it and compared with its source ONNX on 32 real LFW faces (a detector: on demo photos).
     """
     from mfr.export.engine_package import EngineBuilder
 
     manifest = EngineBuilder(
         package=package, out=out, precision=precision, backend=backend,
-        profile=BatchProfile(min_batch, opt_batch or min(DEFAULT_PROFILE.opt, max_batch), max_batch),
-        workspace_mib=workspace_mib,
+        min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, max_side=max_side, workspace_mib=workspace_mib,
         timing_cache=timing_cache, dla_core=dla_core, version_compatible=version_compatible,
-        int8_source=int8_source, int8_weight_bits=None if int8_weights == "auto" else int(int8_weights), force=force,
+        int8_source=int8_source, int8_weights=None if int8_weights == "auto" else int8_weights, force=force,
     )(log=log)
     if as_json:
         echo_json(manifest.to_dict())
