@@ -578,10 +578,11 @@ def mask_sheet_command(out: Path, count: int, seed: int) -> None:
 
 
 def _register_recognition_commands() -> None:
+    from mfr.cli.doctor_cli import doctor_command
     from mfr.cli.gallery_cli import gallery_group, identify_command, thresholds_command
     from mfr.cli.watch_cli import watch_command
 
-    for command in (gallery_group, identify_command, thresholds_command, watch_command):
+    for command in (gallery_group, identify_command, thresholds_command, watch_command, doctor_command):
         cli.add_command(command)
 
 

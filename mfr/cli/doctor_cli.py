@@ -1,0 +1,77 @@
+"""``mfr doctor``: versions, what is missing, and every engine path proved on this machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from mfr.cli.common import log
+
+RECOGNITION_MODEL = "mobilefacenet"
+
+
+def doctor_package(package: Path | None, cache_dir: Path, log: Callable[[str], None]) -> Path | None:
+    """The recognition package to check: the one given, or (where torch is installed) MobileFaceNet
+    exported and quickly calibrated (64 faces, no LFW check) into the cache once; None on a torch-free box."""
+    if package is not None:
+        return package
+    cached = cache_dir / "packages" / f"{RECOGNITION_MODEL}-doctor"
+    if (cached / "manifest.json").is_file():
+        return cached
+    if importlib.util.find_spec("torch") is None:
+        return None
+    from mfr.calibration.package import PackageCalibrator
+    from mfr.export.package import OnnxPackageExporter
+
+    with tempfile.TemporaryDirectory() as scratch:
+        fp32 = Path(scratch) / RECOGNITION_MODEL
+        log(f"exporting {RECOGNITION_MODEL} and calibrating it quickly (64 faces) once into {cached}")
+        OnnxPackageExporter(model=RECOGNITION_MODEL, out=fp32, parity_samples=4)(log=log)
+        PackageCalibrator(package=fp32, out=cached, num_images=64, check_lfw=False, fallback_budget=4,
+                          force=True)(log=log)
+    return cached
+
+
+@click.command("doctor")
+@click.option("--package", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Recognition package to build engines from; calibrated (mfr-export calibrate) for INT8 [default: "
+                   "MobileFaceNet, exported and quickly calibrated into the cache where torch is installed].")
+@click.option("--detector-package", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="RetinaFace package [default: exported into the cache where torch is installed].")
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Keep the engines built here [default: a temporary directory, removed afterwards].")
+@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the report as JSON.")
+def doctor_command(package: Path | None, detector_package: Path | None, work: Path | None,
+                   json_out: Path | None) -> None:
+    """Check this machine for mfr: versions and what is missing, then build FP32/FP16/INT8 engines of the
+    recognition model and FP32/FP16 engines of RetinaFace with every backend here (each compared with
+    ONNX Runtime on real faces or photos, and timed), and run the CUDA preprocessing kernel against the
+    CPU path. Run it on a GPU server or a Jetson after installing; without a GPU it says what it could not
+    check and exits 0. Exits 1 if a check that ran failed.
+    """
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.doctor import markdown_table, run_doctor
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import retinaface_package
+    from mfr.errors import MfrError
+
+    cache = default_cache_dir()
+    package = doctor_package(package, cache, log)
+    try:
+        detector_package = retinaface_package(detector_package, cache, log)
+    except MfrError as exc:  # a torch-free box without a detector package: reported as not checked
+        log(str(exc))
+        detector_package = None
+    with tempfile.TemporaryDirectory() as scratch:
+        report = run_doctor(package, detector_package, work or Path(scratch), log)
+    click.echo(markdown_table(report))
+    if json_out is not None:
+        write_json_atomic(json_out, report.to_dict())
+        log(f"wrote {json_out}")
+    if report.failed:
+        raise click.ClickException("a check failed (see the table above)")
