@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mfr.errors import MfrError
-from mfr.export.engine_package import EngineBuilder
+from mfr.export.engine_package import EngineBuilder, typed_fp16
 from mfr.manifest import load_manifest
 from mfr.runtime.engine_load import open_engine
 from mfr.runtime.machine import fingerprint, gpu_info, package_version, tensorrt_version
@@ -139,8 +139,8 @@ def engine_plan(package: Path | None, kind: str, has_tensorrt: bool,
             reason = None
             if backend == "tensorrt" and not has_tensorrt:
                 reason = "no TensorRT with a GPU here"
-            elif backend == "tensorrt" and precision == "fp16" and int((tensorrt or "0").split(".")[0]) >= 11:
-                reason = f"TensorRT {tensorrt} has no FP16 builder flag; FP16 needs an FP16 ONNX model"
+            elif backend == "tensorrt" and precision == "fp16" and typed_fp16(tensorrt) and "onnx_fp16" not in files:
+                reason = f"TensorRT {tensorrt} builds FP16 from model.fp16.onnx, which {package} lacks"
             elif precision == "int8" and "onnx_int8" not in files:
                 reason = f"{package} is not calibrated (mfr-export calibrate)"
             plan.append((backend, precision, reason))

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 
+from mfr.export.graph_tensors import expose_all_tensors
 from mfr.runtime.engine_ort import onnxruntime_session
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -33,21 +33,9 @@ class TensorStats:
         return max(abs(self.low), abs(self.high))
 
 
-def _expose_all_tensors(onnx_path: Path) -> tuple[bytes, list[str]]:
-    model = onnx.load(str(onnx_path))
-    graph_outputs = {o.name for o in model.graph.output}
-    names = [model.graph.input[0].name]
-    for node in model.graph.node:
-        for name in node.output:
-            if name and name not in graph_outputs:
-                model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-            names.append(name)
-    return model.SerializeToString(), names
-
-
 def collect_stats(onnx_path: Path, inputs: np.ndarray, batch_size: int = 32) -> dict[str, TensorStats]:
     """Statistics of the graph input and of every node output over ``inputs`` (N, C, H, W)."""
-    model_bytes, names = _expose_all_tensors(onnx_path)
+    model_bytes, names = expose_all_tensors(onnx_path)
     session = onnxruntime_session(model_bytes)
     input_name = session.get_inputs()[0].name
     outputs = [o.name for o in session.get_outputs()]

@@ -41,7 +41,8 @@ SOURCES = {
     ("onnxruntime", "fp32"): ("onnx", None),
     ("onnxruntime", "int8"): ("onnx_int8", None),
     ("tensorrt", "fp32"): ("onnx", None),
-    ("tensorrt", "fp16"): ("onnx", None),
+    ("tensorrt", "fp16"): ("onnx", None),  # TensorRT < 11: the FP16 builder flag
+    ("tensorrt", "fp16-typed"): ("onnx_fp16", None),  # TensorRT >= 11: the FP16 model, strongly typed
     ("tensorrt", "int8"): ("onnx_int8_trt", None),
     ("tensorrt", "int8-calibration-cache"): ("onnx", "trt_calibration_cache"),
 }
@@ -61,6 +62,11 @@ def detector_spatial(max_side: int) -> list[list[int]]:
     """TensorRT's [min, opt, max] [height, width] for a detector fed images whose longest side is at most
     ``max_side`` (``fit_longest_side``): any aspect ratio up to a square, tuned for a 16:9 landscape frame."""
     return [[MIN_SIDE, MIN_SIDE], [max(MIN_SIDE, round(max_side * 9 / 16)), max_side], [max_side, max_side]]
+
+
+def typed_fp16(tensorrt: str | None) -> bool:
+    """TensorRT 11 builds FP16 only from an FP16 model (strongly typed; no FP16 builder flag)."""
+    return tensorrt is not None and int(tensorrt.split(".")[0]) >= 11
 
 
 def io_buffer_bytes(source: Path, manifest: Manifest, profile: BatchProfile,
@@ -235,6 +241,8 @@ class EngineBuilder:
         precision = self.precision
         if backend == "tensorrt" and precision == "int8" and self.int8_source == "calibration-cache":
             precision = "int8-calibration-cache"
+        if backend == "tensorrt" and precision == "fp16" and typed_fp16(tensorrt_version()):
+            precision = "fp16-typed"
         model_key, extra_key = SOURCES[(backend, precision)]
         if (backend, precision) == ("onnxruntime", "int8") and self.weight_scheme() == "u8":
             model_key = "onnx_int8_u8"
@@ -268,6 +276,7 @@ class EngineBuilder:
                 spatial=spatial,
                 workspace_mib=self.workspace_mib, timing_cache=self.timing_cache, dla_core=self.dla_core,
                 version_compatible=self.version_compatible, implicit_int8_cache=extra,
+                typed_fp16=source.name == manifest.files.get("onnx_fp16"),
                 fp32_layers=manifest.float_layers("tensorrt_qdq"))
             target.write_bytes(build_tensorrt_plan(source, manifest.inputs[0], trt_options, log))
             version, device, capability, providers = tensorrt_version() or "", gpu.name, gpu.compute_capability, []

@@ -15,13 +15,15 @@ import torch
 import mfr
 from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
 from mfr.errors import CheckpointError, ParityError
+from mfr.export.fp16 import MIN_FP16_COSINE, fp16_min_cosine, to_fp16
 from mfr.export.onnx_export import DEFAULT_OPSET, graph_io, torch_to_onnx
 from mfr.export.parity import measure_parity, parity_batches
-from mfr.manifest import ExportRecord, Manifest, StageRecords
+from mfr.manifest import ExportRecord, Fp16Record, Manifest, StageRecords
 from mfr.models.checkpoint import load_weights
 from mfr.registry import get_model_entry
 
 ONNX_NAME = "model.onnx"
+FP16_NAME = "model.fp16.onnx"
 MIN_PARITY_COSINE = 0.9999
 
 
@@ -60,6 +62,7 @@ class OnnxPackageExporter:
                     f"(max abs diff {report.max_abs_diff:.3g}) on {data}; nothing was written to {out}"
                 )
             inputs, outputs = graph_io(onnx_path)
+            fp16 = self.write_fp16(onnx_path, stage / FP16_NAME, batches, data, log)
             manifest = Manifest(
                 model=entry.name,
                 kind=entry.kind,
@@ -76,7 +79,25 @@ class OnnxPackageExporter:
                 opset=self.opset,
                 decoder=entry.decoder,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                stages=StageRecords(export=ExportRecord(str(weights), round(time.perf_counter() - started, 2))),
+                stages=StageRecords(export=ExportRecord(str(weights), round(time.perf_counter() - started, 2)),
+                                    fp16=fp16),
             )
+            if fp16.file is not None:
+                manifest.files["onnx_fp16"] = fp16.file
+                manifest.sha256["onnx_fp16"] = sha256_file(stage / fp16.file)
             manifest.save(stage)
         return manifest
+
+    @staticmethod
+    def write_fp16(onnx_path: Path, out: Path, batches: list, data: str, log: Callable[[str], None]) -> Fp16Record:
+        """The FP16 model beside the FP32 one, kept only if every output stays within ``MIN_FP16_COSINE``."""
+        conversion = to_fp16(onnx_path, batches)
+        onnx.save(conversion.model, str(out))
+        low = min(fp16_min_cosine(onnx_path, out, batches).values())
+        kept = f", {len(conversion.kept_fp32)} nodes kept in FP32" if conversion.kept_fp32 else ""
+        if low < MIN_FP16_COSINE:
+            out.unlink()
+            log(f"FP16 model not written: min cosine to FP32 {low:.6f} < {MIN_FP16_COSINE} on {data}{kept}")
+            return Fp16Record(None, round(low, 6), MIN_FP16_COSINE, data, conversion.kept_fp32)
+        log(f"wrote {out.name}: min cosine to FP32 {low:.6f} on {data}{kept}")
+        return Fp16Record(out.name, round(low, 6), MIN_FP16_COSINE, data, conversion.kept_fp32)

@@ -1,6 +1,7 @@
 """Build a TensorRT plan from an ONNX model (TensorRT 10/11 API; the 8.6 differences handled where cheap).
 
-FP32: the ONNX model as is. FP16: the builder flag (TensorRT < 11; TensorRT 11 removed it).
+FP32: the ONNX model as is. FP16: the builder flag (TensorRT < 11); on TensorRT 11, which removed it, the
+package's FP16 model (``mfr.export.fp16``) as a strongly typed network.
 INT8, explicit: the symmetric Q/DQ model from ``mfr-export calibrate``, parsed into a strongly typed
 network (TensorRT >= 10; 8.6 needs the INT8 flag instead). INT8, implicit (TensorRT 8.x/10.x, e.g.
 JetPack 5 and 6; deprecated since 10.1, still there through 10.x): the FP32 model, the INT8 flag, and a
@@ -41,6 +42,7 @@ class TensorRTBuildOptions:
     version_compatible: bool = False
     implicit_int8_cache: Path | None = None  # calibration.cache: the implicit INT8 path
     fp32_layers: list[str] = field(default_factory=list)  # layers to pin to FP32 on the implicit path
+    typed_fp16: bool = False  # the source is the FP16 model: build it strongly typed, without the FP16 flag
 
 
 def describe_parser_error(error: Any) -> str:
@@ -113,11 +115,10 @@ def set_precision(config: trt.IBuilderConfig, network: Any, options: TensorRTBui
     """Builder flags for FP16 / implicit INT8; returns the calibrator, which must outlive the build."""
     import tensorrt as trt
 
-    if options.precision == "fp16":
-        if version >= (11,) or not hasattr(trt.BuilderFlag, "FP16"):
-            raise EngineError(f"TensorRT {trt.__version__} has no FP16 builder flag (removed in TensorRT 11, which "
-                              f"builds only strongly typed networks); FP16 there needs an FP16 ONNX model, which "
-                              f"mfr does not produce yet: build --precision fp32 or int8")
+    if options.precision == "fp16" and not options.typed_fp16:
+        if not hasattr(trt.BuilderFlag, "FP16"):
+            raise EngineError(f"TensorRT {trt.__version__} has no FP16 builder flag: FP16 needs the package's FP16 "
+                              f"model (model.fp16.onnx, written by mfr-export onnx)")
         config.set_flag(trt.BuilderFlag.FP16)
     if options.precision == "int8" and options.implicit_int8_cache is None and version < (10,):
         config.set_flag(trt.BuilderFlag.INT8)  # TensorRT 8.6 needs the flag to honour Q/DQ nodes
@@ -179,7 +180,7 @@ def build_tensorrt_plan(source: Path, tensor: TensorInfo, options: TensorRTBuild
     explicit_int8 = options.precision == "int8" and options.implicit_int8_cache is None
     if options.implicit_int8_cache is not None:
         check_implicit_int8(version, log)
-    strongly_typed = explicit_int8 and version >= (10,)
+    strongly_typed = (explicit_int8 or options.typed_fp16) and version >= (10,)
     network, parser = parse_onnx(builder, source, strongly_typed, logger)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)

@@ -157,18 +157,31 @@ class EngineParity:
 
 
 @dataclass(frozen=True)
+class Fp16Record:
+    """The FP16 model written beside the FP32 one (``mfr.export.fp16``) and how it compared on real inputs."""
+
+    file: str | None  # "model.fp16.onnx", or None when it missed the bar and was not written
+    min_cosine: float  # lowest per-output cosine FP16 vs FP32 (ONNX Runtime, CPU)
+    min_cosine_bar: float
+    data: str
+    kept_fp32: list[str]  # nodes left in FP32 by the range rules
+
+
+@dataclass(frozen=True)
 class StageRecords:
     """What each stage after export leaves for the next (absent where that stage has not run)."""
 
     export: ExportRecord | None = None
     calibration: CalibrationRecord | None = None
     engine_parity: EngineParity | None = None
+    fp16: Fp16Record | None = None
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> StageRecords:
         record = _record(cls, data, what)
         export, calibration, parity = record.export, record.calibration, record.engine_parity
         return cls(
+            fp16=None if record.fp16 is None else _record(Fp16Record, record.fp16, f"{what}.fp16"),
             export=None if export is None else _record(ExportRecord, export, f"{what}.export"),
             calibration=None if calibration is None else CalibrationRecord.from_dict(calibration,
                                                                                     f"{what}.calibration"),

@@ -18,7 +18,7 @@ from mfr.runtime.engine import Engine
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 
 # A plain package's ONNX files by precision (a package is run by ONNX Runtime without building).
-PACKAGE_FILES = {"fp32": "onnx", "int8": "onnx_int8"}
+PACKAGE_FILES = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
 
 
 def engine_file(directory: Path, manifest: Manifest) -> Path:
@@ -81,8 +81,10 @@ def open_model(path: Path, precision: str | None = None) -> Engine:
     precision = precision or "fp32"
     key = PACKAGE_FILES.get(precision)
     if key is None:
-        raise EngineError(f"a model package runs fp32 or int8 (ONNX Runtime); for {precision} build an engine: "
+        raise EngineError(f"a model package runs fp32, fp16 or int8 (ONNX Runtime); for {precision} build an engine: "
                           f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
+    how = (f"mfr-export calibrate --package {path} --out <calibrated package>" if precision == "int8" else
+           "mfr-export onnx (it writes model.fp16.onnx when the FP16 model passes its check)")
     model = listed_file(path, manifest, key, f"{path} has no {precision} model (files: {manifest.files}); create "
-                        f"one with: mfr-export calibrate --package {path} --out <calibrated package>")
+                        f"one with: {how}")
     return OnnxRuntimeEngine(path, manifest, model, BatchProfile(), precision=precision)

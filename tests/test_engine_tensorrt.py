@@ -41,8 +41,7 @@ def faces(mobilefacenet_package) -> np.ndarray:
 
 @pytest.mark.parametrize("precision, low", [("fp32", 0.9999), ("fp16", 0.999)])
 def test_tensorrt_engine_matches_onnxruntime(mobilefacenet_package, tmp_path, faces, precision, low):
-    if precision == "fp16" and tuple(int(p) for p in (tensorrt_version() or "0").split(".")[:1]) >= (11,):
-        pytest.skip("TensorRT 11 has no FP16 builder flag")
+    from mfr.export.engine_package import typed_fp16
     cache = tmp_path / "timing.cache"
     engine_dir = build(mobilefacenet_package, tmp_path / precision, "--precision", precision,
                        "--timing-cache", str(cache))
@@ -51,6 +50,9 @@ def test_tensorrt_engine_matches_onnxruntime(mobilefacenet_package, tmp_path, fa
     assert record is not None and gpu is not None and cache.stat().st_size > 0
     assert (record.backend, record.backend_version, record.device, record.compute_capability) == (
         "tensorrt", tensorrt_version(), gpu.name, gpu.compute_capability)
+    # TensorRT 11 builds FP16 from the FP16 model (strongly typed), earlier ones from the FP32 model + flag
+    fp16_model = precision == "fp16" and typed_fp16(tensorrt_version())
+    assert record.source_file == ("model.fp16.onnx" if fp16_model else "model.onnx")
     with open_engine(engine_dir) as engine, open_model(mobilefacenet_package) as reference:
         # 40 faces: 3 calls of <= 16
         assert cosine(engine.raw_embeddings(faces), reference.raw_embeddings(faces)).min() >= low

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -97,5 +98,33 @@ def test_force_replaces_an_existing_package(tmp_path, mobilefacenet_package):
     shutil.copytree(mobilefacenet_package, out)
     (out / "stale.txt").write_text("old")
     OnnxPackageExporter(model="mobilefacenet", out=out, force=True)(log=lambda _: None)
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.fp16.onnx", "model.onnx"]
     assert [p.name for p in tmp_path.iterdir()] == ["pkg"]
+
+
+@pytest.mark.parametrize("fixture", ["mobilefacenet_package", "retinaface_package"])
+def test_the_fp16_model_keeps_fp32_io_and_matches_fp32_on_real_inputs(fixture, request):
+    """model.fp16.onnx: float weights in FP16, inputs/outputs FP32 (the runtime's buffers do not change),
+    and on real LFW faces (a detector: demo photos) every output within cosine 0.999 of the FP32 model."""
+    from mfr.export.real_inputs import detector_photos, sample_faces
+
+    package = request.getfixturevalue(fixture)
+    manifest = load_manifest(package)
+    record = manifest.stages.fp16
+    assert record is not None and record.file == manifest.files["onnx_fp16"] == "model.fp16.onnx"
+    model = onnx.load(str(package / "model.fp16.onnx"))
+    io_types = {v.type.tensor_type.elem_type for v in [*model.graph.input, *model.graph.output]}
+    assert io_types == {onnx.TensorProto.FLOAT}
+    weights = [i for i in model.graph.initializer if len(i.dims) >= 2]
+    assert weights and all(i.data_type == onnx.TensorProto.FLOAT16 for i in weights)
+    if manifest.kind == "recognition":
+        batches = [sample_faces(48, manifest.spec)]
+    else:
+        batches = detector_photos(3, manifest.spec)[0]
+    fp32 = ort.InferenceSession(str(package / "model.onnx"), providers=["CPUExecutionProvider"])
+    fp16 = ort.InferenceSession(str(package / "model.fp16.onnx"), providers=["CPUExecutionProvider"])
+    for batch in batches:
+        for expected, got in zip(fp32.run(None, {"input": batch}), fp16.run(None, {"input": batch}), strict=True):
+            a, b = expected.reshape(len(batch), -1), got.reshape(len(batch), -1)
+            cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+            assert got.dtype == np.float32 and cosine.min() >= 0.999

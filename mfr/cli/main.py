@@ -105,9 +105,10 @@ def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
               help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
                    "mfr2: 848 pairs of real masked faces (detected and re-aligned); lfw-openset / mfr2-openset: "
                    "open-set identification (enrol people, probe them and strangers; see --gallery-size).")
-@click.option("--precision", type=click.Choice(["fp32", "int8", "both"]), default=None,
-              help="Which model of a package: fp32 (default), int8, or both in one run, with the accuracy drop and "
-                   "embedding cosine between them. An engine directory runs its own precision.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "both"]), default=None,
+              help="Which model of a package: fp32 (default), fp16 (model.fp16.onnx), int8, or both (fp32 and int8) "
+                   "in one run, with the accuracy drop and embedding cosine between them. An engine directory runs "
+                   "its own precision.")
 @click.option("--rebuild-on-mismatch", is_flag=True,
               help="Rebuild an engine built for another machine from its source ONNX instead of failing.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
