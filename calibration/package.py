@@ -89,7 +89,9 @@ class PackageCalibrator:
             fp32_lfw = lfw.score(fp32_path, self.cache_dir, source.sha256.get("onnx"))
 
         with staged_output_dir(Path(self.out), self.force) as stage:
-            shutil.copy(fp32_path, stage / source.files["onnx"])
+            for key, name in source.files.items():  # the FP32 model and what came with it (the FP16 model)
+                shutil.copy(listed_file(self.package, source, key, f"{self.package} lists {name}, which is missing"),
+                            stage / name)
             manifest = source
             artefacts = {"onnx_int8": ORT_INT8, "onnx_int8_u8": ORT_INT8_U8, "onnx_int8_trt": TRT_INT8,
                          "trt_calibration_cache": CACHE}

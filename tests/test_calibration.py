@@ -308,3 +308,10 @@ def test_a_layer_kept_in_float_stays_float_in_onnx_runtime_sessions():
         assert np.abs(kernels - exact).max() < step / 2
         # the model does trigger the rewrite: a plain session moves outputs by whole steps
         assert np.abs(rewritten - exact).max() >= step * 0.99
+
+
+def test_calibration_keeps_the_fp16_model_of_its_package(calibrated, mobilefacenet_package):
+    out, _ = calibrated
+    manifest = load_manifest(out)
+    assert manifest.files["onnx_fp16"] == "model.fp16.onnx"
+    assert (out / "model.fp16.onnx").read_bytes() == (mobilefacenet_package / "model.fp16.onnx").read_bytes()
