@@ -133,7 +133,7 @@ class EngineBuilder:
     timing_cache: Path | None = None
     dla_core: int | None = None
     version_compatible: bool = False
-    int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT < 10.1)
+    int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT 8.x/10.x implicit INT8)
     int8_weights: str | None = None  # ONNX Runtime INT8: "s8" | "u8"; None: the scheme for this CPU
     instruction_set: str | None = None  # the CPU's INT8 instruction set; None: read from this machine
     force: bool = False
@@ -200,10 +200,10 @@ class EngineBuilder:
             self.batch_profile(manifest.kind)
         except ManifestError as exc:
             raise EngineError(f"--min-batch/--opt-batch/--max-batch: {exc}") from None
-        if self.max_side is not None and (manifest.kind != "detection" or self.max_side < MIN_SIDE):
-            raise EngineError(f"--max-side applies to detector packages and must be at least {MIN_SIDE}; "
-                              f"{package} is a {manifest.kind} package" if manifest.kind != "detection" else
-                              f"--max-side must be at least {MIN_SIDE}, got {self.max_side}")
+        if self.max_side is not None and manifest.kind != "detection":
+            raise EngineError(f"--max-side applies to detector packages; {package} is a {manifest.kind} package")
+        if self.max_side is not None and self.max_side < MIN_SIDE:
+            raise EngineError(f"--max-side must be at least {MIN_SIDE}, got {self.max_side}")
         if self.dla_core is not None:
             # DLA runs static shapes only and no FP32: TensorRT would fall back to the GPU or fail late
             profile = self.batch_profile(manifest.kind)
@@ -334,7 +334,6 @@ class EngineBuilder:
                                   f"written to {self.out}")
         return EngineParity(f"{len(faces)} LFW faces vs {source.name} (ONNX Runtime, CPU)", low, float(cosine.mean()),
                             fp32_mean)
-
 
     def verify_detector(self, engine: Engine, source: Path, manifest: Manifest,
                         log: Callable[[str], None]) -> EngineParity:
