@@ -30,6 +30,7 @@ from mfr.calibration.ranges import collect_stats, compute_ranges
 from mfr.calibration.sensitivity import layer_sensitivity, run_model
 from mfr.calibration.trt_qdq import write_trt_int8
 from mfr.errors import ManifestError
+from mfr.export.fp16 import to_fp16
 from mfr.manifest import CalibrationRecord, FallbackRecord, listed_file, load_manifest
 from mfr.progress import Progress, no_progress
 from mfr.runtime.detection import FaceDetector
@@ -38,6 +39,7 @@ from mfr.trt_calibration_cache import write_calibration_cache
 ORT_INT8 = "model.int8.onnx"
 ORT_INT8_U8 = "model.int8.u8.onnx"  # uint8 weights on dense layers: for x86 CPUs without VNNI (ort_qdq)
 TRT_INT8 = "model.int8.trt.onnx"
+TRT_INT8_FP16 = "model.int8.trt.fp16.onnx"  # the same, its float parts in FP16 (mfr.export.fp16)
 CACHE = "calibration.cache"
 TRT_MIN_COSINE = 0.99
 
@@ -94,6 +96,7 @@ class PackageCalibrator:
                             stage / name)
             manifest = source
             artefacts = {"onnx_int8": ORT_INT8, "onnx_int8_u8": ORT_INT8_U8, "onnx_int8_trt": TRT_INT8,
+                         "onnx_int8_trt_fp16": TRT_INT8_FP16,
                          "trt_calibration_cache": CACHE}
             manifest.files.update(artefacts)
 
@@ -145,6 +148,10 @@ class PackageCalibrator:
             trt_result = greedy_fallback(order, self.fallback_budget, closeness(write_trt_int8, stage / TRT_INT8),
                                          lambda excluded, cosine: (cosine >= TRT_MIN_COSINE, None))
             write_trt_int8(fp32_path, ranges, stage / TRT_INT8, trt_result.excluded)
+            mixed = to_fp16(fp32_path, [heldout.inputs], source=stage / TRT_INT8).model
+            onnx.save(mixed, str(stage / TRT_INT8_FP16))
+            mixed_cosine = float((run_model(mixed, heldout.inputs) * reference).sum(axis=1).mean())
+            log(f"TensorRT Q/DQ model with FP16 float parts: held-out cosine {mixed_cosine:.5f}")
             write_calibration_cache(ranges, stage / CACHE)
             record = CalibrationRecord(
                 method=self.method, percentile=self.percentile if self.method == "percentile" else None,
@@ -155,6 +162,7 @@ class PackageCalibrator:
                 sensitivity={name: round(v, 7) for name, v in list(sensitivity.items())[:16]},
                 onnxruntime=ort_record,
                 tensorrt_qdq=FallbackRecord(trt_result.excluded, trt_result.met, TRT_MIN_COSINE, trt_result.steps),
+                tensorrt_qdq_fp16_cosine=round(mixed_cosine, 6),
                 onnxruntime_u8_weights=u8_record,
             )
             manifest.stages = replace(manifest.stages, calibration=record)

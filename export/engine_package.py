@@ -27,7 +27,7 @@ from mfr.errors import DataError, EngineError, EngineMismatchError, ManifestErro
 from mfr.export.real_inputs import DETECTOR_MAX_SIDE, detector_photos, sample_faces
 from mfr.manifest import BatchProfile, EngineOptions, EngineParity, EngineRecord, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
-from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
+from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command, version_tuple
 from mfr.runtime.engine_load import check_fits_machine, open_engine
 from mfr.runtime.engine_ort import onnxruntime_session
 from mfr.runtime.machine import cpu_name, gpu_info, instruction_set, int8_weight_scheme, tensorrt_version
@@ -44,6 +44,7 @@ SOURCES = {
     ("tensorrt", "fp16"): ("onnx", None),  # TensorRT < 11: the FP16 builder flag
     ("tensorrt", "fp16-typed"): ("onnx_fp16", None),  # TensorRT >= 11: the FP16 model, strongly typed
     ("tensorrt", "int8"): ("onnx_int8_trt", None),
+    ("tensorrt", "int8-fp16"): ("onnx_int8_trt_fp16", None),  # --int8-float fp16
     ("tensorrt", "int8-calibration-cache"): ("onnx", "trt_calibration_cache"),
 }
 # The lowest cosine to the source ONNX (run by ONNX Runtime on the CPU) an engine may show on real faces.
@@ -135,6 +136,7 @@ class EngineBuilder:
     version_compatible: bool = False
     int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT 8.x/10.x implicit INT8)
     int8_weights: str | None = None  # ONNX Runtime INT8: "s8" | "u8"; None: the scheme for this CPU
+    int8_float: str = "fp32"  # TensorRT INT8: layers left unquantized in fp32, or fp16 (model.int8.trt.fp16.onnx)
     instruction_set: str | None = None  # the CPU's INT8 instruction set; None: read from this machine
     force: bool = False
 
@@ -216,6 +218,11 @@ class EngineBuilder:
                 raise EngineError(f"--dla-core runs FP16 or INT8 only, not {self.precision}")
         if self.workspace_mib < 1:
             raise EngineError(f"--workspace must be at least 1 MiB, got {self.workspace_mib}")
+        if self.int8_float not in ("fp32", "fp16"):
+            raise EngineError(f"--int8-float is fp32 or fp16, got {self.int8_float!r}")
+        if self.int8_float == "fp16" and (self.precision != "int8" or self.int8_source != "qdq"):
+            raise EngineError("--int8-float fp16 applies to TensorRT INT8 from the Q/DQ model (--precision int8, "
+                              "--int8-source qdq)")
         if self.int8_weights not in (None, "s8", "u8"):
             raise EngineError(f"INT8 weights are s8 or u8, got {self.int8_weights!r}")
 
@@ -226,13 +233,17 @@ class EngineBuilder:
                                   "'mfr[trt-cu13]' on a machine with an NVIDIA GPU), or use --backend onnxruntime")
             if gpu_info() is None:
                 raise EngineError("--backend tensorrt: no NVIDIA GPU answers through cuda-python here")
+            if self.int8_float == "fp16" and version_tuple(tensorrt_version() or "0") < (10,):
+                raise EngineError(f"--int8-float fp16 needs TensorRT >= 10 (a strongly typed network from a Q/DQ "
+                                  f"model with FP16 scales); this is TensorRT {tensorrt_version()}")
             return
         unsupported = [(self.precision == "fp16", "--precision fp16 needs TensorRT (ONNX Runtime engines are "
                                                   "fp32 or int8)"),
                        (self.dla_core is not None, "--dla-core needs the TensorRT backend"),
                        (self.version_compatible, "--version-compatible needs the TensorRT backend"),
                        (self.timing_cache is not None, "--timing-cache needs the TensorRT backend"),
-                       (self.int8_source != "qdq", "--int8-source calibration-cache needs the TensorRT backend")]
+                       (self.int8_source != "qdq", "--int8-source calibration-cache needs the TensorRT backend"),
+                       (self.int8_float != "fp32", "--int8-float fp16 needs the TensorRT backend")]
         for failed, message in unsupported:
             if failed:
                 raise EngineError(message)
@@ -241,6 +252,8 @@ class EngineBuilder:
         precision = self.precision
         if backend == "tensorrt" and precision == "int8" and self.int8_source == "calibration-cache":
             precision = "int8-calibration-cache"
+        if backend == "tensorrt" and precision == "int8" and self.int8_float == "fp16":
+            precision = "int8-fp16"
         if backend == "tensorrt" and precision == "fp16" and typed_fp16(tensorrt_version()):
             precision = "fp16-typed"
         model_key, extra_key = SOURCES[(backend, precision)]
@@ -261,7 +274,7 @@ class EngineBuilder:
         options = EngineOptions(workspace_mib=self.workspace_mib, dla_core=self.dla_core,
                                 version_compatible=self.version_compatible, int8_source=self.int8_source,
                                 timing_cache=None if self.timing_cache is None else str(self.timing_cache),
-                                spatial=spatial)
+                                spatial=spatial, int8_float=self.int8_float)
         io_bytes = io_buffer_bytes(source, manifest, profile, spatial)
         log(f"I/O buffers at the largest shape (batch {profile.max}"
             + ("" if spatial is None else f", {spatial[2][0]}x{spatial[2][1]}") + f"): "
@@ -387,6 +400,6 @@ def rebuild_if_mismatched(directory: Path, log: Callable[[str], None] = print) -
                   workspace_mib=options.workspace_mib,
                   timing_cache=None if options.timing_cache is None else Path(options.timing_cache),
                   dla_core=options.dla_core, version_compatible=options.version_compatible,
-                  int8_source=options.int8_source, force=True)(log=log)
+                  int8_source=options.int8_source, int8_float=options.int8_float, force=True)(log=log)
     check_fits_machine(directory, load_manifest(directory))
     return True

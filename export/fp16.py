@@ -27,6 +27,7 @@ from mfr.runtime.similarity import row_cosines
 DATA_MAX = 512.0  # AutoCast's default data_max
 INIT_MAX = 65504.0  # FP16's largest finite value, AutoCast's default init_max
 MIN_FP16_COSINE = 0.999  # per output, FP16 vs FP32 on real inputs
+QDQ_FP16_OPSET = 19  # Quantize/DequantizeLinear with FP16 scales
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,31 @@ def nodes_out_of_fp16_range(fp32_path: Path, batches: list[np.ndarray]) -> list[
             if any(largest.get(out, 0.0) > DATA_MAX for out in node.output) or set(node.input) & large_inits]
 
 
-def to_fp16(fp32_path: Path, batches: list[np.ndarray]) -> Fp16Conversion:
+def convert(model: onnx.ModelProto, kept: list[str]) -> onnx.ModelProto:
+    """``model`` with its float parts in FP16, I/O and the ``kept`` nodes in FP32. A Q/DQ model is first
+    brought to opset 19, the first whose Quantize/DequantizeLinear take FP16 scales: its DequantizeLinear
+    then yields FP16 straight into the layer, as TensorRT's strongly typed INT8 + FP16 networks want."""
+    from onnx import version_converter
     from onnxconverter_common import float16
 
-    kept = nodes_out_of_fp16_range(fp32_path, batches)
+    quantized = any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if quantized and opset < QDQ_FP16_OPSET:
+        model = version_converter.convert_version(model, QDQ_FP16_OPSET)
     with warnings.catch_warnings():
         # one warning per weight below 1e-7 in magnitude, which the converter sets to +-1e-7 (FP16's
         # subnormal range): expected, and judged as a whole by the cosine check on real inputs
         warnings.simplefilter("ignore", UserWarning)
-        model = float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True,
-                                                 node_block_list=kept)
+        model = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=kept)
     onnx.checker.check_model(model)
-    return Fp16Conversion(model, kept)
+    return model
+
+
+def to_fp16(fp32_path: Path, batches: list[np.ndarray], source: Path | None = None) -> Fp16Conversion:
+    """The FP16 form of ``source`` (default: the FP32 model itself; or the INT8 Q/DQ model made from it,
+    whose nodes keep the FP32 model's names), with the range rules measured on the FP32 model."""
+    kept = nodes_out_of_fp16_range(fp32_path, batches)
+    return Fp16Conversion(convert(onnx.load(str(source or fp32_path)), kept), kept)
 
 
 def fp16_min_cosine(fp32_path: Path, fp16_path: Path, batches: list[np.ndarray]) -> dict[str, float]:

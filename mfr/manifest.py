@@ -134,6 +134,7 @@ class CalibrationRecord:
     onnxruntime: FallbackRecord  # model.int8.onnx
     tensorrt_qdq: FallbackRecord  # model.int8.trt.onnx
     onnxruntime_u8_weights: FallbackRecord | None = None  # model.int8.u8.onnx (x86 CPUs without VNNI)
+    tensorrt_qdq_fp16_cosine: float | None = None  # model.int8.trt.fp16.onnx, held-out cosine to FP32
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> CalibrationRecord:
@@ -247,6 +248,7 @@ class EngineOptions:
     int8_source: str = "qdq"  # qdq | calibration-cache (TensorRT implicit INT8)
     timing_cache: str | None = None
     spatial: list[list[int]] | None = None  # detector engines: [min, opt, max] [height, width]
+    int8_float: str = "fp32"  # TensorRT INT8: the precision of the layers left unquantized
 
 
 @dataclass(frozen=True)

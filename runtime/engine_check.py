@@ -98,6 +98,8 @@ def rebuild_command(record: EngineRecord, engine_dir: Path) -> str:
         parts.append(f"--timing-cache {options.timing_cache}")
     if options.int8_source != "qdq":
         parts.append(f"--int8-source {options.int8_source}")
+    if options.int8_float != "fp32":
+        parts.append(f"--int8-float {options.int8_float}")
     if options.dla_core is not None:
         parts.append(f"--dla-core {options.dla_core}")
     if options.version_compatible:

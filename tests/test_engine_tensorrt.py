@@ -122,3 +122,13 @@ def test_embed_frame_faces_aligns_on_the_gpu_into_a_tensorrt_engine(mobilefacene
         gpu = embedder.embed_frame_faces(frame, landmarks)
         cpu = embedder.embed_crops(align_faces(frame, landmarks, embedder.manifest.spec))
         assert (gpu * cpu).sum(1).min() >= 0.999
+
+
+def test_tensorrt_int8_with_fp16_float_layers(calibrated, tmp_path, faces):
+    """--int8-float fp16: the Q/DQ model with FP16 scales and float parts, strongly typed (TensorRT >= 10)."""
+    if tuple(int(p) for p in (tensorrt_version() or "0").split(".")[:1]) < (10,):
+        pytest.skip("strongly typed INT8 + FP16 needs TensorRT >= 10")
+    engine_dir = build(calibrated[0], tmp_path / "int8fp16", "--precision", "int8", "--int8-float", "fp16")
+    assert load_manifest(engine_dir).engine.source_file == "model.int8.trt.fp16.onnx"  # type: ignore[union-attr]
+    with open_engine(engine_dir) as engine, open_model(calibrated[0]) as fp32:
+        assert cosine(engine.raw_embeddings(faces), fp32.raw_embeddings(faces)).mean() >= 0.99

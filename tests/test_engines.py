@@ -401,6 +401,7 @@ def test_the_rebuild_command_replays_every_recorded_build_option():
 
     record = trt_record(options=EngineOptions(workspace_mib=2048, dla_core=1, version_compatible=True,
                                               int8_source="calibration-cache", timing_cache="/cache/t.bin",
+                                              int8_float="fp16",
                                               spatial=[[32, 32], [270, 480], [480, 480]]))
     args = rebuild_command(record, Path("/engines/e")).split()[2:]  # after "mfr-export build-engine"
     params = build_engine_command.make_context("build-engine", args).params
@@ -409,7 +410,7 @@ def test_the_rebuild_command_replays_every_recorded_build_option():
     assert (params["precision"], params["backend"], params["max_side"]) == ("int8", "tensorrt", 480)
     assert (params["workspace_mib"], params["timing_cache"], params["int8_source"]) == (
         2048, Path("/cache/t.bin"), "calibration-cache")
-    assert (params["dla_core"], params["version_compatible"]) == (1, True)
+    assert (params["dla_core"], params["version_compatible"], params["int8_float"]) == (1, True, "fp16")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -428,3 +429,12 @@ def test_closing_an_engine_twice_is_harmless(fp32_engine, faces):
     assert engine.raw_embeddings(faces[:1]).shape[0] == 1
     engine.close()
     engine.close()
+
+
+def test_int8_float_fp16_is_for_tensorrt_int8_from_the_qdq_model(calibrated, tmp_path):
+    for args, message in ((["--precision", "fp32", "--int8-float", "fp16"], "--int8-float fp16 applies to"),
+                          (["--precision", "int8", "--int8-float", "fp16", "--backend", "onnxruntime"],
+                           "--int8-float fp16 needs the TensorRT backend")):
+        result = build("--package", str(calibrated[0]), "--out", str(tmp_path / "e"), *args)
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert not (tmp_path / "e").exists()

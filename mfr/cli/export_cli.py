@@ -161,6 +161,9 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
 @click.option("--int8-source", type=click.Choice(["qdq", "calibration-cache"]), default="qdq", show_default=True,
               help="TensorRT INT8 from the explicit Q/DQ model, or (TensorRT < 10.1) implicit INT8 from the "
                    "FP32 model and calibration.cache.")
+@click.option("--int8-float", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="TensorRT INT8 (strongly typed, TensorRT >= 10): the precision of the layers left unquantized; "
+                   "fp16 builds model.int8.trt.fp16.onnx.")
 @click.option("--int8-weights", type=click.Choice(["auto", "s8", "u8"]), default="auto", show_default=True,
               help="ONNX Runtime INT8 on the CPU: s8 (model.int8.onnx, int8 weights) or u8 (model.int8.u8.onnx, "
                    "uint8 weights in matrix products). auto: u8 on x86 CPUs without VNNI, whose int8 kernels "
@@ -170,7 +173,7 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
 def build_engine_command(package: Path, out: Path, precision: str, backend: str, min_batch: int | None,
                          opt_batch: int | None, max_batch: int | None, max_side: int | None, workspace_mib: int,
                          timing_cache: Path | None, dla_core: int | None, version_compatible: bool,
-                         int8_source: str, int8_weights: str, force: bool,
+                         int8_source: str, int8_float: str, int8_weights: str, force: bool,
                          as_json: bool) -> None:
     """Build an engine for this machine: DIR/model.plan (TensorRT) or DIR/model.ort.onnx (ONNX Runtime
     optimised model) + manifest.json.
@@ -186,7 +189,8 @@ def build_engine_command(package: Path, out: Path, precision: str, backend: str,
         package=package, out=out, precision=precision, backend=backend,
         min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch, max_side=max_side, workspace_mib=workspace_mib,
         timing_cache=timing_cache, dla_core=dla_core, version_compatible=version_compatible,
-        int8_source=int8_source, int8_weights=None if int8_weights == "auto" else int8_weights, force=force,
+        int8_source=int8_source, int8_float=int8_float,
+        int8_weights=None if int8_weights == "auto" else int8_weights, force=force,
     )(log=log)
     if as_json:
         echo_json(manifest.to_dict())
