@@ -33,7 +33,8 @@ def resolution_note(report: EvalReport) -> list[str]:
 
 def markdown_table(report: EvalReport) -> str:
     lines = [
-        f"**{report.model}** ({report.precision}, {report.backend}, flip={report.flip}) on **{report.dataset}**",
+        f"**{report.model}** ({report.precision}, {report.backend}, flip={report.flip}) on **{report.dataset}**"
+        + ("" if report.masks is None else f", masks: {report.masks}"),
         "",
         "| protocol | pairs | accuracy | ± std | EER (95% CI) | TAR@FAR=1e-2 | TAR@FAR=1e-3 "
         "| FNMR@FMR100 | FNMR@FMR1000 |",

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from mfr import metrics
-from mfr.augment.masks import MaskGenerator
+from mfr.augment.renderers import MaskRenderer, mask_renderer, renderer_cache_tag
 from mfr.cache import ArrayCache, cache_key
 from mfr.data.lfw import read_lfw
 from mfr.data.mfr2 import read_mfr2
@@ -60,7 +60,7 @@ class CropMaker:
     """Image path -> aligned uint8 BGR crop for the model, optionally with a synthetic mask."""
 
     def __init__(self, dataset: PairDataset, spec: PreprocessSpec, detector: FaceDetector | None,
-                 detector_name: str, policy: NoFacePolicy, masks: MaskGenerator | None) -> None:
+                 detector_name: str, policy: NoFacePolicy, masks: MaskRenderer | None) -> None:
         if not dataset.aligned and detector is None:
             raise DataError(f"{dataset.name} holds unaligned photos: a face detector is needed")
         self.dataset, self.spec, self.detector, self.policy, self.masks = dataset, spec, detector, policy, masks
@@ -149,6 +149,7 @@ class EvalReport:
     detection: DetectionReport | None
     seconds: float
     machine: dict[str, str]
+    masks: str | None = None  # lfw-masked: which renderer and seed drew the masks
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     embeddings: dict[bool, np.ndarray] = field(default_factory=dict, repr=False)  # masked? -> (images, dim)
 
@@ -174,6 +175,7 @@ class Evaluation:
     detector_name: str = "none"
     no_face: NoFacePolicy = "fail"
     mask_seed: int = 0
+    mask_renderer: str = "templates"  # mfr.augment.renderers: templates (as in training) or procedural
     folds: tuple[int, ...] | None = None  # evaluate only these folds (0-based)
     cache_dir: Path | None = None
     bootstrap: int = 1000
@@ -186,7 +188,7 @@ class Evaluation:
             if not data.pairs:
                 raise DataError(f"no pairs in folds {self.folds} of {self.dataset}")
         embedder = FaceEmbedder.open(self.package, self.precision)
-        masks = MaskGenerator(seed=self.mask_seed) if self.dataset == "lfw-masked" else None
+        masks = mask_renderer(self.mask_renderer, self.mask_seed) if self.dataset == "lfw-masked" else None
         crops = CropMaker(data, embedder.manifest.spec, self.detector, self.detector_name, self.no_face, masks)
         model_hash = embedder.model_sha256()
         images = data.images()
@@ -210,6 +212,7 @@ class Evaluation:
             protocols=protocols, detection=None if data.aligned else crops.report,
             seconds=round(time.perf_counter() - started, 2),
             machine=fingerprint(),
+            masks=None if masks is None else f"{self.mask_renderer} (seed {self.mask_seed})",
             scores=scores,
             embeddings=embeddings,
         )
@@ -221,7 +224,9 @@ class Evaluation:
         if not crops.dataset.aligned:  # detection runs every time: it is cheap, feeds the report and the key
             points = np.stack([crops.landmarks(path, read_image_bgr(path)) for path in images])
             landmarks = hashlib.sha256(points.astype(np.float64).tobytes()).hexdigest()
-        key = cache_key(model=model_hash, flip=self.flip, masked=masked, mask_seed=self.mask_seed,
+        renderer = {} if self.mask_renderer == "templates" else {
+            "mask_renderer": renderer_cache_tag(self.mask_renderer)}
+        key = cache_key(model=model_hash, flip=self.flip, masked=masked, mask_seed=self.mask_seed, **renderer,
                         landmarks=landmarks, spec=embedder.manifest.spec.to_dict(), images=[str(p) for p in images])
         cached = cache.get(key)
         if cached is not None and len(cached) == len(images):

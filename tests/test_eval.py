@@ -55,6 +55,24 @@ def test_masked_protocols_are_harder_than_unmasked(mobilefacenet_package, tmp_pa
         "mobilefacenet_lfw-masked_fp32_det.png", "mobilefacenet_lfw-masked_fp32_roc.png"]
 
 
+def test_the_judging_mask_renderer_draws_other_masks_that_are_as_hard(mobilefacenet_package, tmp_path):
+    """--mask-renderer procedural: the masked faces differ from the templates' (other embeddings, another
+    cache entry), the unmasked ones do not, and the masks still cost accuracy."""
+    reports = {}
+    for renderer in ("templates", "procedural"):
+        out = tmp_path / f"{renderer}.json"
+        result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw-masked", "--folds", "2",
+                     "--no-flip", "--bootstrap", "0", "--cache-dir", tmp_path / "cache", "--mask-renderer", renderer,
+                     "--json", out)
+        assert result.exit_code == 0, result.output
+        reports[renderer] = json.loads(out.read_text())
+    assert reports["procedural"]["masks"] == "procedural (seed 0)"
+    templates, procedural = reports["templates"]["protocols"], reports["procedural"]["protocols"]
+    assert procedural["U-U"] == templates["U-U"]
+    assert procedural["M-U"] != templates["M-U"]
+    assert procedural["M-U"]["eer"] > procedural["U-U"]["eer"] + 0.01
+
+
 def test_mfr2_with_retinaface_is_near_the_reference(mobilefacenet_package, retinaface_package, tmp_path):
     out = tmp_path / "mfr2.json"
     result = run("eval", "--package", mobilefacenet_package, "--dataset", "mfr2", "--detector-package",

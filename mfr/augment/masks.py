@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mfr.augment.renderers import MaskRenderer
 from mfr.errors import DataError
 from mfr.paths import dataset_dir
 
@@ -139,7 +140,7 @@ class MaskGenerator:
 
 
 def contact_sheet(images: list[np.ndarray], landmarks: list[np.ndarray], keys: list[str],
-                  generator: MaskGenerator, columns: int = 6, tile: int = 112) -> np.ndarray:
+                  generator: MaskRenderer, columns: int = 6, tile: int = 112) -> np.ndarray:
     """Original | masked tile pairs in a grid, for looking at what the generator does."""
     tiles = []
     for image, points, key in zip(images, landmarks, keys, strict=True):

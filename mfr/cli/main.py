@@ -122,6 +122,10 @@ def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
 @click.option("--no-face", type=click.Choice(["fail", "center"]), default="fail", show_default=True,
               help="When no face is found: stop, or use a centred crop (counted in the report).")
 @click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
+@click.option("--mask-renderer", type=click.Choice(["templates", "procedural"]), default="templates",
+              show_default=True,
+              help="lfw-masked: MaskTheFace templates (what training uses) or procedural shapes no training sees "
+                   "(surgical, cloth, N95, scarf, hand), to judge whether a masked-face gain transfers.")
 @click.option("--folds", default=None, help="Comma-separated 1-based folds to evaluate (default: all).")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Bootstrap resamples for the EER confidence interval (0: none).")
@@ -140,9 +144,9 @@ def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
               help="lfw-openset only: enrol a synthetic-masked template beside each photo, as mfr gallery does.")
 def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool, flip: bool,
                  data_dir: Path | None, detector: str, detector_package: Path | None, no_face: str, mask_seed: int,
-                 folds: str | None, bootstrap: int, cache_dir: Path | None, no_cache: bool, plots: Path | None,
-                 json_out: Path | None, gallery_sizes: str, target_far: float, min_margin: float | None,
-                 masked_templates: bool) -> None:
+                 mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None, no_cache: bool,
+                 plots: Path | None, json_out: Path | None, gallery_sizes: str, target_far: float,
+                 min_margin: float | None, masked_templates: bool) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
     -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
     measured by mfr thresholds)."""
@@ -174,7 +178,8 @@ def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None
         return Evaluation(
             package=package, dataset=dataset, precision=chosen, flip=flip, data_dir=data_dir,
             detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
-            mask_seed=mask_seed, folds=fold_list, cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
+            mask_seed=mask_seed, mask_renderer=mask_renderer, folds=fold_list,
+            cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
         )(progress=progress_bar)
 
     if precision == "both":
@@ -557,11 +562,14 @@ def train_mask_classifier_command(out: Path, detector_package: Path | None, no_m
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
 @click.option("--count", type=click.IntRange(min=1), default=24, show_default=True, help="LFW faces to mask.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Mask seed (as in mfr eval --mask-seed).")
-def mask_sheet_command(out: Path, count: int, seed: int) -> None:
+@click.option("--renderer", type=click.Choice(["templates", "procedural"]), default="templates", show_default=True,
+              help="Which mask renderer (as in mfr eval --mask-renderer).")
+def mask_sheet_command(out: Path, count: int, seed: int, renderer: str) -> None:
     """Contact sheet of LFW faces next to their synthetic masks, to check the masks by eye."""
     import cv2
 
-    from mfr.augment.masks import MaskGenerator, contact_sheet
+    from mfr.augment.masks import contact_sheet
+    from mfr.augment.renderers import mask_renderer
     from mfr.data.lfw import lfw_root, sample_images
     from mfr.runtime.align import aligned_crop_landmarks
     from mfr.runtime.image_io import read_image_bgr
@@ -569,7 +577,7 @@ def mask_sheet_command(out: Path, count: int, seed: int) -> None:
     paths = sample_images(count)
     root = lfw_root()
     sheet = contact_sheet([read_image_bgr(p) for p in paths], [aligned_crop_landmarks(112, 112)] * len(paths),
-                          [str(p.relative_to(root)) for p in paths], MaskGenerator(seed=seed))
+                          [str(p.relative_to(root)) for p in paths], mask_renderer(renderer, seed))
     from mfr.atomic import atomic_file
 
     with atomic_file(out, suffix=".png") as tmp:
