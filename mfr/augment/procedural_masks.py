@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 STYLES = ("surgical", "cloth", "n95", "scarf", "hand")
-VERSION = 2  # part of cached embeddings' keys: bump when the drawing changes
+VERSION = 3  # part of cached embeddings' keys: bump when the drawing changes
 SKIN_TONES = ((88, 120, 168), (112, 150, 196), (140, 176, 220), (60, 90, 130), (96, 140, 190))  # BGR
 
 
@@ -72,15 +72,16 @@ class ProceduralMaskRenderer:
         outline = self._outline(style, at, rng)
         cv2.fillPoly(alpha, [np.round(outline).astype(np.int32)], 1.0, lineType=cv2.LINE_AA)
         if style == "hand":
-            colour = np.array(SKIN_TONES[int(rng.integers(len(SKIN_TONES)))], np.float32) + rng.uniform(-15, 15, 3)
+            tone = np.array(SKIN_TONES[int(rng.integers(len(SKIN_TONES)))], np.float32)
+            colour = (tone + rng.uniform(-15, 15, 3)).astype(np.float32)
         elif style == "n95":
             colour = np.full(3, rng.uniform(170, 245), np.float32)
         layer[:] = colour
         self._texture(style, layer, alpha, at, rng)
         self._shade(layer, at, rng)
         self._details(style, layer, alpha, at, rng, colour)
-        alpha = cv2.GaussianBlur(alpha, (3, 3), 0)[..., None]
-        out = image.astype(np.float32) * (1 - alpha) + np.clip(layer, 0, 255) * alpha
+        soft = cv2.GaussianBlur(alpha, (3, 3), 0)[..., None]
+        out = image.astype(np.float32) * (1 - soft) + np.clip(layer, 0, 255) * soft
         return out.round().astype(np.uint8)
 
     @staticmethod
