@@ -3,8 +3,8 @@
 FP32: the ONNX model as is. FP16: the builder flag (TensorRT < 11); on TensorRT 11, which removed it, the
 package's FP16 model (``mfr.export.fp16``) as a strongly typed network.
 INT8, explicit: the symmetric Q/DQ model from ``mfr-export calibrate``, parsed into a strongly typed
-network (TensorRT >= 10; 8.6 needs the INT8 flag instead). INT8, implicit (TensorRT 8.x/10.x, e.g.
-JetPack 5 and 6; deprecated since 10.1, still there through 10.x): the FP32 model, the INT8 flag, and a
+network (TensorRT >= 10; 8.6 needs the INT8 flag instead). INT8, implicit (TensorRT 8.6/10.x, e.g.
+JetPack 6.0 and 6.1+; deprecated since 10.1, still there through 10.x): the FP32 model, the INT8 flag, and a
 calibrator that only replays the package's ``calibration.cache`` under the header this TensorRT writes;
 if TensorRT still asks it for batches, it rejected the cache and the build fails with that reason. The
 layers the calibration kept in float are pinned to FP32.
