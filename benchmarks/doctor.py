@@ -11,7 +11,6 @@ exit non-zero.
 
 from __future__ import annotations
 
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,7 +23,7 @@ from mfr.errors import MfrError
 from mfr.export.engine_package import EngineBuilder, typed_fp16
 from mfr.manifest import load_manifest
 from mfr.runtime.engine_load import open_engine
-from mfr.runtime.machine import fingerprint, gpu_info, package_version, tensorrt_version
+from mfr.runtime.machine import fingerprint, gpu_info, package_version
 
 OK, FAILED, NOT_CHECKED = "ok", "failed", "not checked"
 
@@ -62,18 +61,14 @@ def nvrtc_version() -> str | None:
         return None
 
 
-def versions() -> dict[str, str | None]:
+def versions(machine: dict[str, Any]) -> dict[str, str | None]:
+    """The versions of what the pipeline uses: those ``fingerprint`` records, plus OpenCV, NVRTC, torch."""
     import cv2
-    import onnxruntime
 
-    return {
-        "python": platform.python_version(), "mfr": package_version("mfr"), "numpy": np.__version__,
-        "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__,
-        "onnxruntime_providers": ", ".join(onnxruntime.get_available_providers()),
-        "tensorrt": tensorrt_version(),
-        "cuda_python": package_version("cuda-python") or package_version("cuda-bindings"),
-        "nvrtc": nvrtc_version(), "torch": package_version("torch"),
-    }
+    recorded = ("python", "mfr", "numpy", "onnxruntime", "tensorrt", "cuda_python")
+    return {**{name: machine[name] for name in recorded},
+            "onnxruntime_providers": ", ".join(machine["onnxruntime_providers"]), "opencv": cv2.__version__,
+            "nvrtc": nvrtc_version(), "torch": package_version("torch")}
 
 
 def missing_pieces(found: dict[str, str | None], has_gpu: bool) -> list[str]:
@@ -177,7 +172,8 @@ def kernel_check(spec: Any, has_gpu: bool, nvrtc: str | None) -> Check:
 
 def run_doctor(package: Path | None, detector_package: Path | None, work: Path,
                log: Callable[[str], None] = print) -> DoctorReport:
-    found = versions()
+    machine = fingerprint()
+    found = versions(machine)
     gpu = gpu_info()
     has_tensorrt = found["tensorrt"] is not None and gpu is not None
     checks: list[Check] = []
@@ -197,7 +193,7 @@ def run_doctor(package: Path | None, detector_package: Path | None, work: Path,
         checks.append(Check("CUDA preprocessing kernel vs CPU", NOT_CHECKED, "no recognition package given"))
     else:
         checks.append(kernel_check(spec, gpu is not None, found["nvrtc"]))
-    return DoctorReport(found, missing_pieces(found, gpu is not None), checks)
+    return DoctorReport(found, missing_pieces(found, gpu is not None), checks, machine)
 
 
 def markdown_table(report: DoctorReport) -> str:

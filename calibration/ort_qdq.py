@@ -25,6 +25,8 @@ from onnxruntime.quantization import QuantType
 from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
 from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
+from mfr.calibration.trt_qdq import weight_channel_axis
+
 OP_TYPES = ["Conv", "Gemm", "MatMul", "Add", "Clip", "Relu"]
 # Clip/Relu are listed so that the quantizer folds them into the preceding Q/DQ (their range already
 # clips); they are not fallback candidates, only the layers that compute are.
@@ -46,15 +48,10 @@ def dense_weight_channel_axes(model: onnx.ModelProto) -> dict[str, int]:
     initializers = {init.name for init in model.graph.initializer}
     axes: dict[str, int] = {}
     for node in model.graph.node:
-        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        if len(node.input) < 2 or node.input[1] not in initializers:
-            continue
-        if node.op_type == "Conv" and attributes.get("group", 1) == 1:
-            axes[node.input[1]] = 0  # [out, in, kh, kw]
-        elif node.op_type == "Gemm":
-            axes[node.input[1]] = 0 if attributes.get("transB", 0) else 1
-        elif node.op_type == "MatMul":
-            axes[node.input[1]] = 1  # [in, out]
+        axis = weight_channel_axis(node)
+        depthwise = any(a.name == "group" and a.i > 1 for a in node.attribute)
+        if axis is not None and not depthwise and len(node.input) > 1 and node.input[1] in initializers:
+            axes[node.input[1]] = axis
     return axes
 
 

@@ -67,7 +67,7 @@ def detector_spatial(max_side: int) -> list[list[int]]:
 
 def typed_fp16(tensorrt: str | None) -> bool:
     """TensorRT 11 builds FP16 only from an FP16 model (strongly typed; no FP16 builder flag)."""
-    return tensorrt is not None and int(tensorrt.split(".")[0]) >= 11
+    return tensorrt is not None and version_tuple(tensorrt) >= (11,)
 
 
 def io_buffer_bytes(source: Path, manifest: Manifest, profile: BatchProfile,
@@ -199,7 +199,7 @@ class EngineBuilder:
         if self.backend not in BACKENDS:
             raise EngineError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
         try:
-            self.batch_profile(manifest.kind)
+            profile = self.batch_profile(manifest.kind)
         except ManifestError as exc:
             raise EngineError(f"--min-batch/--opt-batch/--max-batch: {exc}") from None
         if self.max_side is not None and manifest.kind != "detection":
@@ -208,7 +208,6 @@ class EngineBuilder:
             raise EngineError(f"--max-side must be at least {MIN_SIDE}, got {self.max_side}")
         if self.dla_core is not None:
             # DLA runs static shapes only and no FP32: TensorRT would fall back to the GPU or fail late
-            profile = self.batch_profile(manifest.kind)
             if not profile.min == profile.opt == profile.max or self.spatial(manifest.kind) is not None:
                 raise EngineError(f"--dla-core needs one fixed input shape: give --min-batch = --opt-batch = "
                                   f"--max-batch (got {profile.min}/{profile.opt}/{profile.max})"

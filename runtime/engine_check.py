@@ -3,8 +3,8 @@
 TensorRT plans run only with the TensorRT version that built them (a version-compatible plan: that
 version or a later one of the same major) and on the GPU model they were built for; ONNX Runtime's
 optimised models need the same ONNX Runtime release line and the execution providers they were
-optimised for, and a CPU INT8 engine a CPU of the same kind, with or without VNNI (the weight bits
-differ). A mismatch is an error that names both sides and the command that rebuilds the engine.
+optimised for, and a CPU INT8 engine a CPU of the same kind, with or without VNNI (the INT8 weight
+scheme differs). A mismatch is an error that names both sides and the command that rebuilds the engine.
 """
 
 from __future__ import annotations
