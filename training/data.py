@@ -38,13 +38,18 @@ class TrainingSet:
         """All faces as uint8 BGR (N, H, W, 3); each must be an aligned crop of the spec's size."""
         height, width = spec.input_size or (0, 0)
         images = np.empty((len(self.paths), height, width, 3), np.uint8)
+        self.load_images_into(images, spec, progress)
+        return images
+
+    def load_images_into(self, images: np.ndarray, spec: PreprocessSpec, progress: Progress = no_progress) -> None:
+        """Decode every face into ``images`` (an array or a memory map of shape (N, H, W, 3))."""
+        height, width = spec.input_size or (0, 0)
         for index, path in enumerate(progress(self.paths, len(self.paths), "reading training faces")):
             image = read_image_bgr(path)
             if image.shape[:2] != (height, width):
                 raise DataError(f"{path}: {image.shape[1]}x{image.shape[0]} pixels, but training needs faces "
                                 f"aligned to the model's {width}x{height} (ArcFace 5-point template)")
             images[index] = image
-        return images
 
 
 def from_people(source: str, root: Path, people: list[str]) -> TrainingSet:

@@ -36,6 +36,9 @@ class ElasticArcFace(nn.Module):
         return F.cross_entropy(self.scale * logits, labels)
 
 
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """MSE between the L2-normalised embeddings (mean over samples and dimensions)."""
-    return F.mse_loss(F.normalize(student), F.normalize(teacher))
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor,
+                      weights: torch.Tensor | None = None) -> torch.Tensor:
+    """MSE between the L2-normalised embeddings (mean over dimensions, then over samples, each sample
+    weighted by ``weights`` when given)."""
+    per_sample = (F.normalize(student) - F.normalize(teacher)).pow(2).mean(dim=1)
+    return per_sample.mean() if weights is None else (per_sample * weights).mean()

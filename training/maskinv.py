@@ -1,10 +1,16 @@
 """MaskInv training: a student learns to give a masked face the embedding the frozen teacher gives it unmasked.
 
-Per step: a batch of aligned faces; each is masked with probability p by the synthetic mask generator
-(else left as is) and mirrored with probability 1/2. The teacher's embedding of the *unmasked* face (of
-the same mirror state) is the target: those are computed once before training (the teacher is frozen
-and sees no random augmentation but the mirror). Loss = ElasticFace-Arc on the student's embedding over
-the training identities (optional) + lambda * MSE of the normalised embeddings.
+Per step: a batch of aligned faces; each is masked with probability p in one of the training looks
+(``looks.TrainingLooks``: MaskTheFace templates, jittered and retextured templates, random occluders),
+else left as is, optionally degraded (``looks.degrade``: misalignment, light, blur, JPEG) and mirrored
+with probability 1/2. The teacher's embedding of the clean *unmasked* face (of the same mirror state) is
+the target: those are computed once before training (the teacher is frozen and sees no random
+augmentation but the mirror). Loss = ElasticFace-Arc on the student's embedding over the training
+identities (optional) + lambda * MSE of the normalised embeddings, unmasked faces weighted by
+``unmasked_weight`` (holding the unmasked embedding to the teacher's keeps unmasked accuracy).
+
+Some training people are set aside as a validation split (``validation.py``); the student is scored on
+them before training and after every epoch, which is where training options are compared.
 
 BatchNorm layers keep the teacher's running statistics (eval mode, affine parameters trainable): batch
 statistics of 64 faces, half of them masked, would shift how the network treats unmasked faces, and
@@ -30,15 +36,15 @@ import torch
 from torch import nn
 
 from mfr.atomic import atomic_file, write_json_atomic
-from mfr.augment.masks import MaskGenerator
+from mfr.augment.masks import DEFAULT_FAMILIES
 from mfr.errors import DataError, MfrError
 from mfr.progress import Progress, no_progress
-from mfr.runtime.align import aligned_crop_landmarks
-from mfr.runtime.preprocess import normalize
-from mfr.spec import PreprocessSpec
+from mfr.training.batches import FACES_NAME, Batch, TrainingBatches, epoch_plan, iterate_batches, load_faces
 from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
+from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace, distillation_loss
 from mfr.training.teacher import Teacher, load_teacher
+from mfr.training.validation import Validator, carve_validation
 
 STATE_NAME = "train_state.pt"
 STUDENT_NAME = "student.pt"
@@ -54,7 +60,11 @@ class MaskInvConfig:
     model: str = "mobilefacenet"  # architecture of a checkpoint teacher (a package names its own)
     from_scratch: bool = False  # student initialised randomly instead of from the teacher
     mask_probability: float = 0.5
+    mask_looks: tuple[str, ...] = ("templates",)  # drawn uniformly per masked face (looks.LOOKS)
+    augment_probability: float = 0.0  # share of faces degraded by looks.degrade
     distill_weight: float = 100.0  # lambda
+    unmasked_weight: float = 1.0  # distillation weight of unmasked faces relative to masked ones
+    validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
     margin_loss: bool = True
     scale: float = 64.0
     margin: float = 0.5
@@ -69,6 +79,7 @@ class MaskInvConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 0  # torch CPU threads (0: torch's default)
+    workers: int = 0  # processes building batches ahead of the training loop (0: built inline)
     max_steps: int | None = None  # stop after this many steps in all (tests, trials); resumes at the next epoch
     log_every: int = 10
     resume: bool = False
@@ -77,8 +88,14 @@ class MaskInvConfig:
     def check(self) -> None:
         problems = [(not 0 <= self.mask_probability <= 1, "--mask-probability must be in [0, 1]"),
                      (self.distill_weight < 0, "--distill-weight must be >= 0"),
+                     (self.unmasked_weight < 0, "--unmasked-weight must be >= 0"),
+                     (not 0 <= self.augment_probability <= 1, "--augment-probability must be in [0, 1]"),
+                     (not 0 <= self.validation_people < 1, "--validation-people must be in [0, 1)"),
+                     (not self.mask_looks or any(look not in LOOKS for look in self.mask_looks),
+                      f"--mask-looks must name some of {', '.join(LOOKS)}"),
                      (self.distill_weight == 0 and not self.margin_loss, "both losses are off: nothing to learn"),
                      (self.epochs < 1 or self.batch_size < 2, "need --epochs >= 1 and --batch-size >= 2"),
+                     (self.workers < 0, "--workers must be >= 0"),
                      (self.lr <= 0, "--lr must be positive")]
         for failed, message in problems:
             if failed:
@@ -95,6 +112,7 @@ class TrainingResult:
     last: dict[str, float]
     student: Path
     log: list[dict[str, float]] = field(default_factory=list, repr=False)
+    validation: list[dict[str, float]] = field(default_factory=list)  # before training, then per epoch
 
 
 def learning_rate(config: MaskInvConfig, epoch: int) -> float:
@@ -127,32 +145,45 @@ class MaskInvTrainer:
         teacher = load_teacher(config.teacher, config.model)
         spec = teacher.entry.spec
         data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
+        split = carve_validation(data, config.validation_people, config.seed)
+        validator = None
+        if split is not None:
+            data = split.train
+            log(f"validation: {len(split.validation)} faces of {len(split.validation.people)} people set aside, "
+                f"{int(split.same.sum())} same-person and {int((~split.same).sum())} different-person pairs")
+            held = split.validation.load_images(spec, progress)
+            validator = Validator(split, held, teacher.raw_embeddings_and_mirrors(held, spec, config.device)[:, 0],
+                                  spec, config.seed)
         log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
-        images = data.load_images(spec, progress)
+        images = load_faces(data, spec, out, progress)
         log("teacher embeddings of the unmasked faces (and their mirror images)")
-        targets = teacher.raw_embeddings_and_mirrors(images, spec)
+        targets = teacher.raw_embeddings_and_mirrors(images, spec, config.device, progress)
         student = teacher.student(from_scratch=config.from_scratch).to(config.device)
         head = ElasticArcFace(targets.shape[2], len(data.people), config.scale, config.margin, config.margin_std,
                               centres=class_centres(targets, data.labels, len(data.people))).to(config.device)
         optimizer = torch.optim.SGD([*student.parameters(), *head.parameters()], lr=config.lr,
                                     momentum=config.momentum, weight_decay=config.weight_decay)
-        rows, start_epoch, step = self.restore(out, student, head, optimizer, log)
-        masks = MaskGenerator(seed=config.seed)
+        rows, validation, start_epoch, step = self.restore(out, student, head, optimizer, log)
+        if validator is not None and not validation:
+            validation.append({"epoch": 0, **validator(student, config.device)})
+            log(f"validation before training: {format_validation(validation[-1])}")
+        looks = TrainingLooks(config.mask_looks, config.seed,
+                              TRAINING_FAMILIES if validator is not None else DEFAULT_FAMILIES)
+        batches = TrainingBatches(images, [str(path) for path in data.paths], looks, spec, config.mask_probability,
+                                  config.augment_probability, config.seed)
         started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
-        batches_per_epoch = len(data) // config.batch_size or 1
         done = start_epoch
         for epoch in range(start_epoch, config.epochs):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, epoch)
-            order = np.random.default_rng([config.seed, epoch]).permutation(len(data))
+            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step)
+            if config.max_steps is not None:
+                plans = plans[:max(0, config.max_steps - step)]
             student.train()
             freeze_batchnorm(student)
             label = f"epoch {epoch + 1}/{config.epochs}"
-            for batch_index in progress(range(batches_per_epoch), batches_per_epoch, label):
-                indices = order[batch_index * config.batch_size:(batch_index + 1) * config.batch_size]
-                if len(indices) < 2:
-                    continue
-                row = self.step(student, head, optimizer, images, targets, data, indices, masks, spec, epoch, step)
+            for batch in progress(iterate_batches(batches, plans, config.workers), len(plans), label):
+                row = self.step(student, head, optimizer, batch, targets, data.labels)
                 step += 1
                 if step % config.log_every == 0 or step == 1:
                     rows.append({"step": step, "epoch": epoch, "lr": learning_rate(config, epoch), **row,
@@ -160,19 +191,23 @@ class MaskInvTrainer:
                 if config.max_steps is not None and step >= config.max_steps:
                     break
             done = epoch + 1
-            self.checkpoint(out, student, head, optimizer, done, step, rows)
+            if validator is not None:
+                validation.append({"epoch": done, **validator(student, config.device)})
+            self.checkpoint(out, student, head, optimizer, done, step, rows, validation)
             log(f"epoch {epoch + 1}: step {step}, loss {rows[-1]['loss']:.4f}, distill {rows[-1]['distill']:.5f}, "
                 f"cosine to teacher masked {rows[-1]['cosine_masked']:.4f} / unmasked "
                 f"{rows[-1]['cosine_unmasked']:.4f}")
+            if validator is not None:
+                log(f"validation after epoch {done}: {format_validation(validation[-1])}")
             if config.max_steps is not None and step >= config.max_steps:
                 break
         seconds = round(time.perf_counter() - started, 2)
         student_path = out / STUDENT_NAME
         save_atomic({k: v.detach().cpu() for k, v in student.state_dict().items()}, student_path)
-        self.write_logs(out, rows, data, teacher, seconds, step)
+        self.write_logs(out, rows, validation, data, teacher, seconds, step)
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
         return TrainingResult(teacher.entry.name, step, done, seconds, rows[0] if rows else {},
-                              rows[-1] if rows else {}, student_path, rows)
+                              rows[-1] if rows else {}, student_path, rows, validation)
 
     def prepare_out_dir(self, out: Path) -> None:
         if out.exists() and not out.is_dir():
@@ -185,29 +220,20 @@ class MaskInvTrainer:
             raise MfrError(f"output directory {out} exists and is not empty; pass --resume to continue its "
                            f"training or --force to start again")
         out.mkdir(parents=True, exist_ok=True)
-        for name in (STATE_NAME, STUDENT_NAME, LOG_CSV, LOG_JSON, LOSS_PNG):
+        for name in (STATE_NAME, STUDENT_NAME, LOG_CSV, LOG_JSON, LOSS_PNG, FACES_NAME, FACES_NAME + ".sha256"):
             (out / name).unlink(missing_ok=True)
 
-    def step(self, student: nn.Module, head: ElasticArcFace, optimizer: torch.optim.Optimizer, images: np.ndarray,
-             targets: np.ndarray, data: TrainingSet, indices: np.ndarray, masks: MaskGenerator, spec: PreprocessSpec,
-             epoch: int, step: int) -> dict[str, float]:
+    def step(self, student: nn.Module, head: ElasticArcFace, optimizer: torch.optim.Optimizer, batch: Batch,
+             targets: np.ndarray, all_labels: np.ndarray) -> dict[str, float]:
         config = self.config
-        rng = np.random.default_rng([config.seed, epoch, step, 1])
-        masked = rng.random(len(indices)) < config.mask_probability
-        mirrored = rng.random(len(indices)) < 0.5
-        points = aligned_crop_landmarks(*images.shape[1:3])
-        batch = []
-        for index, mask, mirror in zip(indices, masked, mirrored, strict=True):
-            face = images[index]
-            if mask:
-                face = masks.apply(face, points, key=f"{data.paths[index]}:{epoch}")
-            batch.append(face[:, ::-1] if mirror else face)
-        inputs = torch.from_numpy(normalize(np.stack(batch), spec)).to(config.device)
+        indices, masked, mirrored = batch.indices, batch.masked, batch.mirrored
+        inputs = batch.inputs.to(config.device)
         target = torch.from_numpy(targets[indices, mirrored.astype(np.int64)]).to(config.device)
-        labels = torch.from_numpy(data.labels[indices]).to(config.device)
-        margins = torch.Generator().manual_seed(int(rng.integers(2**62)))  # the per-sample margins
+        labels = torch.from_numpy(all_labels[indices]).to(config.device)
+        margins = torch.Generator().manual_seed(batch.margin_seed)  # the per-sample margins
         embeddings = student(inputs)
-        distill = distillation_loss(embeddings, target)
+        weights = torch.from_numpy(np.where(masked, 1.0, config.unmasked_weight).astype(np.float32)).to(config.device)
+        distill = distillation_loss(embeddings, target, weights)
         margin = (head(embeddings, labels, margins) if config.margin_loss
                   else torch.zeros((), device=inputs.device))
         loss = config.distill_weight * distill + margin
@@ -222,9 +248,9 @@ class MaskInvTrainer:
                 "cosine_unmasked": float(cosine[~masked].mean()) if (~masked).any() else float("nan")}
 
     def restore(self, out: Path, student: nn.Module, head: nn.Module, optimizer: torch.optim.Optimizer,
-                log: Callable[[str], None]) -> tuple[list[dict[str, float]], int, int]:
+                log: Callable[[str], None]) -> tuple[list[dict[str, float]], list[dict[str, float]], int, int]:
         if not self.config.resume:
-            return [], 0, 0
+            return [], [], 0, 0
         state = torch.load(out / STATE_NAME, map_location=self.config.device, weights_only=True)
         if state.get("config") != config_fingerprint(self.config):
             raise MfrError(f"{out / STATE_NAME} was written with other training options; resume with the same "
@@ -233,16 +259,16 @@ class MaskInvTrainer:
         head.load_state_dict(state["head"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         log(f"resuming after epoch {state['epoch']} (step {state['step']})")
-        return list(state["log"]), int(state["epoch"]), int(state["step"])
+        return list(state["log"]), list(state["validation"]), int(state["epoch"]), int(state["step"])
 
     def checkpoint(self, out: Path, student: nn.Module, head: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
-                   step: int, rows: list[dict[str, float]]) -> None:
+                   step: int, rows: list[dict[str, float]], validation: list[dict[str, float]]) -> None:
         save_atomic({"student": student.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch, "step": step, "log": rows, "config": config_fingerprint(self.config)},
-                    out / STATE_NAME)
+                     "epoch": epoch, "step": step, "log": rows, "validation": validation,
+                     "config": config_fingerprint(self.config)}, out / STATE_NAME)
 
-    def write_logs(self, out: Path, rows: list[dict[str, float]], data: TrainingSet, teacher: Teacher, seconds: float,
-                   steps: int) -> None:
+    def write_logs(self, out: Path, rows: list[dict[str, float]], validation: list[dict[str, float]],
+                   data: TrainingSet, teacher: Teacher, seconds: float, steps: int) -> None:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
         writer.writeheader()
@@ -253,14 +279,22 @@ class MaskInvTrainer:
                    "teacher": teacher.describe(), "data": {"source": data.source, "faces": len(data),
                                                            "people": len(data.people)},
                    "steps": steps, "seconds": seconds, "first": rows[0] if rows else None,
-                   "last": rows[-1] if rows else None}
+                   "last": rows[-1] if rows else None, "validation": validation}
         write_json_atomic(out / LOG_JSON, summary)
         plot_losses(rows, out / LOSS_PNG)
 
 
+def format_validation(row: dict[str, float]) -> str:
+    return (f"EER U-U {row['uu_eer']:.2f} %, M-U {row['mu_eer_seen']:.2f} % (seen masks) / "
+            f"{row['mu_eer_unseen']:.2f} % (unseen), M-M {row['mm_eer_seen']:.2f} % / {row['mm_eer_unseen']:.2f} %; "
+            f"cosine to the teacher's unmasked embedding: unmasked {row['unmasked_cosine_to_teacher']:.4f}, masked "
+            f"{row['masked_cosine_to_teacher_seen']:.4f} (seen) / {row['masked_cosine_to_teacher_unseen']:.4f} "
+            f"(unseen)")
+
+
 def config_fingerprint(config: MaskInvConfig) -> dict[str, Any]:
     """The options a resumed run must share with the run it continues."""
-    skip = {"out", "resume", "force", "threads", "device", "log_every", "max_steps", "epochs"}  # may extend a run
+    skip = {"out", "resume", "force", "threads", "workers", "device", "log_every", "max_steps", "epochs"}
     return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
             for k, v in asdict(config).items() if k not in skip}
 

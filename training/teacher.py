@@ -19,6 +19,7 @@ from mfr.atomic import sha256_file
 from mfr.errors import CheckpointError, MfrError
 from mfr.manifest import MANIFEST_NAME, load_manifest
 from mfr.models.checkpoint import load_weights
+from mfr.progress import Progress, no_progress
 from mfr.registry import ModelEntry, get_model_entry
 from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
@@ -39,12 +40,16 @@ class Teacher:
         """A trainable copy of the teacher (or, ``from_scratch``, of its architecture)."""
         return self.entry.build() if from_scratch else self.model()
 
-    def raw_embeddings_and_mirrors(self, images: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-        """(N, 2, D) raw embeddings of each uint8 BGR face and of its mirror image."""
-        run = self._onnx_runner() if self.package is not None else self._torch_runner()
+    def raw_embeddings_and_mirrors(self, images: np.ndarray, spec: PreprocessSpec, device: str = "cpu",
+                                   progress: Progress = no_progress) -> np.ndarray:
+        """(N, 2, D) raw embeddings of each uint8 BGR face and of its mirror image. On a CPU from the package's
+        ONNX model when there is one; on a GPU (``device``) from torch there."""
+        use_onnx = self.package is not None and device == "cpu"
+        run = self._onnx_runner() if use_onnx else self._torch_runner(device)
         out = []
-        for start in range(0, len(images), _BATCH):
-            batch = normalize(images[start:start + _BATCH], spec)
+        starts = range(0, len(images), _BATCH)
+        for start in progress(starts, len(starts), "teacher embeddings"):
+            batch = normalize(np.asarray(images[start:start + _BATCH]), spec)
             out.append(np.stack([run(batch), run(np.ascontiguousarray(batch[..., ::-1]))], axis=1))
         embeddings = np.concatenate(out).astype(np.float32)
         if not np.all(np.isfinite(embeddings)):
@@ -58,12 +63,12 @@ class Teacher:
         engine = open_model(self.package, "fp32")
         return engine.raw_embeddings
 
-    def _torch_runner(self) -> Any:
-        model = self.model().eval()
+    def _torch_runner(self, device: str = "cpu") -> Any:
+        model = self.model().eval().to(device)
 
         def run(batch: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                return model(torch.from_numpy(batch)).numpy()
+                return model(torch.from_numpy(batch).to(device)).cpu().numpy()
 
         return run
 

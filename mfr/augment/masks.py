@@ -126,17 +126,23 @@ class MaskGenerator:
     def apply(self, image: np.ndarray, landmarks: np.ndarray, key: str) -> np.ndarray:
         """Return a copy of the uint8 BGR ``image`` with a mask over nose, mouth and chin."""
         template, color = self.pick(landmarks, key)
-        homography, _ = cv2.findHomography(template.anchors, face_anchors(landmarks), 0)
-        if homography is None:
-            raise DataError(f"{key}: cannot place a mask on these landmarks")
-        height, width = image.shape[:2]
-        warped = cv2.warpPerspective(template.rgba, homography, (width, height), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
-        colour = warped[..., :3].astype(np.float32)
+        colour, alpha = warp_template(template, face_anchors(landmarks), image.shape[:2], key)
         if color is not None:
             colour = 0.5 * colour + 0.5 * np.array(color, np.float32)
-        alpha = warped[..., 3:].astype(np.float32) / 255.0
         return (image.astype(np.float32) * (1 - alpha) + colour * alpha).round().astype(np.uint8)
+
+
+def warp_template(template: MaskTemplate, anchors: np.ndarray, size: tuple[int, int],
+                  key: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The template warped so its anchors a..f land on ``anchors``: float32 BGR (H, W, 3) and alpha (H, W, 1)
+    in [0, 1], for an image of ``size`` (height, width)."""
+    homography, _ = cv2.findHomography(template.anchors, np.asarray(anchors, np.float64), 0)
+    if homography is None:
+        raise DataError(f"{key}: cannot place a mask on these landmarks")
+    height, width = size
+    warped = cv2.warpPerspective(template.rgba, homography, (width, height), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+    return warped[..., :3].astype(np.float32), warped[..., 3:].astype(np.float32) / 255.0
 
 
 def contact_sheet(images: list[np.ndarray], landmarks: list[np.ndarray], keys: list[str],

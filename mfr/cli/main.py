@@ -468,8 +468,19 @@ def train_group() -> None:
 @click.option("--from-scratch", is_flag=True, help="Initialise the student randomly instead of from the teacher.")
 @click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Chance that a training face is given a synthetic mask.")
+@click.option("--mask-looks", default="templates", show_default=True,
+              help="Comma-separated looks a masked face is drawn in: templates (MaskTheFace), jittered (moved, "
+                   "recoloured, textured templates), occluder (random shapes over the lower face).")
+@click.option("--augment-probability", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Chance that a training face is degraded: misaligned, relit, blurred or downscaled, JPEG.")
 @click.option("--distill-weight", "distill_weight", type=click.FloatRange(min=0), default=100.0, show_default=True,
               help="lambda: weight of the MSE between normalised student and teacher embeddings.")
+@click.option("--unmasked-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Distillation weight of unmasked faces relative to masked ones (higher: unmasked embeddings "
+                   "stay closer to the teacher's).")
+@click.option("--validation-people", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
+              help="Share of the training people (those with 2-40 faces) set aside to score the student on "
+                   "before training and after each epoch; 0 trains on everyone.")
 @click.option("--margin-loss/--no-margin-loss", default=True, show_default=True,
               help="ElasticFace-Arc over the training identities (switch off for data without identities).")
 @click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
@@ -479,6 +490,9 @@ def train_group() -> None:
               help="Comma-separated epochs after which the learning rate is divided by 10.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes that draw masks and build batches ahead of the training loop (use several with "
+                   "a GPU; the batches, and so the result, do not depend on it).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None,
               help="Stop after this many steps in all (a run stopped so resumes at the next epoch).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint.")
@@ -486,8 +500,11 @@ def train_group() -> None:
 @click.option("--force", is_flag=True, help="Start again in a non-empty --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON on stdout.")
 def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_name: str, from_scratch: bool,
-                          mask_probability: float, distill_weight: float, margin_loss: bool, epochs: int,
-                          batch_size: int, lr: float, lr_steps: str, seed: int, device: str, max_steps: int | None,
+                          mask_probability: float, mask_looks: str, augment_probability: float,
+                          distill_weight: float, unmasked_weight: float, validation_people: float,
+                          margin_loss: bool, epochs: int,
+                          batch_size: int, lr: float, lr_steps: str, seed: int, device: str, workers: int,
+                          max_steps: int | None,
                           resume: bool, no_package: bool, force: bool, as_json: bool) -> None:
     """MaskInv: a student learns to map masked faces to the teacher's embedding of the unmasked face.
 
@@ -504,9 +521,13 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
 
     steps = tuple(int_list(lr_steps, "--lr-steps", "epochs"))
     config = MaskInvConfig(teacher=teacher, out=out, data=data, model=model_name, from_scratch=from_scratch,
-                           mask_probability=mask_probability, distill_weight=distill_weight, margin_loss=margin_loss,
+                           mask_probability=mask_probability,
+                           mask_looks=tuple(look.strip() for look in mask_looks.split(",") if look.strip()),
+                           augment_probability=augment_probability, distill_weight=distill_weight,
+                           unmasked_weight=unmasked_weight, validation_people=validation_people,
+                           margin_loss=margin_loss,
                            epochs=epochs, batch_size=batch_size, lr=lr, lr_steps=steps, seed=seed, device=device,
-                           max_steps=max_steps, resume=resume, force=force)
+                           workers=workers, max_steps=max_steps, resume=resume, force=force)
     result = MaskInvTrainer(config)(log=log, progress=progress_bar)
     package = None
     if not no_package:
@@ -517,7 +538,7 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
         OnnxPackageExporter(model=result.model, out=package, weights=result.student, force=True)(log=log)
     summary = {"steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
                "first": result.first, "last": result.last, "student": str(result.student),
-               "package": None if package is None else str(package)}
+               "package": None if package is None else str(package), "validation": result.validation}
     if as_json:
         echo_json(summary)
         return
@@ -525,6 +546,11 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
                f"student {result.student}" + (f", package {package}" if package else ""))
     click.echo(f"cosine to the teacher's unmasked embedding, masked faces: {result.first.get('cosine_masked', 0):.4f} "
                f"-> {result.last.get('cosine_masked', 0):.4f}")
+    if result.validation:
+        from mfr.training.maskinv import format_validation
+
+        click.echo(f"validation people, before: {format_validation(result.validation[0])}")
+        click.echo(f"validation people, after:  {format_validation(result.validation[-1])}")
 
 
 @train_group.command("mask-classifier")
