@@ -144,16 +144,7 @@ class MaskInvTrainer:
             torch.set_num_threads(config.threads)
         teacher = load_teacher(config.teacher, config.model)
         spec = teacher.entry.spec
-        data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
-        split = carve_validation(data, config.validation_people, config.seed)
-        validator = None
-        if split is not None:
-            data = split.train
-            log(f"validation: {len(split.validation)} faces of {len(split.validation.people)} people set aside, "
-                f"{int(split.same.sum())} same-person and {int((~split.same).sum())} different-person pairs")
-            held = split.validation.load_images(spec, progress)
-            validator = Validator(split, held, teacher.raw_embeddings_and_mirrors(held, spec, config.device)[:, 0],
-                                  spec, config.seed)
+        data, validator = self.training_and_validation(teacher, log, progress)
         log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
         images = load_faces(data, spec, out, progress)
         log("teacher embeddings of the unmasked faces (and their mirror images)")
@@ -208,6 +199,20 @@ class MaskInvTrainer:
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
         return TrainingResult(teacher.entry.name, step, done, seconds, rows[0] if rows else {},
                               rows[-1] if rows else {}, student_path, rows, validation)
+
+    def training_and_validation(self, teacher: Teacher, log: Callable[[str], None],
+                                progress: Progress) -> tuple[TrainingSet, Validator | None]:
+        """The training faces, and the validator of the people set aside from them (None without)."""
+        config, spec = self.config, teacher.entry.spec
+        data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
+        split = carve_validation(data, config.validation_people, config.seed)
+        if split is None:
+            return data, None
+        log(f"validation: {len(split.validation)} faces of {len(split.validation.people)} people set aside, "
+            f"{int(split.same.sum())} same-person and {int((~split.same).sum())} different-person pairs")
+        held = split.validation.load_images(spec, progress)
+        teacher_embeddings = teacher.raw_embeddings_and_mirrors(held, spec, config.device)[:, 0]
+        return split.train, Validator(split, held, teacher_embeddings, spec, config.seed)
 
     def prepare_out_dir(self, out: Path) -> None:
         if out.exists() and not out.is_dir():
