@@ -35,7 +35,7 @@ def tiny_folder(tmp_path_factory) -> Path:
 
 def train(teacher: Path, data: Path, out: Path, **options: object):
     settings = {"batch_size": 6, "epochs": 4, "lr": 0.01, "log_every": 1, "force": True, "validation_people": 0.0,
-                **options}
+                "mask_looks": ("templates",), "augment_probability": 0.0, "lr_steps": (4, 5), **options}
     return MaskInvTrainer(MaskInvConfig(teacher=teacher, out=out, data=data, **settings))(log=lambda _: None)
 
 

@@ -158,3 +158,14 @@ def test_a_large_training_set_is_memory_mapped_once(tmp_path, monkeypatch):
     assert np.array_equal(again, mapped) and (tmp_path / batches.FACES_NAME).stat().st_mtime_ns == written
     other = TrainingSet(data.source, data.people, data.paths[1:13], data.labels[1:13])
     assert np.array_equal(batches.load_faces(other, spec, tmp_path), other.load_images(spec))  # file list changed
+
+
+def test_cli_refuses_an_unknown_mask_look(mobilefacenet_package, tmp_path):
+    from click.testing import CliRunner
+
+    from mfr.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["train", "maskinv", "--teacher", str(mobilefacenet_package), "--out",
+                                      str(tmp_path / "run"), "--mask-looks", "templates,balaclava"])
+    assert result.exit_code == 1 and "--mask-looks must name some of templates, jittered, occluder" in result.output
+    assert not (tmp_path / "run").exists()

@@ -60,8 +60,8 @@ class MaskInvConfig:
     model: str = "mobilefacenet"  # architecture of a checkpoint teacher (a package names its own)
     from_scratch: bool = False  # student initialised randomly instead of from the teacher
     mask_probability: float = 0.5
-    mask_looks: tuple[str, ...] = ("templates",)  # drawn uniformly per masked face (looks.LOOKS)
-    augment_probability: float = 0.0  # share of faces degraded by looks.degrade
+    mask_looks: tuple[str, ...] = LOOKS  # drawn uniformly per masked face
+    augment_probability: float = 0.5  # share of faces degraded by looks.degrade
     distill_weight: float = 100.0  # lambda
     unmasked_weight: float = 1.0  # distillation weight of unmasked faces relative to masked ones
     validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
@@ -69,10 +69,10 @@ class MaskInvConfig:
     scale: float = 64.0
     margin: float = 0.5
     margin_std: float = 0.05
-    epochs: int = 6
+    epochs: int = 12
     batch_size: int = 64
     lr: float = 0.01
-    lr_steps: tuple[int, ...] = (4, 5)  # epochs after which the learning rate is divided by 10
+    lr_steps: tuple[int, ...] = (8, 10)  # epochs after which the learning rate is divided by 10
     momentum: float = 0.9
     weight_decay: float = 5e-4
     clip_grad: float = 5.0

@@ -468,10 +468,10 @@ def train_group() -> None:
 @click.option("--from-scratch", is_flag=True, help="Initialise the student randomly instead of from the teacher.")
 @click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Chance that a training face is given a synthetic mask.")
-@click.option("--mask-looks", default="templates", show_default=True,
+@click.option("--mask-looks", default="templates,jittered,occluder", show_default=True,
               help="Comma-separated looks a masked face is drawn in: templates (MaskTheFace), jittered (moved, "
                    "recoloured, textured templates), occluder (random shapes over the lower face).")
-@click.option("--augment-probability", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+@click.option("--augment-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Chance that a training face is degraded: misaligned, relit, blurred or downscaled, JPEG.")
 @click.option("--distill-weight", "distill_weight", type=click.FloatRange(min=0), default=100.0, show_default=True,
               help="lambda: weight of the MSE between normalised student and teacher embeddings.")
@@ -483,10 +483,10 @@ def train_group() -> None:
                    "before training and after each epoch; 0 trains on everyone.")
 @click.option("--margin-loss/--no-margin-loss", default=True, show_default=True,
               help="ElasticFace-Arc over the training identities (switch off for data without identities).")
-@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
-@click.option("--lr-steps", default="4,5", show_default=True,
+@click.option("--lr-steps", default="8,10", show_default=True,
               help="Comma-separated epochs after which the learning rate is divided by 10.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
@@ -509,9 +509,12 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
     """MaskInv: a student learns to map masked faces to the teacher's embedding of the unmasked face.
 
     Loss = ElasticFace-Arc (s=64, margin ~ N(0.5, 0.05)) on the student's embedding + lambda * MSE of
-    the normalised student and teacher embeddings. SGD with momentum, step schedule, gradient
-    clipping; seeded and resumable (--resume). The student is exported to OUT/package with the
-    teacher's preprocessing spec, ready for calibrate and build-engine.
+    the normalised student and teacher embeddings. Masked faces are drawn in several looks and faces
+    degraded (--mask-looks, --augment-probability); some training people are set aside and scored
+    before training and after every epoch (--validation-people), which is where options are compared.
+    SGD with momentum, step schedule, gradient clipping; seeded and resumable (--resume). The student
+    is exported to OUT/package with the teacher's preprocessing spec, ready for calibrate and
+    build-engine.
     """
     from mfr.cli.common import require_extra
 
