@@ -2,7 +2,7 @@
 
 Its embeddings of the training faces are computed once. From a package they come from the package's
 own ONNX model through the runtime (the teacher as deployed, and several times faster than torch on a
-CPU); from a checkpoint, from torch.
+CPU); from a checkpoint, or when training on a GPU, from torch on the training device.
 """
 
 from __future__ import annotations
