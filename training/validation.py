@@ -2,10 +2,10 @@
 
 The judging sets (LFW folds 6-10, MFR2, the procedural renderer) must never steer a training choice, so
 options are compared here instead: some training people are set aside (person-disjoint from what the
-student trains on), their faces paired (same-person pairs up to a cap per person, five times as
-many different-person pairs), and the student is scored on them unmasked (U-U), masked against
-unmasked (M-U) and masked against masked (M-M), with masks of two kinds: the training templates under
-another seed, and the template family no training look uses (``looks.VALIDATION_FAMILY``), which shows whether a gain
+student trains on), their faces paired (same-person pairs up to a cap per person, five times as many
+different-person pairs), and the student is scored on them unmasked (U-U), masked against unmasked (M-U)
+and masked against masked (M-M), with masks of two kinds: the training templates under another seed, and
+the template family no training look uses (``looks.VALIDATION_FAMILY``), which shows whether a gain
 transfers to a mask the student never saw. EERs on a few hundred same-person pairs move in steps of a
 quarter point, so two finer measures go with them: the mean cosine between the student's embedding of
 each unmasked validation face and the teacher's ("unmasked faces unchanged"), and of each masked face
