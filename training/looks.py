@@ -19,8 +19,6 @@ Independent of the judging renderer (``mfr.augment.procedural_masks``), which tr
 
 from __future__ import annotations
 
-import hashlib
-
 import cv2
 import numpy as np
 
@@ -28,19 +26,14 @@ from mfr.augment.masks import (
     DEFAULT_FAMILIES,
     MaskGenerator,
     face_anchors,
-    head_side,
     load_mask_templates,
+    stable_seed,
     warp_template,
 )
 
 LOOKS = ("templates", "jittered", "occluder")
 VALIDATION_FAMILY = "KN95"  # kept out of every training look: validation judges transfer to it
 TRAINING_FAMILIES = tuple(f for f in DEFAULT_FAMILIES if f != VALIDATION_FAMILY)
-
-
-def _rng(seed: int, key: str, salt: str) -> np.random.Generator:
-    digest = hashlib.sha256(f"{salt}/{key}".encode()).digest()
-    return np.random.default_rng([seed, int.from_bytes(digest[:8], "little")])
 
 
 def _texture(rng: np.random.Generator, height: int, width: int, base: np.ndarray) -> np.ndarray:
@@ -88,7 +81,7 @@ class TrainingLooks:
         self.generator = MaskGenerator(seed=seed, families=families)
 
     def apply(self, image: np.ndarray, landmarks: np.ndarray, key: str) -> np.ndarray:
-        rng = _rng(self.seed, key, "look")
+        rng = np.random.default_rng(stable_seed(self.seed, f"look/{key}"))
         look = self.looks[int(rng.integers(len(self.looks)))]
         if look == "templates":
             return self.generator.apply(image, landmarks, key)
@@ -99,9 +92,7 @@ class TrainingLooks:
     def jittered(self, image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width = image.shape[:2]
         family = self.families[int(rng.integers(len(self.families)))]
-        side = head_side(landmarks)
-        templates = self.generator.templates
-        template = templates.get(family if side == "front" else f"{family}_{side}", templates[family])
+        template = self.generator.template_for(family, landmarks)
         anchors = face_anchors(landmarks)
         points = np.asarray(landmarks, np.float64).reshape(5, 2)
         eye_distance = float(np.linalg.norm(points[1] - points[0]))

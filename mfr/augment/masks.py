@@ -97,7 +97,8 @@ def head_side(landmarks: np.ndarray) -> str:
     return "front"
 
 
-def _stable_seed(seed: int, key: str) -> list[int]:
+def stable_seed(seed: int, key: str) -> list[int]:
+    """A generator seed from (seed, key), the same in every process and Python version (unlike hash())."""
     return [seed, int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")]
 
 
@@ -114,14 +115,17 @@ class MaskGenerator:
         self.seed, self.families, self.recolor_probability = seed, families, recolor_probability
 
     def pick(self, landmarks: np.ndarray, key: str) -> tuple[MaskTemplate, tuple[int, int, int] | None]:
-        rng = np.random.default_rng(_stable_seed(self.seed, key))
+        rng = np.random.default_rng(stable_seed(self.seed, key))
         family = self.families[int(rng.integers(len(self.families)))]
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
         recolor = family in RECOLOR_FAMILIES and rng.random() < self.recolor_probability
+        return self.template_for(family, landmarks), (color if recolor else None)  # type: ignore[return-value]
+
+    def template_for(self, family: str, landmarks: np.ndarray) -> MaskTemplate:
+        """The family's template for the way the face is turned (its ``_left``/``_right`` one, if any)."""
         side = head_side(landmarks)
         name = family if side == "front" else f"{family}_{side}"
-        template = self.templates.get(name, self.templates[family])
-        return template, (color if recolor else None)  # type: ignore[return-value]
+        return self.templates.get(name, self.templates[family])
 
     def apply(self, image: np.ndarray, landmarks: np.ndarray, key: str) -> np.ndarray:
         """Return a copy of the uint8 BGR ``image`` with a mask over nose, mouth and chin."""
