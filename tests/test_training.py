@@ -49,7 +49,7 @@ def student_vs_teacher(student_path: Path, teacher_package: Path, data: Path) ->
 
     with torch.no_grad():
         got = model(torch.from_numpy(normalize(images, teacher.entry.spec))).numpy()
-    want = teacher.raw_embeddings_and_mirrors(images, teacher.entry.spec)[:, 0]
+    want = teacher.raw_embeddings(images, teacher.entry.spec)
     return (got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
 
 

@@ -211,7 +211,7 @@ class MaskInvTrainer:
         log(f"validation: {len(split.validation)} faces of {len(split.validation.people)} people set aside, "
             f"{int(split.same.sum())} same-person and {int((~split.same).sum())} different-person pairs")
         held = split.validation.load_images(spec, progress)
-        teacher_embeddings = teacher.raw_embeddings_and_mirrors(held, spec, config.device)[:, 0]
+        teacher_embeddings = teacher.raw_embeddings(held, spec, config.device)
         return split.train, Validator(split, held, teacher_embeddings, spec, config.seed)
 
     def prepare_out_dir(self, out: Path) -> None:

@@ -44,13 +44,22 @@ class Teacher:
                                    progress: Progress = no_progress) -> np.ndarray:
         """(N, 2, D) raw embeddings of each uint8 BGR face and of its mirror image. On a CPU from the package's
         ONNX model when there is one; on a GPU (``device``) from torch there."""
+        return self._embed(images, spec, device, progress, mirrors=True)
+
+    def raw_embeddings(self, images: np.ndarray, spec: PreprocessSpec, device: str = "cpu") -> np.ndarray:
+        """(N, D) raw embeddings of each uint8 BGR face (no mirror image), from the same model."""
+        return self._embed(images, spec, device, no_progress, mirrors=False)[:, 0]
+
+    def _embed(self, images: np.ndarray, spec: PreprocessSpec, device: str, progress: Progress,
+               mirrors: bool) -> np.ndarray:
         use_onnx = self.package is not None and device == "cpu"
         run = self._onnx_runner() if use_onnx else self._torch_runner(device)
         out = []
         starts = range(0, len(images), _BATCH)
         for start in progress(starts, len(starts), "teacher embeddings"):
             batch = normalize(np.asarray(images[start:start + _BATCH]), spec)
-            out.append(np.stack([run(batch), run(np.ascontiguousarray(batch[..., ::-1]))], axis=1))
+            views = [batch, np.ascontiguousarray(batch[..., ::-1])] if mirrors else [batch]
+            out.append(np.stack([run(view) for view in views], axis=1))
         embeddings = np.concatenate(out).astype(np.float32)
         if not np.all(np.isfinite(embeddings)):
             raise MfrError(f"the teacher ({self.weights}) gives non-finite embeddings")
