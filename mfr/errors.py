@@ -50,3 +50,7 @@ class EngineMismatchError(EngineError):
 
 class GalleryError(MfrError):
     """A gallery that cannot be opened or changed as asked: not a gallery, another model, unknown person."""
+
+
+class GalleryUnavailable(GalleryError):
+    """A gallery server that cannot be reached now (down, network gone): retry later; nothing was changed."""

@@ -46,6 +46,19 @@ def dataset_dir(name: str) -> Path:
     return path
 
 
+def is_gallery_url(location: str) -> bool:
+    """A gallery on a server (PostgreSQL) rather than a file."""
+    return location.startswith(("postgresql://", "postgres://"))
+
+
+def default_gallery_location() -> str:
+    """``$MFR_GALLERY`` as given (a file or a ``postgresql://`` URL), else the default gallery file."""
+    env = os.environ.get(GALLERY_ENV)
+    if env and is_gallery_url(env):
+        return env
+    return str(default_gallery_path())
+
+
 def default_gallery_path() -> Path:
     """Where the gallery lives when no ``--gallery`` is given: ``$MFR_GALLERY``, else the user data dir
     (``$XDG_DATA_HOME/mfr/gallery.db``, by default ``~/.local/share/mfr/gallery.db``)."""

@@ -95,16 +95,20 @@ class JsonLinesSink:
 
 
 class GallerySink:
-    """Events into the gallery's events table (its own connection: the watch loop's is read-only)."""
+    """Events into a gallery's events table (its own connection: the watch loop's is read-only).
 
-    def __init__(self, gallery_path: Path) -> None:
-        from mfr.recognition.gallery import Gallery
+    ``queue=True`` marks them undelivered: a replica's outbox, which ``replica.ReplicaWorker`` delivers to
+    the central gallery when it can be reached."""
 
-        self.gallery = Gallery.open(gallery_path)
+    def __init__(self, location: str | Path, queue: bool = False) -> None:
+        from mfr.recognition.gallery import open_gallery
+
+        self.gallery = open_gallery(location)
+        self.queue = queue
 
     def write(self, events: list[dict[str, Any]]) -> None:
         if events:
-            self.gallery.add_events(events)
+            self.gallery.add_events(events, delivered=not self.queue)
 
     def close(self) -> None:
         self.gallery.close()

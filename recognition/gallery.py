@@ -1,10 +1,18 @@
-"""The enrolment gallery: people, their face templates, negatives and events, in one SQLite file.
+"""The enrolment gallery: people, their face templates, negatives and events, behind one interface.
 
-SQLite (stdlib ``sqlite3``) because a camera box needs an embedded store that survives a killed process:
-WAL journal, ``synchronous=FULL``, foreign keys on, and every change one ``BEGIN IMMEDIATE`` transaction,
-so a reader never sees half a person and a crash loses nothing committed. The file carries
-``PRAGMA application_id`` (an mfr gallery, not any SQLite file) and ``PRAGMA user_version`` (the schema);
-a file of a newer or unknown schema is refused, never migrated blindly.
+``Gallery`` holds every query, written once in the SQL that SQLite and PostgreSQL share (``?``
+placeholders, ``ON CONFLICT DO NOTHING``, ``RETURNING``); a backend adds how to connect, its schema and
+migrations, and transactions:
+
+- ``SqliteGallery`` (``gallery_sqlite.py``), the embedded default: one file on the device;
+- ``PostgresGallery`` (``gallery_postgres.py``), a ``postgresql://`` URL: one gallery shared by a fleet,
+  templates also in a pgvector column with an HNSW index.
+
+``open_gallery(location)`` picks the backend from the location. Every change is one transaction, so a
+reader never sees half a person and a crash loses nothing committed; every change to people, templates
+or negatives also raises the gallery's ``revision``, the counter a replica (``replica.py``) polls to
+know when to pull. Schemas are versioned in a ``schema_migrations`` table and migrated forward on open
+(a gallery of a newer schema is refused, never touched).
 
 Every template stores the aligned crop it was computed from (PNG), so ``reembed`` can recompute the
 gallery for another model; and the model fingerprint (``FaceEmbedder.fingerprint``): a gallery holds
@@ -14,65 +22,20 @@ embeddings of one model only, and opening it with another is an error naming bot
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
 from mfr.errors import GalleryError
 
-APPLICATION_ID = 0x6D667267  # "mfrg"
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE people (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE templates (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    embedding BLOB NOT NULL,
-    fingerprint TEXT NOT NULL,
-    masked INTEGER NOT NULL CHECK (masked IN (0, 1)),
-    synthetic INTEGER NOT NULL CHECK (synthetic IN (0, 1)),
-    quality REAL NOT NULL,
-    source_sha256 TEXT NOT NULL,
-    crop_png BLOB NOT NULL,
-    created TEXT NOT NULL,
-    UNIQUE (person_id, source_sha256, masked)
-);
-CREATE INDEX templates_person ON templates(person_id);
-CREATE TABLE negatives (
-    id INTEGER PRIMARY KEY,
-    person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
-    embedding BLOB NOT NULL,
-    fingerprint TEXT NOT NULL,
-    source_sha256 TEXT NOT NULL,
-    crop_png BLOB NOT NULL,
-    created TEXT NOT NULL,
-    UNIQUE (person_id, source_sha256)
-);
-CREATE TABLE events (
-    id INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE,
-    time TEXT NOT NULL,
-    source TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    person_id INTEGER REFERENCES people(id) ON DELETE SET NULL,
-    name TEXT,
-    score REAL,
-    payload TEXT NOT NULL DEFAULT '{}'
-);
-"""
+SCHEMA_VERSION = 2
 
 
 def _now() -> str:
@@ -133,67 +96,55 @@ class AddResult:
     already: int  # templates of the same photo (and mask state) that were there before: a no-op
 
 
-class Gallery:
-    """An open gallery file. Use ``Gallery.open``; close it (or use ``with``)."""
+class Cursor(Protocol):
+    """What a backend's ``execute`` returns (sqlite3 and psycopg cursors both are one)."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
-        self.path = path
-        self._db = connection
+    rowcount: int
+    description: Any
 
-    # --- opening ---------------------------------------------------------------------------------
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The statement runner the shared queries use: ``?`` placeholders, whatever the backend."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+
+
+@dataclass(frozen=True)
+class GallerySnapshot:
+    """The people, templates and negatives of a gallery at one revision, without crops: what a replica
+    pulls. Rows keep the central ids, so events and replicas name people alike."""
+
+    revision: int
+    fingerprint: str | None
+    model: str | None
+    people: list[tuple[int, str, str, str]]  # id, name, created, metadata JSON
+    templates: list[tuple[Any, ...]]  # id, person_id, embedding, masked, synthetic, quality, source_sha256, created
+    negatives: list[tuple[Any, ...]]  # id, person_id, embedding, source_sha256, created
+
+
+class Gallery(ABC):
+    """An open gallery. Use ``open_gallery`` (or ``Gallery.open``); close it (or use ``with``).
+
+    Subclasses connect, create and migrate their schema, and run transactions; every query is here."""
+
+    location: str  # what the user named: a file path or a URL without its password
 
     @classmethod
-    def open(cls, path: Path, create: bool = False) -> Gallery:
-        """Open the gallery at ``path``; ``create`` makes a new one where no file exists."""
-        path = Path(path).expanduser()
-        exists = path.exists()
-        if not exists and not create:
-            raise GalleryError(f"no gallery at {path}; enrol someone first: mfr gallery enroll --gallery {path} ...")
-        if exists and not path.is_file():
-            raise GalleryError(f"{path} is not a file")
-        if not exists:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
-        except sqlite3.Error as exc:
-            raise GalleryError(f"{path}: cannot open ({exc})") from None
-        gallery = cls(path, db)
-        try:
-            gallery._prepare(new=not exists)
-        except sqlite3.DatabaseError as exc:
-            db.close()
-            raise GalleryError(f"{path} is not a readable gallery: {exc} (a damaged file, or not SQLite)") from None
-        except GalleryError:
-            db.close()
-            raise
-        return gallery
+    def open(cls, location: str | Path, create: bool = False) -> Gallery:
+        """The gallery at ``location`` (a file, or ``postgresql://...``); ``create`` makes a new one."""
+        return open_gallery(location, create)
 
-    def _prepare(self, new: bool) -> None:
-        db = self._db
-        db.execute("PRAGMA foreign_keys = ON")
-        if new:
-            with self.transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        application = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if application != APPLICATION_ID:
-            raise GalleryError(f"{self.path} is an SQLite file but not an mfr gallery "
-                               f"(application id {application:#x})")
-        if version > SCHEMA_VERSION:
-            raise GalleryError(f"{self.path} was written by a newer mfr (gallery schema {version}); this mfr reads "
-                               f"schema {SCHEMA_VERSION}: upgrade mfr")
-        if version != SCHEMA_VERSION:
-            raise GalleryError(f"{self.path} has an unknown gallery schema {version} (this mfr reads {SCHEMA_VERSION})")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("SELECT count(*) FROM people").fetchone()  # a damaged file fails here, not mid-command
+    @property
+    def path(self) -> str:
+        """The location, for messages and for other connections to the same gallery."""
+        return self.location
 
-    def close(self) -> None:
-        self._db.close()
+    @abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> Gallery:
         return self
@@ -201,22 +152,45 @@ class Gallery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Connection]:
         """One change: committed whole, or rolled back whole (also when the process is killed)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
 
-    # --- the model -------------------------------------------------------------------------------
+    def read_transaction(self) -> AbstractContextManager[Connection]:
+        """Several reads that must see one state of the gallery (a replica's pull)."""
+        return self.transaction()
 
-    def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    @property
+    @abstractmethod
+    def db(self) -> Connection:
+        """The connection for single statements outside a transaction."""
+
+    def integrity(self) -> str:
+        """``ok``, or what is damaged (SQLite checks its file; a server checks its own pages)."""
+        return "ok"
+
+    # --- backend hooks -----------------------------------------------------------------------------
+
+    def _vector_column(self) -> str | None:
+        """The extra column templates keep their embedding in for the backend's vector index (or None)."""
+        return None
+
+    def _vector_value(self, embedding: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def _prepare_vectors(self, db: Connection, dim: int) -> None:
+        """Make the vector column and its index hold ``dim``-dimensional embeddings (when it has them)."""
+        return None
+
+    # --- the model ---------------------------------------------------------------------------------
+
+    def _meta(self, key: str, db: Connection | None = None) -> str | None:
+        row = (db or self.db).execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def _set_meta(self, db: Connection, key: str, value: str) -> None:
+        db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                   (key, value))
 
     @property
     def fingerprint(self) -> str | None:
@@ -228,25 +202,48 @@ class Gallery:
         """The model the embeddings came from, as described when they were made."""
         return self._meta("model")
 
+    @property
+    def revision(self) -> int:
+        """Raised by every change to people, templates or negatives (not by events)."""
+        return int(self._meta("revision") or 0)
+
+    @property
+    def replica_of(self) -> str | None:
+        """The central gallery this one is a read-only replica of (None: not a replica)."""
+        return self._meta("replica_of")
+
     def check_model(self, fingerprint: str, model: str, fix: str) -> None:
         """Refuse embeddings of another model than the gallery's, naming both and the command ``fix``."""
         mine = self.fingerprint
         if mine is not None and mine != fingerprint:
-            raise GalleryError(f"{self.path} holds embeddings of another model:\n  gallery: {self.model} "
+            raise GalleryError(f"{self.location} holds embeddings of another model:\n  gallery: {self.model} "
                                f"[{mine}]\n  now:     {model} [{fingerprint}]\nre-embed the gallery for this "
                                f"model with:\n  {fix}")
 
-    def _set_model(self, db: sqlite3.Connection, fingerprint: str, model: str) -> None:
-        db.execute("INSERT INTO meta(key, value) VALUES ('fingerprint', ?), ('model', ?) ON CONFLICT(key) DO "
-                   "UPDATE SET value = excluded.value", (fingerprint, model))
+    def _set_model(self, db: Connection, fingerprint: str, model: str, dim: int | None) -> None:
+        self._set_meta(db, "fingerprint", fingerprint)
+        self._set_meta(db, "model", model)
+        if dim is not None:
+            self._prepare_vectors(db, dim)
 
-    # --- people ----------------------------------------------------------------------------------
+    def _changed(self, db: Connection) -> None:
+        """Raise the revision, inside the change's transaction (it also orders concurrent changes)."""
+        db.execute("INSERT INTO meta(key, value) VALUES ('revision', '1') ON CONFLICT(key) DO UPDATE "
+                   "SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
+
+    def _writable(self) -> None:
+        source = self.replica_of
+        if source is not None:
+            raise GalleryError(f"{self.location} is a read-only replica of {source}: change the central gallery, "
+                               f"then `mfr gallery sync`")
+
+    # --- people ------------------------------------------------------------------------------------
 
     def people(self) -> list[Person]:
-        rows = self._db.execute(
+        rows = self.db.execute(
             "SELECT p.id, p.name, p.created, p.metadata, "
             "(SELECT count(*) FROM templates t WHERE t.person_id = p.id), "
-            "(SELECT count(*) FROM templates t WHERE t.person_id = p.id AND t.masked), "
+            "(SELECT count(*) FROM templates t WHERE t.person_id = p.id AND t.masked = 1), "
             "(SELECT count(*) FROM negatives n WHERE n.person_id = p.id) "
             "FROM people p ORDER BY p.name").fetchall()
         return [Person(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
@@ -254,8 +251,31 @@ class Gallery:
     def person(self, name: str) -> Person:
         found = [p for p in self.people() if p.name == name]
         if not found:
-            raise GalleryError(f"{self.path}: no person named {name!r}")
+            raise GalleryError(f"{self.location}: no person named {name!r}")
         return found[0]
+
+    def _person_id(self, db: Connection, name: str, created: str, metadata: dict[str, Any]) -> tuple[int, bool]:
+        """The id of ``name``, inserted if new (safe when another writer inserts the same name at once)."""
+        row = db.execute("INSERT INTO people(name, created, metadata) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING "
+                         "RETURNING id", (name, created, json.dumps(metadata))).fetchone()
+        if row is not None:
+            return int(row[0]), True
+        return int(db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]), False
+
+    def _insert_template(self, db: Connection, person_id: int, embedding: bytes, fingerprint: str | None,
+                         masked: int, synthetic: int, quality: float, source_sha256: str, crop_png: bytes,
+                         created: str, vector: np.ndarray) -> bool:
+        columns = ["person_id", "embedding", "fingerprint", "masked", "synthetic", "quality", "source_sha256",
+                   "crop_png", "created"]
+        values: list[Any] = [person_id, embedding, fingerprint, masked, synthetic, quality, source_sha256, crop_png,
+                             created]
+        extra = self._vector_column()
+        if extra is not None:
+            columns.append(extra)
+            values.append(self._vector_value(vector))
+        cursor = db.execute(f"INSERT INTO templates({', '.join(columns)}) VALUES ({', '.join('?' * len(values))}) "
+                            "ON CONFLICT DO NOTHING", values)
+        return bool(cursor.rowcount)
 
     def add_templates(self, name: str, templates: list[NewTemplate], fingerprint: str, model: str,
                       metadata: dict[str, Any] | None = None) -> AddResult:
@@ -263,61 +283,62 @@ class Gallery:
         person already has (same sha256 and mask state) is skipped, so re-enrolling a photo is a no-op."""
         if not name.strip():
             raise GalleryError("a person's name must not be empty")
+        self._writable()
         self.check_model(fingerprint, model, "mfr gallery reembed --gallery ... --package <this model>")
         added = already = 0
         with self.transaction() as db:
-            self._set_model(db, fingerprint, model)
-            row = db.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                person_id = db.execute("INSERT INTO people(name, created, metadata) VALUES (?, ?, ?)",
-                                       (name, _now(), json.dumps(metadata or {}))).lastrowid
-            else:
-                person_id = row[0]
+            self._changed(db)
+            self._set_model(db, fingerprint, model, len(templates[0].embedding) if templates else None)
+            person_id, _ = self._person_id(db, name, _now(), metadata or {})
             for template in templates:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO templates(person_id, embedding, fingerprint, masked, synthetic, quality, "
-                    "source_sha256, crop_png, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (person_id, _blob(template.embedding), fingerprint, int(template.masked), int(template.synthetic),
-                     float(template.quality), template.source_sha256, encode_png(template.crop), _now()))
-                if cursor.rowcount:
+                vector = np.asarray(template.embedding, np.float32)
+                if self._insert_template(db, person_id, _blob(vector), fingerprint, int(template.masked),
+                                         int(template.synthetic), float(template.quality), template.source_sha256,
+                                         encode_png(template.crop), _now(), vector):
                     added += 1
                 else:
                     already += 1
         return AddResult(self.person(name), added, already)
 
     def remove(self, name: str) -> Person:
+        self._writable()
         person = self.person(name)
         with self.transaction() as db:
+            self._changed(db)
             db.execute("DELETE FROM people WHERE id = ?", (person.id,))
         return person
 
     def rename(self, old: str, new: str) -> Person:
+        self._writable()
         person = self.person(old)
         if not new.strip():
             raise GalleryError("a person's name must not be empty")
         if any(p.name == new for p in self.people()):
-            raise GalleryError(f"{self.path}: {new!r} is already enrolled; remove or rename that person first")
+            raise GalleryError(f"{self.location}: {new!r} is already enrolled; remove or rename that person first")
         with self.transaction() as db:
+            self._changed(db)
             db.execute("UPDATE people SET name = ? WHERE id = ?", (new, person.id))
         return self.person(new)
 
     def add_negative(self, name: str, embedding: np.ndarray, crop: np.ndarray, source_sha256: str,
                      fingerprint: str, model: str) -> bool:
         """Record that this face is not ``name``; False if that photo was already recorded."""
+        self._writable()
         person = self.person(name)
         self.check_model(fingerprint, model, "mfr gallery reembed --gallery ... --package <this model>")
         with self.transaction() as db:
-            self._set_model(db, fingerprint, model)
+            self._changed(db)
+            self._set_model(db, fingerprint, model, len(embedding))
             cursor = db.execute(
-                "INSERT OR IGNORE INTO negatives(person_id, embedding, fingerprint, source_sha256, crop_png, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO negatives(person_id, embedding, fingerprint, source_sha256, crop_png, created) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (person.id, _blob(embedding), fingerprint, source_sha256, encode_png(crop), _now()))
             return bool(cursor.rowcount)
 
     # --- reading for search ------------------------------------------------------------------------
 
     def template_matrix(self) -> TemplateMatrix:
-        rows = self._db.execute("SELECT person_id, embedding, masked FROM templates ORDER BY id").fetchall()
+        rows = self.db.execute("SELECT person_id, embedding, masked FROM templates ORDER BY id").fetchall()
         names = {p.id: p.name for p in self.people()}
         if not rows:
             return TemplateMatrix(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, bool), names)
@@ -326,7 +347,7 @@ class Gallery:
 
     def negative_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (K, D), person ids (K,)) of every negative."""
-        rows = self._db.execute("SELECT person_id, embedding FROM negatives ORDER BY id").fetchall()
+        rows = self.db.execute("SELECT person_id, embedding FROM negatives ORDER BY id").fetchall()
         if not rows:
             return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
         return np.stack([np.frombuffer(r[1], np.float32) for r in rows]), np.array([r[0] for r in rows], np.int64)
@@ -337,30 +358,45 @@ class Gallery:
         """(row id, aligned crop) of every template (``table="templates"``) or negative."""
         if table not in ("templates", "negatives"):
             raise ValueError(table)
-        rows = self._db.execute(f"SELECT id, crop_png FROM {table} ORDER BY id").fetchall()
-        return [(row[0], decode_png(row[1])) for row in rows]
+        self._writable()  # a replica keeps no crops
+        rows = self.db.execute(f"SELECT id, crop_png FROM {table} ORDER BY id").fetchall()
+        return [(row[0], decode_png(bytes(row[1]))) for row in rows]
 
     def replace_embeddings(self, templates: dict[int, np.ndarray], negatives: dict[int, np.ndarray],
                            fingerprint: str, model: str) -> None:
         """Swap every embedding for one of another model, in one transaction: all or none."""
+        self._writable()
+        dim = len(next(iter(templates.values()))) if templates else None
         with self.transaction() as db:
             counts = {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                       for table in ("templates", "negatives")}
             if counts != {"templates": len(templates), "negatives": len(negatives)}:
-                raise GalleryError(f"{self.path} changed while it was re-embedded; run reembed again")
-            for table, rows in (("templates", templates), ("negatives", negatives)):
-                db.executemany(f"UPDATE {table} SET embedding = ?, fingerprint = ? WHERE id = ?",
-                               [(_blob(e), fingerprint, row_id) for row_id, e in rows.items()])
-            self._set_model(db, fingerprint, model)
+                raise GalleryError(f"{self.location} changed while it was re-embedded; run reembed again")
+            self._changed(db)
+            self._set_model(db, fingerprint, model, dim)
+            extra = self._vector_column()
+            for row_id, e in templates.items():
+                if extra is None:
+                    db.execute("UPDATE templates SET embedding = ?, fingerprint = ? WHERE id = ?",
+                               (_blob(e), fingerprint, row_id))
+                else:
+                    db.execute(f"UPDATE templates SET embedding = ?, fingerprint = ?, {extra} = ? WHERE id = ?",
+                               (_blob(e), fingerprint, self._vector_value(np.asarray(e, np.float32)), row_id))
+            for row_id, e in negatives.items():
+                db.execute("UPDATE negatives SET embedding = ?, fingerprint = ? WHERE id = ?",
+                           (_blob(e), fingerprint, row_id))
 
-    # --- export / import ------------------------------------------------------------------------------
+    # --- export / import ---------------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:
         """Everything needed to rebuild the gallery elsewhere, as plain data (see ``portable``)."""
+        self._writable()
+
         def rows(query: str, person_id: int) -> list[dict[str, Any]]:
-            cursor = self._db.execute(query, (person_id,))
+            cursor = self.db.execute(query, (person_id,))
             names = [c[0] for c in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            return [{k: bytes(v) if isinstance(v, memoryview) else v for k, v in zip(names, row, strict=True)}
+                    for row in cursor.fetchall()]
 
         people = []
         for person in self.people():
@@ -375,55 +411,117 @@ class Gallery:
 
     def load(self, data: dict[str, Any]) -> tuple[int, int]:
         """Merge a ``dump`` into this gallery in one transaction; (people added, templates added)."""
+        self._writable()
         fingerprint, model = data["fingerprint"], data["model"]
         if fingerprint is not None:
             self.check_model(fingerprint, model, "import into a gallery of the same model, then reembed")
         new_people = new_templates = 0
         with self.transaction() as db:
+            self._changed(db)
+            first = next((t for p in data["people"] for t in p["templates"]), None)
             if fingerprint is not None:
-                self._set_model(db, fingerprint, model)
+                self._set_model(db, fingerprint, model,
+                                None if first is None else len(np.frombuffer(first["embedding"], np.float32)))
             for person in data["people"]:
-                row = db.execute("SELECT id FROM people WHERE name = ?", (person["name"],)).fetchone()
-                if row is None:
-                    person_id = db.execute("INSERT INTO people(name, created, metadata) VALUES (?, ?, ?)",
-                                           (person["name"], person["created"], json.dumps(person["metadata"]))
-                                           ).lastrowid
-                    new_people += 1
-                else:
-                    person_id = row[0]
+                person_id, new = self._person_id(db, person["name"], person["created"], person["metadata"])
+                new_people += new
                 for t in person["templates"]:
-                    new_templates += db.execute(
-                        "INSERT OR IGNORE INTO templates(person_id, embedding, fingerprint, masked, synthetic, "
-                        "quality, source_sha256, crop_png, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (person_id, t["embedding"], fingerprint, t["masked"], t["synthetic"], t["quality"],
-                         t["source_sha256"], t["crop_png"], t["created"])).rowcount
+                    new_templates += self._insert_template(
+                        db, person_id, t["embedding"], fingerprint, t["masked"], t["synthetic"], t["quality"],
+                        t["source_sha256"], t["crop_png"], t["created"], np.frombuffer(t["embedding"], np.float32))
                 for n in person["negatives"]:
-                    db.execute("INSERT OR IGNORE INTO negatives(person_id, embedding, fingerprint, source_sha256, "
-                               "crop_png, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    db.execute("INSERT INTO negatives(person_id, embedding, fingerprint, source_sha256, "
+                               "crop_png, created) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                (person_id, n["embedding"], fingerprint, n["source_sha256"], n["crop_png"],
                                 n["created"]))
         return new_people, new_templates
 
-    def add_events(self, events: list[dict[str, Any]]) -> int:
-        """Store events (``recognition.events``) in one transaction; an event id already stored is skipped,
-        so writing the same events again adds nothing. Returns how many were new."""
+    # --- replicas ----------------------------------------------------------------------------------
+
+    def snapshot(self) -> GallerySnapshot:
+        """People, templates and negatives at one revision (one read transaction), without crops."""
+        with self.read_transaction() as db:
+            revision = int(self._meta("revision", db) or 0)
+            people = [tuple(r) for r in db.execute("SELECT id, name, created, metadata FROM people ORDER BY id")]
+            templates = [(r[0], r[1], bytes(r[2]), *r[3:]) for r in db.execute(
+                "SELECT id, person_id, embedding, masked, synthetic, quality, source_sha256, created FROM templates "
+                "ORDER BY id").fetchall()]
+            negatives = [(r[0], r[1], bytes(r[2]), *r[3:]) for r in db.execute(
+                "SELECT id, person_id, embedding, source_sha256, created FROM negatives ORDER BY id").fetchall()]
+            fingerprint, model = self._meta("fingerprint", db), self._meta("model", db)
+        return GallerySnapshot(revision, fingerprint, model, people, templates, negatives)  # type: ignore[arg-type]
+
+    def replace_with(self, snapshot: GallerySnapshot, central: str) -> None:
+        """Make this gallery a replica of ``central`` holding ``snapshot``, in one transaction (events stay)."""
         with self.transaction() as db:
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO events (event_id, time, source, kind, person_id, name, score, payload) "
-                "VALUES (?, ?, ?, ?, (SELECT id FROM people WHERE name = ?), ?, ?, ?)",
-                [(e["event_id"], e["time"], e["source"], e["kind"], e.get("name"), e.get("name"), e.get("score"),
-                  json.dumps(e)) for e in events])
-            return db.total_changes - before
+            for table in ("templates", "negatives", "people"):
+                db.execute(f"DELETE FROM {table}")
+            for row in snapshot.people:
+                db.execute("INSERT INTO people(id, name, created, metadata) VALUES (?, ?, ?, ?)", row)
+            for t in snapshot.templates:
+                db.execute("INSERT INTO templates(id, person_id, embedding, fingerprint, masked, synthetic, quality, "
+                           "source_sha256, crop_png, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (t[0], t[1], t[2], snapshot.fingerprint, *t[3:7], b"", t[7]))
+            for n in snapshot.negatives:
+                db.execute("INSERT INTO negatives(id, person_id, embedding, fingerprint, source_sha256, crop_png, "
+                           "created) VALUES (?, ?, ?, ?, ?, ?, ?)", (n[0], n[1], n[2], snapshot.fingerprint, n[3],
+                                                                    b"", n[4]))
+            for key, value in (("fingerprint", snapshot.fingerprint), ("model", snapshot.model)):
+                if value is None:
+                    db.execute("DELETE FROM meta WHERE key = ?", (key,))
+                else:
+                    self._set_meta(db, key, value)
+            self._set_meta(db, "revision", str(snapshot.revision))
+            self._set_meta(db, "replica_of", central)
+
+    # --- events ------------------------------------------------------------------------------------
+
+    def add_events(self, events: list[dict[str, Any]], delivered: bool = True) -> int:
+        """Store events (``recognition.events``) in one transaction; an event id already stored is skipped,
+        so writing the same events again adds nothing. Returns how many were new. ``delivered=False``
+        queues them for a central gallery (a replica's outbox, ``undelivered_events``)."""
+        added = 0
+        with self.transaction() as db:
+            for e in events:
+                added += db.execute(
+                    "INSERT INTO events (event_id, time, source, kind, person_id, name, score, payload, delivered) "
+                    "VALUES (?, ?, ?, ?, (SELECT id FROM people WHERE name = ?), ?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (e["event_id"], e["time"], e["source"], e["kind"], e.get("name"), e.get("name"), e.get("score"),
+                     json.dumps(e), 1 if delivered else 0)).rowcount
+        return added
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Stored events, oldest first (optionally of one kind)."""
         query = "SELECT payload FROM events" + (" WHERE kind = ?" if kind else "") + " ORDER BY id"
-        return [json.loads(row[0]) for row in self._db.execute(query, (kind,) if kind else ())]
+        return [json.loads(row[0]) for row in self.db.execute(query, (kind,) if kind else ()).fetchall()]
 
-    def integrity(self) -> str:
-        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+    def undelivered_events(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The oldest events not yet delivered to the central gallery."""
+        rows = self.db.execute("SELECT payload FROM events WHERE delivered = 0 ORDER BY id LIMIT ?",
+                               (limit,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
+    def mark_delivered(self, event_ids: list[str]) -> None:
+        with self.transaction() as db:
+            for event_id in event_ids:
+                db.execute("UPDATE events SET delivered = 1 WHERE event_id = ?", (event_id,))
+
+    def count_undelivered(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM events WHERE delivered = 0").fetchone()[0])
+
+
+def open_gallery(location: str | Path, create: bool = False) -> Gallery:
+    """The gallery at ``location``: ``postgresql://`` (or ``postgres://``) URLs open the PostgreSQL
+    backend, anything else is an SQLite file."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        from mfr.recognition.gallery_postgres import PostgresGallery
+
+        return PostgresGallery.connect(text, create)
+    from mfr.recognition.gallery_sqlite import SqliteGallery
+
+    return SqliteGallery.open_file(Path(location), create)
 
 def _blob(embedding: np.ndarray) -> bytes:
     return np.ascontiguousarray(embedding, dtype=np.float32).tobytes()

@@ -25,7 +25,7 @@ from mfr.cli.export_cli import cli as export_cli
 from mfr.cli.main import cli
 from mfr.data.lfw import lfw_root
 from mfr.paths import dataset_dir
-from mfr.recognition.gallery import Gallery
+from mfr.recognition.gallery import SCHEMA_VERSION, Gallery
 
 DEMO = dataset_dir("demo") / "examples" / "knn_examples"
 
@@ -229,7 +229,7 @@ def test_bad_input_is_an_error_and_leaves_the_gallery_unchanged(enrolled, packag
 @pytest.mark.parametrize("content, message", [
     (b"definitely not sqlite, just text" * 40, "not a readable gallery"),
     (None, "not an mfr gallery"),
-    ("newer", "newer mfr (gallery schema 2)"),
+    ("newer", f"newer mfr (gallery schema {SCHEMA_VERSION + 1})"),
 ])
 def test_a_file_that_is_not_a_gallery_is_refused(tmp_path, content, message):
     path = tmp_path / "g.db"
@@ -238,7 +238,7 @@ def test_a_file_that_is_not_a_gallery_is_refused(tmp_path, content, message):
     elif content == "newer":
         Gallery.open(path, create=True).close()
         db = sqlite3.connect(path)
-        db.execute("PRAGMA user_version = 2")
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
         db.close()
     else:
         path.write_bytes(content)
@@ -246,6 +246,29 @@ def test_a_file_that_is_not_a_gallery_is_refused(tmp_path, content, message):
     result = run("gallery", "list", "--gallery", path)
     assert result.exit_code == 1 and message in result.output, result.output
     assert path.read_bytes() == before
+
+
+def test_a_gallery_of_the_first_schema_is_migrated_forward_in_place(tmp_path):
+    """A file written by an mfr of schema 1 (built here from that schema's own statements) opens with its
+    people and events intact, at the current schema, with the migration recorded."""
+    from mfr.recognition.gallery_sqlite import APPLICATION_ID, MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[1])
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO people(name, created) VALUES ('Ada', '2024-01-01T00:00:00Z')")
+    db.execute("INSERT INTO events(event_id, time, source, kind, payload) VALUES ('e1', 't', 's', 'stats', '{}')")
+    db.commit()
+    db.close()
+    with Gallery.open(path) as g:
+        assert [p.name for p in g.people()] == ["Ada"]
+        assert g.events() == [{}] and g.count_undelivered() == 0
+        assert g.revision == 1
+        versions = g.db.execute("SELECT version FROM schema_migrations").fetchall()
+    assert [v[0] for v in versions] == list(range(2, SCHEMA_VERSION + 1))
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_killed_enrolment_leaves_every_person_whole_or_absent(package, tmp_path):

@@ -15,12 +15,13 @@ from typing import Any
 import click
 
 from mfr.cli.common import echo_json, log, progress_bar
-from mfr.paths import default_gallery_path
+from mfr.paths import default_gallery_location, is_gallery_url
 
 
 def gallery_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--gallery", "gallery_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                        help="Gallery file [default: $MFR_GALLERY, else ~/.local/share/mfr/gallery.db].")(command)
+    return click.option("--gallery", "gallery_path", default=None, metavar="FILE|URL",
+                        help="Gallery: an SQLite file, or postgresql://USER@HOST/DB for a gallery shared by a fleet "
+                             "[default: $MFR_GALLERY, else ~/.local/share/mfr/gallery.db].")(command)
 
 
 def model_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -49,26 +50,27 @@ def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="Fixed cosine threshold instead of the model's measured table.")(command)
 
 
-def open_gallery(path: Path | None) -> Any:
-    from mfr.recognition.gallery import Gallery
+def open_gallery(location: str | None) -> Any:
+    from mfr.recognition.gallery import open_gallery as open_location
 
-    return Gallery.open(path or default_gallery_path())
+    return open_location(location or default_gallery_location())
 
 
 @contextmanager
-def gallery_to_write(path: Path | None) -> Iterator[Any]:
-    """The gallery a command adds to, created if new; a new gallery is removed again if the command fails,
-    so a failed first enrolment leaves no file behind."""
-    from mfr.recognition.gallery import Gallery
+def gallery_to_write(location: str | None) -> Iterator[Any]:
+    """The gallery a command adds to, created if new; a new gallery file is removed again if the command
+    fails, so a failed first enrolment leaves no file behind (a server's schema stays: it is empty)."""
+    from mfr.recognition.gallery import open_gallery as open_location
 
-    path = (path or default_gallery_path()).expanduser()
-    new = not path.exists()
-    gallery = Gallery.open(path, create=True)
+    location = location or default_gallery_location()
+    path = None if is_gallery_url(location) else Path(location).expanduser()
+    new = path is not None and not path.exists()
+    gallery = open_location(location, create=True)
     try:
         yield gallery
     except BaseException:
         gallery.close()
-        if new:
+        if new and path is not None:
             for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
                 leftover.unlink(missing_ok=True)
         raise
@@ -157,7 +159,7 @@ def _report(results: list[tuple[Any, Any]], as_json: bool) -> None:
 @click.option("--name", required=True, help="The person's name (new, or one enrolled before).")
 @click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
 @enrol_options
-def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: Path | None, model_dir: Path, detector: str,
+def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path, detector: str,
                    detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
                    add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool) -> None:
     """Enrol NAME from PHOTOS (files or folders): one face per photo, checked, aligned, embedded.
@@ -179,7 +181,7 @@ def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: Path | Non
 @gallery_group.command("enroll-dir")
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @enrol_options
-def enroll_dir_command(directory: Path, gallery_path: Path | None, model_dir: Path, detector: str,
+def enroll_dir_command(directory: Path, gallery_path: str | None, model_dir: Path, detector: str,
                        detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
                        add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool) -> None:
     """Enrol everyone in DIRECTORY: one sub-folder per person, named as the person, holding their photos.
@@ -214,7 +216,7 @@ def enroll_dir_command(directory: Path, gallery_path: Path | None, model_dir: Pa
 @gallery_group.command("list")
 @gallery_option
 @click.option("--json", "as_json", is_flag=True)
-def list_command(gallery_path: Path | None, as_json: bool) -> None:
+def list_command(gallery_path: str | None, as_json: bool) -> None:
     """Everyone enrolled, with their template and negative counts."""
     with open_gallery(gallery_path) as gallery:
         people = gallery.people()
@@ -232,7 +234,7 @@ def list_command(gallery_path: Path | None, as_json: bool) -> None:
 @click.argument("name")
 @gallery_option
 @click.option("--json", "as_json", is_flag=True)
-def show_command(name: str, gallery_path: Path | None, as_json: bool) -> None:
+def show_command(name: str, gallery_path: str | None, as_json: bool) -> None:
     """One person's record."""
     with open_gallery(gallery_path) as gallery:
         person = gallery.person(name)
@@ -246,7 +248,7 @@ def show_command(name: str, gallery_path: Path | None, as_json: bool) -> None:
 @gallery_group.command("remove")
 @click.argument("name")
 @gallery_option
-def remove_command(name: str, gallery_path: Path | None) -> None:
+def remove_command(name: str, gallery_path: str | None) -> None:
     """Remove NAME with all their templates and negatives."""
     with open_gallery(gallery_path) as gallery:
         person = gallery.remove(name)
@@ -257,7 +259,7 @@ def remove_command(name: str, gallery_path: Path | None) -> None:
 @click.argument("old")
 @click.argument("new")
 @gallery_option
-def rename_command(old: str, new: str, gallery_path: Path | None) -> None:
+def rename_command(old: str, new: str, gallery_path: str | None) -> None:
     """Rename OLD to NEW (NEW must not be enrolled)."""
     with open_gallery(gallery_path) as gallery:
         gallery.rename(old, new)
@@ -267,7 +269,7 @@ def rename_command(old: str, new: str, gallery_path: Path | None) -> None:
 @gallery_group.command("export")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @gallery_option
-def export_command(file: Path, gallery_path: Path | None) -> None:
+def export_command(file: Path, gallery_path: str | None) -> None:
     """Write the whole gallery to FILE (portable, versioned JSON with crops and embeddings)."""
     from mfr.recognition.portable import export_gallery
 
@@ -279,7 +281,7 @@ def export_command(file: Path, gallery_path: Path | None) -> None:
 @gallery_group.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @gallery_option
-def import_command(file: Path, gallery_path: Path | None) -> None:
+def import_command(file: Path, gallery_path: str | None) -> None:
     """Merge FILE (from gallery export) into the gallery, in one transaction; the same model only."""
     from mfr.recognition.portable import read_export
 
@@ -295,7 +297,7 @@ def import_command(file: Path, gallery_path: Path | None) -> None:
 @gallery_option
 @model_option
 @detector_options
-def not_command(name: str, image: Path, gallery_path: Path | None, model_dir: Path, detector: str,
+def not_command(name: str, image: Path, gallery_path: str | None, model_dir: Path, detector: str,
                 detector_package: Path | None) -> None:
     """Record that the face in IMAGE is not NAME: a later face closer to it than to NAME is not named NAME."""
     from mfr.errors import GalleryError
@@ -317,7 +319,7 @@ def not_command(name: str, image: Path, gallery_path: Path | None, model_dir: Pa
 @gallery_group.command("reembed")
 @gallery_option
 @model_option
-def reembed_command(gallery_path: Path | None, model_dir: Path) -> None:
+def reembed_command(gallery_path: str | None, model_dir: Path) -> None:
     """Recompute every template and negative from the stored crops with another model, in one transaction."""
     import numpy as np
 
@@ -343,7 +345,7 @@ def reembed_command(gallery_path: Path | None, model_dir: Path) -> None:
 @click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Mask state of the faces: auto (the mask classifier decides per face), or all masked / none.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo, for machines.")
-def identify_command(photos: tuple[Path, ...], gallery_path: Path | None, model_dir: Path, detector: str,
+def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path, detector: str,
                      detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
                      mask_mode: str, as_json: bool) -> None:
     """Who is in PHOTOS? Every face: the enrolled person's name, or unknown, with score, margin and mask state.

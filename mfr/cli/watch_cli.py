@@ -72,7 +72,7 @@ def watch_options(command: Any) -> Any:
 @click.option("--read-timeout", type=click.FloatRange(0.5, 120), default=5.0, show_default=True,
               help="Seconds a live source may stay silent (open and read) before it is reconnected.")
 @click.option("--quiet", is_flag=True, help="No progress line on the terminal.")
-def watch_command(source_text: str, gallery_path: Path | None, model_dir: Path, detect_every: int, detector: str,
+def watch_command(source_text: str, gallery_path: str | None, model_dir: Path, detect_every: int, detector: str,
                   detector_package: Path | None, detect_size: int, mask_mode: str, min_observations: int,
                   lost_seconds: float, target_far: float, min_margin: float, threshold: float | None,
                   events_path: Path | None, no_gallery_events: bool, snapshots: Path | None, keep_snapshots: int,
