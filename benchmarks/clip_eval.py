@@ -83,7 +83,7 @@ def run_on_clip(clip: Path, watcher: Watcher) -> tuple[_Collector, dict]:
     collector = _Collector()
     bus = EventBus([collector], watcher.clock)
     try:
-        run_watch(source, watcher, bus, threading.Event(), collector.on_frame)
+        run_watch([source], [watcher], bus, threading.Event(), collector.on_frame)
     finally:
         source.close()
     return collector, truth

@@ -239,20 +239,23 @@ class Gallery(ABC):
 
     # --- people ------------------------------------------------------------------------------------
 
+    _PERSON = ("SELECT p.id, p.name, p.created, p.metadata, "
+               "(SELECT count(*) FROM templates t WHERE t.person_id = p.id), "
+               "(SELECT count(*) FROM templates t WHERE t.person_id = p.id AND t.masked = 1), "
+               "(SELECT count(*) FROM negatives n WHERE n.person_id = p.id) FROM people p")
+
     def people(self) -> list[Person]:
-        rows = self.db.execute(
-            "SELECT p.id, p.name, p.created, p.metadata, "
-            "(SELECT count(*) FROM templates t WHERE t.person_id = p.id), "
-            "(SELECT count(*) FROM templates t WHERE t.person_id = p.id AND t.masked = 1), "
-            "(SELECT count(*) FROM negatives n WHERE n.person_id = p.id) "
-            "FROM people p ORDER BY p.name").fetchall()
+        rows = self.db.execute(self._PERSON + " ORDER BY p.name").fetchall()
         return [Person(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
 
     def person(self, name: str) -> Person:
-        found = [p for p in self.people() if p.name == name]
-        if not found:
+        r = self.db.execute(self._PERSON + " WHERE p.name = ?", (name,)).fetchone()
+        if r is None:
             raise GalleryError(f"{self.location}: no person named {name!r}")
-        return found[0]
+        return Person(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
+
+    def _exists(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone() is not None
 
     def _person_id(self, db: Connection, name: str, created: str, metadata: dict[str, Any]) -> tuple[int, bool]:
         """The id of ``name``, inserted if new (safe when another writer inserts the same name at once)."""
@@ -313,7 +316,7 @@ class Gallery(ABC):
         person = self.person(old)
         if not new.strip():
             raise GalleryError("a person's name must not be empty")
-        if any(p.name == new for p in self.people()):
+        if self._exists(new):
             raise GalleryError(f"{self.location}: {new!r} is already enrolled; remove or rename that person first")
         with self.transaction() as db:
             self._changed(db)

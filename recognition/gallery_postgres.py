@@ -25,6 +25,7 @@ import numpy as np
 
 from mfr.errors import GalleryError, GalleryUnavailable
 from mfr.recognition.gallery import SCHEMA_VERSION, Connection, Cursor, Gallery, _now
+from mfr.recognition.search import PersonScores
 
 _MIGRATION_LOCK = 0x6D667267  # pg_advisory_xact_lock key: one migrating process at a time
 MIGRATIONS: dict[int, str] = {
@@ -139,6 +140,11 @@ class PostgresGallery(Gallery):
     def db(self) -> Connection:
         return self._statements
 
+    @property
+    def connection(self) -> Any:
+        """The psycopg connection itself (autocommit), for bulk work such as COPY."""
+        return self._raw
+
     def _prepare(self, create: bool) -> None:
         from pgvector.psycopg import register_vector
 
@@ -189,6 +195,10 @@ class PostgresGallery(Gallery):
         return "vec"
 
     def _vector_value(self, embedding: np.ndarray) -> Any:
+        return self.vector_value(embedding)
+
+    def vector_value(self, embedding: np.ndarray) -> Any:
+        """``embedding`` as the value of a ``vector`` parameter."""
         from pgvector import Vector
 
         return Vector(np.asarray(embedding, np.float32))
@@ -209,7 +219,7 @@ class PostgresGallery(Gallery):
         ``ef_search`` trades time for recall; the decision rule re-scores candidates exactly)."""
         with self.transaction() as db:
             db.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-            vector = self._vector_value(probe)
+            vector = self.vector_value(probe)
             rows = db.execute("SELECT person_id, 1 - (vec <=> ?) FROM templates ORDER BY vec <=> ? LIMIT ?",
                               (vector, vector, int(count))).fetchall()
         return [(int(r[0]), float(r[1])) for r in rows]
@@ -223,3 +233,39 @@ class PostgresGallery(Gallery):
                                                          np.asarray(r[2].to_numpy() if hasattr(r[2], "to_numpy")
                                                                     else r[2], np.float32))]
         return "ok" if not bad else f"{len(bad)} template(s) whose vector differs from the embedding: {bad[:5]}"
+
+
+class PgvectorSearch:
+    """``TemplateSearch`` in the database: the HNSW index proposes the ``candidates`` nearest templates,
+    then every template of their people is scored exactly (same mask rules and offsets as
+    ``ExactSearch``), in one query per probe. For a gallery too large to hold on the device."""
+
+    def __init__(self, gallery: PostgresGallery, candidates: int = 32, ef_search: int = 40) -> None:
+        self.gallery, self.candidates, self.ef_search = gallery, candidates, ef_search
+        row = gallery.db.execute("SELECT count(*), coalesce(sum(masked), 0) FROM templates").fetchone()
+        total, masked = int(row[0]), int(row[1])
+        self.counts = {False: total - masked, True: total}
+
+    def templates_searched(self, masked: bool) -> int:
+        return self.counts[bool(masked)]
+
+    def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2,
+                   masked_template_offset: np.ndarray | None = None) -> PersonScores:
+        count = len(probes)
+        ids = np.full((count, k), -1, np.int64)
+        best = np.full((count, k), -np.inf, np.float32)
+        with self.gallery.transaction() as db:
+            db.execute(f"SET LOCAL hnsw.ef_search = {int(self.ef_search)}")
+            for q in range(count):
+                vector = self.gallery.vector_value(probes[q])
+                offset = float(masked_template_offset[q]) if masked_template_offset is not None else 0.0
+                rows = db.execute(
+                    "WITH near AS (SELECT DISTINCT person_id FROM (SELECT person_id FROM templates "
+                    "ORDER BY vec <=> ? LIMIT ?) nearest) "
+                    "SELECT t.person_id, max(1 - (t.vec <=> ?) - CASE WHEN t.masked = 1 THEN ? ELSE 0 END) AS score "
+                    "FROM templates t JOIN near USING (person_id) WHERE t.masked = 0 OR ? "
+                    "GROUP BY t.person_id ORDER BY score DESC LIMIT ?",
+                    (vector, self.candidates, vector, offset, bool(masked[q]), k)).fetchall()
+                for j, (person_id, score) in enumerate(rows):
+                    ids[q, j], best[q, j] = int(person_id), float(score)
+        return PersonScores(ids, best)

@@ -80,8 +80,9 @@ class LiveOptions:
 
 
 def open_source(text: str, live_options: LiveOptions = LiveOptions(),
-                on_status: Callable[[SourceStatus], None] = lambda _: None) -> FrameSource:
-    """The source a ``--source`` value names: a camera index (``0``), a URL, a folder or a video file."""
+                on_status: Callable[[SourceStatus], None] = lambda _: None, realtime: bool = False) -> FrameSource:
+    """The source a ``--source`` value names: a camera index (``0``), a URL, a folder or a video file
+    (``realtime``: delivered at its frame rate, as a camera would)."""
     if text.isdigit():
         return LiveSource(int(text), f"camera {text}", live_options, on_status)
     if text.lower().startswith(LIVE_SCHEMES):
@@ -90,7 +91,7 @@ def open_source(text: str, live_options: LiveOptions = LiveOptions(),
     if path.is_dir():
         return FolderSource(path)
     if path.is_file():
-        return VideoFileSource(path)
+        return VideoFileSource(path, realtime=realtime)
     raise DataError(f"{text}: no such file or folder (a source is a video file, a folder of images, a camera "
                     "index such as 0, or an rtsp:// or http(s):// URL)")
 
@@ -107,8 +108,8 @@ def _redact(url: str) -> str:
 class VideoFileSource:
     live = False
 
-    def __init__(self, path: Path, max_bad_frames: int = 25) -> None:
-        self.path, self.name = path, str(path)
+    def __init__(self, path: Path, max_bad_frames: int = 25, realtime: bool = False) -> None:
+        self.path, self.name, self.realtime = path, str(path), realtime
         self.capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not self.capture.isOpened():
             raise DataError(f"{path}: not a video file OpenCV's FFmpeg can read")
@@ -122,6 +123,7 @@ class VideoFileSource:
 
     def frames(self) -> Iterator[Frame]:
         bad_in_a_row = 0
+        started = time.monotonic()
         while not self._stopping:
             start = time.perf_counter()
             grabbed = self.capture.grab()
@@ -139,6 +141,8 @@ class VideoFileSource:
                 self._bad += 1
                 continue
             bad_in_a_row = 0
+            if self.realtime:
+                time.sleep(max(0.0, started + index / self.fps - time.monotonic()))
             yield Frame(image, index, index / self.fps, time.monotonic(), 1000 * (grabbed_at - start),
                         1000 * (decoded_at - grabbed_at))
 

@@ -23,6 +23,7 @@ from mfr.recognition.decision import Identifier
 from mfr.recognition.events import EventFactory, EventSink, SnapshotStore
 from mfr.recognition.latency import StageClock
 from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.multiplex import SourceMux
 from mfr.recognition.quality import QualityGate
 from mfr.recognition.sources import Frame, FrameSource, SourceStatus
 from mfr.recognition.track_identity import DecisionConfig, EmbedSchedule, TrackIdentity
@@ -67,6 +68,60 @@ class TrackView:
     masked: bool | None
 
 
+@dataclass
+class ChosenFaces:
+    """The faces of one frame picked for embedding, with what their decisions need."""
+
+    watcher: Watcher
+    frame: Frame
+    tracks: list[Track]
+    crops: np.ndarray  # (N, H, W, 3) aligned
+    qualities: list[float]
+
+
+def embed_chosen(batches: list[ChosenFaces], clock: StageClock) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(embeddings, mask probabilities) of every batch, in one embedder call and one mask-classifier call
+    for all of them. One frame on a GPU engine embeds straight from the frame (the CUDA kernel aligns and
+    normalises); faces of several frames (several sources) go as one batch of aligned crops."""
+    first = batches[0].watcher
+    embedder, options = first.embedder, first.options
+    crops = np.concatenate([b.crops for b in batches])
+    with clock.stage("embed"):
+        if embedder.gpu is not None and len(batches) == 1:
+            embeddings = embedder.embed_frame_faces(batches[0].frame.image,
+                                                    np.stack([t.face.landmarks for t in batches[0].tracks]))
+        else:
+            embeddings = embedder.embed_crops(crops, flip=options.flip)
+    with clock.stage("mask"):
+        if options.mask_mode == "auto" and first.mask_classifier is not None:
+            masked = first.mask_classifier.probability(crops)
+        else:
+            masked = np.full(len(crops), 1.0 if options.mask_mode == "yes" else 0.0, np.float32)
+    out, start = [], 0
+    for batch in batches:
+        end = start + len(batch.tracks)
+        out.append((embeddings[start:end], masked[start:end]))
+        start = end
+    return out
+
+
+def tick(frames: list[tuple[Watcher, Frame]], clock: StageClock | None = None) -> list[list[dict[str, Any]]]:
+    """One frame from each of several sources (each with its own watcher: tracker, identities, events),
+    their chosen faces embedded together; the events of each frame, in the order given. The watchers
+    share one embedder, mask classifier and options (``WatchGroup``). The shared embed and mask stages are
+    timed on ``clock`` (default: the first watcher's)."""
+    begun = [watcher.begin(frame) for watcher, frame in frames]
+    chosen = [c for _, c in begun if c is not None]
+    results = dict(zip((id(c) for c in chosen), embed_chosen(chosen, clock or frames[0][0].clock), strict=True)
+                   ) if chosen else {}
+    out = []
+    for (watcher, frame), (events, faces) in zip(frames, begun, strict=True):
+        if faces is not None:
+            events = events + watcher.conclude(faces, *results[id(faces)])
+        out.append(events + watcher._stats_event(frame))
+    return out
+
+
 class Watcher:
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, identifier: Identifier,
                  events: EventFactory, options: WatchOptions = WatchOptions(), clock: StageClock | None = None,
@@ -88,6 +143,12 @@ class Watcher:
     # --- one frame ---------------------------------------------------------------------------------
 
     def process(self, frame: Frame) -> list[dict[str, Any]]:
+        """Everything one frame causes, as events."""
+        return tick([(self, frame)])[0]
+
+    def begin(self, frame: Frame) -> tuple[list[dict[str, Any]], ChosenFaces | None]:
+        """Detection, tracking and the quality gate for one frame: its track events, and the faces the
+        schedule wants embedded (None: none); ``conclude`` decides on them once they are embedded."""
         clock, counts = self.clock, self.counts
         clock.add("capture", frame.capture_ms)
         clock.add("decode", frame.decode_ms)
@@ -106,10 +167,8 @@ class Watcher:
         counts.face_frames += len(update.active)
         events = self._track_events(update, frame)
         self._contest(update.active, faces)
-        if detect_now:
-            events += self._recognise([t for t in update.active if t.detected_now], frame)
-        events += self._stats_event(frame)
-        return events
+        chosen = self._choose([t for t in update.active if t.detected_now], frame) if detect_now else None
+        return events, chosen
 
     def _track_events(self, update: TrackUpdate, frame: Frame) -> list[dict[str, Any]]:
         events = []
@@ -140,12 +199,12 @@ class Watcher:
             if not crowded:
                 identity.release()
 
-    def _recognise(self, tracks: list[Track], frame: Frame) -> list[dict[str, Any]]:
-        """Quality gate for the detected faces; embed those the schedule picks, all in one call; decide."""
+    def _choose(self, tracks: list[Track], frame: Frame) -> ChosenFaces | None:
+        """Quality gate for the detected faces; those the schedule wants embedded."""
         if not tracks:
-            return []
-        clock, options = self.clock, self.options
-        with clock.stage("align"):
+            return None
+        options = self.options
+        with self.clock.stage("align"):
             crops = align_faces(frame.image, [t.face.landmarks for t in tracks], self.spec)
             qualities = [options.gate.assess(frame.image.shape, t.face.box, t.face.landmarks, c)
                          for t, c in zip(tracks, crops, strict=True)]
@@ -156,29 +215,23 @@ class Watcher:
             elif self.identities[track.track_id].wants_embedding(quality.score, frame.time, options.schedule):
                 chosen.append(i)
         if not chosen:
-            return []
-        batch = crops[chosen]
-        with clock.stage("embed"):
-            if self.embedder.gpu is not None:
-                embeddings = self.embedder.embed_frame_faces(frame.image,
-                                                             np.stack([tracks[i].face.landmarks for i in chosen]))
-            else:
-                embeddings = self.embedder.embed_crops(batch, flip=options.flip)
-        with clock.stage("mask"):
-            if options.mask_mode == "auto" and self.mask_classifier is not None:
-                masked = self.mask_classifier.probability(batch)
-            else:
-                masked = np.full(len(chosen), 1.0 if options.mask_mode == "yes" else 0.0, np.float32)
-        self.counts.faces_embedded += len(chosen)
+            return None
+        return ChosenFaces(self, frame, [tracks[i] for i in chosen], crops[chosen],
+                           [qualities[i].score for i in chosen])
+
+    def conclude(self, faces: ChosenFaces, embeddings: np.ndarray, masked: np.ndarray) -> list[dict[str, Any]]:
+        """Each embedded face's observation and its track's decision."""
+        self.counts.faces_embedded += len(faces.tracks)
         events = []
-        with clock.stage("match"):
-            for row, i in enumerate(chosen):
-                track, identity = tracks[i], self.identities[tracks[i].track_id]
+        with self.clock.stage("match"):
+            for row, track in enumerate(faces.tracks):
+                identity = self.identities[track.track_id]
                 previous = identity.name
-                identity.observe(embeddings[row], qualities[i].score, float(masked[row]), frame.time, crops[i])
+                identity.observe(embeddings[row], faces.qualities[row], float(masked[row]), faces.frame.time,
+                                 faces.crops[row])
                 kind = identity.decide(self.identifier)
                 if kind is not None:
-                    events.append(self._identity_event(kind, track, identity, frame, previous))
+                    events.append(self._identity_event(kind, track, identity, faces.frame, previous))
         return events
 
     def _identity_event(self, kind: str, track: Track, identity: TrackIdentity, frame: Frame,
@@ -300,22 +353,38 @@ def status_emitter(bus: EventBus, factory: EventFactory, log: Callable[[str], No
     return report
 
 
-def run_watch(source: FrameSource, watcher: Watcher, bus: EventBus, stop: threading.Event,
-              on_frame: Callable[[Frame, Watcher], None] | None = None, max_frames: int | None = None) -> None:
-    """Drive ``source`` through ``watcher`` until it ends, ``stop`` is set or ``max_frames`` were processed;
-    every track is ended and its events written before returning."""
+def run_watch(sources: list[FrameSource], watchers: list[Watcher], bus: EventBus, stop: threading.Event,
+              on_frame: Callable[[Frame, Watcher], None] | None = None, max_frames: int | None = None,
+              reload: Callable[[], Identifier | None] | None = None, shared_clock: StageClock | None = None) -> None:
+    """Drive each source through its watcher until every source ended, ``stop`` is set or ``max_frames``
+    were processed (all sources together); each tick embeds the faces of every source's newest frame in
+    one batch. Every track is ended and its events written before returning. ``reload``, asked before
+    every tick, returns a new decision rule when the gallery changed (a replica pulled), else None.
+    ``shared_clock`` times the stages the sources share (embedding, mask state); default: the first
+    source's watcher's clock."""
+    mux = SourceMux(sources)
+    processed = 0
     try:
-        for frame in source.frames():
+        for ready in mux.ticks():
             if stop.is_set():
                 break
-            if frame is None:  # a live source waiting for frames: write what its thread reported
+            if reload is not None:
+                fresh = reload()
+                if fresh is not None:
+                    for watcher in watchers:
+                        watcher.identifier = fresh
+            if not ready:  # live sources waiting for frames: write what their threads reported
                 bus.flush()
                 continue
-            events = watcher.process(frame)
-            bus.emit(events, frame.captured)
-            if on_frame is not None:
-                on_frame(frame, watcher)
-            if max_frames is not None and watcher.counts.frames >= max_frames or stop.is_set():
+            frames = [(watchers[i], frame) for i, frame in ready]
+            for (watcher, frame), events in zip(frames, tick(frames, shared_clock), strict=True):
+                bus.emit(events, frame.captured)
+                if on_frame is not None:
+                    on_frame(frame, watcher)
+            processed += len(frames)
+            if max_frames is not None and processed >= max_frames or stop.is_set():
                 break
     finally:
-        bus.emit(watcher.finish())
+        mux.cancel()
+        for watcher in watchers:
+            bus.emit(watcher.finish())

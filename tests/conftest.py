@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mfr.data.clips import ClipConfig
+
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch (pip install 'mfr[export]')")
 
@@ -24,6 +26,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs TensorRT and an NVIDIA GPU (not on this machine)"))
         elif "gpu" in item.keywords and not has_gpu:
             item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU (not on this machine)"))
+
+
+SMALL_CLIP = ClipConfig(width=1280, height=720, fps=15, known_lfw=3, known_mfr2=1, strangers=4, appearances=2,
+                        concurrency=3, seconds_per_track=3.0, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short synthetic clip of real faces with its ground truth (``mfr.data.clips``)."""
+    from mfr.data.clips import make_clip
+
+    out = tmp_path_factory.mktemp("clip")
+    make_clip(out, SMALL_CLIP)
+    return out
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """A real PostgreSQL with pgvector (``tests/servers/postgres.py``), for the session."""
+    from tests.servers.postgres import PostgresServer
+
+    server = PostgresServer(tmp_path_factory.mktemp("postgres") / "data")
+    server.start()
+    yield server
+    server.stop()
 
 
 def int8_cosine_bar() -> float:

@@ -25,13 +25,12 @@ import pytest
 from click.testing import CliRunner
 
 from mfr.cli.main import cli
-from mfr.data.clips import ClipConfig, make_clip
+from mfr.data.clips import make_clip
 from mfr.recognition.events import EVENT_SCHEMA
 from mfr.recognition.gallery import Gallery
 from mfr.recognition.tracker import iou_matrix
+from tests.conftest import SMALL_CLIP
 
-SMALL_CLIP = ClipConfig(width=1280, height=720, fps=15, known_lfw=3, known_mfr2=1, strangers=4, appearances=2,
-                        concurrency=3, seconds_per_track=3.0, seed=0)
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_SERVER = Path(__file__).parent / "servers" / "rtsp_server.py"
 MOSQUITTO = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if Path(p).exists()), None)
@@ -42,10 +41,8 @@ def run(*args: object) -> object:
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("clip")
-    make_clip(out, SMALL_CLIP)
-    return out
+def clip(small_clip: Path) -> Path:
+    return small_clip
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +267,76 @@ def test_events_are_published_to_a_real_mqtt_broker(clip, gallery, thresholded_p
         broker.kill()
     assert written and sorted(e["event_id"] for e in received) == sorted(e["event_id"] for e in written)
     assert all(e["topic"].endswith("/" + e["kind"]) for e in received)
+
+
+class _CountingEmbedder:
+    """The real embedder, with its batch sizes recorded (instrumentation, not a stand-in)."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder, self.batches = embedder, []
+
+    def __getattr__(self, name):
+        return getattr(self.embedder, name)
+
+    def embed_crops(self, crops, flip=True):
+        self.batches.append(len(crops))
+        return self.embedder.embed_crops(crops, flip=flip)
+
+
+def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(clip, gallery, thresholded_package):
+    from mfr.recognition.decision import DecisionPolicy, Identifier
+    from mfr.recognition.events import EventFactory
+    from mfr.recognition.mask_state import MaskClassifier
+    from mfr.recognition.sources import VideoFileSource
+    from mfr.recognition.watch import Watcher, WatchOptions, tick
+    from mfr.runtime.embedder import FaceEmbedder
+    from mfr.runtime.yunet import YuNetDetector
+
+    embedder = _CountingEmbedder(FaceEmbedder.open(thresholded_package))
+    with Gallery.open(gallery) as g:
+        identifier = Identifier.for_gallery(g, embedder.embedder, DecisionPolicy(), str(thresholded_package))
+    classifier, options = MaskClassifier.load(), WatchOptions(stats_every=0)
+
+    def watcher(name: str) -> Watcher:
+        return Watcher(YuNetDetector(score_threshold=0.3, max_side=640), embedder, identifier, EventFactory(name),
+                       options, None, classifier)
+
+    source = VideoFileSource(clip / "clip.mp4")
+    frames = [f for f, _ in zip(source.frames(), range(120), strict=False)]
+    source.close()
+    alone = watcher("alone")
+    alone_events = [e for f in frames for e in alone.process(f)]
+    alone_batches, embedder.batches = embedder.batches, []
+    first, second = watcher("first"), watcher("second")
+    together = [tick([(first, f), (second, f)]) for f in frames]
+
+    def answers(events):
+        return [(e["kind"], e.get("track"), e.get("name"), e.get("frame")) for e in events]
+
+    assert alone_batches and len(embedder.batches) == len(alone_batches)  # one call per tick, not one per source
+    assert embedder.batches == [2 * b for b in alone_batches]
+    for index in (0, 1):
+        assert answers([e for events in together for e in events[index]]) == answers(alone_events)
+
+
+def test_watch_serves_several_cameras_with_per_source_stats(clip, gallery, thresholded_package, tmp_path):
+    second = tmp_path / "door.mp4"
+    shutil.copy(clip / "clip.mp4", second)
+    events_file, stats_file = tmp_path / "events.jsonl", tmp_path / "stats.json"
+    result = run("watch", "--source", clip / "clip.mp4", "--source", second, "--gallery", gallery, "--package",
+                 thresholded_package, "--events", events_file, "--stats-json", stats_file, "--quiet")
+    assert result.exit_code == 0, result.output
+    truth = json.loads((clip / "truth.json").read_text())
+    stats = json.loads(stats_file.read_text())
+    assert [s["source"] for s in stats["sources"]] == [str(clip / "clip.mp4"), str(second)]
+    assert all(s["frames"] == truth["frames"] for s in stats["sources"]) and stats["frames"] == 2 * truth["frames"]
+    assert "embed" in stats["latency"] and all("embed" not in s["latency"] for s in stats["sources"])
+    events = read_events(events_file)
+    actors = {a["actor"]: a for a in truth["actors"]}
+    for source in (str(clip / "clip.mp4"), str(second)):
+        named = names_by_appearance([e for e in events if e["source"] == source], truth)
+        assert named and not [a for a in actors.values() if not a["enrolled"] and named[a["actor"]] - {None}]
+        assert not [a for a in actors.values() if a["enrolled"] and named[a["actor"]] - {a["identity"], None}]
+    bad = run("watch", "--source", clip / "clip.mp4", "--source", second, "--gallery", gallery, "--package",
+              thresholded_package, "--record", tmp_path / "x.mp4")
+    assert bad.exit_code == 2 and "one --source" in bad.output

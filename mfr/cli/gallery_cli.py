@@ -266,6 +266,30 @@ def rename_command(old: str, new: str, gallery_path: str | None) -> None:
     click.echo(f"renamed {old} to {new}")
 
 
+@gallery_group.command("sync")
+@gallery_option
+@click.option("--replica", "replica_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The local replica file (created if new).")
+@click.option("--json", "as_json", is_flag=True)
+def sync_command(gallery_path: str | None, replica_path: Path, as_json: bool) -> None:
+    """Bring a device's replica of the central gallery (--gallery) up to date, and deliver its queued events.
+
+    The replica is pulled whole when the central gallery's revision changed (enrolments, removals,
+    renames, negatives); events that `mfr watch --gallery-replica` queued while the server was
+    unreachable are delivered, each once (event ids are unique on the server). `mfr watch` does the same
+    in the background while it runs.
+    """
+    from mfr.recognition.replica import sync_once
+
+    result = sync_once(replica_path, gallery_path or default_gallery_location())
+    if as_json:
+        echo_json(asdict(result))
+        return
+    click.echo(f"{replica_path}: {'pulled' if result.pulled else 'already at'} revision {result.revision} of "
+               f"{result.central} ({result.people} people, {result.templates} templates); delivered "
+               f"{result.delivered} events, {result.queued} still queued")
+
+
 @gallery_group.command("export")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @gallery_option

@@ -374,6 +374,63 @@ def bench_search_command(sizes: str, batch: int, json_out: Path | None) -> None:
         write_json_atomic(json_out, report.to_dict())
 
 
+@bench_group.command("gallery")
+@click.option("--package", "--engine", "model_dir", type=click.Path(path_type=Path, file_okay=False),
+              required=True, help="Recognition model whose embeddings of LFW photos the synthetic galleries are "
+                                  "modelled on.")
+@click.option("--sizes", default="1e3,1e4,1e5,1e6", show_default=True,
+              help="Comma-separated gallery sizes (templates).")
+@click.option("--methods", default="exact,usearch,faiss,pgvector", show_default=True,
+              help="Searches to measure: exact (matrix), usearch and faiss (HNSW in memory), pgvector (HNSW "
+                   "in PostgreSQL; needs --postgres).")
+@click.option("--ann-ef", default="16,32,64,128", show_default=True,
+              help="HNSW expansion (ef) values for usearch/faiss.")
+@click.option("--pg-ef", default="20,40,80,160", show_default=True, help="hnsw.ef_search values for pgvector.")
+@click.option("--candidates", type=click.IntRange(1, 1000), default=32, show_default=True,
+              help="Nearest templates whose people are re-scored exactly.")
+@click.option("--postgres", "postgres_url", default=None,
+              help="A PostgreSQL server with pgvector (postgresql://...); its tables are replaced by the benchmark's.")
+@click.option("--probes", type=click.IntRange(10, 100_000), default=200, show_default=True)
+@click.option("--cache", "cache_root", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Cache for the LFW embeddings [default: the mfr cache].")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@click.option("--markdown", "markdown_out", type=click.Path(path_type=Path), default=None)
+def bench_gallery_command(model_dir: Path, sizes: str, methods: str, ann_ef: str, pg_ef: str, candidates: int,
+                          postgres_url: str | None, probes: int, cache_root: Path | None, json_out: Path | None,
+                          markdown_out: Path | None) -> None:
+    """Search latency (p50/p95), recall@1 against exact search, memory and enrolment rate by gallery size.
+
+    The galleries are synthetic, drawn from a two-covariance model fitted to the model's embeddings of real
+    LFW photos (see mfr.benchmarks.gallery_scale); one template per person, probes searched one at a time.
+    """
+    from mfr.atomic import write_json_atomic
+    from mfr.benchmarks.gallery_scale import lfw_statistics, markdown_table, measure_gallery
+    from mfr.cache import default_cache_dir
+    from mfr.runtime.embedder import FaceEmbedder
+
+    try:
+        size_list = [int(float(v)) for v in sizes.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{sizes!r}: sizes are numbers such as 1e3,1e4", param_hint="--sizes") from None
+    chosen = [m.strip() for m in methods.split(",") if m.strip()]
+    unknown = set(chosen) - {"exact", "usearch", "faiss", "pgvector"}
+    if unknown or not size_list or min(size_list) < 10:
+        raise click.BadParameter(f"unknown method(s) {sorted(unknown)}" if unknown else "sizes of 10 or more",
+                                 param_hint="--methods" if unknown else "--sizes")
+    statistics = lfw_statistics(FaceEmbedder.open(model_dir), cache_root or default_cache_dir())
+    report = measure_gallery(statistics, size_list, chosen, int_list(ann_ef, "--ann-ef", "values", positive=True),
+                             int_list(pg_ef, "--pg-ef", "values", positive=True), postgres_url, probes, candidates,
+                             log=log)
+    if "pgvector" in chosen and not postgres_url:
+        report.notes.append("pgvector not measured: no --postgres server given")
+    table = markdown_table(report)
+    click.echo(table)
+    if markdown_out is not None:
+        markdown_out.write_text(table + "\n")
+    if json_out is not None:
+        write_json_atomic(json_out, report.to_dict())
+
+
 @bench_group.command("recognition")
 @click.option("--package", "--engine", "model_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Recognition package or engine directory.")

@@ -44,8 +44,12 @@ def watch_options(command: Any) -> Any:
 
 
 @click.command("watch")
-@click.option("--source", "source_text", required=True,
-              help="Video file, folder of images, camera index (0) or rtsp:// / http(s):// (MJPEG) URL.")
+@click.option("--source", "source_texts", required=True, multiple=True,
+              help="Video file, folder of images, camera index (0) or rtsp:// / http(s):// (MJPEG) URL. Repeat for "
+                   "several cameras: one loop serves them all, their faces embedded in one batch per tick.")
+@click.option("--realtime", is_flag=True,
+              help="Play video files at their frame rate, as a camera would deliver them (default: as fast as "
+                   "they can be processed).")
 @gallery_option
 @model_option
 @watch_options
@@ -53,6 +57,12 @@ def watch_options(command: Any) -> Any:
 @click.option("--events", "events_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Append events as JSON Lines to this file [default: stdout].")
 @click.option("--no-gallery-events", is_flag=True, help="Do not store events in the gallery's events table.")
+@click.option("--gallery-replica", "replica_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Recognise from this local replica of --gallery (a central PostgreSQL gallery, typically), "
+                   "pulled when the central gallery changes; events are queued in it and delivered when the "
+                   "server can be reached, so the camera keeps working through outages.")
+@click.option("--sync-every", type=click.FloatRange(0.2, 3600), default=5.0, show_default=True,
+              help="Seconds between checks of the central gallery (with --gallery-replica).")
 @click.option("--snapshots", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for each ended track's best face crop (JPEG).")
 @click.option("--keep-snapshots", type=click.IntRange(1), default=1000, show_default=True,
@@ -72,10 +82,12 @@ def watch_options(command: Any) -> Any:
 @click.option("--read-timeout", type=click.FloatRange(0.5, 120), default=5.0, show_default=True,
               help="Seconds a live source may stay silent (open and read) before it is reconnected.")
 @click.option("--quiet", is_flag=True, help="No progress line on the terminal.")
-def watch_command(source_text: str, gallery_path: str | None, model_dir: Path, detect_every: int, detector: str,
+def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: str | None, model_dir: Path,
+                  detect_every: int, detector: str,
                   detector_package: Path | None, detect_size: int, mask_mode: str, min_observations: int,
                   lost_seconds: float, target_far: float, min_margin: float, threshold: float | None,
-                  events_path: Path | None, no_gallery_events: bool, snapshots: Path | None, keep_snapshots: int,
+                  events_path: Path | None, no_gallery_events: bool, replica_path: Path | None, sync_every: float,
+                  snapshots: Path | None, keep_snapshots: int,
                   mqtt_broker: str | None, mqtt_prefix: str, record: Path | None, show: bool, stats_every: float,
                   stats_json: Path | None, max_frames: int | None, wait_for_source: bool, read_timeout: float,
                   quiet: bool) -> None:
@@ -98,57 +110,147 @@ def watch_command(source_text: str, gallery_path: str | None, model_dir: Path, d
     from mfr.recognition.watch import EventBus, Watcher, WatchOptions, run_watch, status_emitter
 
     embedder = open_embedder(model_dir)
-    with open_gallery(gallery_path) as gallery:
-        identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold),
-                                            str(model_dir))
-        gallery_file = gallery.path
+    decision_policy = policy(target_far, min_margin, threshold)
+    replica = _start_replica(replica_path, gallery_path, sync_every) if replica_path else None
+    recognise_from = str(replica_path) if replica_path else gallery_path
+
+    def load_identifier() -> Any:
+        with open_gallery(recognise_from) as gallery:
+            return Identifier.for_gallery(gallery, embedder, decision_policy, str(model_dir)), gallery.path
+
+    identifier, gallery_file = load_identifier()
     face_detector = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)[0]
-    clock = StageClock()
+    if len(source_texts) > 1 and (record or show):
+        raise click.UsageError("--record and --show take one --source")
+    clock = StageClock()  # events and, with several sources, the shared embed and mask stages
     sinks: list[Any] = [JsonLinesSink(events_path)]
     if not no_gallery_events:
-        sinks.append(GallerySink(gallery_file))
+        sinks.append(GallerySink(gallery_file, queue=replica is not None))
     if mqtt_broker:
         from mfr.recognition.mqtt import MqttSink
 
         sinks.append(MqttSink(mqtt_broker, mqtt_prefix))
     bus = EventBus(sinks, clock)
-    factory = EventFactory(source_text)
-    try:
-        source = open_source(source_text, LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
-                                                      wait_for_source=wait_for_source),
-                             status_emitter(bus, factory, log))
-    except BaseException:
-        bus.close()
-        raise
-    factory.source = source.name
     options = WatchOptions(detect_every=detect_every, tracker=TrackerConfig(lost_seconds=lost_seconds),
                            decision=DecisionConfig(min_observations=min_observations), mask_mode=mask_mode,
                            stats_every=stats_every)
-    watcher = Watcher(face_detector, embedder, identifier, factory, options, clock,
-                      MaskClassifier.load() if mask_mode == "auto" else None,
-                      SnapshotStore(snapshots, keep_snapshots) if snapshots else None)
+    classifier = MaskClassifier.load() if mask_mode == "auto" else None
+    store = SnapshotStore(snapshots, keep_snapshots) if snapshots else None
+    sources: list[Any] = []
+    watchers: list[Any] = []
+    try:
+        for text in source_texts:
+            factory = EventFactory(text)
+            source = open_source(text, LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
+                                                   wait_for_source=wait_for_source),
+                                 status_emitter(bus, factory, log), realtime=realtime)
+            sources.append(source)
+            factory.source = source.name
+            watchers.append(Watcher(face_detector, embedder, identifier, factory, options,
+                                    clock if len(source_texts) == 1 else StageClock(), classifier, store))
+    except BaseException:
+        for source in sources:
+            source.close()
+        bus.close()
+        raise
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         stop.set()
-        source.request_stop()
+        for source in sources:
+            source.request_stop()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    display = _Display(record, show, getattr(source, "fps", 25.0), quiet)
+    display = _Display(record, show, getattr(sources[0], "fps", 25.0), quiet)
     try:
-        run_watch(source, watcher, bus, stop, display.on_frame, max_frames)
+        run_watch(sources, watchers, bus, stop, display.on_frame, max_frames,
+                  reload=_reloader(replica, load_identifier) if replica else None,
+                  shared_clock=clock if len(sources) > 1 else None)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        source.close()
+        for source in sources:
+            source.close()
         display.close()
         bus.close()
-    summary = {"source": source.name, "source_stats": source.stats(), "events": bus.counts,
-               "stopped_by_signal": stop.is_set(), **watcher.stats()}
+        if replica is not None:
+            replica.stop()
+    per_source = [{"source": source.name, "source_stats": source.stats(), **watcher.stats()}
+                  for source, watcher in zip(sources, watchers, strict=True)]
+    summary = {**_totals(per_source), "events": bus.counts, "stopped_by_signal": stop.is_set()}
+    if len(per_source) > 1:
+        summary["sources"] = per_source
+        summary["latency"] = clock.summary()  # the shared stages: embed, mask, capture_to_event
+    if replica is not None:
+        summary["gallery"] = _replica_summary(replica)
     if stats_json is not None:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
+
+
+def _totals(per_source: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's figures: one source's own, or the sums over several (rates and shares recomputed)."""
+    if len(per_source) == 1:
+        return dict(per_source[0])
+    summed = ("frames", "frames_detected", "frames_per_second", "tracks", "face_frames", "faces_embedded",
+              "faces_below_quality")
+    totals: dict[str, Any] = {key: sum(s[key] for s in per_source) for key in summed}
+    totals["frames_per_second"] = round(totals["frames_per_second"], 2)
+    totals["embedded_share"] = round(totals["faces_embedded"] / totals["face_frames"], 4) if totals["face_frames"] \
+        else 0.0
+    totals["source"] = ", ".join(s["source"] for s in per_source)
+    stats: dict[str, int] = {}
+    for s in per_source:
+        for key, value in s["source_stats"].items():
+            stats[key] = stats.get(key, 0) + value
+    totals["source_stats"] = stats
+    return totals
+
+
+def _start_replica(replica_path: Path, central: str | None, sync_every: float) -> Any:
+    """Sync the replica once (working offline from the last copy when the server is unreachable), then keep
+    it in sync in the background."""
+    from mfr.errors import GalleryError, GalleryUnavailable
+    from mfr.paths import default_gallery_location
+    from mfr.recognition.replica import ReplicaWorker, sync_once
+
+    central = central or default_gallery_location()
+    try:
+        result = sync_once(replica_path, central)
+        log(f"gallery: replica {replica_path} at revision {result.revision} of {result.central} "
+            f"({result.people} people)")
+    except GalleryUnavailable as exc:
+        if not replica_path.exists():
+            raise GalleryError(f"{exc}; and there is no replica at {replica_path} to work from yet") from None
+        log(f"gallery: {exc}; working offline from the replica {replica_path}")
+    worker = ReplicaWorker(replica_path, central, sync_every, log)
+    worker.start()
+    return worker
+
+
+def _reloader(worker: Any, load_identifier: Any) -> Any:
+    """Called once per frame: a new decision rule after the replica pulled a change."""
+
+    def reload() -> Any:
+        if worker.error is not None:
+            raise worker.error
+        if not worker.changed.is_set():
+            return None
+        worker.changed.clear()
+        return load_identifier()[0]
+
+    return reload
+
+
+def _replica_summary(worker: Any) -> dict[str, Any]:
+    from mfr.recognition.gallery import open_gallery as open_location
+
+    with open_location(worker.replica_path) as replica:
+        queued, revision = replica.count_undelivered(), replica.revision
+    return {"replica": str(worker.replica_path), "revision": revision, "pulls": worker.pulls,
+            "delivered": worker.delivered, "queued": queued, "outages": worker.outages,
+            "reachable_at_end": worker.online}
 
 
 class _Display:
@@ -194,6 +296,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     log(f"watched {summary['source']}: {summary['frames']} frames at {summary['frames_per_second']} frames/s, "
         f"{summary['tracks']} tracks, events {summary['events']}, embedded {100 * summary['embedded_share']:.1f} % "
         f"of face-frames; source {summary['source_stats']}")
+    for source in summary.get("sources", []):
+        log(f"  {source['source']}: {source['frames']} frames at {source['frames_per_second']} frames/s, "
+            f"{source['tracks']} tracks, embedded {100 * source['embedded_share']:.1f} %; {source['source_stats']}")
     for stage, figures in summary["latency"].items():
         log(f"  {stage:17s} p50 {figures['p50_ms']:8.2f} ms  p95 {figures['p95_ms']:8.2f} ms  "
             f"p99 {figures['p99_ms']:8.2f} ms  ({figures['count']})")

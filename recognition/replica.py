@@ -1,0 +1,135 @@
+"""An edge device's local copy of a central gallery, and the outbox its events wait in.
+
+A device recognises from a replica, an ordinary SQLite gallery marked ``replica_of`` the central one
+(PostgreSQL for a fleet, or another file), so it keeps working when the network or the server is down:
+
+- **pull on change**: the central gallery's ``revision`` (raised by every enrolment, removal, rename or
+  negative) is polled; when it differs from the replica's, a consistent snapshot (one read transaction,
+  without the crops) replaces the replica's people, templates and negatives in one local transaction.
+  Whole pulls rather than deltas keep it simple and always right; a pull of 100k templates is one query.
+- **outbox**: events are first stored in the replica, marked undelivered (``GallerySink(queue=True)``);
+  ``deliver`` copies them to the central gallery in batches and marks them delivered after the server
+  committed. Event ids are unique there (``ON CONFLICT DO NOTHING``), so a batch sent again after a lost
+  acknowledgement or a crash between the two commits is stored once.
+
+``ReplicaWorker`` does both in a background thread with its own connections, so a server that is down
+or slow never stops the watch loop; it reports state changes and sets ``changed`` after a pull.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfr.errors import GalleryError, GalleryUnavailable
+from mfr.recognition.gallery import Gallery, open_gallery
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    central: str
+    revision: int  # the replica's revision after the sync (the central one's when it was reached)
+    pulled: bool  # the replica changed
+    people: int
+    templates: int
+    delivered: int  # events delivered in this sync
+    queued: int  # events still waiting in the outbox
+
+
+def pull(replica: Gallery, central: Gallery) -> bool:
+    """Bring ``replica`` to ``central``'s revision; False when it already was."""
+    source = replica.replica_of
+    if source is None and replica.people():
+        raise GalleryError(f"{replica.location} is a gallery of its own, not a replica: name a new file "
+                           f"for the replica of {central.location}")
+    if source is not None and source != central.location:
+        raise GalleryError(f"{replica.location} is a replica of {source}, not of {central.location}")
+    if source is not None and replica.revision == central.revision:
+        return False
+    replica.replace_with(central.snapshot(), central.location)
+    return True
+
+
+def deliver(replica: Gallery, central: Gallery, batch: int = 500) -> int:
+    """Copy the replica's undelivered events to ``central``; how many were delivered."""
+    total = 0
+    while True:
+        events = replica.undelivered_events(batch)
+        if not events:
+            return total
+        central.add_events(events)
+        replica.mark_delivered([e["event_id"] for e in events])
+        total += len(events)
+
+
+def sync_once(replica_path: Path, central_location: str) -> SyncResult:
+    """Pull and deliver once (``mfr gallery sync``); the replica file is created if new."""
+    with open_gallery(central_location) as central, open_gallery(replica_path, create=True) as replica:
+        pulled = pull(replica, central)
+        delivered = deliver(replica, central)
+        return SyncResult(central.location, replica.revision, pulled, len(replica.people()),
+                          len(replica.template_matrix().person_ids), delivered, replica.count_undelivered())
+
+
+class ReplicaWorker(threading.Thread):
+    """Keeps a replica current and its outbox delivered while the watch loop runs."""
+
+    def __init__(self, replica_path: Path, central_location: str, interval: float = 5.0,
+                 log: Callable[[str], None] = lambda _: None) -> None:
+        super().__init__(name="mfr-replica", daemon=True)
+        self.replica_path, self.central_location = replica_path, central_location
+        self.interval, self.log = interval, log
+        self.changed = threading.Event()  # set after a pull; the watch loop clears it when it reloads
+        self.online: bool | None = None
+        self.delivered = self.pulls = self.outages = 0
+        self.error: BaseException | None = None
+        self._stopping = threading.Event()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop after one last delivery attempt (at most ``timeout`` seconds)."""
+        self._stopping.set()
+        self.join(timeout)
+
+    def run(self) -> None:
+        replica = open_gallery(self.replica_path)
+        central: Gallery | None = None
+        try:
+            while True:
+                central = self._step(replica, central)
+                if self._stopping.wait(self.interval):
+                    central = self._step(replica, central)  # deliver what the last frames produced
+                    break
+        except BaseException as exc:  # a broken replica file: the watch loop reports it
+            self.error = exc
+        finally:
+            if central is not None:
+                central.close()
+            replica.close()
+
+    def _step(self, replica: Gallery, central: Gallery | None) -> Gallery | None:
+        try:
+            if central is None:
+                central = open_gallery(self.central_location)
+            if pull(replica, central):
+                self.pulls += 1
+                self.changed.set()
+                self.log(f"gallery: pulled revision {replica.revision} from {central.location}")
+            self.delivered += deliver(replica, central)
+            self._set_online(True, "")
+            return central
+        except GalleryUnavailable as exc:
+            if central is not None:
+                central.close()
+            self._set_online(False, str(exc))
+            return None
+
+    def _set_online(self, online: bool, detail: str) -> None:
+        if online == self.online:
+            return
+        if not online:
+            self.outages += 1
+        self.online = online
+        self.log(f"gallery: {'reachable' if online else 'unreachable, working from the replica'}"
+                 + (f" ({detail})" if detail else ""))
