@@ -28,8 +28,9 @@ import numpy as np
 
 from mfr.errors import MfrError
 from mfr.manifest import ThresholdRecord
+from mfr.recognition.ann import make_search
 from mfr.recognition.gallery import Gallery
-from mfr.recognition.search import ExactSearch, TemplateSearch
+from mfr.recognition.search import TemplateSearch
 from mfr.runtime.embedder import FaceEmbedder
 
 DEFAULT_TARGET_FAR = 0.01
@@ -61,14 +62,15 @@ class Identifier:
 
     @classmethod
     def for_gallery(cls, gallery: Gallery, embedder: FaceEmbedder, policy: DecisionPolicy,
-                    model_dir: str) -> Identifier:
+                    model_dir: str, search: str = "auto") -> Identifier:
         """The rule over ``gallery`` as it is now, for probes embedded by ``embedder``; a gallery made with
-        another model is refused, naming the command that re-embeds it."""
+        another model is refused, naming the command that re-embeds it. ``search``: ``ann.make_search``."""
         gallery.check_model(embedder.fingerprint(), embedder.describe(),
                             f"mfr gallery reembed --gallery {gallery.path} --package {model_dir}")
         matrix = gallery.template_matrix()
-        return cls(ExactSearch(matrix), matrix.names, embedder.manifest.thresholds_for(embedder.source_sha256()),
-                   policy, gallery.negative_matrix(), model=model_dir)
+        thresholds = embedder.manifest.thresholds_for(embedder.source_sha256())
+        return cls(make_search(matrix, search), matrix.names, thresholds, policy, gallery.negative_matrix(),
+                   model=model_dir)
 
     def __init__(self, search: TemplateSearch, names: dict[int, str], thresholds: ThresholdRecord | None,
                  policy: DecisionPolicy = DecisionPolicy(), negatives: tuple[np.ndarray, np.ndarray] | None = None,

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mfr.errors import GalleryError, GalleryUnavailable
 from mfr.recognition.gallery import Gallery, open_gallery
@@ -77,15 +78,31 @@ class ReplicaWorker(threading.Thread):
     """Keeps a replica current and its outbox delivered while the watch loop runs."""
 
     def __init__(self, replica_path: Path, central_location: str, interval: float = 5.0,
-                 log: Callable[[str], None] = lambda _: None) -> None:
+                 log: Callable[[str], None] = lambda _: None, prepare: Callable[[], Any] | None = None) -> None:
+        """``prepare`` runs here after each pull (building the decision rule over the new replica, which for
+        a large gallery includes its index); ``take_prepared`` hands the result to the watch loop."""
         super().__init__(name="mfr-replica", daemon=True)
         self.replica_path, self.central_location = replica_path, central_location
-        self.interval, self.log = interval, log
-        self.changed = threading.Event()  # set after a pull; the watch loop clears it when it reloads
+        self.interval, self.log, self.prepare = interval, log, prepare
+        self.changed = threading.Event()  # set after a pull (and its preparation)
+        self._prepared: Any = None
+        self._lock = threading.Lock()
         self.online: bool | None = None
         self.delivered = self.pulls = self.outages = 0
         self.error: BaseException | None = None
         self._stopping = threading.Event()
+
+    def take_prepared(self) -> Any:
+        """What ``prepare`` made after the latest pull, once (None: no pull since the last call). Raises the
+        worker's own failure (a broken replica file), so the watch loop never runs on silently."""
+        if self.error is not None:
+            raise self.error
+        if not self.changed.is_set():
+            return None
+        with self._lock:
+            prepared, self._prepared = self._prepared, None
+            self.changed.clear()
+        return prepared
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after one last delivery attempt (at most ``timeout`` seconds)."""
@@ -114,8 +131,11 @@ class ReplicaWorker(threading.Thread):
                 central = open_gallery(self.central_location)
             if pull(replica, central):
                 self.pulls += 1
-                self.changed.set()
                 self.log(f"gallery: pulled revision {replica.revision} from {central.location}")
+                prepared = self.prepare() if self.prepare is not None else None
+                with self._lock:
+                    self._prepared = prepared
+                self.changed.set()
             self.delivered += deliver(replica, central)
             self._set_online(True, "")
             return central

@@ -69,7 +69,11 @@ class ExactSearch:
             scores[:, self.masked] -= np.asarray(masked_template_offset, np.float32)[:, None]
         per_person = np.maximum.reduceat(scores, self.starts, axis=1)  # (Q, people)
         take = min(k, per_person.shape[1])
-        top = np.argsort(-per_person, axis=1, kind="stable")[:, :take]
+        # the k best without sorting every person (argpartition), then those k in order
+        top = np.argpartition(-per_person, take - 1, axis=1)[:, :take] if take < per_person.shape[1] \
+            else np.tile(np.arange(take), (count, 1))
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(per_person, top, axis=1), axis=1,
+                                                 kind="stable"), axis=1)
         ids[:, :take] = self.people[top]
         best[:, :take] = np.take_along_axis(per_person, top, axis=1)
         ids[~np.isfinite(best)] = -1

@@ -50,6 +50,13 @@ def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="Fixed cosine threshold instead of the model's measured table.")(command)
 
 
+def search_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--search", "search", type=click.Choice(["auto", "exact", "faiss-ivfpq", "usearch-hnsw"]),
+                        default="auto", show_default=True,
+                        help="Gallery search: auto is exact up to 100k templates and an approximate index "
+                             "(faiss-ivfpq, candidates re-scored exactly) above; see mfr bench gallery.")(command)
+
+
 def open_gallery(location: str | None) -> Any:
     from mfr.recognition.gallery import open_gallery as open_location
 
@@ -366,12 +373,13 @@ def reembed_command(gallery_path: str | None, model_dir: Path) -> None:
 @model_option
 @detector_options
 @decision_options
+@search_option
 @click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Mask state of the faces: auto (the mask classifier decides per face), or all masked / none.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo, for machines.")
 def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path, detector: str,
                      detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
-                     mask_mode: str, as_json: bool) -> None:
+                     search: str, mask_mode: str, as_json: bool) -> None:
     """Who is in PHOTOS? Every face: the enrolled person's name, or unknown, with score, margin and mask state.
 
     A face is named only if its best person's score clears the model's measured threshold (for the face's
@@ -390,7 +398,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
     embedder = open_embedder(model_dir)
     with open_gallery(gallery_path) as gallery:
         identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold),
-                                            str(model_dir))
+                                            str(model_dir), search)
     face_detector = make_face_detector(detector, detector_package)
     classifier = MaskClassifier.load() if mask_mode == "auto" else None
     spec = embedder.manifest.spec

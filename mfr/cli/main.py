@@ -380,23 +380,29 @@ def bench_search_command(sizes: str, batch: int, json_out: Path | None) -> None:
                                   "modelled on.")
 @click.option("--sizes", default="1e3,1e4,1e5,1e6", show_default=True,
               help="Comma-separated gallery sizes (templates).")
-@click.option("--methods", default="exact,usearch,faiss,pgvector", show_default=True,
-              help="Searches to measure: exact (matrix), usearch and faiss (HNSW in memory), pgvector (HNSW "
+@click.option("--methods", default="exact,faiss-ivfpq,usearch-hnsw,pgvector", show_default=True,
+              help="Searches to measure: exact (matrix), faiss-ivfpq and usearch-hnsw (in memory), pgvector (HNSW "
                    "in PostgreSQL; needs --postgres).")
-@click.option("--ann-ef", default="16,32,64,128", show_default=True,
-              help="HNSW expansion (ef) values for usearch/faiss.")
-@click.option("--pg-ef", default="20,40,80,160", show_default=True, help="hnsw.ef_search values for pgvector.")
+@click.option("--ivf-shares", default="0.1,0.2,0.3,0.5", show_default=True,
+              help="Shares of the IVF lists scanned per probe (faiss-ivfpq).")
+@click.option("--hnsw-ef", default="64,128,256,512", show_default=True, help="Search expansion values (usearch-hnsw).")
+@click.option("--pg-ef", default="40,80,160,320", show_default=True, help="hnsw.ef_search values (pgvector).")
 @click.option("--candidates", type=click.IntRange(1, 1000), default=32, show_default=True,
               help="Nearest templates whose people are re-scored exactly.")
 @click.option("--postgres", "postgres_url", default=None,
               help="A PostgreSQL server with pgvector (postgresql://...); its tables are replaced by the benchmark's.")
-@click.option("--probes", type=click.IntRange(10, 100_000), default=200, show_default=True)
+@click.option("--probes", type=click.IntRange(10, 100_000), default=1000, show_default=True,
+              help="Probes per size (new photos of enrolled people), searched one at a time.")
+@click.option("--lfw-photos", type=click.IntRange(100, 13_233), default=4000, show_default=True,
+              help="Real LFW photos embedded to fit the model the galleries are drawn from.")
 @click.option("--cache", "cache_root", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Cache for the LFW embeddings [default: the mfr cache].")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 @click.option("--markdown", "markdown_out", type=click.Path(path_type=Path), default=None)
-def bench_gallery_command(model_dir: Path, sizes: str, methods: str, ann_ef: str, pg_ef: str, candidates: int,
-                          postgres_url: str | None, probes: int, cache_root: Path | None, json_out: Path | None,
+def bench_gallery_command(model_dir: Path, sizes: str, methods: str, ivf_shares: str, hnsw_ef: str, pg_ef: str,
+                          candidates: int,
+                          postgres_url: str | None, probes: int, lfw_photos: int, cache_root: Path | None,
+                          json_out: Path | None,
                           markdown_out: Path | None) -> None:
     """Search latency (p50/p95), recall@1 against exact search, memory and enrolment rate by gallery size.
 
@@ -413,12 +419,17 @@ def bench_gallery_command(model_dir: Path, sizes: str, methods: str, ann_ef: str
     except ValueError:
         raise click.BadParameter(f"{sizes!r}: sizes are numbers such as 1e3,1e4", param_hint="--sizes") from None
     chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = set(chosen) - {"exact", "usearch", "faiss", "pgvector"}
+    unknown = set(chosen) - {"exact", "faiss-ivfpq", "usearch-hnsw", "pgvector"}
     if unknown or not size_list or min(size_list) < 10:
         raise click.BadParameter(f"unknown method(s) {sorted(unknown)}" if unknown else "sizes of 10 or more",
                                  param_hint="--methods" if unknown else "--sizes")
-    statistics = lfw_statistics(FaceEmbedder.open(model_dir), cache_root or default_cache_dir())
-    report = measure_gallery(statistics, size_list, chosen, int_list(ann_ef, "--ann-ef", "values", positive=True),
+    statistics = lfw_statistics(FaceEmbedder.open(model_dir), cache_root or default_cache_dir(), lfw_photos)
+    try:
+        shares = [float(v) for v in ivf_shares.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{ivf_shares!r}: shares such as 0.1,0.3", param_hint="--ivf-shares") from None
+    report = measure_gallery(statistics, size_list, chosen, shares,
+                             int_list(hnsw_ef, "--hnsw-ef", "values", positive=True),
                              int_list(pg_ef, "--pg-ef", "values", positive=True), postgres_url, probes, candidates,
                              log=log)
     if "pgvector" in chosen and not postgres_url:

@@ -18,7 +18,15 @@ from typing import Any
 import click
 
 from mfr.cli.common import log
-from mfr.cli.gallery_cli import decision_options, gallery_option, model_option, open_embedder, open_gallery, policy
+from mfr.cli.gallery_cli import (
+    decision_options,
+    gallery_option,
+    model_option,
+    open_embedder,
+    open_gallery,
+    policy,
+    search_option,
+)
 
 
 def watch_options(command: Any) -> Any:
@@ -54,6 +62,7 @@ def watch_options(command: Any) -> Any:
 @model_option
 @watch_options
 @decision_options
+@search_option
 @click.option("--events", "events_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Append events as JSON Lines to this file [default: stdout].")
 @click.option("--no-gallery-events", is_flag=True, help="Do not store events in the gallery's events table.")
@@ -85,7 +94,7 @@ def watch_options(command: Any) -> Any:
 def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: str | None, model_dir: Path,
                   detect_every: int, detector: str,
                   detector_package: Path | None, detect_size: int, mask_mode: str, min_observations: int,
-                  lost_seconds: float, target_far: float, min_margin: float, threshold: float | None,
+                  lost_seconds: float, target_far: float, min_margin: float, threshold: float | None, search: str,
                   events_path: Path | None, no_gallery_events: bool, replica_path: Path | None, sync_every: float,
                   snapshots: Path | None, keep_snapshots: int,
                   mqtt_broker: str | None, mqtt_prefix: str, record: Path | None, show: bool, stats_every: float,
@@ -111,13 +120,14 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
 
     embedder = open_embedder(model_dir)
     decision_policy = policy(target_far, min_margin, threshold)
-    replica = _start_replica(replica_path, gallery_path, sync_every) if replica_path else None
     recognise_from = str(replica_path) if replica_path else gallery_path
 
     def load_identifier() -> Any:
         with open_gallery(recognise_from) as gallery:
-            return Identifier.for_gallery(gallery, embedder, decision_policy, str(model_dir)), gallery.path
+            return Identifier.for_gallery(gallery, embedder, decision_policy, str(model_dir), search), gallery.path
 
+    replica = _start_replica(replica_path, gallery_path, sync_every, lambda: load_identifier()[0]) \
+        if replica_path else None
     identifier, gallery_file = load_identifier()
     face_detector = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)[0]
     if len(source_texts) > 1 and (record or show):
@@ -164,7 +174,7 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
     display = _Display(record, show, getattr(sources[0], "fps", 25.0), quiet)
     try:
         run_watch(sources, watchers, bus, stop, display.on_frame, max_frames,
-                  reload=_reloader(replica, load_identifier) if replica else None,
+                  reload=replica.take_prepared if replica else None,
                   shared_clock=clock if len(sources) > 1 else None)
     finally:
         for s, handler in previous.items():
@@ -208,9 +218,10 @@ def _totals(per_source: list[dict[str, Any]]) -> dict[str, Any]:
     return totals
 
 
-def _start_replica(replica_path: Path, central: str | None, sync_every: float) -> Any:
+def _start_replica(replica_path: Path, central: str | None, sync_every: float, prepare: Any) -> Any:
     """Sync the replica once (working offline from the last copy when the server is unreachable), then keep
-    it in sync in the background."""
+    it in sync in the background, where ``prepare`` also builds each pull's decision rule (an index over a
+    large gallery takes seconds: never in the watch loop)."""
     from mfr.errors import GalleryError, GalleryUnavailable
     from mfr.paths import default_gallery_location
     from mfr.recognition.replica import ReplicaWorker, sync_once
@@ -224,23 +235,9 @@ def _start_replica(replica_path: Path, central: str | None, sync_every: float) -
         if not replica_path.exists():
             raise GalleryError(f"{exc}; and there is no replica at {replica_path} to work from yet") from None
         log(f"gallery: {exc}; working offline from the replica {replica_path}")
-    worker = ReplicaWorker(replica_path, central, sync_every, log)
+    worker = ReplicaWorker(replica_path, central, sync_every, log, prepare)
     worker.start()
     return worker
-
-
-def _reloader(worker: Any, load_identifier: Any) -> Any:
-    """Called once per frame: a new decision rule after the replica pulled a change."""
-
-    def reload() -> Any:
-        if worker.error is not None:
-            raise worker.error
-        if not worker.changed.is_set():
-            return None
-        worker.changed.clear()
-        return load_identifier()[0]
-
-    return reload
 
 
 def _replica_summary(worker: Any) -> dict[str, Any]:
