@@ -157,9 +157,10 @@ def _measure_pgvector(url: str, gallery: np.ndarray, probes: np.ndarray, truth: 
     """Load ``gallery`` into a fresh schema of the server at ``url`` (bulk COPY, then the HNSW index, as a
     large gallery is imported), measure the enrolment path on a sample, and search with ``PgvectorSearch``."""
     from mfr.recognition.gallery import NewTemplate
-    from mfr.recognition.gallery_postgres import PgvectorSearch, PostgresGallery
+    from mfr.recognition.gallery_postgres import VECTOR_INDEX, PgvectorSearch, PostgresGallery
 
-    with PostgresGallery.connect(url, create=True) as pg:
+    pg = PostgresGallery.connect(url, create=True)
+    try:
         db = pg.db
         for table in ("events", "negatives", "templates", "people"):
             db.execute(f"TRUNCATE {table} RESTART IDENTITY CASCADE")
@@ -183,7 +184,7 @@ def _measure_pgvector(url: str, gallery: np.ndarray, probes: np.ndarray, truth: 
         raw.execute("SELECT setval(pg_get_serial_sequence('people', 'id'), %s)", (size,))
         raw.execute("SET maintenance_work_mem = '4GB'")
         started = time.perf_counter()
-        raw.execute("CREATE INDEX templates_vec_hnsw ON templates USING hnsw (vec vector_cosine_ops)")
+        raw.execute(VECTOR_INDEX)  # the gallery's own index definition
         indexed = time.perf_counter() - started
         raw.execute("INSERT INTO meta(key, value) VALUES ('dim', %s), ('fingerprint', 'bench'), ('model', 'bench') "
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (str(gallery.shape[1]),))
@@ -206,12 +207,12 @@ def _measure_pgvector(url: str, gallery: np.ndarray, probes: np.ndarray, truth: 
             rows.append(_row("pgvector", size, ef, times, best, truth, memory, enrol, loaded + indexed))
             log(f"{size} templates: pgvector ef {ef}: p95 {rows[-1].p95_ms} ms, recall@1 {rows[-1].recall_at_1}")
         return rows
+    finally:
+        pg.close()
 
 
 def lfw_statistics(embedder: Any, cache_dir: Path | None, photos: int = 4000, seed: int = 0) -> FaceStatistics:
     """Embed up to ``photos`` LFW photos of people with several photos (cached) and fit the model."""
-    import cv2
-
     from mfr.cache import ArrayCache, cache_key
     from mfr.data.lfw import lfw_root
 
@@ -231,7 +232,9 @@ def lfw_statistics(embedder: Any, cache_dir: Path | None, photos: int = 4000, se
     key = cache_key(model=embedder.source_sha256(), flip=True, images=[str(p) for _, p in chosen], purpose="gallery")
     embeddings = cache.get(key)
     if embeddings is None or len(embeddings) != len(chosen):
-        crops = np.stack([cv2.imread(str(p), cv2.IMREAD_COLOR) for _, p in chosen])
+        from mfr.runtime.image_io import read_image_bgr
+
+        crops = np.stack([read_image_bgr(p) for _, p in chosen])
         embeddings = np.concatenate([embedder.embed_crops(crops[i:i + 256], flip=True)
                                      for i in range(0, len(crops), 256)])
         cache.put(key, embeddings)

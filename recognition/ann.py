@@ -101,18 +101,20 @@ class UsearchHnswIndex:
 
     def set_effort(self, effort: int) -> None:
         self.effort = int(effort)
-        self.index.expansion_search = self.effort
+        self.index.expansion_search = self.effort  # type: ignore[misc]  # has a setter; mypy misreads it
 
     def search(self, probes: np.ndarray, count: int) -> np.ndarray:
+        from usearch.index import BatchMatches
+
         matches = self.index.search(np.ascontiguousarray(probes, np.float32), count)
-        keys = np.full((len(probes), count), -1, np.int64)
-        if len(probes) == 1:  # usearch answers one probe with a flat result
+        keys: np.ndarray = np.full((len(probes), count), -1, np.int64)
+        if not isinstance(matches, BatchMatches):  # one probe: a flat result
             found = np.asarray(matches.keys, np.int64).reshape(-1)
             keys[0, :len(found)] = found
             return keys
-        found = np.asarray(matches.keys, np.int64).reshape(len(probes), -1)
-        valid = np.arange(found.shape[1])[None, :] < np.asarray(matches.counts).reshape(-1, 1)
-        keys[:, :found.shape[1]] = np.where(valid, found, -1)
+        rows = np.asarray(matches.keys, np.int64).reshape(len(probes), -1)
+        valid = np.arange(rows.shape[1])[None, :] < np.asarray(matches.counts).reshape(-1, 1)
+        keys[:, :rows.shape[1]] = np.where(valid, rows, -1)
         return keys
 
     def memory_bytes(self) -> int:

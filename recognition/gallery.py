@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,18 +99,24 @@ class AddResult:
 class Cursor(Protocol):
     """What a backend's ``execute`` returns (sqlite3 and psycopg cursors both are one)."""
 
-    rowcount: int
-    description: Any
+    @property
+    def rowcount(self) -> int: ...
+
+    @property
+    def description(self) -> Any: ...
 
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
 
+    def __iter__(self) -> Iterator[Any]: ...
+
 
 class Connection(Protocol):
-    """The statement runner the shared queries use: ``?`` placeholders, whatever the backend."""
+    """The statement runner the shared queries use: ``?`` placeholders, whatever the backend (an
+    ``sqlite3.Connection`` is one as it is)."""
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor: ...
+    def execute(self, sql: str, parameters: Any = (), /) -> Cursor: ...
 
 
 @dataclass(frozen=True)
@@ -452,7 +458,7 @@ class Gallery(ABC):
             negatives = [(r[0], r[1], bytes(r[2]), *r[3:]) for r in db.execute(
                 "SELECT id, person_id, embedding, source_sha256, created FROM negatives ORDER BY id").fetchall()]
             fingerprint, model = self._meta("fingerprint", db), self._meta("model", db)
-        return GallerySnapshot(revision, fingerprint, model, people, templates, negatives)  # type: ignore[arg-type]
+        return GallerySnapshot(revision, fingerprint, model, people, templates, negatives)
 
     def replace_with(self, snapshot: GallerySnapshot, central: str) -> None:
         """Make this gallery a replica of ``central`` holding ``snapshot``, in one transaction (events stay)."""

@@ -4,9 +4,12 @@
 between), tracking, then for the tracks whose face was detected in this frame the quality gate, and for
 those the ``EmbedSchedule`` picks, one batched embedding of all their faces (on a TensorRT engine through
 ``FaceEmbedder.embed_frame_faces``, so the CUDA kernel aligns and normalises on the GPU), their mask state,
-and each track's decision. ``run_watch`` drives a source through it and hands the events to the sinks.
-Nothing of the model stages is re-implemented here: detectors, alignment, the embedder and the gallery's
-decision rule are the runtime's and the recognition stage's own.
+and each track's decision. Several sources each have their own ``Watcher`` (tracker, identities, events);
+``tick`` takes one frame of each, runs ``Watcher.begin`` (detection to the quality gate) for all, embeds
+every source's chosen faces in one call, and lets each ``Watcher.conclude``. ``run_watch`` drives the
+sources (``multiplex.SourceMux``) through it and hands the events to the sinks. Nothing of the model
+stages is re-implemented here: detectors, alignment, the embedder and the gallery's decision rule are the
+runtime's and the recognition stage's own.
 """
 
 from __future__ import annotations
@@ -108,8 +111,8 @@ def embed_chosen(batches: list[ChosenFaces], clock: StageClock) -> list[tuple[np
 def tick(frames: list[tuple[Watcher, Frame]], clock: StageClock | None = None) -> list[list[dict[str, Any]]]:
     """One frame from each of several sources (each with its own watcher: tracker, identities, events),
     their chosen faces embedded together; the events of each frame, in the order given. The watchers
-    share one embedder, mask classifier and options (``WatchGroup``). The shared embed and mask stages are
-    timed on ``clock`` (default: the first watcher's)."""
+    share one embedder, mask classifier and options (the first watcher's are used). The shared embed and
+    mask stages are timed on ``clock`` (default: the first watcher's)."""
     begun = [watcher.begin(frame) for watcher, frame in frames]
     chosen = [c for _, c in begun if c is not None]
     results = dict(zip((id(c) for c in chosen), embed_chosen(chosen, clock or frames[0][0].clock), strict=True)
@@ -118,7 +121,7 @@ def tick(frames: list[tuple[Watcher, Frame]], clock: StageClock | None = None) -
     for (watcher, frame), (events, faces) in zip(frames, begun, strict=True):
         if faces is not None:
             events = events + watcher.conclude(faces, *results[id(faces)])
-        out.append(events + watcher._stats_event(frame))
+        out.append(events + watcher.stats_event(frame))
     return out
 
 
@@ -259,7 +262,8 @@ class Watcher:
                                 dwell_seconds=round(track.last_seen - track.first_seen, 3),
                                 observations=identity.total_observations if identity else 0, best_crop=crop_path)
 
-    def _stats_event(self, frame: Frame) -> list[dict[str, Any]]:
+    def stats_event(self, frame: Frame) -> list[dict[str, Any]]:
+        """A ``stats`` event when ``stats_every`` seconds of the source's clock have passed since the last."""
         every = self.options.stats_every
         if every <= 0:
             return []

@@ -162,6 +162,8 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
         for source in sources:
             source.close()
         bus.close()
+        if replica is not None:
+            replica.stop()
         raise
     stop = threading.Event()
 
