@@ -149,6 +149,8 @@ def measure_gallery(statistics: FaceStatistics, sizes: list[int], methods: list[
             del search
         if "pgvector" in methods and postgres_url:
             report.rows += _measure_pgvector(postgres_url, gallery, probe_rows, truth, pg_ef, candidates, size, log)
+    if "pgvector" in methods and postgres_url:
+        report.notes.append(_server_note(postgres_url))
     return report
 
 
@@ -207,6 +209,23 @@ def _measure_pgvector(url: str, gallery: np.ndarray, probes: np.ndarray, truth: 
             rows.append(_row("pgvector", size, ef, times, best, truth, memory, enrol, loaded + indexed))
             log(f"{size} templates: pgvector ef {ef}: p95 {rows[-1].p95_ms} ms, recall@1 {rows[-1].recall_at_1}")
         return rows
+    finally:
+        pg.close()
+
+
+def _server_note(url: str) -> str:
+    """The server the pgvector rows were measured on: versions and the settings that matter for them."""
+    from mfr.recognition.gallery_postgres import HNSW_OPTIONS, PostgresGallery
+
+    pg = PostgresGallery.connect(url)
+    try:
+        raw = pg.connection
+        version = raw.execute("SHOW server_version").fetchone()[0]
+        vector = raw.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+        buffers = raw.execute("SHOW shared_buffers").fetchone()[0]
+        return (f"pgvector: PostgreSQL {version}, pgvector {vector}, shared_buffers {buffers}, HNSW index "
+                f"({HNSW_OPTIONS}), built with maintenance_work_mem 4GB after a bulk COPY; "
+                f"probes after the enrolment sample, each one query")
     finally:
         pg.close()
 
