@@ -172,7 +172,8 @@ class Gallery(ABC):
         """The connection for single statements outside a transaction."""
 
     def integrity(self) -> str:
-        """``ok``, or what is damaged (SQLite checks its file; a server checks its own pages)."""
+        """``ok``, or what is damaged (SQLite checks its file; PostgreSQL that every template's vector column
+        equals its stored embedding)."""
         return "ok"
 
     # --- backend hooks -----------------------------------------------------------------------------

@@ -39,7 +39,8 @@ def unit(rng: np.random.Generator, count: int) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def test_enrol_and_identify_through_a_postgres_gallery(postgres_server, thresholded_package, retinaface_package):
+def test_enrol_and_identify_through_a_postgres_gallery(postgres_server, thresholded_package, retinaface_package,
+                                                       tmp_path):
     url = postgres_server.database("demo")
     result = run("gallery", "enroll-dir", DEMO / "train", "--gallery", url, "--package", thresholded_package,
                  "--detector-package", retinaface_package)
@@ -60,6 +61,12 @@ def test_enrol_and_identify_through_a_postgres_gallery(postgres_server, threshol
         hits = [gallery.nearest_templates(e, 1, ef_search=40)[0][0] == pid
                 for e, pid in zip(matrix.embeddings, matrix.person_ids, strict=True)]
     assert all(hits)
+    exported = run("gallery", "export", tmp_path / "site.json", "--gallery", url)
+    imported = run("gallery", "import", tmp_path / "site.json", "--gallery", tmp_path / "copy.db")
+    assert exported.exit_code == 0 and imported.exit_code == 0, exported.output + imported.output
+    copied = json.loads(run("gallery", "list", "--gallery", tmp_path / "copy.db", "--json").output)["people"]
+    assert {(p["name"], p["templates"]) for p in copied} == {(p["name"], p["templates"])
+                                                             for p in json.loads(listed.output)["people"]}
     unreachable = run("gallery", "remove", "obama", "--gallery", "postgresql://nobody@/x?host=/nonexistent")
     assert unreachable.exit_code == 1 and "cannot connect" in unreachable.output
 
@@ -172,3 +179,20 @@ def test_a_device_keeps_recognising_through_a_server_outage_and_delivers_every_e
 
 def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_postgres_database_is_migrated_once_and_a_newer_or_foreign_schema_is_refused(postgres_server):
+    url = postgres_server.database("schemas")
+    with pytest.raises(GalleryError, match="holds no gallery"):
+        open_gallery(url)  # nothing is created without create=True (a read of a wrong URL changes nothing)
+    with open_gallery(url, create=True) as gallery:
+        versions = [r[0] for r in gallery.db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+        assert versions == [1, 2] and gallery.revision == 1
+        gallery.db.execute("INSERT INTO schema_migrations(version, applied) VALUES (99, 'later')")
+    with pytest.raises(GalleryError, match="newer mfr"):
+        open_gallery(url)
+    foreign = postgres_server.database("other_app")
+    with open_gallery(foreign, create=True) as gallery:
+        gallery.db.execute("DROP TABLE schema_migrations")
+    with pytest.raises(GalleryError, match="not an mfr gallery"):
+        open_gallery(foreign, create=True)
