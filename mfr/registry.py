@@ -78,6 +78,17 @@ def _entries() -> tuple[ModelEntry, ...]:
         ),
         *(_iresnet(depth) for depth in (18, 34, 50, 100)),
         ModelEntry(
+            name="g2d",
+            kind="recognition",
+            factory="mfr.models.g2d:G2DNet",
+            # the teacher's (MobileFaceNet's) normalisation: its embeddings are what G2D's training distils
+            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
+            output_names=("embedding",),
+            default_weights=None,
+            strip_prefix="module.",
+            description="G2D (generative encoder + discriminative reformer), 128-d; weights from mfr train g2d",
+        ),
+        ModelEntry(
             name="retinaface-mnet025",
             kind="detection",
             factory="mfr.models.retinaface:RetinaFace",

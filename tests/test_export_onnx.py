@@ -56,27 +56,34 @@ def test_detector_package_takes_any_image_size(retinaface_package):
         assert 0 <= scores.min() and scores.max() <= 1
 
 
-def test_iresnet_random_weights_round_trip(tmp_path):
-    """No iResNet weights ship: a randomly initialised backbone.pth (DataParallel-prefixed) must load
-    strictly and export with parity, as a user's own arcface_torch checkpoint would."""
+@pytest.mark.parametrize("name, dim, mean", [("iresnet18", 512, [0.5, 0.5, 0.5]),
+                                            ("g2d", 128, [0.485, 0.456, 0.406])])
+def test_models_without_shipped_weights_round_trip(tmp_path, name, dim, mean):
+    """No iResNet or G2D weights ship: a randomly initialised checkpoint (DataParallel-prefixed) must load
+    strictly and export with parity, as a user's own arcface_torch checkpoint or a trained G2D would."""
     import torch
 
     from mfr.registry import get_model_entry
 
     torch.manual_seed(0)
-    model = get_model_entry("iresnet18").build()
+    model = get_model_entry(name).build()
+    with torch.no_grad():  # non-trivial batch-norm statistics, so the exported graph has them to get right
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
     weights = tmp_path / "backbone.pth"
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, weights)
-    out = tmp_path / "r18"
+    out = tmp_path / name
     result = subprocess.run(
-        [sys.executable, "-m", "mfr.cli.export_cli", "onnx", "--model", "iresnet18", "--weights", str(weights),
+        [sys.executable, "-m", "mfr.cli.export_cli", "onnx", "--model", name, "--weights", str(weights),
          "--out", str(out), "--json"], capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr
     manifest = json.loads(result.stdout)
-    assert manifest["outputs"][0]["shape"] == ["batch", 512]
+    assert manifest["outputs"][0]["shape"] == ["batch", dim]
     assert manifest["parity"]["min_cosine"] >= 0.9999
-    assert manifest["spec"]["mean"] == [0.5, 0.5, 0.5]
+    assert manifest["spec"]["mean"] == pytest.approx(mean)
 
 
 def test_failed_parity_leaves_nothing_behind(tmp_path):
