@@ -1,0 +1,76 @@
+"""G2D's pieces against values worked out by hand: the relational distillation losses (Park et al., 2019)
+and the weighted reconstruction loss; the architecture's size."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.conftest import needs_torch
+
+pytestmark = needs_torch
+
+
+def test_rkd_distance_loss_matches_a_hand_computed_value():
+    import torch
+
+    from mfr.training.g2d_losses import rkd_distance_loss
+
+    teacher = torch.tensor([[0.0], [1.0], [3.0]])  # distances 1, 3, 2: mean 2 -> 0.5, 1.5, 1.0
+    student = torch.tensor([[0.0], [2.0], [3.0]])  # distances 2, 3, 1: mean 2 -> 1.0, 1.5, 0.5
+    # differences -0.5, 0, 0.5 under the Huber loss (0.5 d^2 below 1): 0.125, 0, 0.125 -> mean 1/12
+    assert rkd_distance_loss(student, teacher).item() == pytest.approx(1 / 12, rel=1e-5)
+
+
+def test_rkd_angle_loss_matches_a_hand_computed_value():
+    import torch
+
+    from mfr.training.g2d_losses import rkd_angle_loss
+
+    teacher = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    student = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+    # at A both angles are right angles; at B the cosine is 1/sqrt2 (teacher) vs 1/sqrt5 (student), at C
+    # 1/sqrt2 vs 2/sqrt5, each for two ordered triplets; every other triplet agrees; 27 triplets in all
+    b = 1 / math.sqrt(2) - 1 / math.sqrt(5)
+    c = 1 / math.sqrt(2) - 2 / math.sqrt(5)
+    expected = (2 * 0.5 * b * b + 2 * 0.5 * c * c) / 27
+    assert rkd_angle_loss(student, teacher).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_relational_losses_ignore_rotation_and_scale_but_not_a_shuffle():
+    import torch
+
+    from mfr.training.g2d_losses import rkd_loss
+
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.randn(16, 8, generator=generator)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, generator=generator))
+    assert rkd_loss(3.0 * teacher @ rotation, teacher).item() < 1e-6
+    assert rkd_loss(teacher[torch.randperm(16, generator=generator)], teacher).item() > 0.01
+
+
+def test_masked_l1_weights_the_hidden_pixels():
+    import torch
+
+    from mfr.training.g2d_losses import masked_l1
+
+    target = torch.zeros(1, 1, 1, 2)
+    prediction = torch.tensor([[[[1.0, 3.0]]]])  # errors 1 (visible) and 3 (hidden)
+    hidden = torch.tensor([[[[0.0, 1.0]]]])
+    assert masked_l1(prediction, target, hidden, hidden_weight=5.0).item() == pytest.approx((1 + 5 * 3) / 6)
+    assert masked_l1(prediction, target, torch.zeros_like(hidden)).item() == pytest.approx(2.0)
+
+
+def test_g2d_is_edge_sized_next_to_mobilefacenet():
+    from mfr.models.g2d import G2DInpainter, G2DNet, count_macs
+    from mfr.models.mobilefacenet import MobileFaceNet
+
+    g2d, reference = G2DNet(), MobileFaceNet()
+    # the MobileFaceNet paper (Chen et al., 2018) gives 221M multiply-adds; this variant's layers differ a little
+    assert count_macs(reference) == pytest.approx(221e6, rel=0.1)
+    assert count_macs(g2d) <= 1.5 * count_macs(reference)
+    assert sum(p.numel() for p in g2d.parameters()) <= 1.5 * sum(p.numel() for p in reference.parameters())
+    inpainter = G2DInpainter(g2d.encoder)
+    assert inpainter.encoder is g2d.encoder  # the generative stage trains the very encoder that is deployed
+    assert not any(name.startswith("decoder") for name in g2d.state_dict())  # the decoder never ships
