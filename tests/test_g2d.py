@@ -74,3 +74,38 @@ def test_g2d_is_edge_sized_next_to_mobilefacenet():
     inpainter = G2DInpainter(g2d.encoder)
     assert inpainter.encoder is g2d.encoder  # the generative stage trains the very encoder that is deployed
     assert not any(name.startswith("decoder") for name in g2d.state_dict())  # the decoder never ships
+
+
+def test_free_form_holes_are_seeded_and_cover_a_bounded_share():
+    import numpy as np
+
+    from mfr.training.holes import HOLE_SHARE, apply_holes, free_form_holes, hidden_region
+
+    shares = [free_form_holes(np.random.default_rng(s)).mean() for s in range(60)]
+    assert np.array_equal(free_form_holes(np.random.default_rng(3)), free_form_holes(np.random.default_rng(3)))
+    assert not np.array_equal(free_form_holes(np.random.default_rng(3)), free_form_holes(np.random.default_rng(4)))
+    assert min(shares) >= HOLE_SHARE[0] * 0.9 and max(shares) <= 0.7  # strokes overshoot a little, never the face
+    face = np.full((112, 112, 3), 128, np.uint8)
+    holes = free_form_holes(np.random.default_rng(5))
+    filled = apply_holes(face, holes, np.random.default_rng(5))
+    assert (filled[holes == 0] == 128).all()  # nothing outside the holes is touched
+    # a fill colour may equal the face's at some pixels; hidden_region finds every changed one and no other
+    changed = hidden_region(face, filled)
+    assert changed.sum() > 0.9 * holes.sum() and not changed[holes == 0].any()
+
+
+def test_the_hidden_region_of_a_synthetic_mask_is_the_lower_face():
+
+    from mfr.augment.masks import MaskGenerator
+    from mfr.data.lfw import lfw_root
+    from mfr.runtime.align import aligned_crop_landmarks
+    from mfr.runtime.image_io import read_image_bgr
+    from mfr.training.holes import hidden_region
+
+    face = read_image_bgr(sorted(lfw_root().glob("*/*_0001.jpg"))[0])
+    masked = MaskGenerator(seed=0).apply(face, aligned_crop_landmarks(112, 112), "face-0")
+    hidden = hidden_region(face, masked)
+    rows = hidden.mean(axis=1)
+    assert 0.15 < hidden.mean() < 0.6
+    assert rows[:40].sum() < 0.1 * rows.sum()  # eyes and forehead stay visible
+    assert rows[70:].sum() > 0.6 * rows.sum()  # the mask sits on the nose, mouth and chin
