@@ -109,3 +109,41 @@ def test_the_hidden_region_of_a_synthetic_mask_is_the_lower_face():
     assert 0.15 < hidden.mean() < 0.6
     assert rows[:40].sum() < 0.1 * rows.sum()  # eyes and forehead stay visible
     assert rows[70:].sum() > 0.6 * rows.sum()  # the mask sits on the nose, mouth and chin
+
+
+@pytest.mark.parametrize("phase", ["holes", "masks"])
+def test_inpainting_batches_are_seeded_and_say_what_they_hide(phase):
+    import numpy as np
+    import torch
+
+    from mfr.data.lfw import lfw_root
+    from mfr.registry import get_model_entry
+    from mfr.runtime.image_io import read_image_bgr
+    from mfr.runtime.preprocess import normalize
+    from mfr.training.batches import BatchPlan
+    from mfr.training.g2d_batches import InpaintingBatches
+    from mfr.training.looks import LOOKS, TrainingLooks
+
+    paths = sorted(lfw_root().glob("*/*_0001.jpg"))[:6]
+    faces = np.stack([read_image_bgr(p) for p in paths])
+    spec = get_model_entry("g2d").spec
+    batches = InpaintingBatches(faces, [p.stem for p in paths], TrainingLooks(LOOKS, seed=0), spec, phase, seed=1)
+    plan = BatchPlan(epoch=0, step=3, indices=np.arange(6))
+    first, again = batches[plan], batches[plan]
+    assert torch.equal(first.inputs, again.inputs) and torch.equal(first.hidden, again.hidden)
+    other = batches[BatchPlan(epoch=1, step=3, indices=np.arange(6))]
+    assert not torch.equal(first.inputs, other.inputs)
+    differs = (first.inputs != first.targets).any(dim=1, keepdim=True)
+    assert torch.equal(differs, first.hidden.bool())  # hidden is exactly where the input lost the face
+    share = first.hidden.mean().item()
+    assert 0.08 < share < 0.6
+    if phase == "masks":  # a face mask covers the lower face, mirrored or not
+        rows = first.hidden.mean(dim=(0, 1, 3))
+        assert rows[:40].sum() < 0.1 * rows.sum()
+    # the targets are the clean faces themselves (mirrored with their input when the batch mirrors)
+    clean = torch.from_numpy(normalize(faces, spec))
+    for row in range(6):
+        assert torch.equal(first.targets[row], clean[row]) or torch.equal(first.targets[row],
+                                                                           clean[row].flip(-1))
+    with pytest.raises(ValueError, match="unknown inpainting phase"):
+        InpaintingBatches(faces, [p.stem for p in paths], TrainingLooks(LOOKS), spec, "noise", 0)

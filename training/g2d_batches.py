@@ -1,0 +1,67 @@
+"""Batches for G2D's generative stage: covered faces, the clean faces they hide, and where they hide them.
+
+Each face of a step is covered either by free-form holes (``phase="holes"``, the general inpainting the
+encoder is pretrained on) or by a face mask of the training looks (``phase="masks"``, the finetuning),
+mirrored or not with its clean target, and the hidden pixels are recorded for the weighted
+reconstruction loss. Like ``batches.TrainingBatches``, every choice comes from a generator seeded by
+(seed, epoch, step), so a batch is the same pixels in the training process or a DataLoader worker and
+a resumed run sees what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mfr.runtime.align import aligned_crop_landmarks
+from mfr.runtime.preprocess import normalize
+from mfr.spec import PreprocessSpec
+from mfr.training.batches import BatchPlan
+from mfr.training.holes import apply_holes, free_form_holes, hidden_region
+from mfr.training.looks import TrainingLooks
+
+PHASES = ("holes", "masks")
+
+
+@dataclass
+class InpaintingBatch:
+    inputs: torch.Tensor  # (B, 3, H, W) covered faces, normalised by the spec
+    targets: torch.Tensor  # (B, 3, H, W) the same faces uncovered, normalised
+    hidden: torch.Tensor  # (B, 1, H, W) 1.0 where the cover hid the face
+    indices: np.ndarray
+
+
+class InpaintingBatches(torch.utils.data.Dataset):
+    """``batches[plan]`` -> the :class:`InpaintingBatch` of a :class:`BatchPlan` in ``phase``."""
+
+    def __init__(self, images: np.ndarray, keys: list[str], looks: TrainingLooks, spec: PreprocessSpec,
+                 phase: str, seed: int) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"unknown inpainting phase {phase!r}; one of {', '.join(PHASES)}")
+        self.images, self.keys, self.looks, self.spec, self.phase, self.seed = images, keys, looks, spec, phase, seed
+        self.points = aligned_crop_landmarks(*images.shape[1:3])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, plan: BatchPlan) -> InpaintingBatch:
+        rng = np.random.default_rng([self.seed, plan.epoch, plan.step, 3])
+        covered, clean, hidden = [], [], []
+        for index in plan.indices:
+            face = np.ascontiguousarray(self.images[index])
+            if self.phase == "holes":
+                holes_rng = np.random.default_rng([self.seed, plan.epoch, plan.step, int(index), 4])
+                cover = apply_holes(face, free_form_holes(holes_rng, face.shape[:2]), holes_rng)
+            else:
+                cover = self.looks.apply(face, self.points, key=f"{self.keys[index]}:{plan.epoch}")
+            region = hidden_region(face, cover)
+            if rng.random() < 0.5:
+                face, cover, region = face[:, ::-1], cover[:, ::-1], region[:, ::-1]
+            covered.append(cover)
+            clean.append(face)
+            hidden.append(region)
+        return InpaintingBatch(torch.from_numpy(normalize(np.stack(covered), self.spec)),
+                               torch.from_numpy(normalize(np.stack(clean), self.spec)),
+                               torch.from_numpy(np.stack(hidden).astype(np.float32)[:, None]), plan.indices)
