@@ -151,10 +151,10 @@ class AnnSearch:
                    masked_template_offset: np.ndarray | None = None) -> PersonScores:
         probes = np.asarray(probes, np.float32)
         count = len(probes)
-        ids = np.full((count, k), -1, np.int64)
-        best = np.full((count, k), -np.inf, np.float32)
+        found = PersonScores.none_found(count, k)
         if count == 0 or len(self.exact.people) == 0:
-            return PersonScores(ids, best)
+            return found
+        ids, best = found.person_ids, found.scores
         rows = self.index.search(probes, min(self.candidates, len(self.exact.embeddings)))
         exact = self.exact
         for q in range(count):
@@ -172,7 +172,7 @@ class AnnSearch:
             ids[q, :len(order)] = exact.people[people[order]]
             best[q, :len(order)] = per_person[order]
         ids[~np.isfinite(best)] = -1
-        return PersonScores(ids, best)
+        return found
 
 
 SEARCH_CHOICES = ("auto", "exact", *ANN_BACKENDS)

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from mfr.errors import GalleryError
+from mfr.paths import is_gallery_url
 
 SCHEMA_VERSION = 2
 
@@ -261,6 +262,11 @@ class Gallery(ABC):
             raise GalleryError(f"{self.location}: no person named {name!r}")
         return Person(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
 
+    def size(self) -> tuple[int, int]:
+        """(people, templates), counted without reading them."""
+        row = self.db.execute("SELECT (SELECT count(*) FROM people), (SELECT count(*) FROM templates)").fetchone()
+        return int(row[0]), int(row[1])
+
     def _exists(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone() is not None
 
@@ -349,7 +355,7 @@ class Gallery(ABC):
 
     def template_matrix(self) -> TemplateMatrix:
         rows = self.db.execute("SELECT person_id, embedding, masked FROM templates ORDER BY id").fetchall()
-        names = {p.id: p.name for p in self.people()}
+        names = {int(r[0]): str(r[1]) for r in self.db.execute("SELECT id, name FROM people").fetchall()}
         if not rows:
             return TemplateMatrix(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, bool), names)
         return TemplateMatrix(np.stack([np.frombuffer(r[1], np.float32) for r in rows]),
@@ -525,7 +531,7 @@ def open_gallery(location: str | Path, create: bool = False) -> Gallery:
     """The gallery at ``location``: ``postgresql://`` (or ``postgres://``) URLs open the PostgreSQL
     backend, anything else is an SQLite file."""
     text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
+    if is_gallery_url(text):
         from mfr.recognition.gallery_postgres import PostgresGallery
 
         return PostgresGallery.connect(text, create)

@@ -257,8 +257,8 @@ class PgvectorSearch:
     def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2,
                    masked_template_offset: np.ndarray | None = None) -> PersonScores:
         count = len(probes)
-        ids = np.full((count, k), -1, np.int64)
-        best = np.full((count, k), -np.inf, np.float32)
+        found = PersonScores.none_found(count, k)
+        ids, best = found.person_ids, found.scores
         with self.gallery.transaction() as db:
             db.execute(f"SET LOCAL hnsw.ef_search = {int(self.ef_search)}")
             for q in range(count):
@@ -273,4 +273,4 @@ class PgvectorSearch:
                     (vector, self.candidates, vector, offset, bool(masked[q]), k)).fetchall()
                 for j, (person_id, score) in enumerate(rows):
                     ids[q, j], best[q, j] = int(person_id), float(score)
-        return PersonScores(ids, best)
+        return found

@@ -42,7 +42,7 @@ class SyncResult:
 def pull(replica: Gallery, central: Gallery) -> bool:
     """Bring ``replica`` to ``central``'s revision; False when it already was."""
     source = replica.replica_of
-    if source is None and replica.people():
+    if source is None and replica.size()[0]:
         raise GalleryError(f"{replica.location} is a gallery of its own, not a replica: name a new file "
                            f"for the replica of {central.location}")
     if source is not None and source != central.location:
@@ -70,8 +70,9 @@ def sync_once(replica_path: Path, central_location: str) -> SyncResult:
     with open_gallery(central_location) as central, open_gallery(replica_path, create=True) as replica:
         pulled = pull(replica, central)
         delivered = deliver(replica, central)
-        return SyncResult(central.location, replica.revision, pulled, len(replica.people()),
-                          len(replica.template_matrix().person_ids), delivered, replica.count_undelivered())
+        people, templates = replica.size()
+        return SyncResult(central.location, replica.revision, pulled, people, templates, delivered,
+                          replica.count_undelivered())
 
 
 class ReplicaWorker(threading.Thread):

@@ -30,6 +30,11 @@ class PersonScores:
     person_ids: np.ndarray  # (Q, k) int64, -1 where the gallery has fewer people
     scores: np.ndarray  # (Q, k) float32, -inf where the gallery has fewer people
 
+    @classmethod
+    def none_found(cls, count: int, k: int) -> PersonScores:
+        """``count`` probes with no person found yet: every search starts from this and fills it in."""
+        return cls(np.full((count, k), -1, np.int64), np.full((count, k), -np.inf, np.float32))
+
 
 class TemplateSearch(Protocol):
     def templates_searched(self, masked: bool) -> int:
@@ -58,10 +63,10 @@ class ExactSearch:
     def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2,
                    masked_template_offset: np.ndarray | None = None) -> PersonScores:
         count = len(probes)
-        ids = np.full((count, k), -1, np.int64)
-        best = np.full((count, k), -np.inf, np.float32)
+        found = PersonScores.none_found(count, k)
         if count == 0 or len(self.people) == 0:
-            return PersonScores(ids, best)
+            return found
+        ids, best = found.person_ids, found.scores
         scores = np.asarray(probes, np.float32) @ self.embeddings.T
         # an unmasked probe never scores against masked templates
         scores[np.ix_(~np.asarray(masked, bool), self.masked)] = -np.inf
@@ -77,4 +82,4 @@ class ExactSearch:
         ids[:, :take] = self.people[top]
         best[:, :take] = np.take_along_axis(per_person, top, axis=1)
         ids[~np.isfinite(best)] = -1
-        return PersonScores(ids, best)
+        return found

@@ -115,12 +115,11 @@ def tick(frames: list[tuple[Watcher, Frame]], clock: StageClock | None = None) -
     mask stages are timed on ``clock`` (default: the first watcher's)."""
     begun = [watcher.begin(frame) for watcher, frame in frames]
     chosen = [c for _, c in begun if c is not None]
-    results = dict(zip((id(c) for c in chosen), embed_chosen(chosen, clock or frames[0][0].clock), strict=True)
-                   ) if chosen else {}
+    embedded = iter(embed_chosen(chosen, clock or frames[0][0].clock) if chosen else [])
     out = []
     for (watcher, frame), (events, faces) in zip(frames, begun, strict=True):
-        if faces is not None:
-            events = events + watcher.conclude(faces, *results[id(faces)])
+        if faces is not None:  # the chosen faces come back in the order they were chosen
+            events = events + watcher.conclude(faces, *next(embedded))
         out.append(events + watcher.stats_event(frame))
     return out
 
