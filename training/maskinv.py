@@ -23,11 +23,9 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +41,19 @@ from mfr.training.batches import FACES_NAME, Batch, TrainingBatches, epoch_plan,
 from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
 from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace, distillation_loss
+from mfr.training.run_dir import (
+    STATE_NAME,
+    config_fingerprint,
+    config_summary,
+    freeze_batchnorm,
+    load_state,
+    prepare_out_dir,
+    save_atomic,
+    write_log_csv,
+)
 from mfr.training.teacher import Teacher, load_teacher
 from mfr.training.validation import Validator, carve_validation
 
-STATE_NAME = "train_state.pt"
 STUDENT_NAME = "student.pt"
 LOG_CSV, LOG_JSON, LOSS_PNG = "train_log.csv", "train_log.json", "loss.png"
 LOG_FIELDS = ["step", "epoch", "lr", "loss", "distill", "margin", "cosine_masked", "cosine_unmasked", "seconds"]
@@ -117,17 +124,6 @@ class TrainingResult:
 
 def learning_rate(config: MaskInvConfig, epoch: int) -> float:
     return config.lr * 0.1 ** sum(epoch >= boundary for boundary in config.lr_steps)
-
-
-def freeze_batchnorm(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
-
-
-def save_atomic(obj: Any, path: Path) -> None:
-    with atomic_file(path) as tmp:
-        torch.save(obj, tmp)
 
 
 class MaskInvTrainer:
@@ -215,18 +211,8 @@ class MaskInvTrainer:
         return split.train, Validator(split, held, teacher_embeddings, spec, config.seed)
 
     def prepare_out_dir(self, out: Path) -> None:
-        if out.exists() and not out.is_dir():
-            raise MfrError(f"output path {out} exists and is not a directory")
-        if self.config.resume:
-            if not (out / STATE_NAME).is_file():
-                raise MfrError(f"--resume: {out / STATE_NAME} not found (nothing to resume)")
-            return
-        if out.is_dir() and any(out.iterdir()) and not self.config.force:
-            raise MfrError(f"output directory {out} exists and is not empty; pass --resume to continue its "
-                           f"training or --force to start again")
-        out.mkdir(parents=True, exist_ok=True)
-        for name in (STATE_NAME, STUDENT_NAME, LOG_CSV, LOG_JSON, LOSS_PNG, FACES_NAME, FACES_NAME + ".sha256"):
-            (out / name).unlink(missing_ok=True)
+        prepare_out_dir(out, self.config.resume, self.config.force,
+                        (STUDENT_NAME, LOG_CSV, LOG_JSON, LOSS_PNG, FACES_NAME, FACES_NAME + ".sha256"))
 
     def step(self, student: nn.Module, head: ElasticArcFace, optimizer: torch.optim.Optimizer, batch: Batch,
              targets: np.ndarray, all_labels: np.ndarray) -> dict[str, float]:
@@ -256,10 +242,7 @@ class MaskInvTrainer:
                 log: Callable[[str], None]) -> tuple[list[dict[str, float]], list[dict[str, float]], int, int]:
         if not self.config.resume:
             return [], [], 0, 0
-        state = torch.load(out / STATE_NAME, map_location=self.config.device, weights_only=True)
-        if state.get("config") != config_fingerprint(self.config):
-            raise MfrError(f"{out / STATE_NAME} was written with other training options; resume with the same "
-                           f"options (differences: {diff(state.get('config', {}), config_fingerprint(self.config))})")
+        state = load_state(out, maskinv_fingerprint(self.config), self.config.device)
         student.load_state_dict(state["student"], strict=True)
         head.load_state_dict(state["head"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
@@ -270,17 +253,12 @@ class MaskInvTrainer:
                    step: int, rows: list[dict[str, float]], validation: list[dict[str, float]]) -> None:
         save_atomic({"student": student.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
                      "epoch": epoch, "step": step, "log": rows, "validation": validation,
-                     "config": config_fingerprint(self.config)}, out / STATE_NAME)
+                     "config": maskinv_fingerprint(self.config)}, out / STATE_NAME)
 
     def write_logs(self, out: Path, rows: list[dict[str, float]], validation: list[dict[str, float]],
                    data: TrainingSet, teacher: Teacher, seconds: float, steps: int) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_file(out / LOG_CSV) as tmp:
-            tmp.write_text(buffer.getvalue())
-        summary = {"config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()},
+        write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
+        summary = {"config": config_summary(self.config),
                    "teacher": teacher.describe(), "data": {"source": data.source, "faces": len(data),
                                                            "people": len(data.people)},
                    "steps": steps, "seconds": seconds, "first": rows[0] if rows else None,
@@ -297,16 +275,9 @@ def format_validation(row: dict[str, float]) -> str:
             f"(unseen)")
 
 
-def config_fingerprint(config: MaskInvConfig) -> dict[str, Any]:
-    """The options a resumed run must share with the run it continues."""
-    skip = {"out", "resume", "force", "threads", "workers", "device", "log_every", "max_steps", "epochs"}
-    return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v
-            for k, v in asdict(config).items() if k not in skip}
-
-
-def diff(before: dict[str, Any], now: dict[str, Any]) -> str:
-    return ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
-                     if before.get(k) != now.get(k))
+def maskinv_fingerprint(config: MaskInvConfig) -> dict[str, Any]:
+    """The options a resumed run must share with the run it continues (it may train more epochs)."""
+    return config_fingerprint(config, also_skip=("epochs",))
 
 
 def class_centres(targets: np.ndarray, labels: np.ndarray, classes: int) -> torch.Tensor:
