@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,18 @@ def calibrated(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFac
                                       "--num-images", "64", "--no-lfw-check", "--fallback-budget", "4", "--json"])
     assert result.exit_code == 0, result.output
     return out, json.loads(result.output[result.output.index("{"):])
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 faces each of 6 LFW people from the training split (never in the held-out folds)."""
+    from mfr.training.data import lfw_demo_split
+
+    split = lfw_demo_split()
+    root = tmp_path_factory.mktemp("tiny") / "faces"
+    people = [p for p in split.people if len(list((split.paths[0].parents[1] / p).glob("*.jpg"))) >= 3][:6]
+    for person in people:
+        (root / person).mkdir(parents=True)
+        for image in sorted((split.paths[0].parents[1] / person).glob("*.jpg"))[:3]:
+            shutil.copy(image, root / person / image.name)
+    return root

@@ -12,25 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from mfr.errors import DataError, MfrError
-from mfr.training.data import lfw_demo_split
 
 torch = pytest.importorskip("torch")
 
 from mfr.training.maskinv import MaskInvConfig, MaskInvTrainer  # noqa: E402
 from mfr.training.teacher import load_teacher  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> Path:
-    """3 faces each of 6 LFW people from the training split (never in the held-out folds)."""
-    split = lfw_demo_split()
-    root = tmp_path_factory.mktemp("tiny") / "faces"
-    people = [p for p in split.people if len(list((split.paths[0].parents[1] / p).glob("*.jpg"))) >= 3][:6]
-    for person in people:
-        (root / person).mkdir(parents=True)
-        for image in sorted((split.paths[0].parents[1] / person).glob("*.jpg"))[:3]:
-            shutil.copy(image, root / person / image.name)
-    return root
 
 
 def train(teacher: Path, data: Path, out: Path, **options: object):

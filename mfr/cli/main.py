@@ -624,6 +624,107 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
         click.echo(f"validation people, after:  {format_validation(result.validation[-1])}")
 
 
+@train_group.command("g2d")
+@click.option("--teacher", type=click.Path(path_type=Path), required=True,
+              help="Frozen teacher whose embeddings of unmasked faces are distilled: a model package or a "
+                   "checkpoint (then --model).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Aligned faces, one folder per person [default: the LFW demo split, people of folds 1-5 and "
+                   "in no pair; judge on folds 6-10 and MFR2].")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output: student.pt, classifier.pt, reconstructions.png, train_log.csv/.json, loss.png, "
+                   "train_state.pt, package/.")
+@click.option("--model", "model_name", default="mobilefacenet", show_default=True,
+              help="Architecture of a checkpoint teacher.")
+@click.option("--no-generative", is_flag=True,
+              help="The ablation: skip the inpainting stage and train E with R from random weights, for the "
+                   "epochs of both stages, with the same distillation.")
+@click.option("--holes-epochs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Stage 1a: inpainting pretraining on random free-form holes.")
+@click.option("--masks-epochs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Stage 1b: inpainting finetuning on synthetic face masks.")
+@click.option("--distill-epochs", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Stage 2: the reformer learns by relational distillation, the encoder frozen.")
+@click.option("--classifier-epochs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Stage 3: linear + softmax classifier over the training identities, backbone frozen.")
+@click.option("--hidden-weight", type=click.FloatRange(min=1), default=5.0, show_default=True,
+              help="Reconstruction weight of the pixels under a mask or hole, relative to visible ones.")
+@click.option("--cosine-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Add a direct cosine term towards the teacher's unmasked embedding (makes embeddings "
+                   "comparable with templates the teacher enrolled); 0: relational distillation only.")
+@click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Chance that a face is masked in stages 2 and 3.")
+@click.option("--mask-looks", default="templates,jittered,occluder", show_default=True,
+              help="Comma-separated looks a masked face is drawn in (as in mfr train maskinv).")
+@click.option("--augment-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Chance that a face is degraded in stages 2 and 3 (misalignment, light, blur, JPEG).")
+@click.option("--generative-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--distill-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--classifier-lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=3), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="torch CPU threads (0: torch's default).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes that build batches ahead of the training loop (the result does not depend on it).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint.")
+@click.option("--no-package", is_flag=True, help="Do not export the student to OUT/package.")
+@click.option("--force", is_flag=True, help="Start again in a non-empty --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON on stdout.")
+def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: str, no_generative: bool,
+                      holes_epochs: int, masks_epochs: int, distill_epochs: int, classifier_epochs: int,
+                      hidden_weight: float, cosine_weight: float, mask_probability: float, mask_looks: str,
+                      augment_probability: float, generative_lr: float, distill_lr: float, classifier_lr: float,
+                      batch_size: int, seed: int, device: str, threads: int, workers: int, max_steps: int | None,
+                      resume: bool, no_package: bool, force: bool, as_json: bool) -> None:
+    """G2D: a generative encoder pretrained to inpaint masked faces, a reformer distilled from the teacher.
+
+    Three stages, one after another, each resumable and logged: (1) E + decoder reconstruct the
+    uncovered face from random holes, then from synthetic masks (L1, hidden pixels weighted);
+    (2) E frozen, the reformer R learns from masked faces so that distances and angles between its
+    embeddings match the teacher's for the same faces unmasked (relational knowledge distillation);
+    (3) a softmax classifier over the training identities on R's output (closed set; not deployed).
+    The deployed model is E -> R, exported to OUT/package with the g2d spec, ready for calibrate and
+    build-engine. --no-generative trains the ablation in the same number of epochs.
+    """
+    from mfr.cli.common import require_extra
+
+    require_extra("torch", "train")
+    require_extra("matplotlib", "train")
+    from mfr.training.g2d import G2DConfig, G2DTrainer
+
+    config = G2DConfig(teacher=teacher, out=out, data=data, model=model_name, generative=not no_generative,
+                       holes_epochs=holes_epochs, masks_epochs=masks_epochs, distill_epochs=distill_epochs,
+                       classifier_epochs=classifier_epochs, hidden_weight=hidden_weight, cosine_weight=cosine_weight,
+                       mask_probability=mask_probability,
+                       mask_looks=tuple(look.strip() for look in mask_looks.split(",") if look.strip()),
+                       augment_probability=augment_probability, generative_lr=generative_lr, distill_lr=distill_lr,
+                       classifier_lr=classifier_lr, batch_size=batch_size, seed=seed, device=device, threads=threads,
+                       workers=workers, max_steps=max_steps, resume=resume, force=force)
+    result = G2DTrainer(config)(log=log, progress=progress_bar)
+    package = None
+    if not no_package:
+        from mfr.export.package import OnnxPackageExporter
+
+        package = out / "package"
+        log(f"exporting the student to {package}")
+        OnnxPackageExporter(model=result.model, out=package, weights=result.student, force=True)(log=log)
+    summary = {"steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
+               "stages": result.stages, "parameters": result.parameters, "macs": result.macs,
+               "student": str(result.student), "package": None if package is None else str(package)}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"trained {result.steps} steps ({result.epochs_done} epochs) in {result.seconds:.0f} s; "
+               f"{result.parameters / 1e6:.2f}M parameters, {result.macs / 1e6:.0f}M MACs; student {result.student}"
+               + (f", package {package}" if package else ""))
+    for stage, figures in result.stages.items():
+        click.echo(f"  {stage}: loss {figures['first']['loss']:.4f} -> {figures['last']['loss']:.4f} "
+                   f"({figures['seconds']:.0f} s)")
+
+
 @train_group.command("mask-classifier")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The classifier file to write (.npz); mfr ships one in mfr/weights/mask-classifier/.")

@@ -70,9 +70,10 @@ class InpaintingDecoder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for cin, cout in ((FEATURE_CHANNELS, 64), (64, 32), (32, 32)):  # 14 -> 28 -> 56 -> 112
+        for cin, cout in ((FEATURE_CHANNELS, 64), (64, 32)):  # 14 -> 28 -> 56
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), _conv_bn_relu(cin, cout)]
-        layers.append(nn.Conv2d(32, 3, 3, padding=1))
+        # 56 -> 112 straight to pixels: a 32-channel convolution at full size would double the decoder's cost
+        layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(32, 3, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

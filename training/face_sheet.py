@@ -1,0 +1,37 @@
+"""Sheets of faces for a person to look at: what a generative model was shown and what it drew.
+
+A reconstruction is judged by eye before any number: a loss that falls can still mean blurred grey
+faces. Rows of tiles (e.g. covered input | reconstruction | original), each row labelled.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from mfr.spec import PreprocessSpec
+
+LABEL_WIDTH = 150
+
+
+def denormalize(inputs: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """float32 (N, 3, H, W) in the model's input space -> uint8 BGR (N, H, W, 3): ``normalize`` undone."""
+    std = np.asarray(spec.std, np.float32)
+    mean = np.asarray(spec.mean, np.float32)
+    pixels = (inputs.transpose(0, 2, 3, 1) * std + mean) / np.float32(spec.scale)
+    if spec.color_order == "RGB":
+        pixels = pixels[..., ::-1]
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def labelled_rows(rows: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """One image from labelled rows of equal-sized uint8 BGR tiles (label, (N, H, W, 3))."""
+    lines = []
+    for label, tiles in rows:
+        height = tiles.shape[1]
+        caption = np.full((height, LABEL_WIDTH, 3), 255, np.uint8)
+        for number, text in enumerate(label.split("\n")):
+            cv2.putText(caption, text, (6, 22 + 20 * number), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
+                        cv2.LINE_AA)
+        lines.append(np.hstack([caption, *tiles]))
+    return np.vstack(lines)

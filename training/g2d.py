@@ -1,0 +1,408 @@
+"""G2D training: three modules learned greedily, one after another (see ``mfr.models.g2d``).
+
+1. generative (stages ``holes`` then ``masks``): E + the inpainting decoder learn to reconstruct the
+   uncovered face, first from random free-form holes (pretraining on general inpainting), then from
+   synthetic face masks (finetuning); L1 with extra weight on the hidden pixels. A sheet of covered
+   faces, reconstructions and originals is written after every generative epoch.
+2. discriminative (``distill``): E frozen; the reformer R learns from faces masked with probability p so
+   that the relations between its embeddings (pairwise distances, triplet angles: relational knowledge
+   distillation) match those between the frozen teacher's embeddings of the same faces *unmasked*.
+   Both sides are L2-normalised first, so the relations are those of the hypersphere the embeddings are
+   compared on. Optionally (``cosine_weight``) a direct cosine term pulls the student's embedding to the
+   teacher's, which makes it comparable with templates the teacher enrolled; it is logged on its own.
+3. classifier (``classifier``): a linear layer + softmax over the training identities on R's output, E
+   and R frozen. Closed-set only: the deployed model is E -> R and its embedding.
+
+The ablation (``generative=False``) skips stage 1 and trains E and R together from random weights with
+the same distillation, for as many epochs as the generative run spends in stages 1 and 2, so what the
+inpainting pretraining adds is measured, not assumed.
+
+Every stage is resumable: a checkpoint after each epoch holds every module, the stage's optimizer and
+the log; batches and learning rates depend only on (seed, epoch, step), so a resumed run continues as
+the uninterrupted one would (compare ``maskinv``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mfr.atomic import atomic_file, write_json_atomic
+from mfr.augment.masks import DEFAULT_FAMILIES
+from mfr.errors import MfrError
+from mfr.models.g2d import G2DInpainter, G2DNet, count_macs
+from mfr.progress import Progress, no_progress
+from mfr.registry import get_model_entry
+from mfr.spec import PreprocessSpec
+from mfr.training.batches import FACES_NAME, Batch, BatchPlan, TrainingBatches, epoch_plan, iterate_batches, load_faces
+from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
+from mfr.training.face_sheet import denormalize, labelled_rows
+from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
+from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
+from mfr.training.looks import LOOKS, TrainingLooks
+from mfr.training.run_dir import (
+    STATE_NAME,
+    config_fingerprint,
+    config_summary,
+    load_state,
+    prepare_out_dir,
+    save_atomic,
+    write_log_csv,
+)
+from mfr.training.teacher import Teacher, load_teacher
+
+MODEL = "g2d"
+STAGES = ("holes", "masks", "distill", "classifier")
+STUDENT_NAME, CLASSIFIER_NAME = "student.pt", "classifier.pt"
+LOG_CSV, LOG_JSON, LOSS_PNG, SHEET_PNG = "train_log.csv", "train_log.json", "loss.png", "reconstructions.png"
+LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "reconstruction", "hidden_l1", "rkd_distance", "rkd_angle",
+              "cosine_loss", "cosine_masked", "cosine_unmasked", "accuracy", "seconds"]
+SHEET_FACES = 8
+
+
+@dataclass(frozen=True)
+class G2DConfig:
+    teacher: Path  # a model package (its export weights are used) or a checkpoint
+    out: Path
+    data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
+    model: str = "mobilefacenet"  # architecture of a checkpoint teacher
+    generative: bool = True  # False: the ablation (no stage 1; E trained with R from random weights)
+    holes_epochs: int = 1
+    masks_epochs: int = 1
+    distill_epochs: int = 4
+    classifier_epochs: int = 1
+    hidden_weight: float = 5.0  # reconstruction weight of hidden pixels relative to visible ones
+    generative_lr: float = 2e-3
+    distill_lr: float = 2e-3
+    classifier_lr: float = 1e-2
+    weight_decay: float = 1e-4
+    cosine_weight: float = 0.0  # direct cosine term towards the teacher's unmasked embedding (0: RKD only)
+    mask_probability: float = 0.5  # share of masked faces in stages 2 and 3
+    mask_looks: tuple[str, ...] = LOOKS
+    augment_probability: float = 0.5
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    workers: int = 0
+    max_steps: int | None = None  # stop after this many steps in all (tests, trials)
+    log_every: int = 10
+    resume: bool = False
+    force: bool = False
+
+    def check(self) -> None:
+        problems = [(min(self.holes_epochs, self.masks_epochs, self.classifier_epochs) < 0 or self.distill_epochs < 1,
+                     "need --distill-epochs >= 1 and the other stages' epochs >= 0"),
+                    (self.batch_size < 3, "--batch-size must be >= 3 (relational distillation needs triplets)"),
+                    (not 0 <= self.mask_probability <= 1, "--mask-probability must be in [0, 1]"),
+                    (not 0 <= self.augment_probability <= 1, "--augment-probability must be in [0, 1]"),
+                    (not self.mask_looks or any(look not in LOOKS for look in self.mask_looks),
+                     f"--mask-looks must name some of {', '.join(LOOKS)}"),
+                    (min(self.generative_lr, self.distill_lr, self.classifier_lr) <= 0, "learning rates must be > 0"),
+                    (self.cosine_weight < 0 or self.hidden_weight < 1, "--cosine-weight >= 0, --hidden-weight >= 1"),
+                    (self.workers < 0, "--workers must be >= 0")]
+        for failed, message in problems:
+            if failed:
+                raise MfrError(message)
+
+    def schedule(self) -> list[str]:
+        """The stage of every epoch, in order."""
+        if not self.generative:
+            return ["distill"] * (self.holes_epochs + self.masks_epochs + self.distill_epochs) + \
+                ["classifier"] * self.classifier_epochs
+        return ["holes"] * self.holes_epochs + ["masks"] * self.masks_epochs + ["distill"] * self.distill_epochs + \
+            ["classifier"] * self.classifier_epochs
+
+    def base_lr(self, stage: str) -> float:
+        return {"holes": self.generative_lr, "masks": self.generative_lr, "distill": self.distill_lr,
+                "classifier": self.classifier_lr}[stage]
+
+
+@dataclass
+class G2DResult:
+    model: str  # the registry entry of the student, for exporting it
+    steps: int
+    epochs_done: int
+    seconds: float
+    stages: dict[str, dict[str, Any]]  # per stage: first and last logged rows, seconds
+    student: Path
+    parameters: int
+    macs: int
+    log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class G2DModules:
+    """Everything trained: the deployed network (E -> R), the decoder (through ``inpainter``), the head."""
+
+    net: G2DNet
+    inpainter: G2DInpainter
+    head: nn.Linear
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "decoder": self.inpainter.decoder.state_dict(),
+                "head": self.head.state_dict()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"], strict=True)
+        self.inpainter.decoder.load_state_dict(state["decoder"], strict=True)
+        self.head.load_state_dict(state["head"], strict=True)
+
+    def trained_in(self, stage: str, generative: bool) -> Iterable[nn.Parameter]:
+        if stage in ("holes", "masks"):
+            return self.inpainter.parameters()
+        if stage == "distill":
+            return self.net.reformer.parameters() if generative else self.net.parameters()
+        return self.head.parameters()
+
+
+class G2DTrainer:
+    """Loader-style: the constructor stores the configuration, ``__call__`` trains and writes ``out``."""
+
+    def __init__(self, config: G2DConfig) -> None:
+        config.check()
+        self.config = config
+
+    def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> G2DResult:
+        config, out = self.config, Path(self.config.out)
+        prepare_out_dir(out, config.resume, config.force,
+                        (STUDENT_NAME, CLASSIFIER_NAME, LOG_CSV, LOG_JSON, LOSS_PNG, SHEET_PNG, FACES_NAME,
+                         FACES_NAME + ".sha256"))
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        teacher = load_teacher(config.teacher, config.model)
+        entry = get_model_entry(MODEL)
+        spec = entry.spec
+        if teacher.entry.spec.input_size != spec.input_size:
+            raise MfrError(f"the teacher takes {teacher.entry.spec.input_size} faces, G2D {spec.input_size}")
+        data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
+        log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
+        images = load_faces(data, spec, out, progress)
+        log("teacher embeddings of the unmasked faces (and their mirror images)")
+        targets = teacher.raw_embeddings_and_mirrors(images, teacher.entry.spec, config.device, progress)
+        if config.cosine_weight > 0 and targets.shape[2] != spec.embedding_dim:
+            raise MfrError(f"--cosine-weight needs the teacher's embedding size ({targets.shape[2]}) to be G2D's "
+                           f"({spec.embedding_dim})")
+        torch.manual_seed(config.seed)
+        net = entry.build()
+        assert isinstance(net, G2DNet)
+        modules = G2DModules(net, G2DInpainter(net.encoder), nn.Linear(spec.embedding_dim or 128, len(data.people)))
+        for module in (modules.net, modules.inpainter, modules.head):
+            module.to(config.device)
+        schedule = config.schedule()
+        keys = [str(path) for path in data.paths]
+        looks = TrainingLooks(config.mask_looks, config.seed, DEFAULT_FAMILIES)
+        datasets: dict[str, Any] = {
+            "holes": InpaintingBatches(images, keys, looks, spec, "holes", config.seed),
+            "masks": InpaintingBatches(images, keys, looks, spec, "masks", config.seed),
+            "distill": TrainingBatches(images, keys, looks, spec, config.mask_probability,
+                                       config.augment_probability, config.seed)}
+        datasets["classifier"] = datasets["distill"]
+        rows, start_epoch, step, optimizer_state = self.restore(out, modules, log)
+        started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
+        done = start_epoch
+        optimizer: torch.optim.Optimizer | None = None
+        for epoch in range(start_epoch, len(schedule)):
+            stage = schedule[epoch]
+            if epoch == start_epoch or schedule[epoch - 1] != stage:
+                optimizer = torch.optim.AdamW(modules.trained_in(stage, config.generative), lr=config.base_lr(stage),
+                                              weight_decay=config.weight_decay)
+                if optimizer_state is not None and epoch > 0 and schedule[epoch - 1] == stage:
+                    optimizer.load_state_dict(optimizer_state)
+                optimizer_state = None
+            assert optimizer is not None
+            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step)
+            if config.max_steps is not None:
+                plans = plans[:max(0, config.max_steps - step)]
+            stage_epochs, in_stage = schedule.count(stage), epoch - schedule.index(stage)
+            label = f"epoch {epoch + 1}/{len(schedule)} ({stage})"
+            for number, batch in enumerate(progress(iterate_batches(datasets[stage], plans, config.workers),
+                                                    len(plans), label)):
+                per_epoch = max(len(plans), 1)
+                lr = cosine_lr(config.base_lr(stage), (in_stage * per_epoch + number) / (stage_epochs * per_epoch))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                row = self.step(stage, modules, optimizer, batch, targets, data.labels)
+                step += 1
+                if step % config.log_every == 0 or number == 0:
+                    rows.append({"step": step, "epoch": epoch, "stage": stage, "lr": lr, **row,
+                                 "seconds": round(time.perf_counter() - started, 2)})
+                if config.max_steps is not None and step >= config.max_steps:
+                    break
+            done = epoch + 1
+            if stage in ("holes", "masks"):
+                write_sheet(out / SHEET_PNG, modules.inpainter, images, keys, looks, spec, config)
+            save_atomic({**modules.state(), "optimizer": optimizer.state_dict(), "epoch": done, "step": step,
+                         "log": rows, "config": config_fingerprint(config)}, out / STATE_NAME)
+            last = rows[-1] if rows else {}
+            log(f"epoch {done}/{len(schedule)} ({stage}): step {step}, loss {last.get('loss', float('nan')):.4f}")
+            if config.max_steps is not None and step >= config.max_steps:
+                break
+        seconds = round(time.perf_counter() - started, 2)
+        student_path = out / STUDENT_NAME
+        save_atomic({k: v.detach().cpu() for k, v in modules.net.state_dict().items()}, student_path)
+        save_atomic({k: v.detach().cpu() for k, v in modules.head.state_dict().items()} | {"people": data.people},
+                    out / CLASSIFIER_NAME)
+        parameters = sum(p.numel() for p in modules.net.parameters())
+        macs = count_macs(modules.net.cpu())
+        stages = stage_summary(rows)
+        self.write_logs(out, rows, stages, data, teacher, seconds, step, parameters, macs)
+        log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
+        return G2DResult(MODEL, step, done, seconds, stages, student_path, parameters, macs, rows)
+
+    def restore(self, out: Path, modules: G2DModules, log: Callable[[str], None]
+                ) -> tuple[list[dict[str, Any]], int, int, dict[str, Any] | None]:
+        if not self.config.resume:
+            return [], 0, 0, None
+        state = load_state(out, config_fingerprint(self.config), self.config.device)
+        modules.load(state)
+        log(f"resuming after epoch {state['epoch']} (step {state['step']})")
+        return list(state["log"]), int(state["epoch"]), int(state["step"]), state["optimizer"]
+
+    def step(self, stage: str, modules: G2DModules, optimizer: torch.optim.Optimizer, batch: Any,
+             targets: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        if stage in ("holes", "masks"):
+            losses = self.generative_losses(modules, batch)
+        elif stage == "distill":
+            losses = self.distillation_losses(modules, batch, targets)
+        else:
+            losses = self.classifier_losses(modules, batch, labels)
+        loss = losses.pop("loss")
+        assert isinstance(loss, torch.Tensor)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return {"loss": loss.item(), **{k: float(v) for k, v in losses.items()}}
+
+    def generative_losses(self, modules: G2DModules, batch: InpaintingBatch) -> dict[str, Any]:
+        device = self.config.device
+        modules.inpainter.train()
+        hidden = batch.hidden.to(device)
+        prediction = modules.inpainter(batch.inputs.to(device))
+        target = batch.targets.to(device)
+        loss = masked_l1(prediction, target, hidden, self.config.hidden_weight)
+        with torch.no_grad():
+            inside = ((prediction - target).abs() * hidden).sum() / (hidden.sum() * 3).clamp_min(1)
+        return {"loss": loss, "reconstruction": loss.item(), "hidden_l1": inside.item()}
+
+    def distillation_losses(self, modules: G2DModules, batch: Batch, targets: np.ndarray) -> dict[str, Any]:
+        config, net = self.config, modules.net
+        inputs = batch.inputs.to(config.device)
+        if config.generative:
+            net.reformer.train()
+            net.encoder.eval()
+            with torch.no_grad():
+                features = net.encoder(inputs)
+            embeddings = net.reformer(features)
+        else:
+            net.train()
+            embeddings = net(inputs)
+        teacher = torch.from_numpy(targets[batch.indices, batch.mirrored.astype(np.int64)]).to(config.device)
+        student, teacher = F.normalize(embeddings), F.normalize(teacher)
+        distance, angle = rkd_distance_loss(student, teacher), rkd_angle_loss(student, teacher)
+        cosine = (student * teacher).sum(1)
+        cosine_loss = (1 - cosine).mean()
+        loss = DISTANCE_WEIGHT * distance + ANGLE_WEIGHT * angle + config.cosine_weight * cosine_loss
+        values = cosine.detach().cpu().numpy()
+        masked = batch.masked
+        return {"loss": loss, "rkd_distance": distance.item(), "rkd_angle": angle.item(),
+                "cosine_loss": cosine_loss.item(),
+                "cosine_masked": float(values[masked].mean()) if masked.any() else float("nan"),
+                "cosine_unmasked": float(values[~masked].mean()) if (~masked).any() else float("nan")}
+
+    def classifier_losses(self, modules: G2DModules, batch: Batch, labels: np.ndarray) -> dict[str, Any]:
+        device = self.config.device
+        modules.net.eval()
+        modules.head.train()
+        with torch.no_grad():
+            embeddings = modules.net(batch.inputs.to(device))
+        target = torch.from_numpy(labels[batch.indices]).to(device)
+        logits = modules.head(embeddings)
+        loss = F.cross_entropy(logits, target)
+        accuracy = (logits.argmax(1) == target).float().mean()
+        return {"loss": loss, "accuracy": accuracy.item()}
+
+    def write_logs(self, out: Path, rows: list[dict[str, Any]], stages: dict[str, dict[str, Any]], data: TrainingSet,
+                   teacher: Teacher, seconds: float, steps: int, parameters: int, macs: int) -> None:
+        write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
+        write_json_atomic(out / LOG_JSON, {
+            "config": config_summary(self.config), "teacher": teacher.describe(),
+            "data": {"source": data.source, "faces": len(data), "people": len(data.people)},
+            "schedule": self.config.schedule(), "steps": steps, "seconds": seconds, "stages": stages,
+            "student": {"model": MODEL, "parameters": parameters, "macs": macs}})
+        plot_stages(rows, out / LOSS_PNG)
+
+
+def cosine_lr(base: float, progress: float) -> float:
+    """Cosine decay from ``base`` to 0 over a stage; ``progress`` in [0, 1)."""
+    return base * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def stage_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per stage: its first and last logged rows and the seconds it took."""
+    stages: dict[str, dict[str, Any]] = {}
+    previous = 0.0
+    for row in rows:
+        entry = stages.setdefault(row["stage"], {"first": row, "started": previous})
+        entry["last"] = row
+        previous = row["seconds"]
+    return {stage: {"first": entry["first"], "last": entry["last"],
+                    "seconds": round(entry["last"]["seconds"] - entry["started"], 2)}
+            for stage, entry in stages.items()}
+
+
+def write_sheet(path: Path, inpainter: G2DInpainter, images: np.ndarray, keys: list[str], looks: TrainingLooks,
+                spec: PreprocessSpec, config: G2DConfig) -> None:
+    """Faces of the training set covered by holes and by masks, what the inpainter draws, the originals."""
+    picks = np.random.default_rng([config.seed, 7]).choice(len(images), min(SHEET_FACES, len(images)), replace=False)
+    plan = BatchPlan(epoch=0, step=0, indices=np.sort(picks))
+    rows: list[tuple[str, np.ndarray]] = []
+    inpainter.eval()
+    for phase in ("holes", "masks"):
+        batch = InpaintingBatches(images, keys, looks, spec, phase, config.seed)[plan]
+        with torch.no_grad():
+            drawn = inpainter(batch.inputs.to(config.device)).cpu().numpy()
+        rows += [(f"covered\n({phase})", denormalize(batch.inputs.numpy(), spec)),
+                 ("reconstructed", denormalize(drawn, spec))]
+    rows.append(("original", denormalize(batch.targets.numpy(), spec)))
+    sheet = labelled_rows(rows)
+    with atomic_file(path, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), sheet):
+            raise MfrError(f"could not write {path}")
+
+
+def plot_stages(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stages = [stage for stage in STAGES if any(r["stage"] == stage for r in rows)]
+    if not stages:
+        return
+    figure, axes = plt.subplots(1, len(stages), figsize=(4 * len(stages), 3.5), squeeze=False)
+    for axis, stage in zip(axes[0], stages, strict=True):
+        picked = [r for r in rows if r["stage"] == stage]
+        steps = [r["step"] for r in picked]
+        axis.plot(steps, [r["loss"] for r in picked], label="loss")
+        if stage == "distill":
+            axis.plot(steps, [r["cosine_loss"] for r in picked], label="1 - cosine to teacher")
+        if stage == "classifier":
+            axis.plot(steps, [r["accuracy"] for r in picked], label="accuracy")
+        axis.set_title(stage)
+        axis.set_xlabel("step")
+        axis.legend()
+    figure.tight_layout()
+    with atomic_file(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
