@@ -77,9 +77,9 @@ class G2DConfig:
     data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
     model: str = "mobilefacenet"  # architecture of a checkpoint teacher
     generative: bool = True  # False: the ablation (no stage 1; E trained with R from random weights)
-    holes_epochs: int = 1
-    masks_epochs: int = 1
-    distill_epochs: int = 4
+    holes_epochs: int = 3
+    masks_epochs: int = 3
+    distill_epochs: int = 12
     classifier_epochs: int = 1
     hidden_weight: float = 5.0  # reconstruction weight of hidden pixels relative to visible ones
     generative_lr: float = 2e-3

@@ -639,11 +639,11 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
 @click.option("--no-generative", is_flag=True,
               help="The ablation: skip the inpainting stage and train E with R from random weights, for the "
                    "epochs of both stages, with the same distillation.")
-@click.option("--holes-epochs", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--holes-epochs", type=click.IntRange(min=0), default=3, show_default=True,
               help="Stage 1a: inpainting pretraining on random free-form holes.")
-@click.option("--masks-epochs", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--masks-epochs", type=click.IntRange(min=0), default=3, show_default=True,
               help="Stage 1b: inpainting finetuning on synthetic face masks.")
-@click.option("--distill-epochs", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--distill-epochs", type=click.IntRange(min=1), default=12, show_default=True,
               help="Stage 2: the reformer learns by relational distillation, the encoder frozen.")
 @click.option("--classifier-epochs", type=click.IntRange(min=0), default=1, show_default=True,
               help="Stage 3: linear + softmax classifier over the training identities, backbone frozen.")
