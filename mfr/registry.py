@@ -89,6 +89,26 @@ def _entries() -> tuple[ModelEntry, ...]:
             description="G2D (generative encoder + discriminative reformer), 128-d; weights from mfr train g2d",
         ),
         ModelEntry(
+            name="meer",
+            kind="recognition",
+            factory="mfr.models.meer:MEERNet",
+            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),  # the teacher's, as for G2D
+            output_names=("embedding",),
+            default_weights=None,
+            strip_prefix="module.",
+            description="MEER (trunk + mask decoupling + identity head), 128-d; weights from mfr train meer",
+        ),
+        ModelEntry(
+            name="meer-plain",
+            kind="recognition",
+            factory="mfr.models.meer:MEERPlainNet",
+            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
+            output_names=("embedding",),
+            default_weights=None,
+            strip_prefix="module.",
+            description="MEER without its mask decoupling module (an ablation), 128-d; from mfr train meer",
+        ),
+        ModelEntry(
             name="retinaface-mnet025",
             kind="detection",
             factory="mfr.models.retinaface:RetinaFace",

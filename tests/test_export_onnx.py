@@ -57,7 +57,9 @@ def test_detector_package_takes_any_image_size(retinaface_package):
 
 
 @pytest.mark.parametrize("name, dim, mean", [("iresnet18", 512, [0.5, 0.5, 0.5]),
-                                            ("g2d", 128, [0.485, 0.456, 0.406])])
+                                            ("g2d", 128, [0.485, 0.456, 0.406]),
+                                            ("meer", 128, [0.485, 0.456, 0.406]),
+                                            ("meer-plain", 128, [0.485, 0.456, 0.406])])
 def test_models_without_shipped_weights_round_trip(tmp_path, name, dim, mean):
     """No iResNet or G2D weights ship: a randomly initialised checkpoint (DataParallel-prefixed) must load
     strictly and export with parity, as a user's own arcface_torch checkpoint or a trained G2D would."""

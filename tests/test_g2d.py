@@ -63,7 +63,8 @@ def test_masked_l1_weights_the_hidden_pixels():
 
 
 def test_g2d_is_edge_sized_next_to_mobilefacenet():
-    from mfr.models.g2d import G2DInpainter, G2DNet, count_macs
+    from mfr.models.blocks import count_macs
+    from mfr.models.g2d import G2DInpainter, G2DNet
     from mfr.models.mobilefacenet import MobileFaceNet
 
     g2d, reference = G2DNet(), MobileFaceNet()

@@ -40,7 +40,8 @@ from torch import nn
 from mfr.atomic import atomic_file, write_json_atomic
 from mfr.augment.masks import DEFAULT_FAMILIES
 from mfr.errors import MfrError
-from mfr.models.g2d import G2DInpainter, G2DNet, count_macs
+from mfr.models.blocks import count_macs
+from mfr.models.g2d import G2DInpainter, G2DNet
 from mfr.progress import Progress, no_progress
 from mfr.registry import get_model_entry
 from mfr.spec import PreprocessSpec
