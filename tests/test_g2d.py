@@ -148,3 +148,29 @@ def test_inpainting_batches_are_seeded_and_say_what_they_hide(phase):
                                                                            clean[row].flip(-1))
     with pytest.raises(ValueError, match="unknown inpainting phase"):
         InpaintingBatches(faces, [p.stem for p in paths], TrainingLooks(LOOKS), spec, "noise", 0)
+
+
+def test_inpainting_batches_leave_a_share_uncovered_without_changing_the_covered_ones():
+    import numpy as np
+    import torch
+
+    from mfr.data.lfw import lfw_root
+    from mfr.registry import get_model_entry
+    from mfr.runtime.image_io import read_image_bgr
+    from mfr.training.batches import BatchPlan
+    from mfr.training.g2d_batches import InpaintingBatches
+    from mfr.training.looks import LOOKS, TrainingLooks
+
+    paths = sorted(lfw_root().glob("*/*_0001.jpg"))[:16]
+    faces = np.stack([read_image_bgr(p) for p in paths])
+    spec, keys, plan = get_model_entry("g2d").spec, [p.stem for p in paths], BatchPlan(0, 2, np.arange(16))
+    every = InpaintingBatches(faces, keys, TrainingLooks(LOOKS, seed=0), spec, "masks", seed=1)[plan]
+    half = InpaintingBatches(faces, keys, TrainingLooks(LOOKS, seed=0), spec, "masks", seed=1,
+                             mask_probability=0.5)[plan]
+    assert every.covered.all() and 0 < half.covered.sum() < 16
+    assert np.array_equal(every.mirrored, half.mirrored)
+    for row in range(16):
+        if half.covered[row]:
+            assert torch.equal(half.inputs[row], every.inputs[row]) and torch.equal(half.hidden[row], every.hidden[row])
+        else:
+            assert torch.equal(half.inputs[row], half.targets[row]) and half.hidden[row].sum() == 0

@@ -3,8 +3,6 @@ an identity part and a mask part that add up to them, and nothing used only in t
 
 from __future__ import annotations
 
-import pytest
-
 from tests.conftest import needs_torch
 
 pytestmark = needs_torch

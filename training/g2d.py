@@ -24,7 +24,6 @@ the uninterrupted one would (compare ``maskinv``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -45,8 +44,9 @@ from mfr.models.g2d import G2DInpainter, G2DNet
 from mfr.progress import Progress, no_progress
 from mfr.registry import get_model_entry
 from mfr.spec import PreprocessSpec
-from mfr.training.batches import FACES_NAME, Batch, BatchPlan, TrainingBatches, epoch_plan, iterate_batches, load_faces
-from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
+from mfr.training.batches import FACES_NAME, Batch, BatchPlan, TrainingBatches, epoch_plan, iterate_batches
+from mfr.training.data import TrainingSet
+from mfr.training.distillation import distillation_set
 from mfr.training.face_sheet import denormalize, labelled_rows
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
@@ -60,7 +60,8 @@ from mfr.training.run_dir import (
     save_atomic,
     write_log_csv,
 )
-from mfr.training.teacher import Teacher, load_teacher
+from mfr.training.schedule import cosine_lr, stage_summary
+from mfr.training.teacher import Teacher
 
 MODEL = "g2d"
 STAGES = ("holes", "masks", "distill", "classifier")
@@ -181,19 +182,11 @@ class G2DTrainer:
                          FACES_NAME + ".sha256"))
         if config.threads:
             torch.set_num_threads(config.threads)
-        teacher = load_teacher(config.teacher, config.model)
         entry = get_model_entry(MODEL)
         spec = entry.spec
-        if teacher.entry.spec.input_size != spec.input_size:
-            raise MfrError(f"the teacher takes {teacher.entry.spec.input_size} faces, G2D {spec.input_size}")
-        data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
-        log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
-        images = load_faces(data, spec, out, progress)
-        log("teacher embeddings of the unmasked faces (and their mirror images)")
-        targets = teacher.raw_embeddings_and_mirrors(images, teacher.entry.spec, config.device, progress)
-        if config.cosine_weight > 0 and targets.shape[2] != spec.embedding_dim:
-            raise MfrError(f"--cosine-weight needs the teacher's embedding size ({targets.shape[2]}) to be G2D's "
-                           f"({spec.embedding_dim})")
+        start = distillation_set(config.teacher, config.model, config.data, spec, out, config.device, log, progress,
+                                 spec.embedding_dim if config.cosine_weight > 0 else None)
+        teacher, data, images, targets = start.teacher, start.data, start.images, start.targets
         torch.manual_seed(config.seed)
         net = entry.build()
         assert isinstance(net, G2DNet)
@@ -201,7 +194,7 @@ class G2DTrainer:
         for module in (modules.net, modules.inpainter, modules.head):
             module.to(config.device)
         schedule = config.schedule()
-        keys = [str(path) for path in data.paths]
+        keys = start.keys()
         looks = TrainingLooks(config.mask_looks, config.seed, DEFAULT_FAMILIES)
         datasets: dict[str, Any] = {
             "holes": InpaintingBatches(images, keys, looks, spec, "holes", config.seed),
@@ -342,24 +335,6 @@ class G2DTrainer:
             "schedule": self.config.schedule(), "steps": steps, "seconds": seconds, "stages": stages,
             "student": {"model": MODEL, "parameters": parameters, "macs": macs}})
         plot_stages(rows, out / LOSS_PNG)
-
-
-def cosine_lr(base: float, progress: float) -> float:
-    """Cosine decay from ``base`` to 0 over a stage; ``progress`` in [0, 1)."""
-    return base * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-
-
-def stage_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per stage: its first and last logged rows and the seconds it took."""
-    stages: dict[str, dict[str, Any]] = {}
-    previous = 0.0
-    for row in rows:
-        entry = stages.setdefault(row["stage"], {"first": row, "started": previous})
-        entry["last"] = row
-        previous = row["seconds"]
-    return {stage: {"first": entry["first"], "last": entry["last"],
-                    "seconds": round(entry["last"]["seconds"] - entry["started"], 2)}
-            for stage, entry in stages.items()}
 
 
 def write_sheet(path: Path, inpainter: G2DInpainter, images: np.ndarray, keys: list[str], looks: TrainingLooks,

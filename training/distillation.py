@@ -1,0 +1,48 @@
+"""What the distilling trainers (G2D, MEER) start from: the frozen teacher, the training faces, and the
+teacher's embeddings of every face unmasked and mirrored, computed once before training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mfr.errors import MfrError
+from mfr.progress import Progress
+from mfr.spec import PreprocessSpec
+from mfr.training.batches import load_faces
+from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
+from mfr.training.teacher import Teacher, load_teacher
+
+
+@dataclass(frozen=True)
+class DistillationSet:
+    teacher: Teacher
+    data: TrainingSet
+    images: np.ndarray  # (N, H, W, 3) uint8 BGR, aligned
+    targets: np.ndarray  # (N, 2, D) the teacher's raw embeddings of each face and of its mirror image
+
+    def keys(self) -> list[str]:
+        return [str(path) for path in self.data.paths]
+
+
+def distillation_set(teacher_path: Path, teacher_model: str, data_dir: Path | None, spec: PreprocessSpec, out: Path,
+                     device: str, log: Callable[[str], None], progress: Progress,
+                     embedding_dim: int | None = None) -> DistillationSet:
+    """The teacher (a package or a checkpoint of ``teacher_model``), the faces of ``data_dir`` (None: the LFW
+    demo split) read for a student of ``spec``, and the targets. ``embedding_dim``: the size the student
+    compares with the teacher's directly, if it does."""
+    teacher = load_teacher(teacher_path, teacher_model)
+    if teacher.entry.spec.input_size != spec.input_size:
+        raise MfrError(f"the teacher takes {teacher.entry.spec.input_size} faces, the student {spec.input_size}")
+    data = read_image_folder(data_dir) if data_dir is not None else lfw_demo_split()
+    log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
+    images = load_faces(data, spec, out, progress)
+    log("teacher embeddings of the unmasked faces (and their mirror images)")
+    targets = teacher.raw_embeddings_and_mirrors(images, teacher.entry.spec, device, progress)
+    if embedding_dim is not None and targets.shape[2] != embedding_dim:
+        raise MfrError(f"the teacher's embeddings have {targets.shape[2]} dimensions, the student's {embedding_dim}; "
+                       f"comparing them directly needs the same size")
+    return DistillationSet(teacher, data, images, targets)

@@ -1,0 +1,24 @@
+"""Learning-rate schedules and per-stage summaries shared by the staged trainers (G2D, MEER)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def cosine_lr(base: float, progress: float) -> float:
+    """Cosine decay from ``base`` to 0 over a stage; ``progress`` in [0, 1)."""
+    return base * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def stage_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per stage (the rows' ``stage``): its first and last logged rows and the seconds it took."""
+    stages: dict[str, dict[str, Any]] = {}
+    previous = 0.0
+    for row in rows:
+        entry = stages.setdefault(row["stage"], {"first": row, "started": previous})
+        entry["last"] = row
+        previous = row["seconds"]
+    return {stage: {"first": entry["first"], "last": entry["last"],
+                    "seconds": round(entry["last"]["seconds"] - entry["started"], 2)}
+            for stage, entry in stages.items()}
