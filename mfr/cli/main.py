@@ -725,6 +725,101 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
                    f"({figures['seconds']:.0f} s)")
 
 
+@train_group.command("meer")
+@click.option("--teacher", type=click.Path(path_type=Path), required=True,
+              help="Frozen teacher whose embeddings of unmasked faces the student learns: a model package or a "
+                   "checkpoint (then --model).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="Aligned faces, one folder per person [default: the LFW demo split, people of folds 1-5 and "
+                   "in no pair; judge on folds 6-10 and MFR2].")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output: student.pt, restorer.pt, restored.png, train_log.csv/.json, train_state.pt, package/.")
+@click.option("--model", "model_name", default="mobilefacenet", show_default=True,
+              help="Architecture of a checkpoint teacher.")
+@click.option("--no-decoupling", is_flag=True,
+              help="Ablation: no mask decoupling module (the head reads the trunk's features; no mask-map loss).")
+@click.option("--no-synthesis", is_flag=True,
+              help="Ablation: no restoring decoder (no reconstruction, no identity-preserving loss).")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Epochs before the identity-preserving loss starts (the decoder first learns to draw faces).")
+@click.option("--identity-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of 1 - cosine to the teacher's embedding of the unmasked face.")
+@click.option("--margin-loss", is_flag=True, help="Add ElasticFace-Arc over the training identities.")
+@click.option("--mask-map-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--reconstruction-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--preserving-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of the identity-preserving loss on the restored face.")
+@click.option("--hidden-weight", type=click.FloatRange(min=1), default=5.0, show_default=True,
+              help="Reconstruction weight of the pixels under the mask, relative to visible ones.")
+@click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Chance that a training face is masked.")
+@click.option("--mask-looks", default="templates,jittered,occluder", show_default=True,
+              help="Comma-separated looks a masked face is drawn in (as in mfr train maskinv).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="torch CPU threads (0: torch's default).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes that build batches ahead of the training loop (the result does not depend on it).")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint.")
+@click.option("--no-package", is_flag=True, help="Do not export the student to OUT/package.")
+@click.option("--force", is_flag=True, help="Start again in a non-empty --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON on stdout.")
+def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: str, no_decoupling: bool,
+                       no_synthesis: bool, epochs: int, warmup_epochs: int, identity_weight: float, margin_loss: bool,
+                       mask_map_weight: float, reconstruction_weight: float, preserving_weight: float,
+                       hidden_weight: float, mask_probability: float, mask_looks: str, lr: float, batch_size: int,
+                       seed: int, device: str, threads: int, workers: int, max_steps: int | None, resume: bool,
+                       no_package: bool, force: bool, as_json: bool) -> None:
+    """MEER: mask decoupling and unmasked-face synthesis, learned jointly with recognition.
+
+    One multi-task training: identity (1 - cosine to the teacher's embedding of the unmasked face;
+    optionally ElasticFace-Arc), the mask-attention map against the synthetic mask's region, the
+    unmasked face restored from the identity features (L1, hidden pixels weighted), and, after the
+    warm-up, the identity-preserving loss on the restored face fed back through the network. Writes a
+    sheet of restored faces after every epoch (restored.png: a synthesis, never evidence of identity).
+    The deployed model is trunk -> decoupling -> identity head, exported to OUT/package.
+    """
+    from mfr.cli.common import require_extra
+
+    require_extra("torch", "train")
+    from mfr.training.meer import MEERConfig, MEERTrainer
+
+    config = MEERConfig(teacher=teacher, out=out, data=data, model=model_name, decoupling=not no_decoupling,
+                        synthesis=not no_synthesis, epochs=epochs, warmup_epochs=min(warmup_epochs, epochs),
+                        identity_weight=identity_weight, margin_loss=margin_loss, mask_map_weight=mask_map_weight,
+                        reconstruction_weight=reconstruction_weight, preserving_weight=preserving_weight,
+                        hidden_weight=hidden_weight, mask_probability=mask_probability,
+                        mask_looks=tuple(look.strip() for look in mask_looks.split(",") if look.strip()), lr=lr,
+                        batch_size=batch_size, seed=seed, device=device, threads=threads, workers=workers,
+                        max_steps=max_steps, resume=resume, force=force)
+    result = MEERTrainer(config)(log=log, progress=progress_bar)
+    package = None
+    if not no_package:
+        from mfr.export.package import OnnxPackageExporter
+
+        package = out / "package"
+        log(f"exporting the student to {package}")
+        OnnxPackageExporter(model=result.model, out=package, weights=result.student, force=True)(log=log)
+    summary = {"model": result.model, "steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
+               "stages": result.stages, "parameters": result.parameters, "macs": result.macs,
+               "student": str(result.student), "restorer": None if result.restorer is None else str(result.restorer),
+               "package": None if package is None else str(package)}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"trained {result.model}: {result.steps} steps ({result.epochs_done} epochs) in {result.seconds:.0f} s; "
+               f"{result.parameters / 1e6:.2f}M parameters, {result.macs / 1e6:.0f}M MACs; student {result.student}"
+               + (f", package {package}" if package else ""))
+    for stage, figures in result.stages.items():
+        click.echo(f"  {stage}: loss {figures['first']['loss']:.4f} -> {figures['last']['loss']:.4f} "
+                   f"({figures['seconds']:.0f} s)")
+
+
 @train_group.command("mask-classifier")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The classifier file to write (.npz); mfr ships one in mfr/weights/mask-classifier/.")

@@ -1,0 +1,299 @@
+"""MEER training: one joint multi-task training of the recognition network and the restoring decoder
+(see ``mfr.models.meer``).
+
+Per step, a batch of faces, each masked with probability p in one of MaskInv's looks and mirrored with
+probability 1/2, with its clean face and the pixels its mask hides (``g2d_batches.InpaintingBatches``):
+
+- identity: 1 - cosine between the student's embedding and the frozen teacher's embedding of the same
+  face unmasked (``--margin-loss`` adds ElasticFace-Arc over the training identities, as in MaskInv);
+- mask map: the decoupling module's attention against the share of each 8x8-pixel cell the mask hides
+  (binary cross-entropy), so the map points at the mask and the identity part keeps the visible face;
+- reconstruction: the decoder restores the unmasked face from the identity part; L1, hidden pixels
+  weighted ``hidden_weight``;
+- identity-preserving (after ``warmup_epochs``, once the decoder draws faces): the restored face passed
+  back through the recognition network must give the teacher's embedding of the real unmasked face.
+  That second pass uses the batch-norm statistics as they are (eval mode), so blurred restorations do
+  not shift the statistics real faces are normalised with; gradients reach both network and decoder.
+
+Ablations in the same number of epochs: ``decoupling=False`` (the head reads the trunk's features; no
+mask map) and ``synthesis=False`` (no decoder: neither reconstruction nor identity-preserving loss).
+AdamW with a cosine decay over the whole run; seeded by (seed, epoch, step), resumable after any epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from mfr.atomic import atomic_file, write_json_atomic
+from mfr.augment.masks import DEFAULT_FAMILIES
+from mfr.errors import MfrError
+from mfr.models.blocks import count_macs
+from mfr.models.meer import MEERNet, MEERRestorer
+from mfr.progress import Progress, no_progress
+from mfr.registry import get_model_entry
+from mfr.spec import PreprocessSpec
+from mfr.training.batches import FACES_NAME, BatchPlan, epoch_plan, iterate_batches
+from mfr.training.distillation import DistillationSet, distillation_set
+from mfr.training.face_sheet import denormalize, labelled_rows
+from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
+from mfr.training.g2d_losses import masked_l1
+from mfr.training.looks import LOOKS, TrainingLooks
+from mfr.training.losses import ElasticArcFace
+from mfr.training.maskinv import class_centres
+from mfr.training.meer_losses import identity_loss, mask_map_iou, mask_map_loss
+from mfr.training.run_dir import (
+    STATE_NAME,
+    config_fingerprint,
+    config_summary,
+    load_state,
+    prepare_out_dir,
+    save_atomic,
+    write_log_csv,
+)
+from mfr.training.schedule import cosine_lr, stage_summary
+
+STUDENT_NAME, RESTORER_NAME = "student.pt", "restorer.pt"
+LOG_CSV, LOG_JSON, SHEET_PNG = "train_log.csv", "train_log.json", "restored.png"
+TERMS = ("identity", "margin", "mask_map", "reconstruction", "identity_preserving")
+LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", *TERMS, "mask_iou", "cosine_masked", "cosine_unmasked",
+              "seconds"]
+SHEET_FACES = 8
+
+
+@dataclass(frozen=True)
+class MEERConfig:
+    teacher: Path  # a model package (its export weights are used) or a checkpoint
+    out: Path
+    data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
+    model: str = "mobilefacenet"  # architecture of a checkpoint teacher
+    decoupling: bool = True  # False: the ablation without the mask decoupling module
+    synthesis: bool = True  # False: the ablation without decoder, reconstruction and identity-preserving loss
+    epochs: int = 12
+    warmup_epochs: int = 4  # epochs before the identity-preserving loss starts
+    identity_weight: float = 1.0
+    margin_loss: bool = False
+    mask_map_weight: float = 1.0
+    reconstruction_weight: float = 1.0
+    preserving_weight: float = 1.0
+    hidden_weight: float = 5.0
+    scale: float = 64.0
+    margin: float = 0.5
+    margin_std: float = 0.05
+    mask_probability: float = 0.5
+    mask_looks: tuple[str, ...] = LOOKS
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0
+    workers: int = 0
+    max_steps: int | None = None
+    log_every: int = 10
+    resume: bool = False
+    force: bool = False
+
+    def check(self) -> None:
+        problems = [(self.epochs < 1 or self.batch_size < 2, "need --epochs >= 1 and --batch-size >= 2"),
+                    (not 0 <= self.warmup_epochs <= self.epochs, "--warmup-epochs must be in [0, --epochs]"),
+                    (not 0 <= self.mask_probability <= 1, "--mask-probability must be in [0, 1]"),
+                    (not self.mask_looks or any(look not in LOOKS for look in self.mask_looks),
+                     f"--mask-looks must name some of {', '.join(LOOKS)}"),
+                    (min(self.identity_weight, self.mask_map_weight, self.reconstruction_weight,
+                         self.preserving_weight) < 0, "loss weights must be >= 0"),
+                    (self.identity_weight == 0 and not self.margin_loss,
+                     "no identity loss (--identity-weight 0 without --margin-loss): nothing to recognise with"),
+                    (self.hidden_weight < 1, "--hidden-weight must be >= 1"),
+                    (self.lr <= 0, "--lr must be positive"), (self.workers < 0, "--workers must be >= 0")]
+        for failed, message in problems:
+            if failed:
+                raise MfrError(message)
+
+    @property
+    def model_name(self) -> str:
+        """The registry entry of the student."""
+        return "meer" if self.decoupling else "meer-plain"
+
+    def schedule(self) -> list[str]:
+        """The stage of every epoch: warm-up (no identity-preserving loss yet), then joint."""
+        warmup = self.warmup_epochs if self.synthesis else 0
+        return ["warm-up"] * warmup + ["joint"] * (self.epochs - warmup)
+
+
+@dataclass
+class MEERResult:
+    model: str  # the registry entry of the student, for exporting it
+    steps: int
+    epochs_done: int
+    seconds: float
+    stages: dict[str, dict[str, Any]]
+    student: Path
+    restorer: Path | None
+    parameters: int
+    macs: int
+    log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+class MEERTrainer:
+    """Loader-style: the constructor stores the configuration, ``__call__`` trains and writes ``out``."""
+
+    def __init__(self, config: MEERConfig) -> None:
+        config.check()
+        self.config = config
+
+    def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> MEERResult:
+        config, out = self.config, Path(self.config.out)
+        prepare_out_dir(out, config.resume, config.force,
+                        (STUDENT_NAME, RESTORER_NAME, LOG_CSV, LOG_JSON, SHEET_PNG, FACES_NAME, FACES_NAME + ".sha256"))
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        entry = get_model_entry(config.model_name)
+        spec = entry.spec
+        start = distillation_set(config.teacher, config.model, config.data, spec, out, config.device, log, progress,
+                                 spec.embedding_dim)
+        torch.manual_seed(config.seed)
+        net = entry.build()
+        assert isinstance(net, MEERNet)
+        restorer = MEERRestorer() if config.synthesis else None
+        head = (ElasticArcFace(start.targets.shape[2], len(start.data.people), config.scale, config.margin,
+                               config.margin_std, class_centres(start.targets, start.data.labels,
+                                                                len(start.data.people)))
+                if config.margin_loss else None)
+        modules = nn.ModuleDict({"net": net, **({"restorer": restorer} if restorer else {}),
+                                 **({"head": head} if head else {})}).to(config.device)
+        optimizer = torch.optim.AdamW(modules.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        rows, start_epoch, step = self.restore(out, modules, optimizer, log)
+        looks = TrainingLooks(config.mask_looks, config.seed, DEFAULT_FAMILIES)
+        batches = InpaintingBatches(start.images, start.keys(), looks, spec, "masks", config.seed,
+                                    config.mask_probability)
+        schedule = config.schedule()
+        started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
+        done = start_epoch
+        for epoch in range(start_epoch, config.epochs):
+            plans = epoch_plan(config.seed, epoch, len(start.data), config.batch_size, step)
+            if config.max_steps is not None:
+                plans = plans[:max(0, config.max_steps - step)]
+            label = f"epoch {epoch + 1}/{config.epochs} ({schedule[epoch]})"
+            per_epoch = max(len(start.data) // config.batch_size, 1)
+            for number, batch in enumerate(progress(iterate_batches(batches, plans, config.workers), len(plans),
+                                                    label)):
+                lr = cosine_lr(config.lr, (epoch * per_epoch + number) / (config.epochs * per_epoch))
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                row = self.step(net, modules, optimizer, batch, start, schedule[epoch] == "joint", (epoch, step))
+                step += 1
+                if step % config.log_every == 0 or number == 0:
+                    rows.append({"step": step, "epoch": epoch, "stage": schedule[epoch], "lr": lr, **row,
+                                 "seconds": round(time.perf_counter() - started, 2)})
+                if config.max_steps is not None and step >= config.max_steps:
+                    break
+            done = epoch + 1
+            write_sheet(out / SHEET_PNG, net, restorer, start, looks, spec, config)
+            save_atomic({"modules": modules.state_dict(), "optimizer": optimizer.state_dict(), "epoch": done,
+                         "step": step, "log": rows, "config": config_fingerprint(config)}, out / STATE_NAME)
+            last = rows[-1] if rows else {}
+            log(f"epoch {done}/{config.epochs} ({schedule[epoch]}): step {step}, loss "
+                f"{last.get('loss', float('nan')):.4f}, mask-map IoU {last.get('mask_iou', float('nan')):.3f}")
+            if config.max_steps is not None and step >= config.max_steps:
+                break
+        seconds = round(time.perf_counter() - started, 2)
+        student_path, restorer_path = out / STUDENT_NAME, out / RESTORER_NAME
+        save_atomic({k: v.detach().cpu() for k, v in net.state_dict().items()}, student_path)
+        if restorer is not None:
+            save_atomic({k: v.detach().cpu() for k, v in restorer.state_dict().items()}, restorer_path)
+        parameters = sum(p.numel() for p in net.parameters())
+        macs = count_macs(net.cpu())
+        stages = stage_summary(rows)
+        write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
+        write_json_atomic(out / LOG_JSON, {
+            "config": config_summary(config), "teacher": start.teacher.describe(),
+            "data": {"source": start.data.source, "faces": len(start.data), "people": len(start.data.people)},
+            "schedule": schedule, "steps": step, "seconds": seconds, "stages": stages,
+            "student": {"model": config.model_name, "parameters": parameters, "macs": macs}})
+        log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
+        return MEERResult(config.model_name, step, done, seconds, stages, student_path,
+                          restorer_path if restorer is not None else None, parameters, macs, rows)
+
+    def restore(self, out: Path, modules: nn.ModuleDict, optimizer: torch.optim.Optimizer,
+                log: Callable[[str], None]) -> tuple[list[dict[str, Any]], int, int]:
+        if not self.config.resume:
+            return [], 0, 0
+        state = load_state(out, config_fingerprint(self.config), self.config.device)
+        modules.load_state_dict(state["modules"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        log(f"resuming after epoch {state['epoch']} (step {state['step']})")
+        return list(state["log"]), int(state["epoch"]), int(state["step"])
+
+    def step(self, net: MEERNet, modules: nn.ModuleDict, optimizer: torch.optim.Optimizer, batch: InpaintingBatch,
+             start: DistillationSet, preserving: bool, at: tuple[int, int]) -> dict[str, float]:
+        """One optimiser step on ``batch`` at (epoch, step); ``net`` is ``modules["net"]``."""
+        config, device = self.config, self.config.device
+        modules.train()
+        inputs, clean, hidden = batch.inputs.to(device), batch.targets.to(device), batch.hidden.to(device)
+        teacher = torch.from_numpy(start.targets[batch.indices, batch.mirrored.astype(np.int64)]).to(device)
+        parts = net.parts(inputs)
+        terms: dict[str, torch.Tensor] = {"identity": identity_loss(parts.embedding, teacher)}
+        figures: dict[str, float] = {}
+        if "head" in modules:
+            labels = torch.from_numpy(start.data.labels[batch.indices]).to(device)
+            margins = torch.Generator().manual_seed(int(np.random.default_rng([config.seed, *at, 6]).integers(2**62)))
+            terms["margin"] = modules["head"](parts.embedding, labels, margins)
+        if parts.mask_logits is not None:
+            terms["mask_map"] = mask_map_loss(parts.mask_logits, hidden)
+            figures["mask_iou"] = mask_map_iou(parts.mask_logits.detach(), hidden)
+        if "restorer" in modules:
+            restored = modules["restorer"](parts.identity)
+            terms["reconstruction"] = masked_l1(restored, clean, hidden, config.hidden_weight)
+            if preserving:
+                net.eval()  # the batch-norm statistics stay those of real faces
+                terms["identity_preserving"] = identity_loss(net(restored), teacher)
+                net.train()
+        weights = {"identity": config.identity_weight, "margin": 1.0, "mask_map": config.mask_map_weight,
+                   "reconstruction": config.reconstruction_weight, "identity_preserving": config.preserving_weight}
+        loss = sum((weights[name] * value for name, value in terms.items()), torch.zeros((), device=device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            cosine = nn.functional.cosine_similarity(parts.embedding, teacher).cpu().numpy()
+        covered = batch.covered
+        return {"loss": loss.item(), **{name: value.item() for name, value in terms.items()}, **figures,
+                "cosine_masked": float(cosine[covered].mean()) if covered.any() else float("nan"),
+                "cosine_unmasked": float(cosine[~covered].mean()) if (~covered).any() else float("nan")}
+
+
+def write_sheet(path: Path, net: MEERNet, restorer: MEERRestorer | None, start: DistillationSet,
+                looks: TrainingLooks, spec: PreprocessSpec, config: MEERConfig) -> None:
+    """Masked training faces, where the mask map points, the restored faces (a synthesis), the originals."""
+    picks = np.random.default_rng([config.seed, 7]).choice(len(start.images), min(SHEET_FACES, len(start.images)),
+                                                           replace=False)
+    batch = InpaintingBatches(start.images, start.keys(), looks, spec, "masks", config.seed)[
+        BatchPlan(epoch=0, step=0, indices=np.sort(picks))]
+    net.eval()
+    with torch.no_grad():
+        parts = net.parts(batch.inputs.to(config.device))
+        restored = None if restorer is None else restorer.eval()(parts.identity).cpu().numpy()
+    masked = denormalize(batch.inputs.numpy(), spec)
+    rows: list[tuple[str, np.ndarray]] = [("masked", masked)]
+    if parts.mask_logits is not None:
+        heat = torch.sigmoid(parts.mask_logits).cpu().numpy()[:, 0]
+        size = masked.shape[1:3][::-1]
+        overlays = [cv2.addWeighted(face, 0.5, cv2.applyColorMap(
+            cv2.resize((255 * h).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_JET), 0.5, 0)
+            for face, h in zip(masked, heat, strict=True)]
+        rows.append(("mask map", np.stack(overlays)))
+    if restored is not None:
+        rows.append(("restored\n(a synthesis)", denormalize(restored, spec)))
+    rows.append(("original", denormalize(batch.targets.numpy(), spec)))
+    with atomic_file(path, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), labelled_rows(rows)):
+            raise MfrError(f"could not write {path}")
