@@ -57,3 +57,14 @@ def normalize(images: np.ndarray | Sequence[np.ndarray], spec: PreprocessSpec,
     offset = -np.asarray(spec.mean, np.float32) / std
     out = batch.astype(np.float32) * gain + offset
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def denormalize(inputs: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """float32 (N, 3, H, W) in the model's input space -> uint8 BGR (N, H, W, 3): ``normalize`` undone (for
+    images a model draws, e.g. a restored face)."""
+    std = np.asarray(spec.std, np.float32)
+    mean = np.asarray(spec.mean, np.float32)
+    pixels = (inputs.transpose(0, 2, 3, 1) * std + mean) / np.float32(spec.scale)
+    if spec.color_order == "RGB":
+        pixels = pixels[..., ::-1]
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)

@@ -102,5 +102,52 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
     MEERNet().load_state_dict(torch.load(out / "student.pt", weights_only=True), strict=True)
     manifest = load_manifest(out / "package")
     assert manifest.model == "meer" and manifest.parity is not None and manifest.parity.min_cosine >= 0.9999
+    assert manifest.files["restore_onnx"] == "restore.onnx" and "restore_onnx" in manifest.sha256
     with pytest.raises(MfrError, match="--warmup-epochs"):
         train(mobilefacenet_package, tiny_folder, tmp_path / "bad", warmup_epochs=5)
+
+
+def test_restore_draws_a_labelled_synthesis_and_refuses_packages_without_a_decoder(
+        mobilefacenet_package, retinaface_package, tiny_folder, tmp_path):
+    import cv2
+
+    from mfr.cli.main import cli
+    from mfr.export.restorer import RestoreGraph
+    from mfr.models.meer import MEERNet, MEERRestorer
+    from mfr.paths import dataset_dir
+    from mfr.registry import get_model_entry
+    from mfr.runtime.preprocess import denormalize, normalize
+    from mfr.runtime.restore import FaceRestorer
+
+    out = tmp_path / "run"
+    trained = CliRunner().invoke(cli, ["train", "meer", "--teacher", str(mobilefacenet_package), "--data",
+                                       str(tiny_folder), "--out", str(out), "--batch-size", "6", "--epochs", "1",
+                                       "--warmup-epochs", "0"])
+    assert trained.exit_code == 0, trained.output
+    aligned = sorted(tiny_folder.rglob("*.jpg"))[0]
+    crop = cv2.imread(str(aligned))
+    # ONNX Runtime draws what torch draws (to a grey level)
+    net, restorer = MEERNet(), MEERRestorer()
+    net.load_state_dict(torch.load(out / "student.pt", weights_only=True))
+    restorer.load_state_dict(torch.load(out / "restorer.pt", weights_only=True))
+    spec = get_model_entry("meer").spec
+    with torch.no_grad():
+        expected = denormalize(RestoreGraph(net, restorer).eval()(torch.from_numpy(normalize(crop[None], spec)))
+                               .numpy(), spec)[0]
+    got = FaceRestorer.open(out / "package").restore(crop[None])[0]
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    unaligned = dataset_dir("demo") / "examples" / "knn_examples" / "test" / "obama1.jpg"
+    for photo, aligned_input in ((aligned, True), (unaligned, False)):
+        png = tmp_path / f"{photo.stem}.png"
+        result = CliRunner().invoke(cli, ["restore", str(photo), "--package", str(out / "package"), "--out", str(png),
+                                          "--detector-package", str(retinaface_package), "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output[result.output.index("{"):])
+        assert summary["aligned_input"] is aligned_input and summary["synthesis"] is True
+        sheet = cv2.imread(str(png))
+        assert sheet.shape == (52 + 24 + 224, 448, 3)
+        assert (sheet[5, :, 2] == 160).mean() > 0.5  # the red banner that labels it a synthesis
+    refused = CliRunner().invoke(cli, ["restore", str(aligned), "--package", str(mobilefacenet_package), "--out",
+                                       str(tmp_path / "no.png")])
+    assert refused.exit_code == 1 and "no restoring decoder" in refused.output
+    assert not (tmp_path / "no.png").exists()

@@ -96,3 +96,16 @@ def test_align_moves_landmarks_onto_the_template():
     for tx, ty in ARCFACE_TEMPLATE_112:
         assert crop[int(round(ty)), int(round(tx))].max() > 200
     assert align_faces(frame, [], spec).shape == (0, 112, 112, 3)
+
+
+def test_denormalize_undoes_normalize_for_both_colour_orders():
+    import dataclasses
+
+    from mfr.registry import get_model_entry
+    from mfr.runtime.preprocess import denormalize, normalize
+
+    images = np.random.default_rng(0).integers(0, 256, (3, 112, 112, 3)).astype(np.uint8)
+    spec = get_model_entry("mobilefacenet").spec
+    for order in ("RGB", "BGR"):
+        chosen = dataclasses.replace(spec, color_order=order)
+        assert np.array_equal(denormalize(normalize(images, chosen), chosen), images)

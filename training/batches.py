@@ -16,6 +16,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from mfr.training.looks import TrainingLooks, degrade
 
 IN_MEMORY_FACES = 100_000  # 3.8 GB of 112x112 faces; above this they are memory-mapped from disk
 FACES_NAME = "faces.u8.npy"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def epoch_plan(seed: int, epoch: int, faces: int, batch_size: int, first_step: i
     return [BatchPlan(epoch, first_step + i, order[i * batch_size:(i + 1) * batch_size]) for i in range(count)]
 
 
-class TrainingBatches(torch.utils.data.Dataset):
+class TrainingBatches(torch.utils.data.Dataset[Batch]):
     """``batches[plan]`` -> the augmented batch of a :class:`BatchPlan` (see the module docstring)."""
 
     def __init__(self, images: np.ndarray, keys: list[str], looks: TrainingLooks, spec: PreprocessSpec,
@@ -88,7 +90,7 @@ class TrainingBatches(torch.utils.data.Dataset):
         return Batch(inputs, plan.indices, masked, mirrored, margin_seed)
 
 
-def iterate_batches(batches: TrainingBatches, plans: list[BatchPlan], workers: int) -> Iterator[Batch]:
+def iterate_batches(batches: torch.utils.data.Dataset[T], plans: list[BatchPlan], workers: int) -> Iterator[T]:
     """The batches of ``plans`` in order; built by ``workers`` processes ahead of the loop (0: inline)."""
     if workers == 0:
         return (batches[plan] for plan in plans)

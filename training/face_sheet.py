@@ -9,19 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mfr.spec import PreprocessSpec
-
 LABEL_WIDTH = 150
-
-
-def denormalize(inputs: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """float32 (N, 3, H, W) in the model's input space -> uint8 BGR (N, H, W, 3): ``normalize`` undone."""
-    std = np.asarray(spec.std, np.float32)
-    mean = np.asarray(spec.mean, np.float32)
-    pixels = (inputs.transpose(0, 2, 3, 1) * std + mean) / np.float32(spec.scale)
-    if spec.color_order == "RGB":
-        pixels = pixels[..., ::-1]
-    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
 def labelled_rows(rows: list[tuple[str, np.ndarray]]) -> np.ndarray:

@@ -43,11 +43,12 @@ from mfr.models.blocks import count_macs
 from mfr.models.g2d import G2DInpainter, G2DNet
 from mfr.progress import Progress, no_progress
 from mfr.registry import get_model_entry
+from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
 from mfr.training.batches import FACES_NAME, Batch, BatchPlan, TrainingBatches, epoch_plan, iterate_batches
 from mfr.training.data import TrainingSet
 from mfr.training.distillation import distillation_set
-from mfr.training.face_sheet import denormalize, labelled_rows
+from mfr.training.face_sheet import labelled_rows
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
 from mfr.training.looks import LOOKS, TrainingLooks

@@ -36,7 +36,7 @@ class InpaintingBatch:
     mirrored: np.ndarray  # (B,) bool: input and target were mirrored
 
 
-class InpaintingBatches(torch.utils.data.Dataset):
+class InpaintingBatches(torch.utils.data.Dataset[InpaintingBatch]):
     """``batches[plan]`` -> the :class:`InpaintingBatch` of a :class:`BatchPlan` in ``phase``."""
 
     def __init__(self, images: np.ndarray, keys: list[str], looks: TrainingLooks, spec: PreprocessSpec,

@@ -40,10 +40,11 @@ from mfr.models.blocks import count_macs
 from mfr.models.meer import MEERNet, MEERRestorer
 from mfr.progress import Progress, no_progress
 from mfr.registry import get_model_entry
+from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
 from mfr.training.batches import FACES_NAME, BatchPlan, epoch_plan, iterate_batches
 from mfr.training.distillation import DistillationSet, distillation_set
-from mfr.training.face_sheet import denormalize, labelled_rows
+from mfr.training.face_sheet import labelled_rows
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import masked_l1
 from mfr.training.looks import LOOKS, TrainingLooks

@@ -28,12 +28,12 @@ def mask_map_target(hidden: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
 
 def mask_map_loss(logits: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, mask_map_target(hidden, tuple(logits.shape[2:])))
+    return F.binary_cross_entropy_with_logits(logits, mask_map_target(hidden, (logits.shape[2], logits.shape[3])))
 
 
 def mask_map_iou(logits: torch.Tensor, hidden: torch.Tensor) -> float:
     """IoU of the predicted and the true mask cells over the faces with a mask (nan when none has one)."""
-    truth = mask_map_target(hidden, tuple(logits.shape[2:])) > 0.5
+    truth = mask_map_target(hidden, (logits.shape[2], logits.shape[3])) > 0.5
     masked = truth.flatten(1).any(dim=1)
     if not masked.any():
         return float("nan")
