@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -523,6 +524,71 @@ def train_group() -> None:
     """Train models (needs torch: pip install 'mfr[train]')."""
 
 
+def distilling_trainer_options(outputs: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options every trainer that distils a frozen teacher shares (``mfr train g2d``, ``meer``)."""
+    options = [
+        click.option("--teacher", type=click.Path(path_type=Path), required=True,
+                     help="Frozen teacher whose embeddings of unmasked faces the student learns from: a model "
+                          "package or a checkpoint (then --model)."),
+        click.option("--data", type=click.Path(path_type=Path), default=None,
+                     help="Aligned faces, one folder per person [default: the LFW demo split, people of folds 1-5 "
+                          "and in no pair; judge on folds 6-10 and MFR2]."),
+        click.option("--out", type=click.Path(path_type=Path), required=True, help=f"Output: {outputs}."),
+        click.option("--model", "model_name", default="mobilefacenet", show_default=True,
+                     help="Architecture of a checkpoint teacher."),
+        click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+                     help="Chance that a training face is masked (G2D: in stages 2 and 3)."),
+        click.option("--mask-looks", default="templates,jittered,occluder", show_default=True,
+                     help="Comma-separated looks a masked face is drawn in (as in mfr train maskinv)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ..."),
+        click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="torch CPU threads (0: torch's default)."),
+        click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Processes that build batches ahead of the training loop (the result does not depend "
+                          "on it)."),
+        click.option("--max-steps", type=click.IntRange(min=1), default=None,
+                     help="Stop after this many steps in all."),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint."),
+        click.option("--no-package", is_flag=True, help="Do not export the student to OUT/package."),
+        click.option("--force", is_flag=True, help="Start again in a non-empty --out."),
+        click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON on stdout."),
+    ]
+
+    def apply(command: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
+def export_student(out: Path, model: str, weights: Path) -> Path:
+    """The trained student exported and parity-checked into OUT/package (replacing an earlier one)."""
+    from mfr.export.package import OnnxPackageExporter
+
+    package = out / "package"
+    log(f"exporting the student to {package}")
+    OnnxPackageExporter(model=model, out=package, weights=weights, force=True)(log=log)
+    return package
+
+
+def report_staged_training(result: Any, package: Path | None, as_json: bool, **extra: Any) -> None:
+    """What a G2D or MEER run did: as JSON, or a line per stage with its first and last loss."""
+    summary = {"model": result.model, "steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
+               "stages": result.stages, "parameters": result.parameters, "macs": result.macs,
+               "student": str(result.student), "package": None if package is None else str(package), **extra}
+    if as_json:
+        echo_json(summary)
+        return
+    click.echo(f"trained {result.model}: {result.steps} steps ({result.epochs_done} epochs) in {result.seconds:.0f} s; "
+               f"{result.parameters / 1e6:.2f}M parameters, {result.macs / 1e6:.0f}M MACs; student {result.student}"
+               + (f", package {package}" if package else ""))
+    for stage, figures in result.stages.items():
+        click.echo(f"  {stage}: loss {figures['first']['loss']:.4f} -> {figures['last']['loss']:.4f} "
+                   f"({figures['seconds']:.0f} s)")
+
+
 @train_group.command("maskinv")
 @click.option("--teacher", type=click.Path(path_type=Path), required=True,
               help="Frozen teacher: a model package (from mfr-export onnx) or a checkpoint (then --model).")
@@ -600,13 +666,7 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
                            epochs=epochs, batch_size=batch_size, lr=lr, lr_steps=steps, seed=seed, device=device,
                            workers=workers, max_steps=max_steps, resume=resume, force=force)
     result = MaskInvTrainer(config)(log=log, progress=progress_bar)
-    package = None
-    if not no_package:
-        from mfr.export.package import OnnxPackageExporter
-
-        package = out / "package"
-        log(f"exporting the student to {package}")
-        OnnxPackageExporter(model=result.model, out=package, weights=result.student, force=True)(log=log)
+    package = None if no_package else export_student(out, result.model, result.student)
     summary = {"steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
                "first": result.first, "last": result.last, "student": str(result.student),
                "package": None if package is None else str(package), "validation": result.validation}
@@ -625,17 +685,8 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
 
 
 @train_group.command("g2d")
-@click.option("--teacher", type=click.Path(path_type=Path), required=True,
-              help="Frozen teacher whose embeddings of unmasked faces are distilled: a model package or a "
-                   "checkpoint (then --model).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Aligned faces, one folder per person [default: the LFW demo split, people of folds 1-5 and "
-                   "in no pair; judge on folds 6-10 and MFR2].")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output: student.pt, classifier.pt, reconstructions.png, train_log.csv/.json, loss.png, "
-                   "train_state.pt, package/.")
-@click.option("--model", "model_name", default="mobilefacenet", show_default=True,
-              help="Architecture of a checkpoint teacher.")
+@distilling_trainer_options("student.pt, classifier.pt, reconstructions.png, train_log.csv/.json, loss.png, "
+                            "train_state.pt, package/")
 @click.option("--no-generative", is_flag=True,
               help="The ablation: skip the inpainting stage and train E with R from random weights, for the "
                    "epochs of both stages, with the same distillation.")
@@ -652,27 +703,12 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
 @click.option("--cosine-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Add a direct cosine term towards the teacher's unmasked embedding (makes embeddings "
                    "comparable with templates the teacher enrolled); 0: relational distillation only.")
-@click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Chance that a face is masked in stages 2 and 3.")
-@click.option("--mask-looks", default="templates,jittered,occluder", show_default=True,
-              help="Comma-separated looks a masked face is drawn in (as in mfr train maskinv).")
 @click.option("--augment-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Chance that a face is degraded in stages 2 and 3 (misalignment, light, blur, JPEG).")
 @click.option("--generative-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--distill-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--classifier-lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=3), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="torch CPU threads (0: torch's default).")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Processes that build batches ahead of the training loop (the result does not depend on it).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint.")
-@click.option("--no-package", is_flag=True, help="Do not export the student to OUT/package.")
-@click.option("--force", is_flag=True, help="Start again in a non-empty --out.")
-@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON on stdout.")
 def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: str, no_generative: bool,
                       holes_epochs: int, masks_epochs: int, distill_epochs: int, classifier_epochs: int,
                       hidden_weight: float, cosine_weight: float, mask_probability: float, mask_looks: str,
@@ -704,38 +740,13 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
                        classifier_lr=classifier_lr, batch_size=batch_size, seed=seed, device=device, threads=threads,
                        workers=workers, max_steps=max_steps, resume=resume, force=force)
     result = G2DTrainer(config)(log=log, progress=progress_bar)
-    package = None
-    if not no_package:
-        from mfr.export.package import OnnxPackageExporter
-
-        package = out / "package"
-        log(f"exporting the student to {package}")
-        OnnxPackageExporter(model=result.model, out=package, weights=result.student, force=True)(log=log)
-    summary = {"steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
-               "stages": result.stages, "parameters": result.parameters, "macs": result.macs,
-               "student": str(result.student), "package": None if package is None else str(package)}
-    if as_json:
-        echo_json(summary)
-        return
-    click.echo(f"trained {result.steps} steps ({result.epochs_done} epochs) in {result.seconds:.0f} s; "
-               f"{result.parameters / 1e6:.2f}M parameters, {result.macs / 1e6:.0f}M MACs; student {result.student}"
-               + (f", package {package}" if package else ""))
-    for stage, figures in result.stages.items():
-        click.echo(f"  {stage}: loss {figures['first']['loss']:.4f} -> {figures['last']['loss']:.4f} "
-                   f"({figures['seconds']:.0f} s)")
+    package = None if no_package else export_student(out, result.model, result.student)
+    report_staged_training(result, package, as_json)
 
 
 @train_group.command("meer")
-@click.option("--teacher", type=click.Path(path_type=Path), required=True,
-              help="Frozen teacher whose embeddings of unmasked faces the student learns: a model package or a "
-                   "checkpoint (then --model).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="Aligned faces, one folder per person [default: the LFW demo split, people of folds 1-5 and "
-                   "in no pair; judge on folds 6-10 and MFR2].")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output: student.pt, restorer.pt, restored.png, train_log.csv/.json, train_state.pt, package/.")
-@click.option("--model", "model_name", default="mobilefacenet", show_default=True,
-              help="Architecture of a checkpoint teacher.")
+@distilling_trainer_options("student.pt, restorer.pt, restored.png, train_log.csv/.json, train_state.pt, "
+                            "package/ (with restore.onnx)")
 @click.option("--no-decoupling", is_flag=True,
               help="Ablation: no mask decoupling module (the head reads the trunk's features; no mask-map loss).")
 @click.option("--no-synthesis", is_flag=True,
@@ -752,23 +763,8 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
               help="Weight of the identity-preserving loss on the restored face.")
 @click.option("--hidden-weight", type=click.FloatRange(min=1), default=5.0, show_default=True,
               help="Reconstruction weight of the pixels under the mask, relative to visible ones.")
-@click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="Chance that a training face is masked.")
-@click.option("--mask-looks", default="templates,jittered,occluder", show_default=True,
-              help="Comma-separated looks a masked face is drawn in (as in mfr train maskinv).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="torch device: cpu, cuda, cuda:1 ...")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
-              help="torch CPU threads (0: torch's default).")
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Processes that build batches ahead of the training loop (the result does not depend on it).")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps in all.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch checkpoint.")
-@click.option("--no-package", is_flag=True, help="Do not export the student to OUT/package.")
-@click.option("--force", is_flag=True, help="Start again in a non-empty --out.")
-@click.option("--json", "as_json", is_flag=True, help="Print the training summary as JSON on stdout.")
 def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: str, no_decoupling: bool,
                        no_synthesis: bool, epochs: int, warmup_epochs: int, identity_weight: float, margin_loss: bool,
                        mask_map_weight: float, reconstruction_weight: float, preserving_weight: float,
@@ -798,30 +794,13 @@ def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: 
                         batch_size=batch_size, seed=seed, device=device, threads=threads, workers=workers,
                         max_steps=max_steps, resume=resume, force=force)
     result = MEERTrainer(config)(log=log, progress=progress_bar)
-    package = None
-    if not no_package:
-        from mfr.export.package import OnnxPackageExporter
+    package = None if no_package else export_student(out, result.model, result.student)
+    if package is not None and result.restorer is not None:
+        from mfr.export.restorer import add_restorer
 
-        package = out / "package"
-        log(f"exporting the student to {package}")
-        OnnxPackageExporter(model=result.model, out=package, weights=result.student, force=True)(log=log)
-        if result.restorer is not None:
-            from mfr.export.restorer import add_restorer
-
-            add_restorer(package, result.restorer, log=log)
-    summary = {"model": result.model, "steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
-               "stages": result.stages, "parameters": result.parameters, "macs": result.macs,
-               "student": str(result.student), "restorer": None if result.restorer is None else str(result.restorer),
-               "package": None if package is None else str(package)}
-    if as_json:
-        echo_json(summary)
-        return
-    click.echo(f"trained {result.model}: {result.steps} steps ({result.epochs_done} epochs) in {result.seconds:.0f} s; "
-               f"{result.parameters / 1e6:.2f}M parameters, {result.macs / 1e6:.0f}M MACs; student {result.student}"
-               + (f", package {package}" if package else ""))
-    for stage, figures in result.stages.items():
-        click.echo(f"  {stage}: loss {figures['first']['loss']:.4f} -> {figures['last']['loss']:.4f} "
-                   f"({figures['seconds']:.0f} s)")
+        add_restorer(package, result.restorer, log=log)
+    report_staged_training(result, package, as_json,
+                           restorer=None if result.restorer is None else str(result.restorer))
 
 
 @train_group.command("mask-classifier")
