@@ -221,9 +221,9 @@ class G2DTrainer:
                 plans = plans[:max(0, config.max_steps - step)]
             stage_epochs, in_stage = schedule.count(stage), epoch - schedule.index(stage)
             label = f"epoch {epoch + 1}/{len(schedule)} ({stage})"
+            per_epoch = max(len(data) // config.batch_size, 1)  # steps of a whole epoch (epoch_plan's count)
             for number, batch in enumerate(progress(iterate_batches(datasets[stage], plans, config.workers),
                                                     len(plans), label)):
-                per_epoch = max(len(plans), 1)
                 lr = cosine_lr(config.base_lr(stage), (in_stage * per_epoch + number) / (stage_epochs * per_epoch))
                 for group in optimizer.param_groups:
                     group["lr"] = lr
