@@ -1,5 +1,6 @@
 """G2D (Ge et al., "Masked Face Recognition with Generative-to-Discriminative Representations", ICML
-2024), reconstructed at edge size from the paper's abstract (no code or tables are public here).
+2024), reconstructed at edge size from the paper's abstract (its code and tables were not available
+to build from).
 
 What the abstract describes, and how it is built here:
 

@@ -1,5 +1,6 @@
 """MEER ("Seeing through the Mask: Multi-task Generative Mask Decoupling Face Recognition", 2023),
-reconstructed at edge size from the paper's abstract (no code or tables are public here).
+reconstructed at edge size from the paper's abstract (its code and tables were not available to build
+from).
 
 What the abstract describes, and how it is built here:
 
