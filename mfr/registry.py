@@ -64,6 +64,21 @@ def _iresnet(depth: int) -> ModelEntry:
     )
 
 
+def _reconstruction(name: str, factory: str, description: str) -> ModelEntry:
+    """A masked-face student trained by mfr from a MobileFaceNet teacher (G2D, MEER): the teacher's
+    normalisation, since its embeddings are what the training distils; no shipped weights."""
+    return ModelEntry(
+        name=name,
+        kind="recognition",
+        factory=factory,
+        spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
+        output_names=("embedding",),
+        default_weights=None,
+        strip_prefix="module.",
+        description=description,
+    )
+
+
 def _entries() -> tuple[ModelEntry, ...]:
     return (
         ModelEntry(
@@ -77,37 +92,12 @@ def _entries() -> tuple[ModelEntry, ...]:
             description="MobileFaceNet, 128-d, shipped weights (foamliu/MobileFaceNet, Apache-2.0)",
         ),
         *(_iresnet(depth) for depth in (18, 34, 50, 100)),
-        ModelEntry(
-            name="g2d",
-            kind="recognition",
-            factory="mfr.models.g2d:G2DNet",
-            # the teacher's (MobileFaceNet's) normalisation: its embeddings are what G2D's training distils
-            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
-            output_names=("embedding",),
-            default_weights=None,
-            strip_prefix="module.",
-            description="G2D (generative encoder + discriminative reformer), 128-d; weights from mfr train g2d",
-        ),
-        ModelEntry(
-            name="meer",
-            kind="recognition",
-            factory="mfr.models.meer:MEERNet",
-            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),  # the teacher's, as for G2D
-            output_names=("embedding",),
-            default_weights=None,
-            strip_prefix="module.",
-            description="MEER (trunk + mask decoupling + identity head), 128-d; weights from mfr train meer",
-        ),
-        ModelEntry(
-            name="meer-plain",
-            kind="recognition",
-            factory="mfr.models.meer:MEERPlainNet",
-            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
-            output_names=("embedding",),
-            default_weights=None,
-            strip_prefix="module.",
-            description="MEER without its mask decoupling module (an ablation), 128-d; from mfr train meer",
-        ),
+        _reconstruction("g2d", "mfr.models.g2d:G2DNet",
+                        "G2D (generative encoder + discriminative reformer), 128-d; weights from mfr train g2d"),
+        _reconstruction("meer", "mfr.models.meer:MEERNet",
+                        "MEER (trunk + mask decoupling + identity head), 128-d; weights from mfr train meer"),
+        _reconstruction("meer-plain", "mfr.models.meer:MEERPlainNet",
+                        "MEER without its mask decoupling module (an ablation), 128-d; from mfr train meer"),
         ModelEntry(
             name="retinaface-mnet025",
             kind="detection",

@@ -9,7 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mfr.training.batches import BatchPlan
+
 LABEL_WIDTH = 150
+SHEET_FACES = 8
 
 
 def labelled_rows(rows: list[tuple[str, np.ndarray]]) -> np.ndarray:
@@ -23,3 +26,10 @@ def labelled_rows(rows: list[tuple[str, np.ndarray]]) -> np.ndarray:
                         cv2.LINE_AA)
         lines.append(np.hstack([caption, *tiles]))
     return np.vstack(lines)
+
+
+def sheet_plan(faces: int, seed: int) -> BatchPlan:
+    """The same ``SHEET_FACES`` training faces after every epoch (drawn once from ``seed``), so sheets of
+    successive epochs show the same people."""
+    picks = np.random.default_rng([seed, 7]).choice(faces, min(SHEET_FACES, faces), replace=False)
+    return BatchPlan(epoch=0, step=0, indices=np.sort(picks))

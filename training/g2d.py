@@ -45,10 +45,10 @@ from mfr.progress import Progress, no_progress
 from mfr.registry import get_model_entry
 from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
-from mfr.training.batches import FACES_NAME, Batch, BatchPlan, TrainingBatches, epoch_plan, iterate_batches
+from mfr.training.batches import FACES_NAME, Batch, TrainingBatches, epoch_plan, iterate_batches
 from mfr.training.data import TrainingSet
 from mfr.training.distillation import distillation_set
-from mfr.training.face_sheet import labelled_rows
+from mfr.training.face_sheet import labelled_rows, sheet_plan
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
 from mfr.training.looks import LOOKS, TrainingLooks
@@ -70,7 +70,6 @@ STUDENT_NAME, CLASSIFIER_NAME = "student.pt", "classifier.pt"
 LOG_CSV, LOG_JSON, LOSS_PNG, SHEET_PNG = "train_log.csv", "train_log.json", "loss.png", "reconstructions.png"
 LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "reconstruction", "hidden_l1", "rkd_distance", "rkd_angle",
               "cosine_loss", "cosine_masked", "cosine_unmasked", "accuracy", "seconds"]
-SHEET_FACES = 8
 
 
 @dataclass(frozen=True)
@@ -341,8 +340,7 @@ class G2DTrainer:
 def write_sheet(path: Path, inpainter: G2DInpainter, images: np.ndarray, keys: list[str], looks: TrainingLooks,
                 spec: PreprocessSpec, config: G2DConfig) -> None:
     """Faces of the training set covered by holes and by masks, what the inpainter draws, the originals."""
-    picks = np.random.default_rng([config.seed, 7]).choice(len(images), min(SHEET_FACES, len(images)), replace=False)
-    plan = BatchPlan(epoch=0, step=0, indices=np.sort(picks))
+    plan = sheet_plan(len(images), config.seed)
     rows: list[tuple[str, np.ndarray]] = []
     inpainter.eval()
     for phase in ("holes", "masks"):

@@ -42,9 +42,9 @@ from mfr.progress import Progress, no_progress
 from mfr.registry import get_model_entry
 from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
-from mfr.training.batches import FACES_NAME, BatchPlan, epoch_plan, iterate_batches
+from mfr.training.batches import FACES_NAME, epoch_plan, iterate_batches
 from mfr.training.distillation import DistillationSet, distillation_set
-from mfr.training.face_sheet import labelled_rows
+from mfr.training.face_sheet import labelled_rows, sheet_plan
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import masked_l1
 from mfr.training.looks import LOOKS, TrainingLooks
@@ -67,7 +67,6 @@ LOG_CSV, LOG_JSON, SHEET_PNG = "train_log.csv", "train_log.json", "restored.png"
 TERMS = ("identity", "margin", "mask_map", "reconstruction", "identity_preserving")
 LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", *TERMS, "mask_iou", "cosine_masked", "cosine_unmasked",
               "seconds"]
-SHEET_FACES = 8
 
 
 @dataclass(frozen=True)
@@ -275,10 +274,8 @@ class MEERTrainer:
 def write_sheet(path: Path, net: MEERNet, restorer: MEERRestorer | None, start: DistillationSet,
                 looks: TrainingLooks, spec: PreprocessSpec, config: MEERConfig) -> None:
     """Masked training faces, where the mask map points, the restored faces (a synthesis), the originals."""
-    picks = np.random.default_rng([config.seed, 7]).choice(len(start.images), min(SHEET_FACES, len(start.images)),
-                                                           replace=False)
     batch = InpaintingBatches(start.images, start.keys(), looks, spec, "masks", config.seed)[
-        BatchPlan(epoch=0, step=0, indices=np.sort(picks))]
+        sheet_plan(len(start.images), config.seed)]
     net.eval()
     with torch.no_grad():
         parts = net.parts(batch.inputs.to(config.device))

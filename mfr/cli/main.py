@@ -866,10 +866,9 @@ def restore_command(photo: Path, package: Path, out: Path, detector: str, detect
     if spec.input_size is not None and image.shape[:2] == tuple(spec.input_size):
         crop = image
     else:
-        from mfr.cache import default_cache_dir
-        from mfr.cli.detectors import make_detector
+        from mfr.cli.gallery_cli import make_face_detector
 
-        face = largest_face(make_detector(detector, detector_package, default_cache_dir(), log)[0].detect(image))
+        face = largest_face(make_face_detector(detector, detector_package).detect(image))
         if face is None:
             raise click.ClickException(f"{photo}: no face found ({detector})")
         crop, box = align_faces(image, [face.landmarks], spec)[0], [round(float(v), 1) for v in face.box]
