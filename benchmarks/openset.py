@@ -223,7 +223,7 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
     return [result], data
 
 
-def run_openset(embedder: FaceEmbedder, package: Path, dataset: str, policy: DecisionPolicy,
+def run_openset(embedder: FaceEmbedder, package: Path | str, dataset: str, policy: DecisionPolicy,
                 run: Callable[[], tuple[list[OpenSetResult], str]]) -> OpenSetReport:
     started = time.perf_counter()
     results, data = run()

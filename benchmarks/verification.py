@@ -166,7 +166,7 @@ class EvalReport:
 class Evaluation:
     """Loader-style: stores the request; calling it runs the evaluation."""
 
-    package: Path
+    package: Path | str  # a directory, or a served model's address (triton://...)
     dataset: str
     precision: str | None = None  # None: fp32 for a package, the engine's own for an engine directory
     flip: bool = True

@@ -44,6 +44,10 @@ class EngineError(MfrError):
     """An engine that cannot be built or run: bad options, bad input, a failed build."""
 
 
+class EngineUnavailable(EngineError):
+    """An inference server that cannot be reached now (down, restarting, network gone): retry later."""
+
+
 class EngineMismatchError(EngineError):
     """An engine built for another machine (backend version, GPU) than the one it is loaded on."""
 

@@ -9,7 +9,8 @@ Every event is one JSON object with ``schema`` (``EVENT_SCHEMA``; a consumer che
   seconds_since_first_seen;
 - ``identity_changed``: the same fields, plus previous_name;
 - ``track_ended``: track, name, dwell_seconds, observations, best_crop (path of the snapshot, or null);
-- ``source_status``: state (connected, disconnected, reconnecting, ended), detail;
+- ``source_status``: state (connected, disconnected, reconnecting, ended; recognition_paused and
+  recognition_resumed while a model server cannot be reached), detail;
 - ``stats``: frames, frames/s, per-stage latency so far (every ``--stats-every`` seconds).
 
 Sinks: JSON Lines (stdout or a file, flushed per event: a killed process loses at most the event being

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mfr.errors import EngineUnavailable
 from mfr.recognition.decision import Identifier
 from mfr.recognition.events import EventFactory, EventSink, SnapshotStore
 from mfr.recognition.latency import StageClock
@@ -115,11 +116,17 @@ def tick(frames: list[tuple[Watcher, Frame]], clock: StageClock | None = None) -
     mask stages are timed on ``clock`` (default: the first watcher's)."""
     begun = [watcher.begin(frame) for watcher, frame in frames]
     chosen = [c for _, c in begun if c is not None]
-    embedded = iter(embed_chosen(chosen, clock or frames[0][0].clock) if chosen else [])
+    failure = None
+    try:
+        embedded = iter(embed_chosen(chosen, clock or frames[0][0].clock) if chosen else [])
+    except EngineUnavailable as exc:  # a model server down or restarting: tracking goes on, naming waits
+        embedded, failure = iter([]), str(exc)
     out = []
     for (watcher, frame), (events, faces) in zip(frames, begun, strict=True):
-        if faces is not None:  # the chosen faces come back in the order they were chosen
-            events = events + watcher.conclude(faces, *next(embedded))
+        if faces is not None and failure is not None:
+            events = events + watcher.recognition_paused(failure)
+        elif faces is not None:  # the chosen faces come back in the order they were chosen
+            events = events + watcher.recognition_resumed() + watcher.conclude(faces, *next(embedded))
         out.append(events + watcher.stats_event(frame))
     return out
 
@@ -141,6 +148,7 @@ class Watcher:
         self.spec = embedder.manifest.spec
         self._last_stats: float | None = None
         self.started = time.monotonic()
+        self.paused = False  # the embedder's server could not be reached at the last try
 
     # --- one frame ---------------------------------------------------------------------------------
 
@@ -220,6 +228,21 @@ class Watcher:
             return None
         return ChosenFaces(self, frame, [tracks[i] for i in chosen], crops[chosen],
                            [qualities[i].score for i in chosen])
+
+    def recognition_paused(self, detail: str) -> list[dict[str, Any]]:
+        """A ``source_status`` event when the embedder's server became unreachable (once per outage); the
+        faces of such frames go unnamed and are chosen again in later frames."""
+        if self.paused:
+            return []
+        self.paused = True
+        return [self.events.make("source_status", state="recognition_paused", detail=detail)]
+
+    def recognition_resumed(self) -> list[dict[str, Any]]:
+        """A ``source_status`` event when embedding works again after a pause."""
+        if not self.paused:
+            return []
+        self.paused = False
+        return [self.events.make("source_status", state="recognition_resumed", detail="")]
 
     def conclude(self, faces: ChosenFaces, embeddings: np.ndarray, masked: np.ndarray) -> list[dict[str, Any]]:
         """Each embedded face's observation and its track's decision."""

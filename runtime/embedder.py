@@ -77,13 +77,17 @@ class FaceEmbedder:
         return cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_NV12)
 
     @classmethod
-    def open(cls, path: Path, precision: str | None = None) -> FaceEmbedder:
-        """From an engine directory or a model package (see ``open_model``)."""
+    def open(cls, path: Path | str, precision: str | None = None) -> FaceEmbedder:
+        """From an engine directory, a model package or a served model's address (see ``open_model``)."""
         return cls(open_model(path, precision))
 
     def model_sha256(self) -> str:
-        """The hash of the file the engine runs (engine directories record it; packages are hashed)."""
-        return self.manifest.sha256.get("engine") or sha256_file(self.engine.model_file)
+        """Keys cached embeddings: the hash of the file the engine runs (engine directories record it;
+        packages are hashed). A model run by a server is keyed by its address as well, so that an
+        evaluation through the server is measured through it, never read from a local run's cache."""
+        if self.engine.remote is not None:
+            return hashlib.sha256(f"{self.engine.remote}|{self.source_sha256()}".encode()).hexdigest()
+        return self.manifest.sha256.get("engine") or self._file_sha256()
 
     def source_sha256(self) -> str:
         """The ONNX file these embeddings come from: an engine's source, or the package file it runs.
@@ -91,7 +95,12 @@ class FaceEmbedder:
         record = self.manifest.engine
         if record is not None:
             return record.source_sha256
-        return self.manifest.sha256.get(PACKAGE_FILES[self.engine.precision]) or sha256_file(self.engine.model_file)
+        return self.manifest.sha256.get(PACKAGE_FILES[self.engine.precision]) or self._file_sha256()
+
+    def _file_sha256(self) -> str:
+        if self.engine.model_file is None:
+            raise ManifestError(f"{self.engine.source}: its manifest records no sha256 of the model it runs")
+        return sha256_file(self.engine.model_file)
 
     def fingerprint(self) -> str:
         """Which model made these embeddings: model name, source ONNX and preprocessing spec. Embeddings

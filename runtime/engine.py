@@ -25,11 +25,14 @@ from mfr.manifest import BatchProfile, Manifest, TensorInfo
 
 class Engine(ABC):
     backend: str = ""
+    # The address of a model run by a server (``triton://...``); None for an engine run in this process.
+    remote: str | None = None
 
-    def __init__(self, source: Path, manifest: Manifest, model_file: Path, profile: BatchProfile,
+    def __init__(self, source: Path | str, manifest: Manifest, model_file: Path | None, profile: BatchProfile,
                  precision: str | None = None) -> None:
-        self.source = Path(source)  # the engine directory (or package) it came from, for messages
-        self.model_file = Path(model_file)  # the file the backend runs (its hash keys cached embeddings)
+        self.source = source  # the engine directory (or package, or server address) it came from, for messages
+        # the file the backend runs (its hash keys cached embeddings); None when it lives on a server
+        self.model_file = None if model_file is None else Path(model_file)
         self.manifest = manifest
         self.profile = profile
         self.precision = precision or (manifest.engine.precision if manifest.engine else "fp32")

@@ -16,6 +16,7 @@ from mfr.errors import EngineError, EngineMismatchError
 from mfr.manifest import MANIFEST_NAME, BatchProfile, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
+from mfr.runtime.engine_triton import is_triton_url, open_triton
 
 # A plain package's ONNX files by precision (a package is run by ONNX Runtime without building).
 PACKAGE_FILES = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
@@ -42,8 +43,11 @@ def check_fits_machine(directory: Path, manifest: Manifest, machine: MachineStat
             + "\n(or pass --rebuild-on-mismatch to rebuild it automatically)")
 
 
-def open_engine(directory: Path, machine: MachineState | None = None) -> Engine:
-    """The engine in ``directory`` (written by ``mfr-export build-engine``), checked against this machine."""
+def open_engine(directory: Path | str, machine: MachineState | None = None) -> Engine:
+    """The engine in ``directory`` (written by ``mfr-export build-engine``), checked against this machine;
+    or the model a Triton server serves at a ``triton://`` address."""
+    if is_triton_url(directory):
+        return open_triton(str(directory))
     directory = Path(directory)
     manifest = load_manifest(directory)
     if manifest.engine is None:
@@ -63,12 +67,15 @@ def open_engine(directory: Path, machine: MachineState | None = None) -> Engine:
     return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)
 
 
-def open_model(path: Path, precision: str | None = None) -> Engine:
-    """An engine directory as it is, or a plain package's ``precision`` model run by ONNX Runtime on the CPU.
+def open_model(path: Path | str, precision: str | None = None) -> Engine:
+    """An engine directory as it is, a plain package's ``precision`` model run by ONNX Runtime on the CPU,
+    or a model served by Triton (``triton://HOST:PORT/MODEL``, see ``mfr.runtime.engine_triton``).
 
-    This is what ``mfr eval`` accepts: either kind of directory, so an engine's accuracy is measured
-    through exactly the code a deployment runs.
+    This is what ``mfr eval`` accepts: any of them, so an engine's accuracy is measured through exactly
+    the code a deployment runs.
     """
+    if is_triton_url(path):
+        return open_triton(str(path), precision)
     path = Path(path)
     manifest = load_manifest(path)
     if manifest.engine is not None:

@@ -2,7 +2,8 @@
 stages below it.
 
 The order, lowest first (``LAYERS``): the common ground (``mfr/``: spec, manifest, models, data, augment,
-metrics, errors), ``runtime/`` (per-frame primitives, torch-free), ``recognition/`` (gallery and
+metrics, errors), ``runtime/`` (per-frame primitives, torch-free), ``serving/`` (the runtime's engines
+behind Triton, torch-free), ``recognition/`` (gallery and
 decisions, torch-free, on the runtime), ``export/`` (may check what it builds through the runtime),
 ``calibration/``, ``benchmarks/``, ``training/``, and the CLI (``mfr/cli``), the one place that may call
 every stage. Every import statement of every module is checked, those inside
@@ -19,7 +20,7 @@ import pytest
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 reads pyproject.toml's package-dir
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ("ground", "runtime", "recognition", "export", "calibration", "benchmarks", "training", "cli")
+LAYERS = ("ground", "runtime", "serving", "recognition", "export", "calibration", "benchmarks", "training", "cli")
 STAGES = {f"mfr.{layer}": layer for layer in LAYERS if layer != "ground"}
 
 

@@ -40,6 +40,7 @@ def test_runtime_and_recognition_import_and_preprocess_without_torch():
         import sys, numpy as np
         import mfr.runtime, mfr.cli.main
         import mfr.recognition.enroll, mfr.recognition.gallery, mfr.recognition.portable
+        import mfr.runtime.engine_triton, mfr.serving.serve, mfr.serving.python_model, mfr.cli.serve_cli
         from mfr.recognition.mask_state import MaskClassifier
         from mfr.registry import MODELS
         from mfr.runtime import read_image_bgr, normalize, align_faces

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import click
 
 from mfr.errors import MfrError
+from mfr.runtime.engine_triton import is_triton_url
 
 
 class MfrGroup(click.Group):
@@ -20,6 +22,32 @@ class MfrGroup(click.Group):
             return super().invoke(ctx)
         except MfrError as exc:
             raise click.ClickException(str(exc)) from exc
+
+
+class ModelLocation(click.ParamType):
+    """A model to run: a package or engine directory (a ``Path``), or the address of a model a Triton server
+    serves (``triton://HOST:PORT/MODEL``, kept as text: a path would fold its ``//``)."""
+
+    name = "DIR|triton://HOST:PORT/MODEL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path | str:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if is_triton_url(text):
+            return text
+        if "://" in text:
+            self.fail(f"{text!r} is not a model address: a served model is triton://HOST[:PORT]/MODEL (HTTP) or "
+                      f"triton+grpc://HOST[:PORT]/MODEL", param, ctx)
+        return Path(text)
+
+
+MODEL_LOCATION = ModelLocation()
+
+
+def local_only(locations: Iterable[Path | str]) -> list[Path]:
+    """The local directories among model locations (served models are built and checked by their server)."""
+    return [Path(location) for location in locations if not is_triton_url(location)]
 
 
 def require_extra(module: str, extra: str) -> None:

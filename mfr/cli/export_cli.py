@@ -208,3 +208,53 @@ def build_engine_command(package: Path, out: Path, precision: str, backend: str,
 
 if __name__ == "__main__":
     cli()
+
+
+@cli.command("triton")
+@click.option("--package", "--engine", "directory", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Model package or engine directory (ONNX Runtime or TensorRT).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Triton model repository to add the model to (created if needed).")
+@click.option("--name", default=None, help="Model name in the repository [default: the manifest's model].")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+              help="Which model of a package (default fp32); an engine directory exports its own.")
+@click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True,
+              help="Triton's max_batch_size: the largest batch its dynamic batcher forms.")
+@click.option("--max-queue-delay-us", type=click.IntRange(0), default=2000, show_default=True,
+              help="Longest a request waits for others to join its batch, in microseconds.")
+@click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Model instances per device.")
+@click.option("--kind", type=click.Choice(["gpu", "cpu"]), default="gpu", show_default=True,
+              help="Where Triton runs the instances (a TensorRT plan needs gpu).")
+@click.option("--force", is_flag=True, help="Replace the model's folder if the repository has it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written configuration's facts as JSON.")
+def triton_command(directory: Path, out: Path, name: str | None, precision: str | None, max_batch: int,
+                   max_queue_delay_us: int, instances: int, kind: str, force: bool, as_json: bool) -> None:
+    """Add a model to a Triton model repository for a full Triton install (ONNX Runtime or TensorRT backend).
+
+    Writes OUT/NAME/config.pbtxt (platform onnxruntime_onnx or tensorrt_plan; inputs and outputs from the
+    manifest; dynamic batching; instance group; the manifest as the parameter mfr_manifest, which
+    triton:// clients read their preprocessing spec from) and OUT/NAME/1/model.onnx or model.plan. A TensorRT
+    plan runs only on the GPU model and TensorRT version it was built with (see its manifest). To serve
+    on a CPU machine without a full install, use mfr serve instead.
+    """
+    require_extra("tritonclient.grpc", "triton")
+    from mfr.serving.model_config import BatchingOptions
+    from mfr.serving.repository import ServedModel, export_platform_repository
+
+    served = ServedModel.open(directory, name, precision)
+    backend = served.manifest.engine.backend if served.manifest.engine else "onnxruntime"
+    if backend == "tensorrt" and kind == "cpu":
+        raise click.BadParameter("a TensorRT plan runs on a GPU", param_hint="--kind")
+    largest = served.manifest.engine.profile.max if served.manifest.engine else None
+    if largest is not None and max_batch > largest:
+        raise click.BadParameter(f"{directory} takes batches of at most {largest}", param_hint="--max-batch")
+    target = export_platform_repository(served, out, BatchingOptions(max_batch, max_queue_delay_us, instances, kind),
+                                        force=force)
+    facts = {"model": served.name, "folder": str(target), "backend": backend, "precision": served.precision,
+             "max_batch": max_batch, "kind": kind}
+    if as_json:
+        echo_json(facts)
+        return
+    click.echo(f"wrote {target} ({backend}, {served.precision}, max batch {max_batch}, {instances} {kind} "
+               f"instance(s)); start Triton with --model-repository {out}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import echo_json, log, progress_bar
+from mfr.cli.common import MODEL_LOCATION, echo_json, log, progress_bar
 from mfr.paths import default_gallery_location, is_gallery_url
 
 
@@ -25,9 +25,10 @@ def gallery_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def model_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--package", "--engine", "model_dir", type=click.Path(path_type=Path, file_okay=False),
-                        required=True, help="Recognition model: a package, or an engine directory from "
-                                            "mfr-export build-engine.")(command)
+    return click.option("--package", "--engine", "model_dir", type=MODEL_LOCATION,
+                        required=True, help="Recognition model: a package, an engine directory from "
+                                            "mfr-export build-engine, or a served model "
+                                            "(triton://HOST:PORT/MODEL, see mfr serve).")(command)
 
 
 def detector_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MfrGroup, echo_json, int_list, log, progress_bar
+from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_only, log, progress_bar
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
 
@@ -60,7 +60,7 @@ def info_command(package: Path, as_json: bool) -> None:
                    f"{record.source_package}/{record.source_file}")
 
 
-def openset(packages: tuple[Path, ...], dataset: str, precision: str | None, detector: Any, detector_name: str,
+def openset(packages: tuple[Path | str, ...], dataset: str, precision: str | None, detector: Any, detector_name: str,
             folds: tuple[int, ...] | None, mask_seed: int, cache_dir: Path | None, sizes: list[int], target_far: float,
             min_margin: float | None, masked_templates: bool, json_out: Path | None) -> None:
     """``mfr eval --dataset lfw-openset|mfr2-openset``: every package (and precision) in one run."""
@@ -88,7 +88,7 @@ def openset(packages: tuple[Path, ...], dataset: str, precision: str | None, det
         log(f"wrote {json_out}")
 
 
-def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
+def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
     """``--rebuild-on-mismatch``: rebuild, in place, each engine directory built for another machine (the
     runtime itself only refuses such engines; building is the export stage's job)."""
     from mfr.export.engine_package import rebuild_if_mismatched
@@ -98,9 +98,10 @@ def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
 
 
 @cli.command("eval")
-@click.option("--package", "packages", type=click.Path(path_type=Path), required=True, multiple=True,
-              help="Recognition model package, or an engine directory from mfr-export build-engine. Repeat to "
-                   "compare models side by side on the same pairs (e.g. teacher and student).")
+@click.option("--package", "packages", type=MODEL_LOCATION, required=True, multiple=True,
+              help="Recognition model package, an engine directory from mfr-export build-engine, or a served "
+                   "model (triton://HOST:PORT/MODEL, see mfr serve). Repeat to compare models side by side on "
+                   "the same pairs (e.g. teacher and student).")
 @click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2", "lfw-openset", "mfr2-openset"]),
               required=True,
               help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
@@ -143,10 +144,10 @@ def rebuild_engines_that_do_not_fit(directories: tuple[Path, ...]) -> None:
               help="Open-set only: smallest lead of the best person over the second [default: as mfr identify].")
 @click.option("--masked-templates/--no-masked-templates", default=True, show_default=True,
               help="lfw-openset only: enrol a synthetic-masked template beside each photo, as mfr gallery does.")
-def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool, flip: bool,
-                 data_dir: Path | None, detector: str, detector_package: Path | None, no_face: str, mask_seed: int,
-                 mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None, no_cache: bool,
-                 plots: Path | None, json_out: Path | None, gallery_sizes: str, target_far: float,
+def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool,
+                 flip: bool, data_dir: Path | None, detector: str, detector_package: Path | None, no_face: str,
+                 mask_seed: int, mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None,
+                 no_cache: bool, plots: Path | None, json_out: Path | None, gallery_sizes: str, target_far: float,
                  min_margin: float | None, masked_templates: bool) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
     -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
@@ -168,14 +169,14 @@ def eval_command(packages: tuple[Path, ...], dataset: str, precision: str | None
         raise click.BadParameter("--precision both compares the precisions of one package; give one --package",
                                  param_hint="--precision")
     if rebuild_on_mismatch:
-        rebuild_engines_that_do_not_fit(packages)
+        rebuild_engines_that_do_not_fit(local_only(packages))
     if dataset.endswith("-openset"):
         openset(packages, dataset, precision, face_detector, detector_name, fold_list, mask_seed,
                 None if no_cache else cache_root, int_list(gallery_sizes, "--gallery-size", "sizes", positive=True),
                 target_far, min_margin, masked_templates, json_out)
         return
 
-    def run(package: Path, chosen: str | None) -> EvalReport:
+    def run(package: Path | str, chosen: str | None) -> EvalReport:
         return Evaluation(
             package=package, dataset=dataset, precision=chosen, flip=flip, data_dir=data_dir,
             detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
@@ -211,10 +212,18 @@ def bench_group() -> None:
 
 
 @bench_group.command("latency")
-@click.option("--engine", "engines", type=click.Path(path_type=Path), multiple=True, required=True,
-              help="Engine directory (from mfr-export build-engine); repeat to compare engines in one run.")
-@click.option("--batch", "batches", default="1,8,32,128", show_default=True,
-              help="Comma-separated batch sizes.")
+@click.option("--engine", "engines", type=MODEL_LOCATION, multiple=True, required=True,
+              help="Engine directory (from mfr-export build-engine), or a served model (triton://HOST:PORT/MODEL); "
+                   "repeat to compare them in one run.")
+@click.option("--batch", "batches", default=None,
+              help="Comma-separated batch sizes [default: 1,8,32,128; with --clients: 1, the faces of one "
+                   "camera's call].")
+@click.option("--clients", default=None,
+              help="Comma-separated numbers of concurrent clients (e.g. 1,4,16): each a process with its own "
+                   "engine or server connection, like one camera; reports throughput, p50/p95/p99 and the batch "
+                   "sizes a server formed.")
+@click.option("--seconds", type=click.FloatRange(0.5, 600), default=10.0, show_default=True,
+              help="With --clients: measured seconds per engine and client count.")
 @click.option("--rounds", type=click.IntRange(min=1), default=50, show_default=True,
               help="Timed calls per engine and batch size.")
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True,
@@ -225,33 +234,51 @@ def bench_group() -> None:
               help="Rebuild an engine built for another machine from its source ONNX instead of failing.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
               help="Write every figure and the hardware/software fingerprint as JSON.")
-def bench_latency_command(engines: tuple[Path, ...], batches: str, rounds: int, warmup: int, block: int,
-                          rebuild_on_mismatch: bool, json_out: Path | None) -> None:
+def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, clients: str | None, seconds: float,
+                          rounds: int, warmup: int, block: int, rebuild_on_mismatch: bool,
+                          json_out: Path | None) -> None:
     """p50/p95/p99 latency and throughput per batch size, engines interleaved so their ratios are fair.
 
     Engines take turns in blocks of --block calls, each block after a short pause and --warmup untimed
     calls (so one engine's spinning worker threads do not slow the next). A call goes from host memory
     to host memory (upload, inference, download). Ratios are relative to the first --engine.
+
+    With --clients, each engine is measured with that many concurrent client processes instead, for
+    --seconds each (a local engine: one copy per client; a served model: one connection per client,
+    batched by the server).
     """
     from contextlib import ExitStack
 
     from mfr.atomic import write_json_atomic
-    from mfr.benchmarks.latency import markdown_table, measure_latency
     from mfr.runtime.engine_load import open_engine
 
-    sizes = int_list(batches, "--batch", "batch sizes", positive=True)
+    sizes = int_list(batches or ("1" if clients else "1,8,32,128"), "--batch", "batch sizes", positive=True)
     labels = [str(e) for e in engines]
     if len(set(labels)) != len(labels):
         raise click.BadParameter("the same engine was given twice", param_hint="--engine")
     if rebuild_on_mismatch:
-        rebuild_engines_that_do_not_fit(engines)
-    with ExitStack() as stack:
-        opened = {label: stack.enter_context(open_engine(path))
-                  for label, path in zip(labels, engines, strict=True)}
-        log(f"measuring {len(opened)} engine(s) at batch sizes {sizes}: {rounds} timed calls each, in blocks of "
-            f"{block} after {warmup} untimed calls")
-        report = measure_latency(opened, sizes, rounds=rounds, warmup=warmup, block=block)
-    click.echo(markdown_table(report))
+        rebuild_engines_that_do_not_fit(local_only(engines))
+    report: Any
+    if clients:
+        from mfr.benchmarks.concurrency import markdown_table as concurrency_table
+        from mfr.benchmarks.concurrency import measure_concurrency
+
+        counts = int_list(clients, "--clients", "client counts", positive=True)
+        if len(sizes) != 1:
+            raise click.BadParameter("with --clients give one batch size", param_hint="--batch")
+        log(f"measuring {len(engines)} engine(s) with {counts} concurrent clients, {seconds:g} s each")
+        report = measure_concurrency(dict(zip(labels, engines, strict=True)), counts, sizes[0], seconds)
+        click.echo(concurrency_table(report))
+    else:
+        from mfr.benchmarks.latency import markdown_table, measure_latency
+
+        with ExitStack() as stack:
+            opened = {label: stack.enter_context(open_engine(path))
+                      for label, path in zip(labels, engines, strict=True)}
+            log(f"measuring {len(opened)} engine(s) at batch sizes {sizes}: {rounds} timed calls each, in blocks of "
+                f"{block} after {warmup} untimed calls")
+            report = measure_latency(opened, sizes, rounds=rounds, warmup=warmup, block=block)
+        click.echo(markdown_table(report))
     if json_out is not None:
         write_json_atomic(json_out, report.to_dict())
         log(f"wrote {json_out}")
@@ -915,16 +942,18 @@ def mask_sheet_command(out: Path, count: int, seed: int, renderer: str) -> None:
     click.echo(f"wrote {out} ({len(paths)} faces)")
 
 
-def _register_recognition_commands() -> None:
+def _register_commands() -> None:
     from mfr.cli.doctor_cli import doctor_command
     from mfr.cli.gallery_cli import gallery_group, identify_command, thresholds_command
+    from mfr.cli.serve_cli import serve_command
     from mfr.cli.watch_cli import watch_command
 
-    for command in (gallery_group, identify_command, thresholds_command, watch_command, doctor_command):
+    for command in (gallery_group, identify_command, thresholds_command, watch_command, doctor_command,
+                    serve_command):
         cli.add_command(command)
 
 
-_register_recognition_commands()
+_register_commands()
 
 if __name__ == "__main__":
     cli()

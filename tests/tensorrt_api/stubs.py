@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 DISTRIBUTION = "tensorrt-stubs"
-INSTALL_HINT = "pip install --no-deps -r constraints/typecheck.txt"
+INSTALL_HINT = "pip install --no-deps -r constraints/no-deps.txt"
 REPAIRS = [
     (re.compile(r"([(,] ?)in: "), r"\1in_: "),  # `in` is a keyword
     (re.compile(r"power: Weights = None, channel_axis: int\)"), "power: Weights = None, channel_axis: int = ...)"),
