@@ -63,11 +63,11 @@ class RetinaFaceDetector:
     """``detect(image)`` -> faces, from a package written by ``mfr-export onnx --model retinaface-mnet025``
     (run by ONNX Runtime) or an engine directory built from one."""
 
-    def __init__(self, package: Path, score_threshold: float = 0.5, nms_threshold: float = 0.4,
+    def __init__(self, package: Path | str, score_threshold: float = 0.5, nms_threshold: float = 0.4,
                  max_side: int = 640, min_side: int = 320) -> None:
-        self.engine = open_model(package)
+        self.engine = open_model(package)  # a package, an engine directory or a served model's address
         self.manifest = self.engine.manifest
-        self.priors = RetinaFacePriors.from_manifest(self.manifest.decoder, str(Path(package) / "manifest.json"))
+        self.priors = RetinaFacePriors.from_manifest(self.manifest.decoder, f"{package} (manifest)")
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_side = max_side, min_side
 

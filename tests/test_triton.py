@@ -60,15 +60,15 @@ def faces() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def served(thresholded_package: Path) -> object:
-    """mfr's recognition package served by a real tritonserver; yields (server, ports)."""
+def served(thresholded_package: Path, retinaface_package: Path) -> object:
+    """mfr's recognition and detection packages served by a real tritonserver; yields (server, ports)."""
     from mfr.serving.model_config import BatchingOptions
     from mfr.serving.repository import ServedModel
     from mfr.serving.serve import serve_models
 
     ports = free_ports()
-    model = ServedModel.open(thresholded_package, "faces")
-    with serve_models([model], BatchingOptions(max_batch=16, max_queue_delay_us=10_000), ports, "127.0.0.1",
+    models = [ServedModel.open(thresholded_package, "faces"), ServedModel.open(retinaface_package, "detector")]
+    with serve_models(models, BatchingOptions(max_batch=16, max_queue_delay_us=10_000), ports, "127.0.0.1",
                       _install()) as server:
         yield server, ports
 
@@ -104,6 +104,21 @@ def test_served_embeddings_equal_the_local_engine(served, thresholded_package, f
     # more faces than the server's max_batch_size (16): split into calls like any engine's profile
     assert remote.engine.profile.max == 16 and len(faces) > 16
     remote.engine.close()
+
+
+def test_a_served_detector_finds_the_faces_the_local_one_finds(served, retinaface_package):
+    from mfr.paths import dataset_dir
+    from mfr.runtime.retinaface import RetinaFaceDetector
+
+    _, ports = served
+    local = RetinaFaceDetector(retinaface_package)
+    remote = RetinaFaceDetector(f"triton+grpc://127.0.0.1:{ports.grpc}/detector")
+    for photo in sorted(dataset_dir("demo").rglob("*.jpg"))[:3]:
+        image = read_image_bgr(photo)
+        near, far = local.detect(image), remote.detect(image)  # different image sizes: one shape per request
+        assert len(near) == len(far) > 0
+        for a, b in zip(near, far, strict=True):
+            assert np.abs(a.box - b.box).max() < 0.5 and np.abs(a.landmarks - b.landmarks).max() < 0.5
 
 
 def test_concurrent_clients_are_batched_by_the_server(served, thresholded_package, faces):

@@ -117,7 +117,8 @@ def test_a_real_tritonserver_reads_the_configuration(mobilefacenet_package, tmp_
     (broken / "config.pbtxt").write_text('name: "broken"\nplatform: "onnxruntime_onnx"\nmax_batch_sizes: 8\n')
     run = subprocess.run([str(install.binary), f"--model-repository={repo}",
                           f"--backend-directory={install.python_backend.parent}", "--allow-http=false",
-                          "--allow-grpc=false", "--allow-metrics=false", "--exit-on-error=true"], capture_output=True, text=True, timeout=60)
+                          "--allow-grpc=false", "--allow-metrics=false", "--exit-on-error=true"],
+                         capture_output=True, text=True, timeout=60)
     log = run.stdout + run.stderr
     assert run.returncode != 0  # this build has no ONNX Runtime backend: the model cannot load
     ours = [line for line in log.splitlines() if "failed to load 'mobilefacenet' version" in line]

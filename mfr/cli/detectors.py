@@ -19,7 +19,7 @@ DETECTORS = ("retinaface", "yunet")
 RETINAFACE_MODEL = "retinaface-mnet025"
 
 
-def retinaface_package(package: Path | None, cache_dir: Path, log: Callable[[str], None]) -> Path:
+def retinaface_package(package: Path | str | None, cache_dir: Path, log: Callable[[str], None]) -> Path | str:
     if package is not None:
         return package
     cached = cache_dir / "packages" / RETINAFACE_MODEL
@@ -35,7 +35,7 @@ def retinaface_package(package: Path | None, cache_dir: Path, log: Callable[[str
     return cached
 
 
-def make_detector(name: str, package: Path | None, cache_dir: Path,
+def make_detector(name: str, package: Path | str | None, cache_dir: Path,
                   log: Callable[[str], None]) -> tuple[FaceDetector, str]:
     """The detector and a name recording exactly which one (for cache keys and reports)."""
     if name == "yunet":
@@ -51,7 +51,7 @@ def make_detector(name: str, package: Path | None, cache_dir: Path,
     raise MfrError(f"unknown detector {name!r}; choose from {', '.join(DETECTORS)}")
 
 
-def make_video_detector(name: str, package: Path | None, detect_size: int, cache_dir: Path,
+def make_video_detector(name: str, package: Path | str | None, detect_size: int, cache_dir: Path,
                         log: Callable[[str], None]) -> tuple[FaceDetector, str]:
     """The detector for video (``mfr watch``, its benchmarks): frames resized to ``detect_size`` and a low
     score floor, because the tracker's second association stage uses the weak faces."""

@@ -34,7 +34,7 @@ def model_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def detector_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option("--detector", type=click.Choice(["retinaface", "yunet"]), default="retinaface",
                            show_default=True, help="Face detector for photos.")(command)
-    return click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+    return click.option("--detector-package", type=MODEL_LOCATION, default=None,
                         help="RetinaFace package (default: exported once into the cache).")(command)
 
 
@@ -85,13 +85,13 @@ def gallery_to_write(location: str | None) -> Iterator[Any]:
     gallery.close()
 
 
-def open_embedder(model_dir: Path) -> Any:
+def open_embedder(model_dir: Path | str) -> Any:
     from mfr.runtime.embedder import FaceEmbedder
 
     return FaceEmbedder.open(model_dir)
 
 
-def make_face_detector(name: str, package: Path | None) -> Any:
+def make_face_detector(name: str, package: Path | str | None) -> Any:
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_detector
 
@@ -140,7 +140,7 @@ def enrol_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _enroller(gallery: Any, model_dir: Path, detector: str, detector_package: Path | None,
+def _enroller(gallery: Any, model_dir: Path | str, detector: str, detector_package: Path | str | None,
               add_masked: bool | None, target_far: float, min_margin: float, threshold: float | None) -> Any:
     from mfr.recognition.enroll import Enroller
 
@@ -167,8 +167,8 @@ def _report(results: list[tuple[Any, Any]], as_json: bool) -> None:
 @click.option("--name", required=True, help="The person's name (new, or one enrolled before).")
 @click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=Path))
 @enrol_options
-def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path, detector: str,
-                   detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
+def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path | str, detector: str,
+                   detector_package: Path | str | None, target_far: float, min_margin: float, threshold: float | None,
                    add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool) -> None:
     """Enrol NAME from PHOTOS (files or folders): one face per photo, checked, aligned, embedded.
 
@@ -189,9 +189,10 @@ def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: str | None
 @gallery_group.command("enroll-dir")
 @click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @enrol_options
-def enroll_dir_command(directory: Path, gallery_path: str | None, model_dir: Path, detector: str,
-                       detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
-                       add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool) -> None:
+def enroll_dir_command(directory: Path, gallery_path: str | None, model_dir: Path | str, detector: str,
+                       detector_package: Path | str | None, target_far: float, min_margin: float,
+                       threshold: float | None, add_masked: bool | None, force: bool, skip_unusable: bool,
+                       as_json: bool) -> None:
     """Enrol everyone in DIRECTORY: one sub-folder per person, named as the person, holding their photos.
 
     Every photo is checked first; with problems (and without --skip-unusable/--force) nothing is written.
@@ -329,8 +330,8 @@ def import_command(file: Path, gallery_path: str | None) -> None:
 @gallery_option
 @model_option
 @detector_options
-def not_command(name: str, image: Path, gallery_path: str | None, model_dir: Path, detector: str,
-                detector_package: Path | None) -> None:
+def not_command(name: str, image: Path, gallery_path: str | None, model_dir: Path | str, detector: str,
+                detector_package: Path | str | None) -> None:
     """Record that the face in IMAGE is not NAME: a later face closer to it than to NAME is not named NAME."""
     from mfr.errors import GalleryError
     from mfr.recognition.enroll import FaceInPhoto, find_face
@@ -378,8 +379,8 @@ def reembed_command(gallery_path: str | None, model_dir: Path) -> None:
 @click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Mask state of the faces: auto (the mask classifier decides per face), or all masked / none.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo, for machines.")
-def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path, detector: str,
-                     detector_package: Path | None, target_far: float, min_margin: float, threshold: float | None,
+def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path | str, detector: str,
+                     detector_package: Path | str | None, target_far: float, min_margin: float, threshold: float | None,
                      search: str, mask_mode: str, as_json: bool) -> None:
     """Who is in PHOTOS? Every face: the enrolled person's name, or unknown, with score, margin and mask state.
 
@@ -438,7 +439,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
               help="Which model of a package (an engine directory runs its own).")
 @click.option("--json", "as_json", is_flag=True)
-def thresholds_command(model_dir: Path, write: bool, mask_seed: int, images: int | None, precision: str | None,
+def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, images: int | None, precision: str | None,
                        as_json: bool) -> None:
     """Measure identification thresholds: the cosine at which a given share of different-person comparisons
     is accepted, for unmasked and for masked faces, on LFW people who appear in no evaluation pair.

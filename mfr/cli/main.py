@@ -119,8 +119,8 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
               help="Dataset folder (default: <data root>/lfw-112x112 or mfr2; data root from $MFR_DATA_DIR).")
 @click.option("--detector", type=click.Choice(["retinaface", "yunet"]), default="retinaface", show_default=True,
               help="Face detector for unaligned photos (MFR2).")
-@click.option("--detector-package", type=click.Path(path_type=Path), default=None,
-              help="RetinaFace package (default: exported once into the cache).")
+@click.option("--detector-package", type=MODEL_LOCATION, default=None,
+              help="RetinaFace package, engine or served model (default: exported once into the cache).")
 @click.option("--no-face", type=click.Choice(["fail", "center"]), default="fail", show_default=True,
               help="When no face is found: stop, or use a centred crop (counted in the report).")
 @click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
@@ -145,7 +145,7 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
 @click.option("--masked-templates/--no-masked-templates", default=True, show_default=True,
               help="lfw-openset only: enrol a synthetic-masked template beside each photo, as mfr gallery does.")
 def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool,
-                 flip: bool, data_dir: Path | None, detector: str, detector_package: Path | None, no_face: str,
+                 flip: bool, data_dir: Path | None, detector: str, detector_package: Path | str | None, no_face: str,
                  mask_seed: int, mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None,
                  no_cache: bool, plots: Path | None, json_out: Path | None, gallery_sizes: str, target_far: float,
                  min_margin: float | None, masked_templates: bool) -> None:

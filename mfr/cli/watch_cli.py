@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import log
+from mfr.cli.common import MODEL_LOCATION, log
 from mfr.cli.gallery_cli import (
     decision_options,
     gallery_option,
@@ -35,7 +35,7 @@ def watch_options(command: Any) -> Any:
                      help="Run the detector on every Nth frame; the tracker predicts faces in between."),
         click.option("--detector", type=click.Choice(["yunet", "retinaface"]), default="yunet", show_default=True,
                      help="Face detector (YuNet ships with mfr; RetinaFace needs a package)."),
-        click.option("--detector-package", type=click.Path(path_type=Path), default=None,
+        click.option("--detector-package", type=MODEL_LOCATION, default=None,
                      help="RetinaFace package (default: exported once into the cache)."),
         click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True,
                      help="Longest side frames are resized to for detection."),
@@ -91,9 +91,9 @@ def watch_options(command: Any) -> Any:
 @click.option("--read-timeout", type=click.FloatRange(0.5, 120), default=5.0, show_default=True,
               help="Seconds a live source may stay silent (open and read) before it is reconnected.")
 @click.option("--quiet", is_flag=True, help="No progress line on the terminal.")
-def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: str | None, model_dir: Path,
+def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: str | None, model_dir: Path | str,
                   detect_every: int, detector: str,
-                  detector_package: Path | None, detect_size: int, mask_mode: str, min_observations: int,
+                  detector_package: Path | str | None, detect_size: int, mask_mode: str, min_observations: int,
                   lost_seconds: float, target_far: float, min_margin: float, threshold: float | None, search: str,
                   events_path: Path | None, no_gallery_events: bool, replica_path: Path | None, sync_every: float,
                   snapshots: Path | None, keep_snapshots: int,
