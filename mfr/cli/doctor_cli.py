@@ -63,7 +63,7 @@ def doctor_command(package: Path | None, detector_package: Path | None, work: Pa
     cache = default_cache_dir()
     package = doctor_package(package, cache, log)
     try:
-        detector_package = retinaface_package(detector_package, cache, log)
+        detector_package = Path(retinaface_package(detector_package, cache, log))
     except MfrError as exc:  # a torch-free box without a detector package: reported as not checked
         log(str(exc))
         detector_package = None

@@ -451,9 +451,13 @@ def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, image
     from mfr.manifest import load_manifest
     from mfr.runtime.embedder import FaceEmbedder
 
+    if write and not isinstance(model_dir, Path):
+        raise click.BadParameter("--write stores the thresholds in a local package's manifest; measure a served "
+                                 "model's thresholds on its package", param_hint="--write")
     embedder = FaceEmbedder.open(model_dir, precision)
     record = measure_thresholds(embedder, mask_seed=mask_seed, images=images, progress=progress_bar)
     if write:
+        assert isinstance(model_dir, Path)
         manifest = load_manifest(model_dir).with_thresholds(record)
         manifest.save(model_dir)
         log(f"wrote the thresholds into {model_dir / 'manifest.json'}")
