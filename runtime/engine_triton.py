@@ -161,9 +161,10 @@ def _parameter(config: dict[str, Any], key: str) -> str | None:
 
 
 def _manifest_from(address: TritonAddress, config: dict[str, Any]) -> Manifest:
-    text = _parameter(config, MANIFEST_PARAMETER)
+    """The served model's manifest: from ``?package=DIR`` if given, else from its configuration."""
     if address.package is not None:
         return load_manifest(address.package)
+    text = _parameter(config, MANIFEST_PARAMETER)
     if text is None:
         raise ManifestError(f"{address}: the served model's configuration carries no mfr manifest (parameter "
                             f"{MANIFEST_PARAMETER}); serve it with mfr serve or mfr-export triton, or name its "
@@ -264,6 +265,12 @@ def call_with_retries(address: TritonAddress, what: str, call: Any, reconnect: A
 def open_triton(url: str, precision: str | None = None) -> TritonEngine:
     """The model a Triton server serves at ``url``, with the manifest from its configuration."""
     address = TritonAddress.parse(url)
+    module = "tritonclient.http" if address.protocol == "http" else "tritonclient.grpc"
+    try:
+        __import__(module)
+    except ImportError:
+        raise EngineError(f"{address}: the Triton client is not installed ({module}): pip install 'mfr[triton]'") \
+            from None
     connection: list[_Connection] = []
 
     def config_call() -> dict[str, Any]:
