@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from mfr.cli.common import MfrGroup, echo_json, log, progress_bar, require_extra
+from mfr.cli.serve_cli import batching_options, check_max_batch
 from mfr.manifest import BatchProfile
 from mfr.registry import MODELS
 
@@ -218,12 +219,7 @@ if __name__ == "__main__":
 @click.option("--name", default=None, help="Model name in the repository [default: the manifest's model].")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Which model of a package (default fp32); an engine directory exports its own.")
-@click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True,
-              help="Triton's max_batch_size: the largest batch its dynamic batcher forms.")
-@click.option("--max-queue-delay-us", type=click.IntRange(0), default=2000, show_default=True,
-              help="Longest a request waits for others to join its batch, in microseconds.")
-@click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Model instances per device.")
+@batching_options
 @click.option("--kind", type=click.Choice(["gpu", "cpu"]), default="gpu", show_default=True,
               help="Where Triton runs the instances (a TensorRT plan needs gpu).")
 @click.option("--force", is_flag=True, help="Replace the model's folder if the repository has it.")
@@ -246,9 +242,7 @@ def triton_command(directory: Path, out: Path, name: str | None, precision: str 
     backend = served.manifest.engine.backend if served.manifest.engine else "onnxruntime"
     if backend == "tensorrt" and kind == "cpu":
         raise click.BadParameter("a TensorRT plan runs on a GPU", param_hint="--kind")
-    largest = served.manifest.engine.profile.max if served.manifest.engine else None
-    if largest is not None and max_batch > largest:
-        raise click.BadParameter(f"{directory} takes batches of at most {largest}", param_hint="--max-batch")
+    check_max_batch(served, max_batch)
     target = export_platform_repository(served, out, BatchingOptions(max_batch, max_queue_delay_us, instances, kind),
                                         force=force)
     facts = {"model": served.name, "folder": str(target), "backend": backend, "precision": served.precision,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,28 @@ nvidia-pytriton wheel (`pip install --no-deps nvidia-pytriton`).
 """
 
 
+def batching_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How Triton batches and runs each model: --max-batch, --max-queue-delay-us, --instances."""
+    for option in reversed([
+        click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True,
+                     help="Triton's max_batch_size: the largest batch it forms from concurrent requests (at most "
+                          "an engine's profile)."),
+        click.option("--max-queue-delay-us", type=click.IntRange(0), default=2000, show_default=True,
+                     help="Longest a request waits for others to join its batch, in microseconds."),
+        click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True,
+                     help="Copies of each model running side by side (per device)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def check_max_batch(model: Any, max_batch: int) -> None:
+    """An engine directory's profile bounds the batches Triton may form for it."""
+    largest = model.manifest.engine.profile.max if model.manifest.engine else None
+    if largest is not None and max_batch > largest:
+        raise click.BadParameter(f"{model.directory} takes batches of at most {largest}", param_hint="--max-batch")
+
+
 def served_models(specs: tuple[str, ...], precision: str | None) -> list[Any]:
     from mfr.serving.repository import ServedModel, check_unique_names
 
@@ -54,12 +77,7 @@ def served_models(specs: tuple[str, ...], precision: str | None) -> list[Any]:
               help="HTTP port; gRPC and metrics default to the next two.")
 @click.option("--grpc-port", type=click.IntRange(1, 65535), default=None)
 @click.option("--metrics-port", type=click.IntRange(1, 65535), default=None)
-@click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True,
-              help="Largest batch Triton forms from concurrent requests (at most the engine's profile).")
-@click.option("--max-queue-delay-us", type=click.IntRange(0), default=2000, show_default=True,
-              help="Longest a request waits for others to join its batch, in microseconds.")
-@click.option("--instances", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Copies of each model running side by side.")
+@batching_options
 @click.option("--tritonserver", "binary", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="The tritonserver binary [default: from PATH, else the nvidia-pytriton wheel's].")
 @click.option("--log-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -80,9 +98,7 @@ def serve_command(specs: tuple[str, ...], precision: str | None, host: str, port
 
     models = served_models(specs, precision)
     for model in models:
-        largest = model.manifest.engine.profile.max if model.manifest.engine else None
-        if largest is not None and max_batch > largest:
-            raise click.BadParameter(f"{model.directory} takes batches of at most {largest}", param_hint="--max-batch")
+        check_max_batch(model, max_batch)
     options = BatchingOptions(max_batch, max_queue_delay_us, instances, "cpu")
     ports = ServerPorts.from_http(port, grpc_port, metrics_port)
     install = TritonInstall.locate(binary)
