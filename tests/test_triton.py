@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,13 @@ from mfr.errors import EngineError, EngineUnavailable
 from mfr.runtime import read_image_bgr
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.engine_load import open_model
-from mfr.runtime.engine_triton import TritonAddress, is_triton_url
+from mfr.runtime.engine_triton import TritonAddress, is_triton_url, open_triton
+from mfr.serving.server import ServerPorts, TritonInstall, TritonServer
 
 tritonclient_http = pytest.importorskip("tritonclient.http")
 
 
-def _install() -> object:
-    from mfr.serving.server import TritonInstall
-
+def _install() -> TritonInstall:
     try:
         return TritonInstall.locate()
     except EngineError as exc:
@@ -46,9 +46,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def free_ports() -> object:
-    from mfr.serving.server import ServerPorts
-
+def free_ports() -> ServerPorts:
     return ServerPorts(free_port(), free_port(), free_port())
 
 
@@ -60,7 +58,7 @@ def faces() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def served(thresholded_package: Path, retinaface_package: Path) -> object:
+def served(thresholded_package: Path, retinaface_package: Path) -> Iterator[tuple[TritonServer, ServerPorts]]:
     """mfr's recognition and detection packages served by a real tritonserver; yields (server, ports)."""
     from mfr.serving.model_config import BatchingOptions
     from mfr.serving.repository import ServedModel
@@ -73,8 +71,8 @@ def served(thresholded_package: Path, retinaface_package: Path) -> object:
         yield server, ports
 
 
-def url(ports: object, protocol: str = "http", query: str = "") -> str:
-    scheme, port = ("triton", ports.http) if protocol == "http" else ("triton+grpc", ports.grpc)  # type: ignore[attr-defined]
+def url(ports: ServerPorts, protocol: str = "http", query: str = "") -> str:
+    scheme, port = ("triton", ports.http) if protocol == "http" else ("triton+grpc", ports.grpc)
     return f"{scheme}://127.0.0.1:{port}/faces" + (f"?{query}" if query else "")
 
 
@@ -123,9 +121,9 @@ def test_a_served_detector_finds_the_faces_the_local_one_finds(served, retinafac
 
 def test_concurrent_clients_are_batched_by_the_server(served, thresholded_package, faces):
     _, ports = served
-    engine = open_model(url(ports))
+    engine = open_triton(url(ports))
     batch = FaceEmbedder(engine)
-    before = engine.executed_batches()  # type: ignore[attr-defined]
+    before = engine.executed_batches()
     clients, calls = 8, 4
     barrier = threading.Barrier(clients)
     errors: list[BaseException] = []
@@ -144,7 +142,7 @@ def test_concurrent_clients_are_batched_by_the_server(served, thresholded_packag
     for thread in threads:
         thread.join(timeout=60)
     assert not errors, errors
-    after = engine.executed_batches()  # type: ignore[attr-defined]
+    after = engine.executed_batches()
     formed = {size: after.get(size, 0) - before.get(size, 0) for size in after}
     assert sum(size * count for size, count in formed.items()) == clients * calls  # every face, once
     assert max(size for size, count in formed.items() if count) > 1, formed  # Triton joined requests
@@ -193,14 +191,15 @@ def test_a_served_model_is_evaluated_like_a_local_one(served, thresholded_packag
     assert served_report["eer"] == pytest.approx(local["eer"], abs=1 / 300 + 1e-9)
 
 
-def _serve_process(package: Path, ports: object, log: Path) -> subprocess.Popen:
+def _serve_process(package: Path, ports: ServerPorts, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "mfr.cli.main", "serve", "--package", f"faces={package}", "--host",
-               "127.0.0.1", "--port", str(ports.http), "--grpc-port", str(ports.grpc),  # type: ignore[attr-defined]
-               "--metrics-port", str(ports.metrics), "--exit-timeout", "3", "--json"]  # type: ignore[attr-defined]
+               "127.0.0.1", "--port", str(ports.http), "--grpc-port", str(ports.grpc),
+               "--metrics-port", str(ports.metrics), "--exit-timeout", "3", "--json"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True)  # noqa: SIM115
-    line = process.stdout.readline()  # type: ignore[union-attr]
+    assert process.stdout is not None
+    line = process.stdout.readline()
     assert line, f"mfr serve printed nothing: {log.read_text()}"
-    assert json.loads(line)["faces"]["http"] == f"triton://127.0.0.1:{ports.http}/faces"  # type: ignore[attr-defined]
+    assert json.loads(line)["faces"]["http"] == f"triton://127.0.0.1:{ports.http}/faces"
     return process
 
 
