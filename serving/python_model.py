@@ -57,6 +57,15 @@ def dlpack_tensor(pb_utils: Any, name: str, array: np.ndarray) -> Any:
     return pb_utils.Tensor.from_dlpack(name, unnamed_dlpack_capsule(array))
 
 
+def padded(batch: np.ndarray, minimum: int) -> np.ndarray:
+    """``batch`` with zero inputs appended up to an engine profile's minimum (a TensorRT engine built with
+    ``--min-batch`` above 1 refuses smaller batches, which Triton's batcher forms when few requests wait);
+    the outputs of the padding are never returned, since responses take the first rows only."""
+    if len(batch) >= minimum:
+        return batch
+    return np.concatenate([batch, np.zeros((minimum - len(batch), *batch.shape[1:]), batch.dtype)])
+
+
 class TritonPythonModel:
     """Triton's Python-backend interface: ``initialize``, ``execute``, ``finalize``."""
 
@@ -74,7 +83,7 @@ class TritonPythonModel:
         pb_utils = self.pb_utils
         try:
             arrays = [np.from_dlpack(pb_utils.get_input_tensor_by_name(r, self.input_name)) for r in requests]
-            outputs = self.engine.infer(np.concatenate(arrays) if len(arrays) > 1 else np.array(arrays[0]))
+            outputs = self.engine.infer(padded(np.concatenate(arrays), self.engine.profile.min))
         except Exception as exc:  # noqa: BLE001 - every request gets the error; the stub keeps serving
             return [pb_utils.InferenceResponse(error=pb_utils.TritonError(f"mfr engine: {exc}")) for _ in requests]
         responses, start = [], 0

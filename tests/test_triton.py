@@ -58,14 +58,29 @@ def faces() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def served(thresholded_package: Path, retinaface_package: Path) -> Iterator[tuple[TritonServer, ServerPorts]]:
-    """mfr's recognition and detection packages served by a real tritonserver; yields (server, ports)."""
+def min4_engine(thresholded_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An engine whose profile refuses batches below 4 (as a TensorRT engine built with --min-batch 4 does)."""
+    from mfr.cli.export_cli import cli as export_cli
+
+    out = tmp_path_factory.mktemp("engine") / "min4"
+    result = CliRunner().invoke(export_cli, ["build-engine", "--package", str(thresholded_package), "--out", str(out),
+                                             "--backend", "onnxruntime", "--min-batch", "4", "--max-batch", "16"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def served(thresholded_package: Path, retinaface_package: Path,
+           min4_engine: Path) -> Iterator[tuple[TritonServer, ServerPorts]]:
+    """mfr's recognition and detection packages (and an engine with a minimum batch) served by a real
+    tritonserver; yields (server, ports)."""
     from mfr.serving.model_config import BatchingOptions
     from mfr.serving.repository import ServedModel
     from mfr.serving.serve import serve_models
 
     ports = free_ports()
-    models = [ServedModel.open(thresholded_package, "faces"), ServedModel.open(retinaface_package, "detector")]
+    models = [ServedModel.open(thresholded_package, "faces"), ServedModel.open(retinaface_package, "detector"),
+              ServedModel.open(min4_engine, "min4")]
     with serve_models(models, BatchingOptions(max_batch=16, max_queue_delay_us=10_000), ports, "127.0.0.1",
                       _install()) as server:
         yield server, ports
@@ -102,6 +117,16 @@ def test_served_embeddings_equal_the_local_engine(served, thresholded_package, f
     # more faces than the server's max_batch_size (16): split into calls like any engine's profile
     assert remote.engine.profile.max == 16 and len(faces) > 16
     remote.engine.close()
+
+
+def test_an_engine_with_a_minimum_batch_serves_single_faces(served, min4_engine, faces):
+    _, ports = served
+    with open_model(min4_engine) as local:
+        with pytest.raises(EngineError, match="outside the engine's profile"):  # what the server must avoid
+            local.infer(np.zeros((1, 3, 112, 112), np.float32))
+        remote = FaceEmbedder.open(f"triton://127.0.0.1:{ports.http}/min4")
+        expected = FaceEmbedder(local).embed_crops(np.concatenate([faces[:1]] * 4))[:1]
+        assert np.sum(remote.embed_crops(faces[:1]) * expected) >= 0.9999  # one face, padded on the server
 
 
 def test_a_served_detector_finds_the_faces_the_local_one_finds(served, retinaface_package):
