@@ -22,9 +22,14 @@ from mfr.runtime.engine_triton import is_triton_url, open_triton
 PACKAGE_FILES = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
 
 
-def engine_file(directory: Path, manifest: Manifest) -> Path:
-    path = listed_file(directory, manifest, "engine",
+def listed_engine(directory: Path, manifest: Manifest) -> Path:
+    """The engine file an engine directory's manifest lists (not yet checked against its hash)."""
+    return listed_file(directory, manifest, "engine",
                        f"{directory / MANIFEST_NAME} lists no engine file (files: {manifest.files})")
+
+
+def engine_file(directory: Path, manifest: Manifest) -> Path:
+    path = listed_engine(directory, manifest)
     expected = manifest.sha256.get("engine")
     if expected is not None and sha256_file(path) != expected:
         raise EngineError(f"{path}: sha256 differs from the manifest's ({path.stat().st_size} bytes): the engine "
@@ -67,6 +72,26 @@ def open_engine(directory: Path | str, machine: MachineState | None = None) -> E
     return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)
 
 
+def model_file_for(path: Path, manifest: Manifest, precision: str | None) -> tuple[Path, str]:
+    """The file a directory runs at ``precision``, and that precision: an engine directory's engine (its own
+    precision; another is refused), or a plain package's ONNX model (fp32 by default), with the command
+    that makes a missing one. The engine's hash is checked where it is opened (``open_engine``)."""
+    if manifest.engine is not None:
+        if precision is not None and precision != manifest.engine.precision:
+            raise EngineError(f"{path} is a {manifest.engine.precision} engine; --precision {precision} does not "
+                              f"apply (build another engine for {precision})")
+        return listed_engine(path, manifest), manifest.engine.precision
+    precision = precision or "fp32"
+    key = PACKAGE_FILES.get(precision)
+    if key is None:
+        raise EngineError(f"a model package runs fp32, fp16 or int8 (ONNX Runtime); for {precision} build an engine: "
+                          f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
+    how = (f"mfr-export calibrate --package {path} --out <calibrated package>" if precision == "int8" else
+           "mfr-export onnx (it writes model.fp16.onnx when the FP16 model passes its check)")
+    return listed_file(path, manifest, key, f"{path} has no {precision} model (files: {manifest.files}); create "
+                       f"one with: {how}"), precision
+
+
 def open_model(path: Path | str, precision: str | None = None) -> Engine:
     """An engine directory as it is, a plain package's ``precision`` model run by ONNX Runtime on the CPU,
     or a model served by Triton (``triton://HOST:PORT/MODEL``, see ``mfr.runtime.engine_triton``).
@@ -78,20 +103,9 @@ def open_model(path: Path | str, precision: str | None = None) -> Engine:
         return open_triton(str(path), precision)
     path = Path(path)
     manifest = load_manifest(path)
+    model, precision = model_file_for(path, manifest, precision)
     if manifest.engine is not None:
-        if precision is not None and precision != manifest.engine.precision:
-            raise EngineError(f"{path} is a {manifest.engine.precision} engine; --precision {precision} does not "
-                              f"apply (build another engine for {precision})")
         return open_engine(path)
     from mfr.runtime.engine_ort import OnnxRuntimeEngine
 
-    precision = precision or "fp32"
-    key = PACKAGE_FILES.get(precision)
-    if key is None:
-        raise EngineError(f"a model package runs fp32, fp16 or int8 (ONNX Runtime); for {precision} build an engine: "
-                          f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
-    how = (f"mfr-export calibrate --package {path} --out <calibrated package>" if precision == "int8" else
-           "mfr-export onnx (it writes model.fp16.onnx when the FP16 model passes its check)")
-    model = listed_file(path, manifest, key, f"{path} has no {precision} model (files: {manifest.files}); create "
-                        f"one with: {how}")
     return OnnxRuntimeEngine(path, manifest, model, BatchProfile(), precision=precision)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mfr.errors import EngineError, OutputDirError
-from mfr.manifest import Manifest, listed_file, load_manifest
-from mfr.runtime.engine_load import PACKAGE_FILES
+from mfr.manifest import Manifest, load_manifest
+from mfr.runtime.engine_load import model_file_for
 from mfr.serving.model_config import BatchingOptions, check_model_name, config_text, model_config
 from mfr.serving.python_model import MODEL_DIR_PARAMETER
 
@@ -45,23 +45,12 @@ class ServedModel:
         """A package (its ``precision`` ONNX model, fp32 by default) or an engine directory (its own precision)."""
         directory = Path(directory).resolve()
         manifest = load_manifest(directory)
-        if manifest.engine is not None:
-            if precision is not None and precision != manifest.engine.precision:
-                raise EngineError(f"{directory} is a {manifest.engine.precision} engine; --precision {precision} "
-                                  f"does not apply")
-            precision = manifest.engine.precision
-        else:
-            precision = precision or "fp32"
-            key = PACKAGE_FILES.get(precision)
-            if key is None:
-                raise EngineError(f"{directory}: a package serves fp32, fp16 or int8; for {precision} build an engine")
-            listed_file(directory, manifest, key, f"{directory} has no {precision} model (files: {manifest.files})")
+        precision = model_file_for(directory, manifest, precision)[1]
         return cls(check_model_name(name or manifest.model), directory, manifest, precision)
 
     def model_file(self) -> Path:
         """The file a full Triton install runs: the engine's, or the package's ``precision`` ONNX model."""
-        key = "engine" if self.manifest.engine is not None else PACKAGE_FILES[self.precision]
-        return listed_file(self.directory, self.manifest, key, f"{self.directory} lists no {key} file")
+        return model_file_for(self.directory, self.manifest, self.precision)[0]
 
 
 def shim_source(paths: list[str]) -> str:

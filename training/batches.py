@@ -52,10 +52,14 @@ class Batch:
     margin_seed: int  # seeds the per-sample ElasticFace margins of this step
 
 
-def epoch_plan(seed: int, epoch: int, faces: int, batch_size: int, first_step: int) -> list[BatchPlan]:
-    """The batches of one epoch: a seeded permutation cut into full batches (the remainder is dropped)."""
+def epoch_plan(seed: int, epoch: int, faces: int, batch_size: int, first_step: int,
+               max_steps: int | None = None) -> list[BatchPlan]:
+    """The batches of one epoch: a seeded permutation cut into full batches (the remainder is dropped); with
+    ``max_steps``, only those before the run's step limit."""
     order = np.random.default_rng([seed, epoch]).permutation(faces)
     count = faces // batch_size or 1
+    if max_steps is not None:
+        count = min(count, max(0, max_steps - first_step))
     return [BatchPlan(epoch, first_step + i, order[i * batch_size:(i + 1) * batch_size]) for i in range(count)]
 
 

@@ -59,9 +59,10 @@ from mfr.training.run_dir import (
     load_state,
     prepare_out_dir,
     save_atomic,
+    save_weights,
     write_log_csv,
 )
-from mfr.training.schedule import cosine_lr, stage_summary
+from mfr.training.schedule import cosine_lr, set_lr, stage_summary
 from mfr.training.teacher import Teacher
 
 MODEL = "g2d"
@@ -215,17 +216,14 @@ class G2DTrainer:
                     optimizer.load_state_dict(optimizer_state)
                 optimizer_state = None
             assert optimizer is not None
-            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step)
-            if config.max_steps is not None:
-                plans = plans[:max(0, config.max_steps - step)]
+            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step, config.max_steps)
             stage_epochs, in_stage = schedule.count(stage), epoch - schedule.index(stage)
             label = f"epoch {epoch + 1}/{len(schedule)} ({stage})"
             per_epoch = max(len(data) // config.batch_size, 1)  # steps of a whole epoch (epoch_plan's count)
             for number, batch in enumerate(progress(iterate_batches(datasets[stage], plans, config.workers),
                                                     len(plans), label)):
                 lr = cosine_lr(config.base_lr(stage), (in_stage * per_epoch + number) / (stage_epochs * per_epoch))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                set_lr(optimizer, lr)
                 row = self.step(stage, modules, optimizer, batch, targets, data.labels)
                 step += 1
                 if step % config.log_every == 0 or number == 0:
@@ -244,9 +242,8 @@ class G2DTrainer:
                 break
         seconds = round(time.perf_counter() - started, 2)
         student_path = out / STUDENT_NAME
-        save_atomic({k: v.detach().cpu() for k, v in modules.net.state_dict().items()}, student_path)
-        save_atomic({k: v.detach().cpu() for k, v in modules.head.state_dict().items()} | {"people": data.people},
-                    out / CLASSIFIER_NAME)
+        save_weights(modules.net, student_path)
+        save_weights(modules.head, out / CLASSIFIER_NAME, people=data.people)
         parameters = sum(p.numel() for p in modules.net.parameters())
         macs = count_macs(modules.net.cpu())
         stages = stage_summary(rows)

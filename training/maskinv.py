@@ -49,8 +49,10 @@ from mfr.training.run_dir import (
     load_state,
     prepare_out_dir,
     save_atomic,
+    save_weights,
     write_log_csv,
 )
+from mfr.training.schedule import set_lr
 from mfr.training.teacher import Teacher, load_teacher
 from mfr.training.validation import Validator, carve_validation
 
@@ -161,11 +163,8 @@ class MaskInvTrainer:
         started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
         done = start_epoch
         for epoch in range(start_epoch, config.epochs):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, epoch)
-            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step)
-            if config.max_steps is not None:
-                plans = plans[:max(0, config.max_steps - step)]
+            set_lr(optimizer, learning_rate(config, epoch))
+            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step, config.max_steps)
             student.train()
             freeze_batchnorm(student)
             label = f"epoch {epoch + 1}/{config.epochs}"
@@ -190,7 +189,7 @@ class MaskInvTrainer:
                 break
         seconds = round(time.perf_counter() - started, 2)
         student_path = out / STUDENT_NAME
-        save_atomic({k: v.detach().cpu() for k, v in student.state_dict().items()}, student_path)
+        save_weights(student, student_path)
         self.write_logs(out, rows, validation, data, teacher, seconds, step)
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
         return TrainingResult(teacher.entry.name, step, done, seconds, rows[0] if rows else {},

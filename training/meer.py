@@ -58,9 +58,10 @@ from mfr.training.run_dir import (
     load_state,
     prepare_out_dir,
     save_atomic,
+    save_weights,
     write_log_csv,
 )
-from mfr.training.schedule import cosine_lr, stage_summary
+from mfr.training.schedule import cosine_lr, set_lr, stage_summary
 
 STUDENT_NAME, RESTORER_NAME = "student.pt", "restorer.pt"
 LOG_CSV, LOG_JSON, SHEET_PNG = "train_log.csv", "train_log.json", "restored.png"
@@ -179,16 +180,13 @@ class MEERTrainer:
         started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
         done = start_epoch
         for epoch in range(start_epoch, config.epochs):
-            plans = epoch_plan(config.seed, epoch, len(start.data), config.batch_size, step)
-            if config.max_steps is not None:
-                plans = plans[:max(0, config.max_steps - step)]
+            plans = epoch_plan(config.seed, epoch, len(start.data), config.batch_size, step, config.max_steps)
             label = f"epoch {epoch + 1}/{config.epochs} ({schedule[epoch]})"
             per_epoch = max(len(start.data) // config.batch_size, 1)
             for number, batch in enumerate(progress(iterate_batches(batches, plans, config.workers), len(plans),
                                                     label)):
                 lr = cosine_lr(config.lr, (epoch * per_epoch + number) / (config.epochs * per_epoch))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                set_lr(optimizer, lr)
                 row = self.step(net, modules, optimizer, batch, start, schedule[epoch] == "joint", (epoch, step))
                 step += 1
                 if step % config.log_every == 0 or number == 0:
@@ -207,9 +205,9 @@ class MEERTrainer:
                 break
         seconds = round(time.perf_counter() - started, 2)
         student_path, restorer_path = out / STUDENT_NAME, out / RESTORER_NAME
-        save_atomic({k: v.detach().cpu() for k, v in net.state_dict().items()}, student_path)
+        save_weights(net, student_path)
         if restorer is not None:
-            save_atomic({k: v.detach().cpu() for k, v in restorer.state_dict().items()}, restorer_path)
+            save_weights(restorer, restorer_path)
         parameters = sum(p.numel() for p in net.parameters())
         macs = count_macs(net.cpu())
         stages = stage_summary(rows)

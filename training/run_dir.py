@@ -59,6 +59,11 @@ def save_atomic(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+def save_weights(module: nn.Module, path: Path, **extra: Any) -> None:
+    """``module``'s state dict on the CPU (plus ``extra`` entries), written atomically: what a trainer keeps."""
+    save_atomic({k: v.detach().cpu() for k, v in module.state_dict().items()} | extra, path)
+
+
 def load_state(out: Path, fingerprint: dict[str, Any], device: str) -> dict[str, Any]:
     """The checkpoint in ``out``, refused when it was written with other options than ``fingerprint``."""
     state: dict[str, Any] = torch.load(out / STATE_NAME, map_location=device, weights_only=True)

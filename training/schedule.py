@@ -1,9 +1,17 @@
-"""Learning-rate schedules and per-stage summaries shared by the staged trainers (G2D, MEER)."""
+"""Learning-rate schedules and per-stage summaries shared by the trainers."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import torch
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every parameter group of ``optimizer`` at learning rate ``lr``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def cosine_lr(base: float, progress: float) -> float:
