@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 SMALL_CLIP = ClipConfig(width=1280, height=720, fps=15, known_lfw=3, known_mfr2=1, strangers=4, appearances=2,
                         concurrency=3, seconds_per_track=3.0, seed=0)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now (for a test's own server, or a port known to be closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.engine_load import open_model
 from mfr.runtime.engine_triton import TritonAddress, is_triton_url, open_triton
 from mfr.serving.server import ServerPorts, TritonInstall, TritonServer
+from tests.conftest import free_port
 
 tritonclient_http = pytest.importorskip("tritonclient.http")
 
@@ -38,12 +38,6 @@ def _install() -> TritonInstall:
         return TritonInstall.locate()
     except EngineError as exc:
         pytest.skip(f"no Triton server here: {exc}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def free_ports() -> ServerPorts:

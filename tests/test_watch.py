@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from mfr.data.clips import make_clip
 from mfr.recognition.events import EVENT_SCHEMA
 from mfr.recognition.gallery import Gallery
 from mfr.recognition.tracker import iou_matrix
-from tests.conftest import SMALL_CLIP
+from tests.conftest import SMALL_CLIP, free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 RTSP_SERVER = Path(__file__).parent / "servers" / "rtsp_server.py"
@@ -67,12 +66,6 @@ def names_by_appearance(events: list[dict], truth: dict) -> dict[int, set[str | 
         if iou.max() >= 0.3:
             out[faces[int(iou.argmax())]["actor"]].add(event["name"])
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read_events(path: Path) -> list[dict]:
@@ -128,7 +121,7 @@ def test_bad_sources_and_a_gallery_of_another_model_are_errors(clip, gallery, th
     common = ["--gallery", gallery, "--package", thresholded_package, "--quiet"]
     missing = run("watch", "--source", tmp_path / "nothing.mp4", *common)
     assert missing.exit_code == 1 and "nothing.mp4: no such file" in missing.output
-    port = _free_port()  # closed again: nothing listens there
+    port = free_port()  # closed again: nothing listens there
     dead = run("watch", "--source", f"rtsp://127.0.0.1:{port}/stream", *common, "--read-timeout", "2")
     assert dead.exit_code == 1 and "cannot open" in dead.output
     camera = run("watch", "--source", "97", *common)
@@ -195,7 +188,7 @@ def _cpu_seconds(pid: int) -> float:
 @pytest.mark.skipif(not _has_gstreamer_rtsp(), reason="needs GStreamer's RTSP server (python3-gi, "
                                                        "gir1.2-gst-rtsp-server-1.0; .ci/run installs them)")
 def test_a_stream_that_goes_down_is_reconnected_and_nothing_is_lost(clip, gallery, thresholded_package, tmp_path):
-    port, events_file = _free_port(), tmp_path / "events.jsonl"
+    port, events_file = free_port(), tmp_path / "events.jsonl"
     server = _start_rtsp(port, clip / "clip.mp4")
     watch = subprocess.Popen([sys.executable, "-m", "mfr.cli.main", "watch", "--source",
                               f"rtsp://127.0.0.1:{port}/clip", "--gallery", str(gallery), "--package",
@@ -237,7 +230,7 @@ def test_a_stream_that_goes_down_is_reconnected_and_nothing_is_lost(clip, galler
 def test_events_are_published_to_a_real_mqtt_broker(clip, gallery, thresholded_package, tmp_path):
     import paho.mqtt.client as mqtt
 
-    port = _free_port()
+    port = free_port()
     broker = subprocess.Popen([str(MOSQUITTO), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     received: list[dict] = []
     try:
