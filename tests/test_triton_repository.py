@@ -1,7 +1,7 @@
 """``mfr-export triton``: a model repository for a full Triton install, checked against Triton's own schema
 (``model_config.proto`` as tritonclient ships it, parsed strictly) and read by a real ``tritonserver``.
 
-The CPU build of Triton available here has only the Python backend, so the ONNX Runtime platform's model is
+The CPU build of Triton the tests use has only the Python backend, so the ONNX Runtime platform's model is
 not run: the server is shown to accept the configuration and to stop only at the missing backend.
 """
 
