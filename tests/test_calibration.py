@@ -237,16 +237,26 @@ def integer_kernel_outputs(prefix: list[str]) -> dict[str, list[float]]:
 def test_u8_weights_do_not_saturate_on_avx2_kernels_where_s8_weights_do():
     """A 1x1 convolution whose two u8 x s8 products, both 255 x 127, sum past 16 bits: ONNX Runtime's real
     AVX2 kernels, run on an emulated Haswell CPU (no VNNI), saturate with int8 weights and are exact with
-    the u8 scheme. The expected outputs are the convolution's own arithmetic: 1+1, -1-1, 1+0.5."""
+    the u8 scheme. The expected outputs are the convolution's own arithmetic: 1+1, -1-1, 1+0.5.
+
+    The saturation is the locked ONNX Runtime's (constraints/ci.txt); another release that no longer
+    saturates is reported, not failed (tests/locked_releases.py): the u8 scheme must be exact on any."""
     import platform
     import shutil
+
+    from tests.locked_releases import library_release
 
     if platform.machine() != "x86_64" or shutil.which("qemu-x86_64") is None:
         pytest.skip("needs an x86-64 machine with qemu-user (apt install qemu-user) to run the AVX2 kernels")
     expected = [2.0, -2.0, 1.5]
     avx2 = integer_kernel_outputs(["qemu-x86_64", "-cpu", "Haswell"])
     assert avx2["u8"] == pytest.approx(expected, abs=0.02)
-    assert avx2["s8"][0] < 1.1  # 64,770 clipped to 32,767: the saturation the u8 scheme avoids
+    saturated = avx2["s8"][0] < 1.1  # 64,770 clipped to 32,767: the saturation the u8 scheme avoids
+    onnxruntime = library_release("onnxruntime")
+    if onnxruntime.is_locked:
+        assert saturated, f"{onnxruntime}: s8 weights gave {avx2['s8']} on AVX2, expected the first saturated"
+    elif not saturated:
+        onnxruntime.report(f"its AVX2 kernels no longer saturate with s8 weights (gave {avx2['s8']})")
     assert integer_kernel_outputs([])["u8"] == pytest.approx(expected, abs=0.02)  # and on this CPU
 
 

@@ -1,6 +1,11 @@
 """The CUDA preprocessing kernel: compiled by NVRTC for every target architecture (no GPU needed), its
 per-pixel arithmetic run on the host against the CPU reference path, and on a GPU (marked ``gpu``) the
-real kernel against the same reference."""
+real kernel against the same reference.
+
+The reference is OpenCV's warpAffine and cvtColor. The kernel reproduces the locked OpenCV release
+(constraints/ci.txt) bit for bit; OpenCV 5.1 computes the source coordinates in double and interpolates
+vertically first, so with another release the host build is held to one grey level per value and the
+difference is reported (tests/locked_releases.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ from mfr.runtime.cuda_kernels import CI_ARCHITECTURES
 from mfr.runtime.cuda_preprocess import MfrFrame, channel_plan, face_matrices, frame_geometry, frame_struct
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import align_faces, normalize
+from tests.locked_releases import library_release
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = MODELS["mobilefacenet"].spec
+OPENCV = library_release("opencv-python-headless")
 
 
 def reference(frame_bgr: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
@@ -156,8 +163,35 @@ def frames_with_faces(retinaface_package) -> list[tuple[str, np.ndarray, list[np
     return frames
 
 
+class OpenCvComparison:
+    """The host build against the installed OpenCV: bit for bit when it is the locked release; otherwise
+    within one grey level per value (the difference divided by the channel's gain), counted for the report."""
+
+    def __init__(self) -> None:
+        self.differing = self.compared = 0
+
+    def check(self, got: np.ndarray, expected: np.ndarray, frame_format: str, what: object,
+              locked_tolerance: float = 0.0) -> None:
+        difference = np.abs(got - expected)
+        if OPENCV.is_locked:
+            assert difference.max() <= locked_tolerance, (
+                f"{what}: differs from {OPENCV}, whose arithmetic the kernel reproduces, by {difference.max()}")
+            return
+        levels = difference / np.abs(channel_plan(SPEC, frame_format).gain)[None, :, None, None]
+        assert levels.max() <= 1.001, f"{what}: {levels.max():.3f} grey levels from {OPENCV}"
+        self.differing += int((levels > 0).sum())
+        self.compared += levels.size
+
+    def report(self) -> None:
+        if not OPENCV.is_locked:
+            OPENCV.report(f"the kernel is within one grey level of it ({self.differing} of {self.compared:,} values "
+                          "differ by one level), not bit for bit")
+
+
 def test_kernel_arithmetic_equals_the_cpu_path_on_real_frames(host_kernel, frames_with_faces):
-    """BGR and RGB frames, odd sizes, pitched rows, 1..N faces: bit-identical to warpAffine + normalize."""
+    """BGR and RGB frames, odd sizes, pitched rows, 1..N faces: bit-identical to warpAffine + normalize (the
+    locked OpenCV; within one grey level of another release)."""
+    comparison = OpenCvComparison()
     for extra in (0, 13):
         for name, image, landmarks in frames_with_faces:
             image = image[: image.shape[0] | 1, : image.shape[1] | 1]  # odd sizes where possible
@@ -166,10 +200,12 @@ def test_kernel_arithmetic_equals_the_cpu_path_on_real_frames(host_kernel, frame
                 buffer = padded(pixels, extra)
                 frame = frame_struct(buffer.ctypes.data, image.shape[1], image.shape[0], buffer.shape[1], frame_format)
                 got = run_host(host_kernel, frame, landmarks, frame_format)
-                assert np.abs(got - expected).max() == 0, (name, frame_format, extra)
+                comparison.check(got, expected, frame_format, (name, frame_format, extra))
+    comparison.report()
 
 
 def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_with_faces):
+    comparison = OpenCvComparison()
     for name, image, landmarks in frames_with_faces:
         even = np.ascontiguousarray(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2])
         nv12 = to_nv12(even)
@@ -177,7 +213,8 @@ def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_wit
         expected = reference(cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12), landmarks)
         frame = frame_struct(nv12.ctypes.data, width, height, width, "NV12", nv12.ctypes.data + width * height, width)
         got = run_host(host_kernel, frame, landmarks, "NV12")
-        assert np.abs(got - expected).max() == 0, name
+        comparison.check(got, expected, "NV12", name)
+    comparison.report()
 
 
 def test_faces_outside_the_frame_get_the_black_border(host_kernel):
@@ -210,6 +247,7 @@ def test_gpu_kernel_matches_the_cpu_path(frames_with_faces, frame_format):
     from mfr.runtime.cuda_preprocess import CudaPreprocessor
 
     pre = CudaPreprocessor(SPEC, max_faces=64, frame_format=frame_format)
+    comparison = OpenCvComparison()
     for name, image, landmarks in frames_with_faces:
         if frame_format == "NV12":
             image = np.ascontiguousarray(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2])
@@ -220,7 +258,8 @@ def test_gpu_kernel_matches_the_cpu_path(frames_with_faces, frame_format):
         for count in (1, len(landmarks), 64):
             faces = [landmarks[i % len(landmarks)] for i in range(count)]
             got = pre.to_host(frame, faces)
-            assert np.abs(got - reference(image, faces)).max() <= 2e-3, (name, count)
+            comparison.check(got, reference(image, faces), "BGR", (name, count), locked_tolerance=2e-3)
+    comparison.report()
 
 
 @pytest.mark.gpu
