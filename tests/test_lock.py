@@ -37,31 +37,42 @@ def test_the_lock_pins_every_requirement_of_the_locked_extras_within_its_range()
             f"{LOCK.name} pins {name}=={pins[name]}, outside pyproject.toml's {requirement}: run constraints/lock")
 
 
+def entries(lock: Path) -> dict[str, str]:
+    """{package: its entry (the pin and its --hash lines)} of a lock file."""
+    found = re.findall(r"^([a-z0-9][a-z0-9._-]*)==\S+ \\\n((?:    --hash=\S+.*\n)*)", lock.read_text(), re.M)
+    return {canonical(name): hashes for name, hashes in found}
+
+
 def test_every_pin_carries_hashes():
-    for lock in (LOCK, ROOT / "constraints" / "no-deps.txt"):
-        entries = re.split(r"\n(?=[a-z0-9])", lock.read_text())
-        pinned = [e for e in entries if re.match(r"[a-z0-9][a-z0-9._-]*==", e)]
-        assert pinned and all("--hash=sha256:" in e for e in pinned), lock.name
+    for name in ("ci.txt", "torch.txt", "no-deps.txt"):
+        lock = ROOT / "constraints" / name
+        pins, _ = read_lock(lock)
+        hashed = entries(lock)
+        assert set(hashed) == set(pins) and all("--hash=sha256:" in h for h in hashed.values()), name
 
 
-def test_the_lock_holds_the_held_releases():
-    """constraints/held.txt (and the torch-cpu.txt it includes) is what the lock keeps on purpose."""
+def test_the_lock_holds_the_held_releases_and_torch_txt_is_its_torch_entry():
+    """constraints/held.txt is what the lock keeps on purpose; torch.txt (installed first) is the lock's torch."""
     pins, _ = read_lock(LOCK)
-    held = {}
-    for name in ("held.txt", "torch-cpu.txt"):
-        held |= {canonical(m.group(1)): m.group(2) for m in
-                 re.finditer(r"^([A-Za-z0-9._-]+)==(\S+)", (ROOT / "constraints" / name).read_text(), re.M)}
+    held = {canonical(m.group(1)): m.group(2) for m in
+            re.finditer(r"^([A-Za-z0-9._-]+)==(\S+)", (ROOT / "constraints" / "held.txt").read_text(), re.M)}
     assert {"torch", "opencv-python-headless"} <= set(held)
     assert {name: pins.get(name) for name in held} == held
+    torch_pins, _ = read_lock(ROOT / "constraints" / "torch.txt")
+    assert torch_pins == {"torch": pins["torch"]} and pins["torch"].endswith("+cpu")
+    assert entries(ROOT / "constraints" / "torch.txt")["torch"] == entries(LOCK)["torch"]
 
 
 def test_the_readme_test_command_is_what_ci_runs_and_installs_from_the_lock():
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"Tests \(what `\.ci/run` runs.*?```bash\n(.*?)\n```", readme, re.S).group(1)
     assert command in [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
-    assert "--require-hashes -r constraints/ci.txt" in command and "check_installed.py" in command
+    assert command.startswith("bash constraints/install --dev && python constraints/check_installed.py && ")
     main_job = re.search(r"Main job .*?```bash\n(.*?)\n```", readme, re.S).group(1)
-    assert main_job.startswith("pip install --require-hashes -r constraints/ci.txt && ")
+    assert main_job.startswith("bash constraints/install && ")
+    install = (ROOT / "constraints" / "install").read_text()
+    for lock in ("torch.txt", "ci.txt", "no-deps.txt"):
+        assert f"--require-hashes {'--no-deps ' if lock == 'no-deps.txt' else ''}-r constraints/{lock}" in install
 
 
 def test_an_environment_that_differs_from_the_lock_is_told_apart():
