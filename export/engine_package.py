@@ -28,7 +28,7 @@ from mfr.export.real_inputs import DETECTOR_MAX_SIDE, detector_photos, sample_fa
 from mfr.manifest import BatchProfile, EngineOptions, EngineParity, EngineRecord, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command, version_tuple
-from mfr.runtime.engine_load import check_fits_machine, open_engine
+from mfr.runtime.engine_load import UINT8_WEIGHTS_FILE, check_fits_machine, open_engine
 from mfr.runtime.engine_ort import onnxruntime_session
 from mfr.runtime.machine import cpu_name, gpu_info, instruction_set, int8_weight_scheme, tensorrt_version
 from mfr.runtime.similarity import row_cosines
@@ -257,7 +257,7 @@ class EngineBuilder:
             precision = "fp16-typed"
         model_key, extra_key = SOURCES[(backend, precision)]
         if (backend, precision) == ("onnxruntime", "int8") and self.weight_scheme() == "u8":
-            model_key = "onnx_int8_u8"
+            model_key = UINT8_WEIGHTS_FILE
 
         def package_file(key: str) -> Path:
             return listed_file(package, manifest, key, f"{package} has no {key} file for a {self.precision} {backend} "

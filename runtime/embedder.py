@@ -19,7 +19,7 @@ import numpy as np
 from mfr.atomic import sha256_file
 from mfr.errors import ManifestError
 from mfr.runtime.engine import Engine
-from mfr.runtime.engine_load import PACKAGE_FILES, open_model
+from mfr.runtime.engine_load import open_model, package_model_key
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.runtime.similarity import l2_normalize
 
@@ -95,7 +95,8 @@ class FaceEmbedder:
         record = self.manifest.engine
         if record is not None:
             return record.source_sha256
-        return self.manifest.sha256.get(PACKAGE_FILES[self.engine.precision]) or self._file_sha256()
+        key = package_model_key(self.engine.precision)
+        return (self.manifest.sha256.get(key) if key else None) or self._file_sha256()
 
     def _file_sha256(self) -> str:
         if self.engine.model_file is None:

@@ -17,9 +17,25 @@ from mfr.manifest import MANIFEST_NAME, BatchProfile, Manifest, listed_file, loa
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 from mfr.runtime.engine_triton import is_triton_url, open_triton
+from mfr.runtime.machine import instruction_set, int8_weight_scheme
 
 # A plain package's ONNX files by precision (a package is run by ONNX Runtime without building).
 PACKAGE_FILES = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
+# INT8 on a CPU whose int8-weight kernels saturate (x86 without VNNI): the uint8-weight model.
+UINT8_WEIGHTS_FILE = "onnx_int8_u8"
+
+
+def package_model_key(precision: str, cpu_instruction_set: str | None = None) -> str | None:
+    """The manifest key of the ONNX model a plain package runs at ``precision`` on this CPU (or on a CPU
+    with ``cpu_instruction_set``); None for a precision only engines run.
+
+    INT8 takes the uint8-weight model where ONNX Runtime's int8-weight kernels saturate, the choice
+    ``mfr-export build-engine`` makes: an evaluation, a gallery or a server running the package measures
+    the model this CPU would deploy, not the one its kernels distort."""
+    key = PACKAGE_FILES.get(precision)
+    if key == PACKAGE_FILES["int8"] and int8_weight_scheme(cpu_instruction_set or instruction_set()) == "u8":
+        return UINT8_WEIGHTS_FILE
+    return key
 
 
 def listed_engine(directory: Path, manifest: Manifest) -> Path:
@@ -82,13 +98,15 @@ def model_file_for(path: Path, manifest: Manifest, precision: str | None) -> tup
                               f"apply (build another engine for {precision})")
         return listed_engine(path, manifest), manifest.engine.precision
     precision = precision or "fp32"
-    key = PACKAGE_FILES.get(precision)
+    key = package_model_key(precision)
     if key is None:
         raise EngineError(f"a model package runs fp32, fp16 or int8 (ONNX Runtime); for {precision} build an engine: "
                           f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
     how = (f"mfr-export calibrate --package {path} --out <calibrated package>" if precision == "int8" else
            "mfr-export onnx (it writes model.fp16.onnx when the FP16 model passes its check)")
-    return listed_file(path, manifest, key, f"{path} has no {precision} model (files: {manifest.files}); create "
+    which = (f"{precision} model for this CPU ({instruction_set()}: int8 weights saturate there, INT8 runs the "
+             f"uint8-weight model, {key})" if key == UINT8_WEIGHTS_FILE else f"{precision} model")
+    return listed_file(path, manifest, key, f"{path} has no {which} (files: {manifest.files}); create "
                        f"one with: {how}"), precision
 
 

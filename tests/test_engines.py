@@ -14,13 +14,13 @@ from click.testing import CliRunner
 
 from mfr.cli.export_cli import cli as export_cli
 from mfr.cli.main import cli as mfr_cli
-from mfr.errors import EngineError, EngineMismatchError
+from mfr.errors import EngineError, EngineMismatchError, ManifestError
 from mfr.export.engine_package import EngineBuilder, rebuild_if_mismatched
 from mfr.export.real_inputs import sample_faces
 from mfr.manifest import BatchProfile, EngineOptions, EngineRecord, load_manifest
 from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
 from mfr.runtime.engine_load import open_engine, open_model
-from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, tensorrt_version
+from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, int8_saturates, tensorrt_version
 from tests.conftest import int8_cosine_bar
 
 
@@ -154,10 +154,27 @@ def test_profile_must_be_ordered(mobilefacenet_package, tmp_path):
 
 
 def test_int8_without_a_calibrated_package_names_the_missing_model(mobilefacenet_package, tmp_path):
+    """The model an INT8 engine needs on this CPU: the uint8-weight one where int8 weights saturate."""
     result = build("--package", str(mobilefacenet_package), "--out", str(tmp_path / "e"), "--precision", "int8")
     assert result.exit_code == 1
-    assert "has no onnx_int8 file" in result.output and "mfr-export calibrate" in result.output
+    missing = "onnx_int8_u8" if int8_saturates(instruction_set()) else "onnx_int8"
+    assert f"has no {missing} file" in result.output and "mfr-export calibrate" in result.output
     assert not (tmp_path / "e").exists()
+
+
+def test_a_plain_package_runs_int8_with_the_weights_the_cpu_does_not_saturate(mobilefacenet_package):
+    """As build-engine chooses: the uint8-weight model on x86 without VNNI, the int8-weight one elsewhere."""
+    from mfr.runtime.engine_load import model_file_for, package_model_key
+
+    assert package_model_key("int8", "AVX-512 VNNI") == "onnx_int8"
+    assert package_model_key("int8", "unknown (aarch64)") == "onnx_int8"
+    assert package_model_key("int8", "AVX2 without VNNI") == "onnx_int8_u8"
+    assert package_model_key("int8", "AVX-512 without VNNI") == "onnx_int8_u8"
+    assert package_model_key("fp32", "AVX2 without VNNI") == "onnx" and package_model_key("fp16") == "onnx_fp16"
+    assert package_model_key("int8-fp16") is None
+    missing = "uint8-weight model, onnx_int8_u8" if int8_saturates(instruction_set()) else "has no int8 model"
+    with pytest.raises(ManifestError, match=missing):
+        model_file_for(mobilefacenet_package, load_manifest(mobilefacenet_package), "int8")
 
 
 def test_tensorrt_only_requests_fail_clearly_without_tensorrt(mobilefacenet_package, tmp_path):
