@@ -25,15 +25,14 @@ PACKAGE_FILES = {"fp32": "onnx", "fp16": "onnx_fp16", "int8": "onnx_int8"}
 UINT8_WEIGHTS_FILE = "onnx_int8_u8"
 
 
-def package_model_key(precision: str, cpu_instruction_set: str | None = None) -> str | None:
-    """The manifest key of the ONNX model a plain package runs at ``precision`` on this CPU (or on a CPU
-    with ``cpu_instruction_set``); None for a precision only engines run.
-
-    INT8 takes the uint8-weight model where ONNX Runtime's int8-weight kernels saturate, the choice
-    ``mfr-export build-engine`` makes: an evaluation, a gallery or a server running the package measures
-    the model this CPU would deploy, not the one its kernels distort."""
+def package_model_key(precision: str, int8_weights: str | None = None) -> str | None:
+    """The manifest key of the ONNX model a plain package runs at ``precision``; None for a precision only
+    engines run. INT8 takes the model with ``int8_weights`` ("s8" or "u8"), by default the scheme this
+    CPU's kernels need: uint8 weights where ONNX Runtime's int8-weight kernels saturate (x86 without VNNI),
+    the choice ``mfr-export build-engine`` makes, so that an evaluation, a gallery or a server running the
+    package measures the model this CPU deploys, not the one its kernels distort."""
     key = PACKAGE_FILES.get(precision)
-    if key == PACKAGE_FILES["int8"] and int8_weight_scheme(cpu_instruction_set or instruction_set()) == "u8":
+    if key == PACKAGE_FILES["int8"] and (int8_weights or int8_weight_scheme(instruction_set())) == "u8":
         return UINT8_WEIGHTS_FILE
     return key
 
@@ -88,24 +87,28 @@ def open_engine(directory: Path | str, machine: MachineState | None = None) -> E
     return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)
 
 
-def model_file_for(path: Path, manifest: Manifest, precision: str | None) -> tuple[Path, str]:
+def model_file_for(path: Path, manifest: Manifest, precision: str | None,
+                   int8_weights: str | None = None) -> tuple[Path, str]:
     """The file a directory runs at ``precision``, and that precision: an engine directory's engine (its own
-    precision; another is refused), or a plain package's ONNX model (fp32 by default), with the command
-    that makes a missing one. The engine's hash is checked where it is opened (``open_engine``)."""
+    precision; another is refused), or a plain package's ONNX model (fp32 by default; INT8 with the weight
+    scheme of ``package_model_key``), with the command that makes a missing one. The engine's hash is
+    checked where it is opened (``open_engine``)."""
     if manifest.engine is not None:
         if precision is not None and precision != manifest.engine.precision:
             raise EngineError(f"{path} is a {manifest.engine.precision} engine; --precision {precision} does not "
                               f"apply (build another engine for {precision})")
         return listed_engine(path, manifest), manifest.engine.precision
     precision = precision or "fp32"
-    key = package_model_key(precision)
+    key = package_model_key(precision, int8_weights)
     if key is None:
         raise EngineError(f"a model package runs fp32, fp16 or int8 (ONNX Runtime); for {precision} build an engine: "
                           f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
     how = (f"mfr-export calibrate --package {path} --out <calibrated package>" if precision == "int8" else
            "mfr-export onnx (it writes model.fp16.onnx when the FP16 model passes its check)")
-    which = (f"{precision} model for this CPU ({instruction_set()}: int8 weights saturate there, INT8 runs the "
-             f"uint8-weight model, {key})" if key == UINT8_WEIGHTS_FILE else f"{precision} model")
+    which = f"{precision} model"
+    if key == UINT8_WEIGHTS_FILE:
+        which += (f" with uint8 weights ({key})" if int8_weights else f" for this CPU ({instruction_set()}: int8 "
+                  f"weights saturate there, INT8 runs the uint8-weight model, {key})")
     return listed_file(path, manifest, key, f"{path} has no {which} (files: {manifest.files}); create "
                        f"one with: {how}"), precision
 

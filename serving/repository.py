@@ -33,24 +33,27 @@ PLATFORMS = {"onnxruntime": ("onnxruntime_onnx", "model.onnx"), "tensorrt": ("te
 
 @dataclass(frozen=True)
 class ServedModel:
-    """One model to serve: its Triton name, the package or engine directory, and which of its models."""
+    """One model to serve: its Triton name, the package or engine directory, and which of its models
+    (a package's INT8 weight scheme: None for this CPU's, see ``mfr.runtime.engine_load.package_model_key``)."""
 
     name: str
     directory: Path
     manifest: Manifest
     precision: str
+    int8_weights: str | None = None
 
     @classmethod
-    def open(cls, directory: Path, name: str | None = None, precision: str | None = None) -> ServedModel:
+    def open(cls, directory: Path, name: str | None = None, precision: str | None = None,
+             int8_weights: str | None = None) -> ServedModel:
         """A package (its ``precision`` ONNX model, fp32 by default) or an engine directory (its own precision)."""
         directory = Path(directory).resolve()
         manifest = load_manifest(directory)
-        precision = model_file_for(directory, manifest, precision)[1]
-        return cls(check_model_name(name or manifest.model), directory, manifest, precision)
+        precision = model_file_for(directory, manifest, precision, int8_weights)[1]
+        return cls(check_model_name(name or manifest.model), directory, manifest, precision, int8_weights)
 
     def model_file(self) -> Path:
         """The file a full Triton install runs: the engine's, or the package's ``precision`` ONNX model."""
-        return model_file_for(self.directory, self.manifest, self.precision)[0]
+        return model_file_for(self.directory, self.manifest, self.precision, self.int8_weights)[0]
 
 
 def shim_source(paths: list[str]) -> str:

@@ -162,16 +162,20 @@ def test_int8_without_a_calibrated_package_names_the_missing_model(mobilefacenet
     assert not (tmp_path / "e").exists()
 
 
-def test_a_plain_package_runs_int8_with_the_weights_the_cpu_does_not_saturate(mobilefacenet_package):
-    """As build-engine chooses: the uint8-weight model on x86 without VNNI, the int8-weight one elsewhere."""
+def test_a_plain_package_runs_int8_with_the_weights_this_cpu_does_not_saturate(calibrated, mobilefacenet_package):
+    """As build-engine chooses (test_the_cpu_kind_chooses_the_int8_weight_scheme): the uint8-weight model on
+    x86 without VNNI, the int8-weight one elsewhere; a scheme asked for explicitly is taken as asked."""
     from mfr.runtime.engine_load import model_file_for, package_model_key
 
-    assert package_model_key("int8", "AVX-512 VNNI") == "onnx_int8"
-    assert package_model_key("int8", "unknown (aarch64)") == "onnx_int8"
-    assert package_model_key("int8", "AVX2 without VNNI") == "onnx_int8_u8"
-    assert package_model_key("int8", "AVX-512 without VNNI") == "onnx_int8_u8"
-    assert package_model_key("fp32", "AVX2 without VNNI") == "onnx" and package_model_key("fp16") == "onnx_fp16"
+    here = "model.int8.u8.onnx" if int8_saturates(instruction_set()) else "model.int8.onnx"
+    manifest = load_manifest(calibrated[0])
+    assert model_file_for(calibrated[0], manifest, "int8") == (calibrated[0] / here, "int8")
+    assert model_file_for(calibrated[0], manifest, "int8", "s8")[0].name == "model.int8.onnx"
+    assert model_file_for(calibrated[0], manifest, "int8", "u8")[0].name == "model.int8.u8.onnx"
+    assert package_model_key("fp32", "u8") == "onnx" and package_model_key("fp16") == "onnx_fp16"
     assert package_model_key("int8-fp16") is None
+    with open_model(calibrated[0], "int8") as engine:
+        assert engine.model_file == calibrated[0] / here
     missing = "uint8-weight model, onnx_int8_u8" if int8_saturates(instruction_set()) else "has no int8 model"
     with pytest.raises(ManifestError, match=missing):
         model_file_for(mobilefacenet_package, load_manifest(mobilefacenet_package), "int8")

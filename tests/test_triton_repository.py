@@ -63,13 +63,20 @@ def test_a_package_becomes_a_repository_that_tritons_schema_accepts(mobilefacene
 
 
 def test_an_int8_package_and_an_engine_export_the_model_they_hold(calibrated, ort_engine, tmp_path):
+    """A package's INT8 model with the weights the serving CPU needs: this CPU's for --kind cpu (uint8 weights
+    where int8 ones saturate), int8 weights for a GPU, or as --int8-weights says."""
+    from mfr.runtime.machine import instruction_set, int8_saturates
+
     repo = tmp_path / "models"
-    result = export("--package", calibrated[0], "--precision", "int8", "--name", "faces-int8", "--out", repo,
-                    "--kind", "cpu")
-    assert result.exit_code == 0, result.output
     manifest = load_manifest(calibrated[0])
-    assert sha256_file(repo / "faces-int8" / "1" / "model.onnx") == manifest.sha256["onnx_int8"]
-    assert read_config(repo / "faces-int8").parameters["mfr_precision"].string_value == "int8"
+    this_cpu = "onnx_int8_u8" if int8_saturates(instruction_set()) else "onnx_int8"
+    for name, options, key in (("faces-int8", ["--kind", "cpu"], this_cpu), ("faces-gpu", [], "onnx_int8"),
+                               ("faces-u8", ["--kind", "cpu", "--int8-weights", "u8"], "onnx_int8_u8")):
+        result = export("--package", calibrated[0], "--precision", "int8", "--name", name, "--out", repo, *options)
+        assert result.exit_code == 0, result.output
+        assert sha256_file(repo / name / "1" / "model.onnx") == manifest.sha256[key], name
+        assert read_config(repo / name).parameters["mfr_precision"].string_value == "int8"
+        assert manifest.files[key] in result.output  # says which model it took
 
     result = export("--engine", ort_engine, "--name", "faces-engine", "--out", repo, "--max-batch", "16")
     assert result.exit_code == 0, result.output

@@ -222,10 +222,15 @@ if __name__ == "__main__":
 @batching_options
 @click.option("--kind", type=click.Choice(["gpu", "cpu"]), default="gpu", show_default=True,
               help="Where Triton runs the instances (a TensorRT plan needs gpu).")
+@click.option("--int8-weights", type=click.Choice(["auto", "s8", "u8"]), default="auto", show_default=True,
+              help="A package's INT8 model: int8 weights (s8) or uint8 weights (u8, for x86 CPUs without VNNI, "
+                   "whose int8-weight kernels saturate). auto: s8 for --kind gpu; for --kind cpu, what this "
+                   "machine's CPU needs (export on a CPU of the serving machine's kind, or choose).")
 @click.option("--force", is_flag=True, help="Replace the model's folder if the repository has it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the written configuration's facts as JSON.")
 def triton_command(directory: Path, out: Path, name: str | None, precision: str | None, max_batch: int,
-                   max_queue_delay_us: int, instances: int, kind: str, force: bool, as_json: bool) -> None:
+                   max_queue_delay_us: int, instances: int, kind: str, int8_weights: str, force: bool,
+                   as_json: bool) -> None:
     """Add a model to a Triton model repository for a full Triton install (ONNX Runtime or TensorRT backend).
 
     Writes OUT/NAME/config.pbtxt (platform onnxruntime_onnx or tensorrt_plan; inputs and outputs from the
@@ -238,7 +243,10 @@ def triton_command(directory: Path, out: Path, name: str | None, precision: str 
     from mfr.serving.model_config import BatchingOptions
     from mfr.serving.repository import ServedModel, export_platform_repository
 
-    served = ServedModel.open(directory, name, precision)
+    weights = None if int8_weights == "auto" else int8_weights
+    if weights is None and kind == "gpu":
+        weights = "s8"  # no saturating kernels on a GPU
+    served = ServedModel.open(directory, name, precision, weights)
     backend = served.manifest.engine.backend if served.manifest.engine else "onnxruntime"
     if backend == "tensorrt" and kind == "cpu":
         raise click.BadParameter("a TensorRT plan runs on a GPU", param_hint="--kind")
@@ -246,9 +254,9 @@ def triton_command(directory: Path, out: Path, name: str | None, precision: str 
     target = export_platform_repository(served, out, BatchingOptions(max_batch, max_queue_delay_us, instances, kind),
                                         force=force)
     facts = {"model": served.name, "folder": str(target), "backend": backend, "precision": served.precision,
-             "max_batch": max_batch, "kind": kind}
+             "source": served.model_file().name, "max_batch": max_batch, "kind": kind}
     if as_json:
         echo_json(facts)
         return
-    click.echo(f"wrote {target} ({backend}, {served.precision}, max batch {max_batch}, {instances} {kind} "
-               f"instance(s)); start Triton with --model-repository {out}")
+    click.echo(f"wrote {target} ({backend}, {served.precision} from {facts['source']}, max batch {max_batch}, "
+               f"{instances} {kind} instance(s)); start Triton with --model-repository {out}")
