@@ -91,7 +91,10 @@ class FaceEmbedder:
 
     def source_sha256(self) -> str:
         """The ONNX file these embeddings come from: an engine's source, or the package file it runs.
-        Engines built from one ONNX (ONNX Runtime, TensorRT) share it; FP32 and INT8 models do not."""
+        Engines built from one ONNX (ONNX Runtime, TensorRT) share it; FP32 and INT8 models do not, nor
+        a package's two INT8 models (int8 and uint8 weights): a server says which one it runs."""
+        if self.engine.served_source_sha256 is not None:
+            return self.engine.served_source_sha256
         record = self.manifest.engine
         if record is not None:
             return record.source_sha256

@@ -27,6 +27,8 @@ class Engine(ABC):
     backend: str = ""
     # The address of a model run by a server (``triton://...``); None for an engine run in this process.
     remote: str | None = None
+    # The sha256 of the ONNX file a served model comes from, where the server says (mfr_source_sha256)
+    served_source_sha256: str | None = None
 
     def __init__(self, source: Path | str, manifest: Manifest, model_file: Path | None, profile: BatchProfile,
                  precision: str | None = None) -> None:

@@ -36,6 +36,8 @@ DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
 # Model-configuration parameters mfr writes (mfr.serving.model_config) and reads here.
 MANIFEST_PARAMETER = "mfr_manifest"
 PRECISION_PARAMETER = "mfr_precision"
+# The sha256 of the ONNX file the served model comes from (which of a package's INT8 models the server took)
+SOURCE_PARAMETER = "mfr_source_sha256"
 TRITON_DTYPES = {"float32": "FP32", "float16": "FP16", "int8": "INT8", "uint8": "UINT8", "int32": "INT32",
                  "int64": "INT64"}
 
@@ -182,10 +184,12 @@ class TritonEngine(Engine):
 
     backend = "triton"
 
-    def __init__(self, address: TritonAddress, manifest: Manifest, profile: BatchProfile, precision: str) -> None:
+    def __init__(self, address: TritonAddress, manifest: Manifest, profile: BatchProfile, precision: str,
+                 served_source_sha256: str | None = None) -> None:
         super().__init__(str(address), manifest, None, profile, precision)
         self.address = address
         self.remote = str(address)
+        self.served_source_sha256 = served_source_sha256
         self.wire_dtype = TRITON_DTYPES.get(self.input.dtype)
         if self.wire_dtype is None:
             raise EngineError(f"{address}: input {self.input.name} has dtype {self.input.dtype}, which mfr does "
@@ -294,4 +298,4 @@ def open_triton(url: str, precision: str | None = None) -> TritonEngine:
         raise EngineError(f"{address}: the model is served without batching (max_batch_size 0); mfr sends batched "
                           f"NCHW inputs: serve it with max_batch_size >= 1")
     profile = BatchProfile(1, min(BatchProfile().opt, max_batch), max_batch)
-    return TritonEngine(address, manifest, profile, served)
+    return TritonEngine(address, manifest, profile, served, _parameter(config, SOURCE_PARAMETER) or None)

@@ -21,9 +21,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mfr.atomic import sha256_file
 from mfr.errors import EngineError, OutputDirError
 from mfr.manifest import Manifest, load_manifest
 from mfr.runtime.engine_load import model_file_for
+from mfr.runtime.engine_triton import SOURCE_PARAMETER
 from mfr.serving.model_config import BatchingOptions, check_model_name, config_text, model_config
 from mfr.serving.python_model import MODEL_DIR_PARAMETER
 
@@ -54,6 +56,12 @@ class ServedModel:
     def model_file(self) -> Path:
         """The file a full Triton install runs: the engine's, or the package's ``precision`` ONNX model."""
         return model_file_for(self.directory, self.manifest, self.precision, self.int8_weights)[0]
+
+    def parameters(self) -> dict[str, str]:
+        """What clients read beyond the manifest: the sha256 of the ONNX file the served model comes from (an
+        engine's source, or the package model this server runs), which keys their embeddings."""
+        record = self.manifest.engine
+        return {SOURCE_PARAMETER: record.source_sha256 if record is not None else sha256_file(self.model_file())}
 
 
 def shim_source(paths: list[str]) -> str:
@@ -92,7 +100,8 @@ def write_python_repository(models: list[ServedModel], root: Path, options: Batc
         version.mkdir(parents=True)
         (version / "model.py").write_text(shim)
         config = model_config(served.name, served.manifest, served.precision, options, backend="python",
-                              parameters={MODEL_DIR_PARAMETER: str(served.directory)}, where=str(served.directory))
+                              parameters={MODEL_DIR_PARAMETER: str(served.directory), **served.parameters()},
+                              where=str(served.directory))
         (Path(root) / served.name / "config.pbtxt").write_text(config_text(config))
     return Path(root)
 
@@ -112,7 +121,7 @@ def export_platform_repository(served: ServedModel, out: Path, options: Batching
         (staging / "1").mkdir()
         shutil.copyfile(source, staging / "1" / filename)
         config = model_config(served.name, served.manifest, served.precision, options, platform=platform,
-                              where=str(served.directory))
+                              parameters=served.parameters(), where=str(served.directory))
         (staging / "config.pbtxt").write_text(config_text(config))
         if target.exists():
             shutil.rmtree(target)

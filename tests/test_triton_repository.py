@@ -75,13 +75,18 @@ def test_an_int8_package_and_an_engine_export_the_model_they_hold(calibrated, or
         result = export("--package", calibrated[0], "--precision", "int8", "--name", name, "--out", repo, *options)
         assert result.exit_code == 0, result.output
         assert sha256_file(repo / name / "1" / "model.onnx") == manifest.sha256[key], name
-        assert read_config(repo / name).parameters["mfr_precision"].string_value == "int8"
+        parameters = read_config(repo / name).parameters
+        assert parameters["mfr_precision"].string_value == "int8"
+        assert parameters["mfr_source_sha256"].string_value == manifest.sha256[key]  # what clients key embeddings by
         assert manifest.files[key] in result.output  # says which model it took
 
     result = export("--engine", ort_engine, "--name", "faces-engine", "--out", repo, "--max-batch", "16")
     assert result.exit_code == 0, result.output
     engine_manifest = load_manifest(ort_engine)
     assert sha256_file(repo / "faces-engine" / "1" / "model.onnx") == engine_manifest.sha256["engine"]
+    assert engine_manifest.engine is not None
+    assert (read_config(repo / "faces-engine").parameters["mfr_source_sha256"].string_value
+            == engine_manifest.engine.source_sha256)
     result = export("--engine", ort_engine, "--name", "faces-engine", "--out", repo, "--max-batch", "64")
     assert result.exit_code == 2 and "at most 16" in result.output  # the engine's profile bounds the batch
 
