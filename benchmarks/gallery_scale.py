@@ -252,8 +252,9 @@ def lfw_statistics(embedder: Any, cache_dir: Path | None, photos: int = 4000, se
     embeddings = cache.get(key)
     if embeddings is None or len(embeddings) != len(chosen):
         from mfr.runtime.image_io import read_image_bgr
+        from mfr.runtime.preprocess import crop_from_aligned
 
-        crops = np.stack([read_image_bgr(p) for _, p in chosen])
+        crops = np.stack([crop_from_aligned(read_image_bgr(p), embedder.manifest.spec) for _, p in chosen])
         embeddings = np.concatenate([embedder.embed_crops(crops[i:i + 256], flip=True)
                                      for i in range(0, len(crops), 256)])
         cache.put(key, embeddings)

@@ -16,7 +16,7 @@ import numpy as np
 from mfr.augment.masks import MaskGenerator
 from mfr.data.lfw import lfw_images_outside_pairs, lfw_root
 from mfr.errors import DataError
-from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
+from mfr.runtime.align import ALIGNED_CROP_SIZE, aligned_crop_landmarks, estimate_similarity, is_aligned_crop
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import normalize, warp_face
@@ -72,11 +72,11 @@ def _landmarks(path: Path, image: np.ndarray, spec: PreprocessSpec, detector: Fa
     if spec.input_size is None or spec.template is None:
         raise DataError("calibration faces need a recognition spec with an input size and a template")
     height, width = image.shape[:2]
-    if (height, width) == tuple(spec.input_size):  # an aligned crop, as in LFW-112x112
+    if is_aligned_crop(image):  # an aligned crop, as in LFW-112x112
         return aligned_crop_landmarks(height, width)
     if detector is None:
-        raise DataError(f"{path}: {width}x{height} is not the model's {spec.input_size[1]}x{spec.input_size[0]} "
-                        "aligned crop size, and no detector was given to align it")
+        raise DataError(f"{path}: {width}x{height} is not an aligned crop ({ALIGNED_CROP_SIZE[1]}x"
+                        f"{ALIGNED_CROP_SIZE[0]}, ArcFace template), and no detector was given to align it")
     face = largest_face(detector.detect(image))
     if face is None:
         raise DataError(f"{path}: no face found in this calibration image")

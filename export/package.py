@@ -19,7 +19,7 @@ from mfr.export.fp16 import MIN_FP16_COSINE, fp16_min_cosine, to_fp16
 from mfr.export.onnx_export import DEFAULT_OPSET, graph_io, torch_to_onnx
 from mfr.export.parity import measure_parity, parity_batches
 from mfr.manifest import ExportRecord, Fp16Record, Manifest, StageRecords
-from mfr.models.checkpoint import load_weights
+from mfr.models.checkpoint import load_weights, weights_sha256
 from mfr.registry import get_model_entry
 
 ONNX_NAME = "model.onnx"
@@ -70,7 +70,7 @@ class OnnxPackageExporter:
                 files={"onnx": ONNX_NAME},
                 inputs=inputs,
                 outputs=outputs,
-                sha256={"weights": sha256_file(weights), "onnx": sha256_file(onnx_path)},
+                sha256={**weights_sha256(weights), "onnx": sha256_file(onnx_path)},
                 versions={
                     "mfr": mfr.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
                     "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),

@@ -16,15 +16,16 @@ from mfr.errors import DataError
 from mfr.paths import dataset_dir
 from mfr.runtime.detection import fit_longest_side
 from mfr.runtime.image_io import read_image_bgr
-from mfr.runtime.preprocess import normalize
+from mfr.runtime.preprocess import crop_from_aligned, normalize
 from mfr.spec import PreprocessSpec
 
 DETECTOR_MAX_SIDE = 640  # the longest side the detectors are fed by default (RetinaFaceDetector, --detect-size)
 
 
 def sample_faces(count: int, spec: PreprocessSpec, root: Path | None = None) -> np.ndarray:
-    """``count`` aligned LFW faces (one per person, as ``sample_images`` picks them), preprocessed by ``spec``."""
-    return normalize([read_image_bgr(path) for path in sample_images(count, root)], spec)
+    """``count`` aligned LFW faces (one per person, as ``sample_images`` picks them), warped to the model's
+    template and preprocessed by ``spec``."""
+    return normalize([crop_from_aligned(read_image_bgr(path), spec) for path in sample_images(count, root)], spec)
 
 
 def detector_photos(count: int, spec: PreprocessSpec,

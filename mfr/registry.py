@@ -18,6 +18,20 @@ from mfr.spec import ARCFACE_TEMPLATE_112, PreprocessSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# face-reidentification-retail-0095's alignment template: its model card's five points in [0, 1] (left eye,
+# right eye, nose tip, left and right mouth corners), in pixels of its 128x128 crop
+FACE_REID_TEMPLATE_UNIT = ((0.31556875, 0.4615741071428571), (0.6826229166666667, 0.4615741071428571),
+                           (0.5002624999999999, 0.6405053571428571), (0.34947187500000004, 0.8246919642857142),
+                           (0.6534364583333333, 0.8246919642857142))
+FACE_REID_SPEC = PreprocessSpec(
+    input_size=(128, 128),
+    color_order="BGR",
+    scale=1.0,  # the network normalises its 0..255 input itself (a per-channel scale and shift inside it)
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
+    template=tuple((x * 128, y * 128) for x, y in FACE_REID_TEMPLATE_UNIT),
+    embedding_dim=256,
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,17 @@ def _entries() -> tuple[ModelEntry, ...]:
             default_weights=bundled_weights("mobilefacenet", "mobilefacenet.pt"),
             strip_prefix="module.",
             description="MobileFaceNet, 128-d, shipped weights (foamliu/MobileFaceNet, Apache-2.0)",
+        ),
+        ModelEntry(
+            name="face-reid-0095",
+            kind="recognition",
+            factory="mfr.models.face_reid:FaceReidNet",
+            spec=FACE_REID_SPEC,
+            output_names=("embedding",),
+            default_weights=bundled_weights("face-reid-0095", "face-reidentification-retail-0095.xml"),
+            strip_prefix="",
+            description="face-reidentification-retail-0095, 256-d, 128x128 BGR, shipped weights (Intel Open Model "
+                        "Zoo, Apache-2.0; read from its OpenVINO IR)",
         ),
         *(_iresnet(depth) for depth in (18, 34, 50, 100)),
         _reconstruction("g2d", "mfr.models.g2d:G2DNet",

@@ -2,9 +2,10 @@
 
 Each photo is read, its faces detected (the largest is used when there are several, and that is said),
 checked by the ``QualityGate``, aligned by the model's spec and embedded (flip-sum, as identification
-does). A photo that is already an aligned crop of the model's input size (LFW-style) is taken as
-aligned. Optionally each photo also gets a synthetic-masked template, drawn by the same mask generator
-the evaluation uses on the photo before alignment, so masked probes have a masked template to meet.
+does). A photo that is already an aligned crop (112x112 on the ArcFace template, LFW-style) is taken as
+aligned and warped to the model's own template. Optionally each photo also gets a synthetic-masked
+template, drawn by the same mask generator the evaluation uses on the photo before alignment, so masked
+probes have a masked template to meet.
 
 Before anything is written, every face is searched in the gallery: a face that another enrolled person
 matches (above the identification threshold for unmasked faces) is refused as a likely duplicate or
@@ -30,7 +31,7 @@ from mfr.recognition.decision import DecisionPolicy, Identifier
 from mfr.recognition.gallery import AddResult, Gallery, NewTemplate, TemplateMatrix
 from mfr.recognition.quality import FaceQuality, QualityGate
 from mfr.recognition.search import ExactSearch
-from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
+from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity, is_aligned_crop
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.image_io import read_image_bgr
@@ -113,12 +114,12 @@ def find_face(path: Path, detector: FaceDetector | None, spec: PreprocessSpec, g
         return Unusable(path, str(exc).replace(f"{path}: ", ""))
     digest = hashlib.sha256(data).hexdigest()
     height, width = image.shape[:2]
-    if spec.input_size is not None and (height, width) == tuple(spec.input_size):
+    if is_aligned_crop(image):
         landmarks = aligned_crop_landmarks(height, width)
         box, count = np.array([0.0, 0.0, width, height]), 1
     else:
         if detector is None:
-            return Unusable(path, "not an aligned crop of the model's size, and no detector was given")
+            return Unusable(path, "not an aligned 112x112 crop, and no detector was given")
         faces = detector.detect(image)
         face = largest_face(faces)
         if face is None:

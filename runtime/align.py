@@ -40,10 +40,20 @@ def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
+# Pre-aligned face crops come in insightface's convention: 112x112, aligned to the ArcFace template (LFW-112x112,
+# MS1M, CASIA-WebFace). Any model's crop is warped from them by its own template.
+ALIGNED_CROP_SIZE = (112, 112)
+
+
 def aligned_crop_landmarks(height: int, width: int) -> np.ndarray:
     """The 5 landmarks of a crop that is already aligned to the ArcFace template (as LFW-112x112 is),
     scaled to the crop's size."""
     return np.array(ARCFACE_TEMPLATE_112) * [width / 112, height / 112]
+
+
+def is_aligned_crop(image: np.ndarray) -> bool:
+    """Whether ``image`` is taken for a pre-aligned crop (its landmarks the template's), not a photo."""
+    return tuple(image.shape[:2]) == ALIGNED_CROP_SIZE
 
 
 def estimate_similarity(landmarks: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

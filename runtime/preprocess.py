@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from mfr.runtime.align import estimate_similarity
+from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.spec import ColorOrder, PreprocessSpec
 
 
@@ -24,6 +24,16 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, spec: PreprocessSpec) -> np
         image, np.asarray(matrix, dtype=np.float64), (width, height),
         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
     )
+
+
+def crop_from_aligned(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """A crop aligned to the ArcFace template (``mfr.runtime.align.ALIGNED_CROP_SIZE``, as LFW-112x112) as
+    ``spec``'s model takes it: itself where that is the model's own crop, else warped to the model's template."""
+    height, width = image.shape[:2]
+    landmarks = aligned_crop_landmarks(height, width)
+    if spec.template is not None and spec.input_size == (height, width) and np.allclose(landmarks, spec.template):
+        return image
+    return warp_face(image, estimate_similarity(landmarks, spec), spec)
 
 
 def align_faces(image: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -84,6 +84,16 @@ def mobilefacenet_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def face_reid_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    from mfr.export.package import OnnxPackageExporter
+
+    out = tmp_path_factory.mktemp("packages") / "face-reid-0095"
+    OnnxPackageExporter(model="face-reid-0095", out=out)(log=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="session")
 def thresholded_package(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped model with identification thresholds measured quickly (200 faces: FARs down to about 1e-4)."""
     import shutil

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -61,9 +61,37 @@ def _unwrap(loaded: object, path: Path) -> Mapping[str, torch.Tensor]:
     return loaded
 
 
+def read_openvino_ir(path: Path, model: nn.Module, strip_prefix: str) -> dict[str, torch.Tensor]:
+    """An OpenVINO IR's weights as ``model``'s state dict (``mfr.models.openvino_ir``)."""
+    from mfr.models.openvino_ir import ir_state_dict, read_ir
+
+    return ir_state_dict(model, read_ir(path), getattr(model, "ir_buffer_roles", {}))
+
+
+def read_torch_checkpoint(path: Path, model: nn.Module, strip_prefix: str) -> dict[str, torch.Tensor]:
+    return read_state_dict(path, strip_prefix)
+
+
+def weights_sha256(path: Path) -> dict[str, str]:
+    """The sha256 of every file a weights path stands for, keyed as a manifest records them: ``weights``, and
+    ``weights_bin`` for an OpenVINO IR's ``.bin`` beside its ``.xml``."""
+    from mfr.atomic import sha256_file
+
+    path = Path(path)
+    hashes = {"weights": sha256_file(path)}
+    if path.suffix in WEIGHT_READERS and path.with_suffix(".bin").is_file():
+        hashes["weights_bin"] = sha256_file(path.with_suffix(".bin"))
+    return hashes
+
+
+# How a weights file becomes a state dict, by its suffix; any other file is read as a torch checkpoint.
+WEIGHT_READERS: dict[str, Callable[[Path, nn.Module, str], dict[str, torch.Tensor]]] = {".xml": read_openvino_ir}
+
+
 def load_weights(model: nn.Module, path: Path, architecture: str, strip_prefix: str = "module.") -> nn.Module:
     """Load ``path`` into ``model`` with strict key and shape checking; return the model in eval mode."""
-    state = read_state_dict(path, strip_prefix)
+    path = Path(path)
+    state = WEIGHT_READERS.get(path.suffix, read_torch_checkpoint)(path, model, strip_prefix)
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
