@@ -41,7 +41,7 @@ from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
 from mfr.recognition.decision import DecisionPolicy, Identifier
 from mfr.recognition.gallery import TemplateMatrix
-from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.mask_state import CLASSIFIER_SPEC, MaskClassifier, reads_crops_of
 from mfr.recognition.search import ExactSearch
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
@@ -104,6 +104,8 @@ class FaceBank:
         for chunk in self.progress(chunks, len(chunks), label):
             crops = np.stack([self.crops.crop(path, masked) for path in chunk])
             embeddings.append(self.embedder.embed_crops(crops, flip=True))
+            if not reads_crops_of(self.crops.spec):
+                crops = np.stack([self.crops.crop(path, masked, CLASSIFIER_SPEC) for path in chunk])
             calls.append(self.classifier.predict(crops))
         out = np.hstack([np.concatenate(embeddings), np.concatenate(calls)[:, None].astype(np.float32)])
         self.cache.put(key, out)

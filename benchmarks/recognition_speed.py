@@ -19,7 +19,7 @@ from mfr.augment.masks import MaskGenerator
 from mfr.recognition.decision import DecisionPolicy, Identifier
 from mfr.recognition.enroll import Enroller
 from mfr.recognition.gallery import Gallery
-from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.mask_state import MaskClassifier, classifier_crops
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.image_io import read_image_bgr
@@ -71,8 +71,10 @@ def measure_recognition_speed(embedder: FaceEmbedder, detector: FaceDetector, de
                     found = detector.detect(image)
                     if not found:
                         continue
-                    crops = align_faces(image, [f.landmarks for f in found], spec)
-                    identifier.decide(embedder.embed_crops(crops, flip=True), classifier.predict(crops))
+                    landmarks = [f.landmarks for f in found]
+                    crops = align_faces(image, landmarks, spec)
+                    masked = classifier.predict(classifier_crops(image, landmarks, spec, crops))
+                    identifier.decide(embedder.embed_crops(crops, flip=True), masked)
                     faces += len(found)
                 identify_seconds += time.perf_counter() - started
     return RecognitionSpeed(len(photos), rounds, round(len(photos) * rounds / enrol_seconds, 2),

@@ -94,13 +94,15 @@ class CropMaker:
             self.report.single_face += 1
         return face.landmarks
 
-    def crop(self, path: Path, masked: bool) -> np.ndarray:
+    def crop(self, path: Path, masked: bool, spec: PreprocessSpec | None = None) -> np.ndarray:
+        """The face of ``path`` (masked or not) aligned for the model, or for ``spec`` (another reader of it)."""
+        spec = spec or self.spec
         image = read_image_bgr(path)
         points = self.landmarks(path, image)
         if masked:
             assert self.masks is not None
             image = self.masks.apply(image, points, key=str(path.relative_to(self.dataset.root)))
-        return warp_face(image, estimate_similarity(points, self.spec), self.spec)
+        return warp_face(image, estimate_similarity(points, spec), spec)
 
 
 @dataclass

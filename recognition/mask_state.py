@@ -22,8 +22,13 @@ import numpy as np
 
 from mfr.errors import DataError
 from mfr.paths import bundled_weights
+from mfr.runtime.preprocess import align_faces
+from mfr.spec import ARCFACE_TEMPLATE_112, PreprocessSpec
 
 CROP = 112  # features are taken from a 112x112 crop aligned to the ArcFace template
+# That crop, as a spec: whatever crop the recognition model takes, the classifier reads this one
+CLASSIFIER_SPEC = PreprocessSpec(input_size=(CROP, CROP), color_order="BGR", scale=1.0, mean=(0.0, 0.0, 0.0),
+                                 std=(1.0, 1.0, 1.0), template=ARCFACE_TEMPLATE_112)
 UPPER = (slice(28, 60), slice(24, 88))  # eyes and the brow between them
 LOWER = (slice(64, 112), slice(16, 96))  # nose tip, mouth, chin
 GRID = (6, 8)  # rows, columns of the lower-face grid
@@ -42,6 +47,20 @@ def mask_features(crops: np.ndarray) -> np.ndarray:
         spread = lab[LOWER].reshape(-1, 3).std(axis=0)
         rows.append(np.concatenate([grid.ravel(), spread, upper]))
     return np.asarray(rows, np.float32)
+
+
+def reads_crops_of(spec: PreprocessSpec) -> bool:
+    """Whether the classifier reads crops of ``spec`` as they are: 112x112 on the ArcFace template (a crop of
+    another size or template frames the face differently)."""
+    return spec.input_size == CLASSIFIER_SPEC.input_size and spec.template is not None \
+        and bool(np.allclose(spec.template, ARCFACE_TEMPLATE_112))
+
+
+def classifier_crops(image: np.ndarray, landmarks: list[np.ndarray] | np.ndarray, spec: PreprocessSpec,
+                     crops: np.ndarray) -> np.ndarray:
+    """The crops the classifier reads for faces whose recognition ``crops`` (of ``spec``) came from ``image`` and
+    ``landmarks``: those crops themselves where it reads them as they are, else the faces aligned anew."""
+    return crops if reads_crops_of(spec) else align_faces(image, landmarks, CLASSIFIER_SPEC)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from mfr.errors import EngineUnavailable
 from mfr.recognition.decision import Identifier
 from mfr.recognition.events import EventFactory, EventSink, SnapshotStore
 from mfr.recognition.latency import StageClock
-from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.mask_state import MaskClassifier, classifier_crops
 from mfr.recognition.multiplex import SourceMux
 from mfr.recognition.quality import QualityGate
 from mfr.recognition.sources import Frame, FrameSource, SourceStatus
@@ -81,6 +81,7 @@ class ChosenFaces:
     tracks: list[Track]
     crops: np.ndarray  # (N, H, W, 3) aligned
     qualities: list[float]
+    mask_crops: np.ndarray  # what the mask classifier reads (the same crops where the model's have its geometry)
 
 
 def embed_chosen(batches: list[ChosenFaces], clock: StageClock) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -98,7 +99,7 @@ def embed_chosen(batches: list[ChosenFaces], clock: StageClock) -> list[tuple[np
             embeddings = embedder.embed_crops(crops, flip=options.flip)
     with clock.stage("mask"):
         if options.mask_mode == "auto" and first.mask_classifier is not None:
-            masked = first.mask_classifier.probability(crops)
+            masked = first.mask_classifier.probability(np.concatenate([b.mask_crops for b in batches]))
         else:
             masked = np.full(len(crops), 1.0 if options.mask_mode == "yes" else 0.0, np.float32)
     out, start = [], 0
@@ -226,8 +227,12 @@ class Watcher:
                 chosen.append(i)
         if not chosen:
             return None
-        return ChosenFaces(self, frame, [tracks[i] for i in chosen], crops[chosen],
-                           [qualities[i].score for i in chosen])
+        picked = [tracks[i] for i in chosen]
+        mask_crops = crops[chosen]
+        if self.options.mask_mode == "auto" and self.mask_classifier is not None:
+            with self.clock.stage("align"):
+                mask_crops = classifier_crops(frame.image, [t.face.landmarks for t in picked], self.spec, mask_crops)
+        return ChosenFaces(self, frame, picked, crops[chosen], [qualities[i].score for i in chosen], mask_crops)
 
     def recognition_paused(self, detail: str) -> list[dict[str, Any]]:
         """A ``source_status`` event when the embedder's server became unreachable (once per outage); the

@@ -27,16 +27,19 @@ from mfr.runtime.cuda_kernels import CI_ARCHITECTURES
 from mfr.runtime.cuda_preprocess import MfrFrame, channel_plan, face_matrices, frame_geometry, frame_struct
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import align_faces, normalize
+from mfr.spec import PreprocessSpec
 from tests.locked_releases import library_release
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = MODELS["mobilefacenet"].spec
+# the two kinds of spec the kernel serves: 112x112 RGB with ImageNet normalisation, 128x128 BGR 0..255
+SPECS = {name: MODELS[name].spec for name in ("mobilefacenet", "face-reid-0095")}
 OPENCV = library_release("opencv-python-headless")
 
 
-def reference(frame_bgr: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
+def reference(frame_bgr: np.ndarray, landmarks: list[np.ndarray], spec: PreprocessSpec = SPEC) -> np.ndarray:
     """The CPU path: OpenCV warpAffine per face, then normalize."""
-    return normalize(align_faces(frame_bgr, landmarks, SPEC), SPEC)
+    return normalize(align_faces(frame_bgr, landmarks, spec), spec)
 
 
 def to_nv12(bgr: np.ndarray) -> np.ndarray:
@@ -126,10 +129,11 @@ def host_kernel(tmp_path_factory) -> ctypes.CDLL:
     return lib
 
 
-def run_host(lib: ctypes.CDLL, frame: MfrFrame, landmarks: list[np.ndarray], frame_format: str) -> np.ndarray:
-    plan = channel_plan(SPEC, frame_format)
-    matrices = face_matrices(landmarks, SPEC)
-    height, width = SPEC.input_size or (0, 0)
+def run_host(lib: ctypes.CDLL, frame: MfrFrame, landmarks: list[np.ndarray], frame_format: str,
+             spec: PreprocessSpec = SPEC) -> np.ndarray:
+    plan = channel_plan(spec, frame_format)
+    matrices = face_matrices(landmarks, spec)
+    height, width = spec.input_size or (0, 0)
     out = np.full((len(landmarks), 3, height, width), np.nan, np.float32)
     pointer = ctypes.c_void_p
     lib.mfr_warp_normalize_host(ctypes.byref(frame), matrices.ctypes.data_as(pointer), len(landmarks), height,
@@ -167,7 +171,8 @@ class OpenCvComparison:
     """The host build against the installed OpenCV: bit for bit when it is the locked release; otherwise
     within one grey level per value (the difference divided by the channel's gain), counted for the report."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: PreprocessSpec = SPEC) -> None:
+        self.spec = spec
         self.differing = self.compared = 0
 
     def check(self, got: np.ndarray, expected: np.ndarray, frame_format: str, what: object,
@@ -177,7 +182,7 @@ class OpenCvComparison:
             assert difference.max() <= locked_tolerance, (
                 f"{what}: differs from {OPENCV}, whose arithmetic the kernel reproduces, by {difference.max()}")
             return
-        levels = difference / np.abs(channel_plan(SPEC, frame_format).gain)[None, :, None, None]
+        levels = difference / np.abs(channel_plan(self.spec, frame_format).gain)[None, :, None, None]
         assert levels.max() <= 1.001, f"{what}: {levels.max():.3f} grey levels from {OPENCV}"
         self.differing += int((levels > 0).sum())
         self.compared += levels.size
@@ -188,31 +193,35 @@ class OpenCvComparison:
                           "differ by one level), not bit for bit")
 
 
-def test_kernel_arithmetic_equals_the_cpu_path_on_real_frames(host_kernel, frames_with_faces):
+@pytest.mark.parametrize("model", SPECS)
+def test_kernel_arithmetic_equals_the_cpu_path_on_real_frames(host_kernel, frames_with_faces, model):
     """BGR and RGB frames, odd sizes, pitched rows, 1..N faces: bit-identical to warpAffine + normalize (the
-    locked OpenCV; within one grey level of another release)."""
-    comparison = OpenCvComparison()
+    locked OpenCV; within one grey level of another release), for each kind of spec."""
+    spec = SPECS[model]
+    comparison = OpenCvComparison(spec)
     for extra in (0, 13):
         for name, image, landmarks in frames_with_faces:
             image = image[: image.shape[0] | 1, : image.shape[1] | 1]  # odd sizes where possible
-            expected = reference(image, landmarks)
+            expected = reference(image, landmarks, spec)
             for frame_format, pixels in (("BGR", image), ("RGB", np.ascontiguousarray(image[..., ::-1]))):
                 buffer = padded(pixels, extra)
                 frame = frame_struct(buffer.ctypes.data, image.shape[1], image.shape[0], buffer.shape[1], frame_format)
-                got = run_host(host_kernel, frame, landmarks, frame_format)
+                got = run_host(host_kernel, frame, landmarks, frame_format, spec)
                 comparison.check(got, expected, frame_format, (name, frame_format, extra))
     comparison.report()
 
 
-def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_with_faces):
-    comparison = OpenCvComparison()
+@pytest.mark.parametrize("model", SPECS)
+def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_with_faces, model):
+    spec = SPECS[model]
+    comparison = OpenCvComparison(spec)
     for name, image, landmarks in frames_with_faces:
         even = np.ascontiguousarray(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2])
         nv12 = to_nv12(even)
         height, width = even.shape[:2]
-        expected = reference(cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12), landmarks)
+        expected = reference(cv2.cvtColor(nv12, cv2.COLOR_YUV2BGR_NV12), landmarks, spec)
         frame = frame_struct(nv12.ctypes.data, width, height, width, "NV12", nv12.ctypes.data + width * height, width)
-        got = run_host(host_kernel, frame, landmarks, "NV12")
+        got = run_host(host_kernel, frame, landmarks, "NV12", spec)
         comparison.check(got, expected, "NV12", name)
     comparison.report()
 

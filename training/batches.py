@@ -13,6 +13,7 @@ a memory-mapped file in the output directory (reused by ``--resume``), and the p
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ import torch
 
 from mfr.atomic import atomic_file
 from mfr.progress import Progress, no_progress
-from mfr.runtime.align import aligned_crop_landmarks
 from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
 from mfr.training.data import TrainingSet
@@ -70,7 +70,7 @@ class TrainingBatches(torch.utils.data.Dataset[Batch]):
                  mask_probability: float, augment_probability: float, seed: int) -> None:
         self.images, self.keys, self.looks, self.spec = images, keys, looks, spec
         self.mask_probability, self.augment_probability, self.seed = mask_probability, augment_probability, seed
-        self.points = aligned_crop_landmarks(*images.shape[1:3])
+        self.points = np.array(spec.template)  # the images are aligned to it
 
     def __len__(self) -> int:
         return len(self.images)
@@ -106,11 +106,13 @@ def iterate_batches(batches: torch.utils.data.Dataset[T], plans: list[BatchPlan]
 
 def load_faces(data: TrainingSet, spec: PreprocessSpec, out: Path, progress: Progress = no_progress) -> np.ndarray:
     """The training faces as uint8 (N, H, W, 3): in memory, or memory-mapped from OUT/faces.u8.npy when
-    there are more than ``IN_MEMORY_FACES`` (written once; reused while it holds the same file list)."""
+    there are more than ``IN_MEMORY_FACES`` (written once; reused while it holds the same file list, aligned
+    for the same spec)."""
     if len(data) <= IN_MEMORY_FACES:
         return data.load_images(spec, progress)
     path, stamp = out / FACES_NAME, out / (FACES_NAME + ".sha256")
-    digest = hashlib.sha256("\n".join(map(str, data.paths)).encode()).hexdigest()
+    listing = "\n".join([json.dumps(spec.to_dict(), sort_keys=True), *map(str, data.paths)])
+    digest = hashlib.sha256(listing.encode()).hexdigest()
     if path.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
         return np.load(path, mmap_mode="r")
     height, width = spec.input_size or (0, 0)

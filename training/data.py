@@ -16,7 +16,9 @@ import numpy as np
 from mfr.data.lfw import read_lfw
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
+from mfr.runtime.align import ALIGNED_CROP_SIZE, is_aligned_crop
 from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.preprocess import crop_from_aligned
 from mfr.spec import PreprocessSpec
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -35,7 +37,8 @@ class TrainingSet:
         return len(self.paths)
 
     def load_images(self, spec: PreprocessSpec, progress: Progress = no_progress) -> np.ndarray:
-        """All faces as uint8 BGR (N, H, W, 3); each must be an aligned crop of the spec's size."""
+        """All faces as uint8 BGR (N, H, W, 3) crops of ``spec``: each file must be an aligned 112x112 crop
+        (ArcFace template), warped to the model's template where that differs."""
         height, width = spec.input_size or (0, 0)
         images = np.empty((len(self.paths), height, width, 3), np.uint8)
         self.load_images_into(images, spec, progress)
@@ -43,13 +46,13 @@ class TrainingSet:
 
     def load_images_into(self, images: np.ndarray, spec: PreprocessSpec, progress: Progress = no_progress) -> None:
         """Decode every face into ``images`` (an array or a memory map of shape (N, H, W, 3))."""
-        height, width = spec.input_size or (0, 0)
         for index, path in enumerate(progress(self.paths, len(self.paths), "reading training faces")):
             image = read_image_bgr(path)
-            if image.shape[:2] != (height, width):
+            if not is_aligned_crop(image):
+                height, width = ALIGNED_CROP_SIZE
                 raise DataError(f"{path}: {image.shape[1]}x{image.shape[0]} pixels, but training needs faces "
-                                f"aligned to the model's {width}x{height} (ArcFace 5-point template)")
-            images[index] = image
+                                f"aligned to {width}x{height} crops (ArcFace 5-point template)")
+            images[index] = crop_from_aligned(image, spec)
 
 
 def from_people(source: str, root: Path, people: list[str]) -> TrainingSet:

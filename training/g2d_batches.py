@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mfr.runtime.align import aligned_crop_landmarks
 from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
 from mfr.training.batches import BatchPlan
@@ -45,7 +44,7 @@ class InpaintingBatches(torch.utils.data.Dataset[InpaintingBatch]):
             raise ValueError(f"unknown inpainting phase {phase!r}; one of {', '.join(PHASES)}")
         self.images, self.keys, self.looks, self.spec, self.phase, self.seed = images, keys, looks, spec, phase, seed
         self.mask_probability = mask_probability
-        self.points = aligned_crop_landmarks(*images.shape[1:3])
+        self.points = np.array(spec.template)  # the images are aligned to it
 
     def __len__(self) -> int:
         return len(self.images)

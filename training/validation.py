@@ -24,7 +24,6 @@ from torch import nn
 
 from mfr.augment.masks import MaskGenerator
 from mfr.metrics import eer
-from mfr.runtime.align import aligned_crop_landmarks
 from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
 from mfr.training.data import TrainingSet
@@ -87,7 +86,7 @@ class Validator:
 
     def __init__(self, split: ValidationSplit, images: np.ndarray, teacher_unmasked: np.ndarray,
                  spec: PreprocessSpec, seed: int) -> None:
-        points = aligned_crop_landmarks(*images.shape[1:3])
+        points = np.array(spec.template)  # the images are aligned to it
         keys = [str(path) for path in split.validation.paths]
         seen = MaskGenerator(seed=seed + 1000, families=TRAINING_FAMILIES)
         unseen = validation_masks(seed + 1000)

@@ -76,7 +76,8 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
 @click.option("--percentile", type=click.FloatRange(90, 100), default=99.999, show_default=True,
               help="Share of each tensor's values inside its range (--method percentile).")
 @click.option("--calib-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="Your own face images (aligned crops of the model's size, or photos to detect and align).")
+              help="Your own face images (aligned 112x112 crops on the ArcFace template, or photos to detect "
+                   "and align).")
 @click.option("--detector-package", type=click.Path(path_type=Path), default=None,
               help="RetinaFace package used to align --calib-dir photos (default: exported into the cache).")
 @click.option("--max-drop", type=click.FloatRange(min=0), default=0.10, show_default=True,

@@ -392,7 +392,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
 
     from mfr.recognition.decision import Identifier
     from mfr.recognition.enroll import photo_files
-    from mfr.recognition.mask_state import MaskClassifier
+    from mfr.recognition.mask_state import MaskClassifier, classifier_crops
     from mfr.runtime.image_io import read_image_bgr
     from mfr.runtime.preprocess import align_faces
 
@@ -409,7 +409,8 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
         image = read_image_bgr(path)
         faces = face_detector.detect(image)
         crops = align_faces(image, [f.landmarks for f in faces], spec)
-        masked = (classifier.predict(crops) if classifier is not None
+        landmarks = [f.landmarks for f in faces]
+        masked = (classifier.predict(classifier_crops(image, landmarks, spec, crops)) if classifier is not None
                   else np.full(len(faces), mask_mode == "yes", bool))
         decisions = identifier.decide(embedder.embed_crops(crops, flip=True), masked) if faces else []
         results.append({"photo": str(path), "faces": [
