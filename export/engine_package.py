@@ -387,6 +387,8 @@ def rebuild_if_mismatched(directory: Path, log: Callable[[str], None] = print) -
     found = mismatches(record, MachineState.current())
     if not found:
         return False
+    if record.backend == "openvino":  # imported, not built: only installing OpenVINO makes it fit
+        raise EngineMismatchError(f"{directory} does not fit this machine:\n  - " + "\n  - ".join(found))
     source = Path(record.source_package) / record.source_file
     if not source.is_file() or sha256_file(source) != record.source_sha256:
         raise EngineMismatchError(f"{directory}: cannot rebuild, its source {source} is missing or changed since "

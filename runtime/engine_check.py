@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mfr.manifest import EngineOptions, EngineRecord
-from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, int8_weight_scheme, tensorrt_version
+from mfr.runtime.machine import (
+    GpuInfo,
+    gpu_info,
+    instruction_set,
+    int8_weight_scheme,
+    package_version,
+    tensorrt_version,
+)
 
 
 @dataclass(frozen=True)
@@ -25,13 +32,14 @@ class MachineState:
     providers: list[str] = field(default_factory=list)
     gpu: GpuInfo | None = None
     instruction_set: str = ""  # the CPU's INT8 instruction set (mfr.runtime.machine.instruction_set)
+    openvino: str | None = None  # the installed OpenVINO release
 
     @classmethod
     def current(cls) -> MachineState:
         import onnxruntime
 
         return cls(tensorrt_version(), onnxruntime.__version__, onnxruntime.get_available_providers(), gpu_info(),
-                   instruction_set())
+                   instruction_set(), package_version("openvino"))
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -79,14 +87,22 @@ def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
         if missing:
             found.append(f"optimised for execution providers {record.providers}; this machine lacks {missing} "
                          f"(available: {machine.providers})")
+    elif record.backend == "openvino":
+        if machine.openvino is None:
+            found.append(f"imported for OpenVINO {record.backend_version}; this machine has no OpenVINO "
+                         f"(pip install openvino)")
     else:
-        found.append(f"unknown backend {record.backend!r} (this mfr knows tensorrt and onnxruntime)")
+        found.append(f"unknown backend {record.backend!r} (this mfr knows tensorrt, onnxruntime and openvino)")
     return found
 
 
 def rebuild_command(record: EngineRecord, engine_dir: Path) -> str:
-    """The build-engine command that makes this engine again, for this machine: every recorded option."""
+    """The build-engine command that makes this engine again, for this machine: every recorded option (an
+    imported OpenVINO IR: the import again)."""
     profile, options = record.profile, record.options
+    if record.backend == "openvino":
+        return (f"mfr-export import-ir --package {record.source_package} --ir {record.source_file} "
+                f"--precision {record.precision} --max-batch {profile.max} --out {engine_dir} --force")
     parts = ["mfr-export build-engine", f"--package {record.source_package}", f"--precision {record.precision}",
              f"--backend {record.backend}", f"--min-batch {profile.min} --opt-batch {profile.opt} "
              f"--max-batch {profile.max}"]

@@ -43,13 +43,21 @@ def listed_engine(directory: Path, manifest: Manifest) -> Path:
                        f"{directory / MANIFEST_NAME} lists no engine file (files: {manifest.files})")
 
 
+# Files an engine consists of besides the engine file itself (an OpenVINO IR's weights), checked alike.
+ENGINE_PARTS = ("engine", "engine_weights")
+
+
 def engine_file(directory: Path, manifest: Manifest) -> Path:
-    path = listed_engine(directory, manifest)
-    expected = manifest.sha256.get("engine")
-    if expected is not None and sha256_file(path) != expected:
-        raise EngineError(f"{path}: sha256 differs from the manifest's ({path.stat().st_size} bytes): the engine "
-                          f"file is truncated or was replaced; rebuild it with mfr-export build-engine")
-    return path
+    """The engine file, after every part of the engine was checked against its recorded sha256."""
+    for key in ENGINE_PARTS:
+        if key not in manifest.files:
+            continue
+        path = listed_file(directory, manifest, key, "")
+        expected = manifest.sha256.get(key)
+        if expected is not None and sha256_file(path) != expected:
+            raise EngineError(f"{path}: sha256 differs from the manifest's ({path.stat().st_size} bytes): the "
+                              f"engine file is truncated or was replaced; rebuild it with mfr-export build-engine")
+    return listed_engine(directory, manifest)
 
 
 def check_fits_machine(directory: Path, manifest: Manifest, machine: MachineState | None = None) -> None:
@@ -82,6 +90,10 @@ def open_engine(directory: Path | str, machine: MachineState | None = None) -> E
 
         return TensorRTEngine(directory, manifest, path, record.profile,
                               version_compatible=record.options.version_compatible, dla_core=record.options.dla_core)
+    if record.backend == "openvino":
+        from mfr.runtime.engine_openvino import OpenVinoEngine
+
+        return OpenVinoEngine(directory, manifest, path, record.profile)
     from mfr.runtime.engine_ort import OnnxRuntimeEngine
 
     return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)

@@ -163,3 +163,37 @@ def test_the_exported_package_records_both_ir_files_and_its_parity(face_reid_pac
     assert manifest["parity"]["min_cosine"] >= 0.9999
     assert manifest["outputs"] == [{"name": "embedding", "shape": ["batch", 256], "dtype": "float32"}]
     assert manifest["spec"]["input_size"] == [128, 128] and manifest["spec"]["color_order"] == "BGR"
+
+
+def test_an_imported_ir_runs_on_openvino_behind_the_engine_interface(face_reid_package, tmp_path):
+    """mfr-export import-ir: the shipped IR as an engine directory, opened like any engine, equal to the
+    package's FP32 model; its weights file checked by hash; a machine without OpenVINO told so."""
+    pytest.importorskip("openvino", reason="needs the openvino package (the dev extra)")
+    from dataclasses import replace
+
+    from mfr.cli.export_cli import cli
+    from mfr.errors import EngineError
+    from mfr.manifest import load_manifest
+    from mfr.runtime.engine_check import MachineState, mismatches
+    from mfr.runtime.engine_load import open_model
+
+    out = tmp_path / "ov"
+    result = CliRunner().invoke(cli, ["import-ir", "--package", str(face_reid_package), "--ir", str(IR),
+                                      "--out", str(out), "--max-batch", "16"])
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(out)
+    record = manifest.engine
+    assert record is not None and (record.backend, record.precision, record.profile.max) == ("openvino", "fp32", 16)
+    parity = manifest.stages.engine_parity
+    assert parity is not None and parity.min_cosine is not None and parity.min_cosine >= 0.9999
+    faces = aligned_faces(20).transpose(0, 3, 1, 2).astype(np.float32)
+    with open_model(out) as engine, open_model(face_reid_package) as reference:
+        assert engine.backend == "openvino"
+        got, expected = engine.raw_embeddings(faces), reference.raw_embeddings(faces)  # 20 > the profile's 16
+    cosine = (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
+    assert got.shape == (20, 256) and cosine.min() >= 0.9999
+    assert any("this machine has no OpenVINO" in m for m in mismatches(record, replace(MachineState.current(),
+                                                                                        openvino=None)))
+    (out / "model.bin").write_bytes((out / "model.bin").read_bytes()[:-8])
+    with pytest.raises(EngineError, match="model.bin: sha256 differs"):
+        open_model(out)

@@ -208,9 +208,6 @@ def build_engine_command(package: Path, out: Path, precision: str, backend: str,
                                                f", min cosine {parity.min_cosine:.6f}"))
 
 
-if __name__ == "__main__":
-    cli()
-
 
 @cli.command("triton")
 @click.option("--package", "--engine", "directory", type=click.Path(path_type=Path, file_okay=False), required=True,
@@ -261,3 +258,34 @@ def triton_command(directory: Path, out: Path, name: str | None, precision: str 
         return
     click.echo(f"wrote {target} ({backend}, {served.precision} from {facts['source']}, max batch {max_batch}, "
                f"{instances} {kind} instance(s)); start Triton with --model-repository {out}")
+
+
+@cli.command("import-ir")
+@click.option("--package", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="The recognition package whose network the IR is a variant of (its spec, tensors, thresholds).")
+@click.option("--ir", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The OpenVINO IR's .xml (its .bin beside it).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Engine directory to write.")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
+              help="What the IR is [default: int8 if it holds FakeQuantize layers, else fp32].")
+@click.option("--max-batch", type=click.IntRange(min=1), default=128, show_default=True,
+              help="The largest batch one call takes.")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the written manifest as JSON.")
+def import_ir_command(package: Path, ir: Path, out: Path, precision: str | None, max_batch: int, force: bool,
+                      as_json: bool) -> None:
+    """Import an OpenVINO IR built elsewhere (e.g. OpenVINO's own INT8 variant of a model) as an engine
+    directory run by OpenVINO's runtime on the CPU, so mfr eval and mfr bench latency measure it beside
+    mfr's own engines. The IR's closeness to the package's FP32 model on real faces is recorded; mfr did
+    not build it and vouches for nothing else.
+    """
+    from mfr.export.ir_import import IrImporter
+
+    manifest = IrImporter(package=package, ir=ir, out=out, precision=precision, max_batch=max_batch,
+                          force=force)(log=log)
+    if as_json:
+        echo_json(manifest.to_dict())
+
+
+if __name__ == "__main__":
+    cli()
