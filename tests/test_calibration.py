@@ -44,7 +44,7 @@ def test_too_few_or_unfit_calibration_images_are_refused(tmp_path):
 
     for i in range(64):
         cv2.imwrite(str(big / f"{i}.png"), np.zeros((200, 150, 3), np.uint8))
-    with pytest.raises(DataError, match="not the model's 112x112"):
+    with pytest.raises(DataError, match="150x200 is not an aligned crop"):
         load_calibration_set(SPEC, 64, 0.0, calib_dir=big)
 
 

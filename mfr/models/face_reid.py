@@ -73,6 +73,8 @@ class FaceReidNet(nn.Module):
 
     def __init__(self, embedding_dim: int = 256, input_size: int = 128) -> None:
         super().__init__()
+        self.input_scale: torch.Tensor
+        self.input_shift: torch.Tensor
         self.register_buffer("input_scale", torch.ones(1, 3, 1, 1))
         self.register_buffer("input_shift", torch.zeros(1, 3, 1, 1))
         self.stem = conv(3, 64, 3, stride=2)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 # IR element types of weights, as numpy dtypes (read little-endian from the .bin)
-WEIGHT_TYPES = {"f16": np.dtype("<f2"), "f32": np.dtype("<f4")}
+WEIGHT_TYPES: dict[str, np.dtype] = {"f16": np.dtype("<f2"), "f32": np.dtype("<f4")}
 # The IR layer that consumes each kind of module entry (``nn.Conv2d`` by its groups)
 CONV_CONSUMERS = {False: "Convolution", True: "GroupConvolution"}
 
