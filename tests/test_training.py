@@ -119,3 +119,18 @@ def test_cli_trains_and_exports_a_package(mobilefacenet_package, tiny_folder, tm
     again = CliRunner().invoke(cli, ["train", "maskinv", "--teacher", str(mobilefacenet_package), "--data",
                                      str(tiny_folder), "--out", str(out)])
     assert again.exit_code == 1 and "--resume" in again.output and "--force" in again.output
+
+
+def test_face_reid_0095_teaches_a_student_of_its_own_geometry(face_reid_package, tiny_folder, tmp_path):
+    """The 128x128 BGR 0..255 model as a MaskInv teacher: the aligned 112x112 training crops are warped to its
+    template, the loss falls, and the student is a strict face-reid-0095 state dict whose package keeps the spec."""
+    from mfr.export.package import OnnxPackageExporter
+    from mfr.manifest import load_manifest
+
+    result = train(face_reid_package, tiny_folder, tmp_path / "run", epochs=6, lr=0.001)
+    losses = [row["loss"] for row in result.log]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]), losses
+    manifest = OnnxPackageExporter(model="face-reid-0095", out=tmp_path / "package", weights=result.student,
+                                   parity_samples=8)(log=lambda _: None)
+    assert manifest.spec == load_manifest(face_reid_package).spec and manifest.spec.input_size == (128, 128)
+    assert manifest.parity is not None and manifest.parity.min_cosine >= 0.9999

@@ -18,7 +18,7 @@ from torch import nn
 from mfr.atomic import sha256_file
 from mfr.errors import CheckpointError, MfrError
 from mfr.manifest import MANIFEST_NAME, load_manifest
-from mfr.models.checkpoint import load_weights
+from mfr.models.checkpoint import load_weights, weights_sha256
 from mfr.progress import Progress, no_progress
 from mfr.registry import ModelEntry, get_model_entry
 from mfr.runtime.preprocess import normalize
@@ -99,9 +99,10 @@ def load_teacher(path: Path, model: str = "mobilefacenet") -> Teacher:
         if weights is None or not weights.is_file():
             raise CheckpointError(f"{path / MANIFEST_NAME} names the weights {weights}, which are not here; pass "
                                   f"the checkpoint itself: --teacher CHECKPOINT --model {manifest.model}")
-        if sha256_file(weights) != manifest.sha256.get("weights"):
-            raise CheckpointError(f"{weights} changed since {path} was exported from it (sha256 differs); "
-                                  f"re-export the package or pass the checkpoint")
+        changed = [key for key, digest in weights_sha256(weights).items() if digest != manifest.sha256.get(key)]
+        if changed:
+            raise CheckpointError(f"{weights} changed since {path} was exported from it (sha256 of "
+                                  f"{', '.join(changed)} differs); re-export the package or pass the checkpoint")
         return Teacher(get_model_entry(manifest.model), weights, path)
     if not path.is_file():
         raise CheckpointError(f"teacher {path} not found (a model package directory or a checkpoint file)")
