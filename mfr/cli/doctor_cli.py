@@ -10,13 +10,13 @@ from pathlib import Path
 import click
 
 from mfr.cli.common import log
-
-RECOGNITION_MODEL = "mobilefacenet"
+from mfr.registry import DEFAULT_RECOGNITION_MODEL as RECOGNITION_MODEL
 
 
 def doctor_package(package: Path | None, cache_dir: Path, log: Callable[[str], None]) -> Path | None:
-    """The recognition package to check: the one given, or (where torch is installed) MobileFaceNet
-    exported and quickly calibrated (64 faces, no LFW check) into the cache once; None on a torch-free box."""
+    """The recognition package to check: the one given, or (where torch is installed) the default
+    recognizer exported and quickly calibrated (64 faces, no LFW check) into the cache once; None on a
+    torch-free box."""
     if package is not None:
         return package
     cached = cache_dir / "packages" / f"{RECOGNITION_MODEL}-doctor"
@@ -39,7 +39,8 @@ def doctor_package(package: Path | None, cache_dir: Path, log: Callable[[str], N
 @click.command("doctor")
 @click.option("--package", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Recognition package to build engines from; calibrated (mfr-export calibrate) for INT8 [default: "
-                   "MobileFaceNet, exported and quickly calibrated into the cache where torch is installed].")
+                   "the default recognizer (face-reid-0095), exported and quickly calibrated into the cache where "
+                   "torch is installed].")
 @click.option("--detector-package", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="RetinaFace package [default: exported into the cache where torch is installed].")
 @click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=None,

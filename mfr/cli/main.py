@@ -10,7 +10,7 @@ import click
 
 from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_only, log, progress_bar
 from mfr.manifest import load_manifest
-from mfr.registry import MODELS
+from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
 
 
 @click.group(cls=MfrGroup)
@@ -503,11 +503,14 @@ def bench_recognition_command(model_dir: Path, photos: Path | None, rounds: int,
               help="A photo with faces [default: the first demo photo].")
 @click.option("--batch", "batches", default="1,8,64,256", show_default=True, help="Comma-separated face counts.")
 @click.option("--rounds", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--model", "model_name", type=click.Choice(recognition_model_names()),
+              default=DEFAULT_RECOGNITION_MODEL, show_default=True,
+              help="Whose preprocessing spec (crop size, template, colour order, normalisation) is measured.")
 @click.option("--detector-package", type=click.Path(path_type=Path), default=None,
               help="RetinaFace package for the landmarks (default: exported once into the cache).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int, detector_package: Path | None,
-                             json_out: Path | None) -> None:
+def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int, model_name: str,
+                             detector_package: Path | None, json_out: Path | None) -> None:
     """Faces/s and effective bandwidth of the CUDA preprocessing kernel vs the CPU path (OpenCV), interleaved.
 
     The faces of one frame (detected by RetinaFace) are repeated up to each batch size. Without a GPU
@@ -529,7 +532,7 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
     landmarks = [face.landmarks for face in detector.detect(frame)]
     if not landmarks:
         raise MfrError(f"{path}: no face found to preprocess")
-    spec = MODELS["mobilefacenet"].spec
+    spec = MODELS[model_name].spec
     gpu, missing = None, None
     try:
         from mfr.runtime.cuda_preprocess import CudaPreprocessor
