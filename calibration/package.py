@@ -130,7 +130,8 @@ class PackageCalibrator:
                         f"cosine {cosine:.5f}")
                     return drop <= self.max_drop_pp and cosine >= self.min_cosine, drop
 
-                result = greedy_fallback(order, self.fallback_budget, closeness(write, path), good_enough)
+                result = greedy_fallback(order, self.fallback_budget, closeness(write, path), good_enough,
+                                         max_drop=self.max_drop_pp if self.check_lfw else None)
                 write(fp32_path, ranges, path, result.excluded)
                 return FallbackRecord(
                     result.excluded, result.met, self.min_cosine, result.steps,

@@ -151,6 +151,13 @@ def test_greedy_fallback_keeps_only_helpful_layers_and_falls_back_to_the_best_st
     assert missed.excluded == ["a"] and not missed.met
     assert [s.fp_layers for s in missed.steps] == [[], ["a"], ["a", "c"]]
     assert [s.lfw_drop_pp for s in missed.steps] == [1.0, 0.0, 1.0]
+    # every step holds a 1.0 pp bar, none the cosine target: the closest to FP32 among them, not the lowest drop
+    within = greedy_fallback(["a", "b", "c"], 3, closeness, lambda ex, cos: (False, float(abs(len(ex) - 1))),
+                             max_drop=1.0)
+    assert within.excluded == ["a", "c"] and not within.met
+    # only the one-layer step holds a 0.5 pp bar: it is kept although two layers are closer to FP32
+    assert greedy_fallback(["a", "b", "c"], 3, closeness, lambda ex, cos: (False, float(abs(len(ex) - 1))),
+                           max_drop=0.5).excluded == ["a"]
 
 
 def test_greedy_fallback_accepts_layers_that_only_help_together():
