@@ -73,24 +73,24 @@ def int8_cosine_bar() -> float:
     return 0.996 if instruction_set() in ("AVX-512 VNNI", "AVX-VNNI") else 0.99
 
 
-@pytest.fixture(scope="session")
-def mobilefacenet_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exported_package(tmp_path_factory: pytest.TempPathFactory, model: str) -> Path:
+    """A shipped model exported once per session (skipped where torch is absent)."""
     pytest.importorskip("torch")
     from mfr.export.package import OnnxPackageExporter
 
-    out = tmp_path_factory.mktemp("packages") / "mobilefacenet"
-    OnnxPackageExporter(model="mobilefacenet", out=out)(log=lambda _: None)
+    out = tmp_path_factory.mktemp("packages") / model
+    OnnxPackageExporter(model=model, out=out)(log=lambda _: None)
     return out
+
+
+@pytest.fixture(scope="session")
+def mobilefacenet_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return exported_package(tmp_path_factory, "mobilefacenet")
 
 
 @pytest.fixture(scope="session")
 def face_reid_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch")
-    from mfr.export.package import OnnxPackageExporter
-
-    out = tmp_path_factory.mktemp("packages") / "face-reid-0095"
-    OnnxPackageExporter(model="face-reid-0095", out=out)(log=lambda _: None)
-    return out
+    return exported_package(tmp_path_factory, "face-reid-0095")
 
 
 @pytest.fixture(scope="session")
