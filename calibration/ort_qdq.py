@@ -27,10 +27,19 @@ from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
 
 from mfr.calibration.trt_qdq import weight_channel_axis
 
-OP_TYPES = ["Conv", "Gemm", "MatMul", "Add", "Clip", "Relu"]
+OP_TYPES = ["Conv", "Gemm", "MatMul", "Add", "Mul", "Clip", "Relu", "LeakyRelu", "Sigmoid", "GlobalAveragePool"]
 # Clip/Relu are listed so that the quantizer folds them into the preceding Q/DQ (their range already
-# clips); they are not fallback candidates, only the layers that compute are.
+# clips). LeakyRelu (a PReLU with one slope), Sigmoid, Mul and GlobalAveragePool are listed so that a
+# squeeze-excitation block and an activation ONNX Runtime cannot fold run on INT8 data (its QLinear
+# kernels, channels-last like QLinearConv): left float, each costs a dequantize, a quantize and a layout
+# transpose of a whole feature map. Measured on face-reid-0095's u8 model (2-core AMD EPYC, AVX2 without
+# VNNI): 50 % of its time in QLinearConv with them float, the rest in those conversions.
+# None of these is a fallback candidate: only the layers that compute are.
 FALLBACK_TYPES = ("Conv", "Gemm", "MatMul", "Add")
+# Activations run in the precision of the layer they follow: quantizing the output of a layer the
+# fallback keeps in float re-creates the very rounding the fallback removed (face-reid-0095's head, whose
+# output spans -136..28 after its LeakyRelu: held-out cosine 0.59 with that tensor in uint8, 0.99 without).
+FOLLOWS_PRODUCER = ("LeakyRelu", "Sigmoid")
 WEIGHT_SCHEMES = {
     "s8": "symmetric int8 weights (CPUs with VNNI, ARM, GPUs)",
     "u8": "asymmetric uint8 weights on dense Conv/Gemm/MatMul, int8 on depthwise (x86 CPUs without VNNI)",
@@ -40,6 +49,23 @@ WEIGHT_SCHEMES = {
 def quantized_node_names(model: onnx.ModelProto) -> list[str]:
     """Nodes whose inputs get quantized (the candidates for floating-point fallback)."""
     return [node.name for node in model.graph.node if node.op_type in FALLBACK_TYPES]
+
+
+def float_nodes(model: onnx.ModelProto, exclude: list[str]) -> list[str]:
+    """``exclude`` plus what must stay float with it: the activations that follow an excluded node, and
+    a Mul by a constant (the input scaling baked into a model: the quantizer would take the constant
+    for a weight with per-channel scales, which ONNX Runtime rejects for an elementwise Mul)."""
+    initializers = {init.name for init in model.graph.initializer}
+    floats = list(exclude)
+    float_outputs: set[str] = set()
+    for node in model.graph.node:
+        constant_mul = node.op_type == "Mul" and any(name in initializers for name in node.input)
+        follows_float = node.op_type in FOLLOWS_PRODUCER and node.input[0] in float_outputs
+        if (constant_mul or follows_float) and node.name not in floats:
+            floats.append(node.name)
+        if node.name in floats:
+            float_outputs.update(node.output)
+    return floats
 
 
 def dense_weight_channel_axes(model: onnx.ModelProto) -> dict[str, int]:
@@ -71,7 +97,8 @@ def quantize_ort(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]],
         for name, axis in dense_weight_channel_axes(model).items()
     }
     quantizer = QDQQuantizer(
-        model, True, False, QuantType.QInt8, QuantType.QUInt8, tensors, list(only or []), list(exclude or []),
+        model, True, False, QuantType.QInt8, QuantType.QUInt8, tensors, list(only or []),
+        float_nodes(model, list(exclude or [])),
         OP_TYPES, {"ActivationSymmetric": False, "WeightSymmetric": True, "TensorQuantOverrides": overrides},
     )
     return quantizer.quantize_model()

@@ -14,6 +14,7 @@ from copy import deepcopy as copy_module
 from pathlib import Path
 
 import onnx
+import onnx.numpy_helper
 import torch
 
 from mfr.errors import MfrError
@@ -67,9 +68,36 @@ def torch_to_onnx(model: torch.nn.Module, entry: ModelEntry, path: Path, opset: 
     program.save(str(path))
     proto = onnx.load(str(path))
     _name_prior_dims(proto)
+    proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    with_global_average_pools(proto)
     onnx.checker.check_model(proto, full_check=True)
     proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     onnx.save(proto, str(path))
+
+
+def with_global_average_pools(proto: onnx.ModelProto) -> None:
+    """Rewrite, in place, each ReduceMean over the two spatial axes of a 4-D tensor (keeping them) as the
+    GlobalAveragePool it is: the exporter decomposes ``adaptive_avg_pool2d(x, 1)`` into that ReduceMean,
+    which ONNX Runtime has no INT8 kernel for, where QLinearGlobalAveragePool reads the INT8 tensor
+    directly (face-reid-0095's 15 squeeze-excitation blocks: without it, each dequantizes a feature map
+    to float and changes its layout twice). Needs shapes inferred (the input's rank)."""
+    graph = proto.graph
+    constants = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+    ranks = {value.name: len(value.type.tensor_type.shape.dim)
+             for value in [*graph.input, *graph.value_info] if value.type.tensor_type.HasField("shape")}
+    for index, node in enumerate(graph.node):
+        if node.op_type != "ReduceMean" or ranks.get(node.input[0]) != 4:
+            continue
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        axes = attributes.get("axes", constants.get(node.input[1]) if len(node.input) > 1 else None)
+        if axes is None or attributes.get("keepdims", 1) != 1 or {int(a) % 4 for a in axes} != {2, 3}:
+            continue
+        graph.node.remove(node)
+        graph.node.insert(index, onnx.helper.make_node("GlobalAveragePool", [node.input[0]], list(node.output),
+                                                       name=node.name))
+    used = {name for node in graph.node for name in node.input}
+    for init in [init for init in graph.initializer if init.name not in used]:
+        graph.initializer.remove(init)
 
 
 @contextmanager

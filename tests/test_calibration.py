@@ -365,3 +365,88 @@ def test_the_int8_fp16_tensorrt_model_has_fp16_scales_and_stays_with_the_int8_mo
     calibration = load_manifest(out).stages.calibration
     assert calibration is not None and calibration.tensorrt_qdq_fp16_cosine is not None
     assert abs(calibration.tensorrt_qdq_fp16_cosine - calibration.tensorrt_qdq.steps[-1].heldout_cosine) < 0.002
+
+
+def squeeze_excitation_model() -> onnx.ModelProto:
+    """Conv -> PReLU with one slope (LeakyRelu, alpha 3) -> squeeze-excitation (GlobalAveragePool, 1x1 Conv,
+    Sigmoid, Mul) -> Conv: face-reid-0095's block in miniature, preceded by the input scaling of its stem
+    (a Mul by a per-channel constant)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(1)
+    weights = {"scale": rng.uniform(0.5, 1.5, (1, 4, 1, 1)), "w0": rng.standard_normal((8, 4, 3, 3)),
+               "w_se": rng.standard_normal((8, 8, 1, 1)), "w1": rng.standard_normal((4, 8, 1, 1))}
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["scaled"], name="input_scaling"),
+             helper.make_node("Conv", ["scaled", "w0"], ["c0"], name="conv0", pads=[1, 1, 1, 1]),
+             helper.make_node("LeakyRelu", ["c0"], ["a0"], name="prelu0", alpha=3.0),
+             helper.make_node("GlobalAveragePool", ["a0"], ["pooled"], name="pool"),
+             helper.make_node("Conv", ["pooled", "w_se"], ["gate_logits"], name="se_conv"),
+             helper.make_node("Sigmoid", ["gate_logits"], ["gate"], name="gate"),
+             helper.make_node("Mul", ["a0", "gate"], ["excited"], name="excite"),
+             helper.make_node("Conv", ["excited", "w1"], ["y"], name="conv1")]
+    graph = helper.make_graph(nodes, "se", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])],
+                              [onnx.numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def fused_op_types(model: onnx.ModelProto, tmp_path: Path) -> list[str]:
+    """The op types of ``model`` as ONNX Runtime runs it (all optimisations on, mfr's session)."""
+    from mfr.runtime.engine_ort import onnxruntime_session
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    onnxruntime_session(model.SerializeToString(), options)
+    return [node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+
+
+def squeeze_excitation_ranges(model: onnx.ModelProto, tmp_path: Path) -> dict[str, tuple[float, float]]:
+    """Every tensor's min/max over random inputs, from the float model (what the calibration measures)."""
+    from mfr.export.graph_tensors import expose_all_tensors
+    from mfr.runtime.engine_ort import onnxruntime_session
+
+    path = tmp_path / "se.onnx"
+    onnx.save(model, str(path))
+    model_bytes, names = expose_all_tensors(path)
+    session = onnxruntime_session(model_bytes)
+    x = np.random.default_rng(2).uniform(0, 1, (1, 4, 16, 16)).astype(np.float32)
+    values = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x}), strict=True))
+    values["x"] = x
+    return {name: (min(float(values[name].min()), 0.0), max(float(values[name].max()), 0.0)) for name in names}
+
+
+@pytest.mark.parametrize("scheme", ["s8", "u8"])
+def test_squeeze_excitation_and_prelu_run_on_int8_data_in_onnx_runtime(scheme, tmp_path):
+    """With everything quantized, ONNX Runtime runs the whole block on INT8 data: no float LeakyRelu,
+    Sigmoid, pooling or convolution, and one DequantizeLinear (the output): the input scaling's Mul stays
+    float (a per-channel constant), its output is quantized. The INT8 block stays close to the float one."""
+    from mfr.calibration.ort_qdq import quantize_ort
+
+    model = squeeze_excitation_model()
+    quantized = quantize_ort(model, squeeze_excitation_ranges(model, tmp_path), weights=scheme)
+    ops = fused_op_types(quantized, tmp_path)
+    assert {"LeakyRelu", "Sigmoid", "GlobalAveragePool", "Conv"}.isdisjoint(ops), ops
+    assert {"QLinearLeakyRelu", "QLinearSigmoid", "QLinearGlobalAveragePool", "QLinearMul"} <= set(ops), ops
+    assert ops.count("Mul") == 1 and ops.count("DequantizeLinear") == 1  # the float input scaling; the output
+    x = np.random.default_rng(3).uniform(0, 1, (1, 4, 16, 16)).astype(np.float32)
+    reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    exact = ort.InferenceSession(quantized.SerializeToString(), exact_session_options(),
+                                 providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    cosine = float((reference[0] * exact[0]).sum() / np.linalg.norm(reference[0]) / np.linalg.norm(exact[0]))
+    assert cosine > 0.99
+
+
+def test_activation_after_a_float_layer_stays_float(tmp_path):
+    """A layer the fallback keeps in float keeps its activation in float too: quantizing the activation's
+    input would round the very output the fallback kept exact."""
+    from mfr.calibration.ort_qdq import float_nodes, quantize_ort
+
+    model = squeeze_excitation_model()
+    assert float_nodes(model, ["conv0"]) == ["conv0", "input_scaling", "prelu0"]
+    assert float_nodes(model, []) == ["input_scaling"]
+    quantized = quantize_ort(model, squeeze_excitation_ranges(model, tmp_path), exclude=["conv0"], weights="u8")
+    producers = {out: node for node in quantized.graph.node for out in node.output}
+    prelu = next(node for node in quantized.graph.node if node.op_type == "LeakyRelu")
+    assert producers[prelu.input[0]].op_type == "Conv"  # straight from the float convolution, no Q/DQ between
+    assert "QLinearLeakyRelu" not in fused_op_types(quantized, tmp_path)

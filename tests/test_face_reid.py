@@ -165,6 +165,21 @@ def test_the_exported_package_records_both_ir_files_and_its_parity(face_reid_pac
     assert manifest["spec"]["input_size"] == [128, 128] and manifest["spec"]["color_order"] == "BGR"
 
 
+def test_every_layer_of_the_exported_graph_has_an_int8_kernel_in_onnx_runtime(face_reid_package):
+    """Each op of the exported graph is one the ONNX Runtime INT8 model quantizes (so it runs on INT8 data,
+    channels-last, with no float island) or moves data only (the final Reshape); the input scaling (a Mul by
+    a constant) is the one float op. A squeeze-excitation average written as ``mean`` would export a
+    ReduceMean, which has no such kernel."""
+    import onnx
+
+    from mfr.calibration.ort_qdq import OP_TYPES, float_nodes
+
+    model = onnx.load(str(face_reid_package / "model.onnx"))
+    ops = {node.op_type for node in model.graph.node}
+    assert ops - set(OP_TYPES) == {"Reshape"}, ops
+    assert [node.op_type for node in model.graph.node if node.name in float_nodes(model, [])] == ["Mul"]
+
+
 def test_an_imported_ir_runs_on_openvino_behind_the_engine_interface(face_reid_package, tmp_path):
     """mfr-export import-ir: the shipped IR as an engine directory, opened like any engine, equal to the
     package's FP32 model; its weights file checked by hash; a machine without OpenVINO told so."""
