@@ -84,6 +84,18 @@ def test_a_resumed_run_continues_like_an_uninterrupted_one(mobilefacenet_package
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
 
 
+def test_the_same_faces_in_another_folder_train_the_same_student(mobilefacenet_package, tiny_folder, tmp_path):
+    """The masks drawn for a face are seeded by ``person/file``, not by where the folder lives: a copy of the
+    data elsewhere (each test session's temporary folder is another) trains the same student, step for step."""
+    copy = tmp_path / "elsewhere" / "faces"
+    shutil.copytree(tiny_folder, copy)
+    here = train(mobilefacenet_package, tiny_folder, tmp_path / "here", epochs=1, mask_probability=1.0)
+    there = train(mobilefacenet_package, copy, tmp_path / "there", epochs=1, mask_probability=1.0)
+    assert [r["loss"] for r in there.log] == [r["loss"] for r in here.log]
+    a, b = torch.load(here.student, weights_only=True), torch.load(there.student, weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_refuses_other_options(mobilefacenet_package, tiny_folder, tmp_path):
     train(mobilefacenet_package, tiny_folder, tmp_path / "run", epochs=1)
     with pytest.raises(MfrError, match="distill_weight: 100.0 -> 5.0"):

@@ -36,6 +36,12 @@ class TrainingSet:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def keys(self) -> list[str]:
+        """One key per face, ``person/file``, that seeds the masks and augmentations drawn for it: the same
+        wherever the folder lives (keyed by the full path, a run on a copy of the data elsewhere, as in each
+        test session's temporary folder, drew other masks and trained another model)."""
+        return [f"{path.parent.name}/{path.name}" for path in self.paths]
+
     def load_images(self, spec: PreprocessSpec, progress: Progress = no_progress) -> np.ndarray:
         """All faces as uint8 BGR (N, H, W, 3) crops of ``spec``: each file must be an aligned 112x112 crop
         (ArcFace template), warped to the model's template where that differs."""

@@ -25,7 +25,7 @@ class DistillationSet:
     targets: np.ndarray  # (N, 2, D) the teacher's raw embeddings of each face and of its mirror image
 
     def keys(self) -> list[str]:
-        return [str(path) for path in self.data.paths]
+        return self.data.keys()
 
 
 def distillation_set(teacher_path: Path, teacher_model: str, data_dir: Path | None, spec: PreprocessSpec, out: Path,

@@ -158,7 +158,7 @@ class MaskInvTrainer:
             log(f"validation before training: {format_validation(validation[-1])}")
         looks = TrainingLooks(config.mask_looks, config.seed,
                               TRAINING_FAMILIES if validator is not None else DEFAULT_FAMILIES)
-        batches = TrainingBatches(images, [str(path) for path in data.paths], looks, spec, config.mask_probability,
+        batches = TrainingBatches(images, data.keys(), looks, spec, config.mask_probability,
                                   config.augment_probability, config.seed)
         started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
         done = start_epoch

@@ -87,7 +87,7 @@ class Validator:
     def __init__(self, split: ValidationSplit, images: np.ndarray, teacher_unmasked: np.ndarray,
                  spec: PreprocessSpec, seed: int) -> None:
         points = np.array(spec.template)  # the images are aligned to it
-        keys = [str(path) for path in split.validation.paths]
+        keys = split.validation.keys()
         seen = MaskGenerator(seed=seed + 1000, families=TRAINING_FAMILIES)
         unseen = validation_masks(seed + 1000)
         self.split, self.spec = split, spec
