@@ -62,11 +62,10 @@ def greedy_fallback(order: list[str], budget: int, closeness: Callable[[list[str
                 break
     if not ok:
         def score(step: FallbackStep) -> tuple[bool, float, int]:
-            if step.lfw_drop_pp is None:
+            drop = step.lfw_drop_pp
+            if drop is None or (max_drop is not None and drop <= max_drop):
                 return True, step.heldout_cosine, -len(step.fp_layers)
-            if max_drop is not None and step.lfw_drop_pp <= max_drop:
-                return True, step.heldout_cosine, -len(step.fp_layers)
-            return False, -step.lfw_drop_pp, -len(step.fp_layers)
+            return False, -drop, -len(step.fp_layers)
 
         excluded = list(max(steps, key=score).fp_layers)
     return FallbackResult(excluded, ok, steps)

@@ -82,22 +82,26 @@ def with_global_average_pools(proto: onnx.ModelProto) -> None:
     directly (face-reid-0095's 15 squeeze-excitation blocks: without it, each dequantizes a feature map
     to float and changes its layout twice). Needs shapes inferred (the input's rank)."""
     graph = proto.graph
-    constants = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+    initializers = {init.name: init for init in graph.initializer}
     ranks = {value.name: len(value.type.tensor_type.shape.dim)
              for value in [*graph.input, *graph.value_info] if value.type.tensor_type.HasField("shape")}
+    dropped_axes: set[str] = set()
     for index, node in enumerate(graph.node):
         if node.op_type != "ReduceMean" or ranks.get(node.input[0]) != 4:
             continue
         attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        axes = attributes.get("axes", constants.get(node.input[1]) if len(node.input) > 1 else None)
+        axes_input = node.input[1] if len(node.input) > 1 and node.input[1] in initializers else None
+        axes = attributes.get("axes", None if axes_input is None else
+                              onnx.numpy_helper.to_array(initializers[axes_input]))
         if axes is None or attributes.get("keepdims", 1) != 1 or {int(a) % 4 for a in axes} != {2, 3}:
             continue
         graph.node.remove(node)
         graph.node.insert(index, onnx.helper.make_node("GlobalAveragePool", [node.input[0]], list(node.output),
                                                        name=node.name))
-    used = {name for node in graph.node for name in node.input}
-    for init in [init for init in graph.initializer if init.name not in used]:
-        graph.initializer.remove(init)
+        dropped_axes.update([axes_input] if axes_input else [])
+    still_used = {name for node in graph.node for name in node.input}
+    for name in dropped_axes - still_used:
+        graph.initializer.remove(initializers[name])
 
 
 @contextmanager

@@ -402,18 +402,13 @@ def fused_op_types(model: onnx.ModelProto, tmp_path: Path) -> list[str]:
 
 
 def squeeze_excitation_ranges(model: onnx.ModelProto, tmp_path: Path) -> dict[str, tuple[float, float]]:
-    """Every tensor's min/max over random inputs, from the float model (what the calibration measures)."""
-    from mfr.export.graph_tensors import expose_all_tensors
-    from mfr.runtime.engine_ort import onnxruntime_session
+    """Every tensor's min/max range over random inputs, collected by the calibration's own statistics pass."""
+    from mfr.calibration.ranges import collect_stats
 
     path = tmp_path / "se.onnx"
     onnx.save(model, str(path))
-    model_bytes, names = expose_all_tensors(path)
-    session = onnxruntime_session(model_bytes)
     x = np.random.default_rng(2).uniform(0, 1, (1, 4, 16, 16)).astype(np.float32)
-    values = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x}), strict=True))
-    values["x"] = x
-    return {name: (min(float(values[name].min()), 0.0), max(float(values[name].max()), 0.0)) for name in names}
+    return compute_ranges(collect_stats(path, x), "minmax")
 
 
 @pytest.mark.parametrize("scheme", ["s8", "u8"])
