@@ -4,8 +4,11 @@ Speed: for each resolution and number of faces a synthetic clip is generated (``
 generator the tests use), then each engine watches it from the file as fast as it can (decode included,
 every frame, no display): frames/s and per-stage latency percentiles, the share of face-frames embedded,
 and the mean number of faces per frame the clip really had (faces enter and leave, so it is below the
-target at the clip's ends). Engines run one after another on the same clip; compare ratios within a run.
-Each run also records the detector settings and the hardware fingerprint with the CPU's instruction set.
+target at the clip's ends). Engines take turns on the same clip, ``repeats`` rounds of one watch each, and
+each reports its median round with the spread of all rounds and its ratio to the first engine: a watch of a
+few seconds moves by several per cent with what else the machine does, so engines measured one after
+another in single runs differ by more than the engines do. Each run also records the detector settings and
+the hardware fingerprint with the CPU's instruction set.
 
 Accuracy: ``watch_accuracy`` enrols the clip's known people from their enrolment photos into a fresh
 gallery and scores the run against the clip's truth (``clip_eval``).
@@ -54,9 +57,11 @@ class PipelineRun:
     faces_mean: float
     detect_every: int
     frames: int
-    frames_per_second: float
+    frames_per_second: float  # the median round's
     embedded_share: float
-    latency: dict[str, dict[str, float]]
+    latency: dict[str, dict[str, float]]  # the median round's
+    rounds_frames_per_second: list[float] = field(default_factory=list)  # every round, in order
+    vs_first: float = 1.0  # median frames/s over the first engine's, same clip and interval
 
 
 @dataclass
@@ -93,40 +98,58 @@ def watch_once(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, galle
     return collector, truth, watcher
 
 
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose frames/s is the median (the lower middle one of an even count): a real round, so its
+    per-stage latencies belong to the frames/s reported beside them."""
+    ordered = sorted(rounds, key=lambda r: r["frames_per_second"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def measure_pipeline(engines: dict[str, FaceEmbedder], detector: FaceDetector, detector_name: str,
                      resolutions: list[str], faces: list[int], detect_every: list[int], seconds: float,
-                     log: Any = lambda _: None) -> PipelineReport:
+                     log: Any = lambda _: None, repeats: int = 3) -> PipelineReport:
     report = PipelineReport(detector=detector_name)
     with tempfile.TemporaryDirectory(prefix="mfr-bench-pipeline-") as tmp:
         for resolution in resolutions:
             for count in faces:
                 clip = Path(tmp) / f"{resolution}-{count}"
                 make_clip(clip, speed_clip_config(resolution, count, seconds))
+                galleries = {label: clip / f"gallery-{index}.db" for index, label in enumerate(engines)}
                 for label, embedder in engines.items():
-                    gallery = clip / f"gallery-{len(report.runs)}.db"
-                    _enrol(clip, embedder, detector, gallery)
-                    for every in detect_every:
-                        _, truth, watcher = watch_once(clip, embedder, detector, gallery, label, every)
-                        stats = watcher.stats()
-                        mean_faces = sum(len(f) for f in truth["truth"]) / max(len(truth["truth"]), 1)
-                        run = PipelineRun(label, resolution, count, round(mean_faces, 2), every, stats["frames"],
-                                          stats["frames_per_second"], stats["embedded_share"], stats["latency"])
-                        report.runs.append(run)
-                        log(f"{label} {resolution} {count} faces, detect every {every}: "
-                            f"{run.frames_per_second} frames/s")
+                    _enrol(clip, embedder, detector, galleries[label])
+                for every in detect_every:
+                    rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in engines}
+                    for round_index in range(repeats):
+                        for label, embedder in engines.items():
+                            _, truth, watcher = watch_once(clip, embedder, detector, galleries[label], label, every)
+                            rounds[label].append(watcher.stats())
+                            log(f"{label} {resolution} {count} faces, detect every {every}, round "
+                                f"{round_index + 1}/{repeats}: {rounds[label][-1]['frames_per_second']} frames/s")
+                    mean_faces = sum(len(f) for f in truth["truth"]) / max(len(truth["truth"]), 1)
+                    first = median_round(next(iter(rounds.values())))["frames_per_second"]
+                    for label, measured in rounds.items():
+                        stats = median_round(measured)
+                        report.runs.append(PipelineRun(
+                            label, resolution, count, round(mean_faces, 2), every, stats["frames"],
+                            stats["frames_per_second"], stats["embedded_share"], stats["latency"],
+                            [r["frames_per_second"] for r in measured],
+                            round(stats["frames_per_second"] / first, 3) if first else 0.0))
     return report
 
 
 def markdown_table(report: PipelineReport) -> str:
     stages = ("decode", "detect", "track", "align", "embed", "mask", "match")
-    lines = ["| engine | resolution | faces (mean) | detect every | frames/s | embedded | "
+    lines = ["| engine | resolution | faces (mean) | detect every | frames/s (rounds' range) | vs first | embedded | "
              + " | ".join(f"{s} p50/p95 ms" for s in stages) + " |",
-             "|---|---|---:|---:|---:|---:|" + "---:|" * len(stages)]
+             "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(stages)]
     for r in report.runs:
         cells = [f"{r.latency[s]['p50_ms']:.1f}/{r.latency[s]['p95_ms']:.1f}" if s in r.latency else "-"
                  for s in stages]
+        spread = f" ({min(r.rounds_frames_per_second):.1f}-{max(r.rounds_frames_per_second):.1f})" \
+            if len(r.rounds_frames_per_second) > 1 else ""
         lines.append(f"| {r.engine} | {r.resolution} | {r.faces_target} ({r.faces_mean}) | {r.detect_every} | "
-                     f"{r.frames_per_second:.1f} | {100 * r.embedded_share:.1f} % | " + " | ".join(cells) + " |")
+                     f"{r.frames_per_second:.1f}{spread} | {r.vs_first:.2f}x | {100 * r.embedded_share:.1f} % | "
+                     + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -80,3 +80,13 @@ def test_the_int8_instruction_set_is_read_from_the_cpu_flags(flags, expected):
     cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\n{flags}\n\nprocessor\t: 1\n{flags}\n"
     assert instruction_set(cpuinfo) == expected
     assert instruction_set("processor\t: 0\n").startswith("unknown")
+
+
+def test_the_pipeline_reports_a_real_middle_round_not_the_best_or_an_average():
+    from mfr.benchmarks.pipeline import median_round
+
+    rounds = [{"frames_per_second": fps, "latency": {"embed": fps}} for fps in (90.0, 60.0, 102.0, 75.0)]
+    chosen = median_round(rounds)
+    assert chosen["frames_per_second"] == 75.0  # lower middle of 60, 75, 90, 102: not the best round
+    assert chosen["latency"] == {"embed": 75.0}  # the same round's stages, not a mix
+    assert median_round(rounds[:3])["frames_per_second"] == 90.0

@@ -294,13 +294,16 @@ def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, 
 @click.option("--seconds", type=click.FloatRange(2, 600), default=8.0, show_default=True,
               help="Length of each generated clip (30 frames/s).")
 @click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True)
+@click.option("--repeats", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Rounds per clip and interval; engines take turns each round, the median round is reported.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: str, detect_every: str, seconds: float,
-                           detect_size: int, json_out: Path | None) -> None:
+                           detect_size: int, repeats: int, json_out: Path | None) -> None:
     """End-to-end frames/s and per-stage latency of mfr watch on generated clips, by resolution, faces and engine.
 
     Each clip is synthetic (real photos pasted on a drawn scene, see mfr.data.clips) and read from the file as
-    fast as the machine goes, decoding included, every frame.
+    fast as the machine goes, decoding included, every frame. Engines take turns on the same clip for
+    --repeats rounds; each reports its median round, the rounds' range and its ratio to the first --engine.
     """
     from mfr.atomic import write_json_atomic
     from mfr.benchmarks.pipeline import RESOLUTIONS, markdown_table, measure_pipeline
@@ -315,7 +318,7 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
     detector, name = make_video_detector("yunet", None, detect_size, default_cache_dir(), log)
     opened = {str(e): FaceEmbedder.open(e) for e in engines}
     report = measure_pipeline(opened, detector, name, chosen, int_list(faces, "--faces", "face counts", True),
-                              int_list(detect_every, "--detect-every", "intervals", True), seconds, log)
+                              int_list(detect_every, "--detect-every", "intervals", True), seconds, log, repeats)
     click.echo(markdown_table(report))
     log(f"detector {name}; {report.machine['cpu']} ({report.machine['cpu_count']} cores, "
         f"{report.machine['instruction_set']})")
