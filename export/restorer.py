@@ -29,7 +29,6 @@ from mfr.runtime.restore import RESTORE_KEY
 
 RESTORE_NAME = "restore.onnx"
 RESTORE_OUTPUT = "restored"
-MEER_MODELS = ("meer", "meer-plain")
 
 
 class RestoreGraph(nn.Module):
@@ -49,15 +48,15 @@ def add_restorer(package: Path, restorer_weights: Path, log: Callable[[str], Non
     with) and list it in the manifest; refused unless it matches torch (cosine >= MIN_PARITY_COSINE)."""
     package = Path(package)
     manifest = load_manifest(package)
-    if manifest.model not in MEER_MODELS:
+    entry = get_model_entry(manifest.model)
+    net = entry.build()
+    if not isinstance(net, MEERNet):
         raise MfrError(f"{package} holds a {manifest.model} model; only MEER packages have a restoring decoder")
     weights = manifest.export_weights()
     if weights is None or not weights.is_file():
         raise CheckpointError(f"{package}: the student checkpoint it was exported from ({weights}) is not there")
-    entry = get_model_entry(manifest.model)
-    net = load_weights(entry.build(), weights, entry.name, entry.strip_prefix)
-    assert isinstance(net, MEERNet)
-    restorer = MEERRestorer()
+    load_weights(net, weights, entry.name, entry.strip_prefix)  # into ``net``, strictly, in eval mode
+    restorer = MEERRestorer(net.channels, net.stride)
     try:
         restorer.load_state_dict(torch.load(restorer_weights, map_location="cpu", weights_only=True), strict=True)
     except (OSError, RuntimeError, KeyError) as exc:

@@ -42,7 +42,7 @@ FACE_REID_SPEC = PreprocessSpec(
 class ModelEntry:
     name: str
     kind: Literal["recognition", "detection"]
-    factory: str  # "module:callable[:arg]" — imported only when the model is built
+    factory: str  # "module:callable[:arg...]" (an arg of digits is an int) — imported only when the model is built
     spec: PreprocessSpec
     output_names: tuple[str, ...]
     default_weights: Path | None
@@ -54,7 +54,7 @@ class ModelEntry:
         """Instantiate the (randomly initialised) torch module. Needs torch."""
         module_name, attr, *args = self.factory.split(":")
         constructor: Callable[..., Any] = getattr(importlib.import_module(module_name), attr)
-        return constructor(*(int(a) for a in args))
+        return constructor(*(int(a) if a.isdigit() else a for a in args))
 
 
 def _recognition_spec(mean: tuple[float, float, float], std: tuple[float, float, float], dim: int) -> PreprocessSpec:
@@ -97,7 +97,34 @@ def _reconstruction(name: str, factory: str, description: str) -> ModelEntry:
     )
 
 
+# The masked-face methods built on a pretrained recognizer (``--init teacher``): name prefix -> (factory in
+# mfr.models, what it is). Each gets one entry per recognizer that can be cut into trunk and head.
+_ON_BASE = {
+    "g2d": ("mfr.models.g2d:g2d_built_on", "G2D: generative encoder = {base}'s trunk, reformer = its head"),
+    "meer": ("mfr.models.meer:meer_built_on", "MEER: {base}'s trunk + mask decoupling + its head"),
+    "meer-plain": ("mfr.models.meer:meer_plain_built_on", "MEER without mask decoupling (ablation) on {base}"),
+}
+_SPLIT_BASES = ("mobilefacenet", "face-reid-0095", *(f"iresnet{depth}" for depth in (18, 34, 50, 100)))
+
+
+def _on_base(method: str, base: ModelEntry) -> ModelEntry:
+    """A masked-face student started from ``base``'s weights: ``base``'s architecture (plus the method's own
+    parts) and preprocessing; weights from mfr train <method> --init teacher."""
+    factory, description = _ON_BASE[method]
+    return ModelEntry(name=f"{method}-{base.name}", kind="recognition", factory=f"{factory}:{base.name}",
+                      spec=base.spec, output_names=base.output_names, default_weights=None,
+                      strip_prefix=base.strip_prefix,
+                      description=description.format(base=base.name) + f", {base.spec.embedding_dim}-d; weights "
+                                  f"from mfr train {method.split('-')[0]} --init teacher")
+
+
 def _entries() -> tuple[ModelEntry, ...]:
+    bases = _base_entries()
+    by_name = {entry.name: entry for entry in bases}
+    return (*bases, *(_on_base(method, by_name[base]) for method in _ON_BASE for base in _SPLIT_BASES))
+
+
+def _base_entries() -> tuple[ModelEntry, ...]:
     return (
         ModelEntry(
             name="mobilefacenet",

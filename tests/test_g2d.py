@@ -72,7 +72,7 @@ def test_g2d_is_edge_sized_next_to_mobilefacenet():
     assert count_macs(reference) == pytest.approx(221e6, rel=0.1)
     assert count_macs(g2d) <= 1.5 * count_macs(reference)
     assert sum(p.numel() for p in g2d.parameters()) <= 1.5 * sum(p.numel() for p in reference.parameters())
-    inpainter = G2DInpainter(g2d.encoder)
+    inpainter = G2DInpainter(g2d)
     assert inpainter.encoder is g2d.encoder  # the generative stage trains the very encoder that is deployed
     assert not any(name.startswith("decoder") for name in g2d.state_dict())  # the decoder never ships
 

@@ -20,8 +20,10 @@ from mfr.training.g2d import G2DConfig, G2DTrainer  # noqa: E402
 
 
 def train(teacher: Path, data: Path, out: Path, **options: object):
+    # from scratch (--init random) unless a test says otherwise: the mechanism under test, on a small net
     settings = {"batch_size": 6, "holes_epochs": 1, "masks_epochs": 1, "distill_epochs": 1, "classifier_epochs": 1,
-                "log_every": 1, "force": True, "mask_looks": ("templates",), "augment_probability": 0.0, **options}
+                "log_every": 1, "force": True, "mask_looks": ("templates",), "augment_probability": 0.0,
+                "init": "random", "validation_people": 0.0, **options}
     return G2DTrainer(G2DConfig(teacher=teacher, out=out, data=data, **settings))(log=lambda _: None)
 
 
@@ -85,7 +87,7 @@ def test_a_resumed_run_continues_like_an_uninterrupted_one(mobilefacenet_package
 def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_package, tiny_folder, tmp_path):
     from mfr.cli.main import cli
     from mfr.manifest import load_manifest
-    from mfr.models.g2d import G2DNet
+    from mfr.registry import get_model_entry
 
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "g2d", "--teacher", str(mobilefacenet_package), "--data",
@@ -94,10 +96,17 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
                                       "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
-    assert summary["steps"] == 12 and set(summary["stages"]) == {"holes", "masks", "distill", "classifier"}
-    G2DNet().load_state_dict(torch.load(out / "student.pt", weights_only=True), strict=True)
+    # 2 of the 6 people set aside for validation (--validation-people 0.1, at least 2): 12 faces, 2 steps an epoch
+    assert summary["steps"] == 8 and set(summary["stages"]) == {"holes", "masks", "distill", "classifier"}
+    validation = json.loads((out / "train_log.json").read_text())["validation"]
+    assert [v["epoch"] for v in validation] == [0, 1, 2, 3, 4] and all(0 <= v["uu_eer"] <= 100 for v in validation)
+    # --init teacher by default: E and R are MobileFaceNet's trunk and head, exported as g2d-mobilefacenet
+    get_model_entry("g2d-mobilefacenet").build().load_state_dict(torch.load(out / "student.pt", weights_only=True),
+                                                                  strict=True)
     manifest = load_manifest(out / "package")
-    assert manifest.model == "g2d" and manifest.parity is not None and manifest.parity.min_cosine >= 0.9999
+    assert manifest.model == "g2d-mobilefacenet" and manifest.parity is not None
+    assert manifest.parity.min_cosine >= 0.9999
+    assert json.loads((out / "train_log.json").read_text())["student"]["init"] == "teacher"
     again = CliRunner().invoke(cli, ["train", "g2d", "--teacher", str(mobilefacenet_package), "--data",
                                      str(tiny_folder), "--out", str(out)])
     assert again.exit_code == 1 and "--resume" in again.output

@@ -19,8 +19,9 @@ from mfr.training.meer import MEERConfig, MEERTrainer  # noqa: E402
 
 
 def train(teacher: Path, data: Path, out: Path, **options: object):
+    # from scratch (--init random) unless a test says otherwise: the mechanism under test, on a small net
     settings = {"batch_size": 6, "epochs": 3, "warmup_epochs": 1, "log_every": 1, "force": True,
-                "mask_looks": ("templates",), **options}
+                "mask_looks": ("templates",), "init": "random", "validation_people": 0.0, **options}
     return MEERTrainer(MEERConfig(teacher=teacher, out=out, data=data, **settings))(log=lambda _: None)
 
 
@@ -90,7 +91,7 @@ def test_a_resumed_run_continues_like_an_uninterrupted_one(mobilefacenet_package
 def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_package, tiny_folder, tmp_path):
     from mfr.cli.main import cli
     from mfr.manifest import load_manifest
-    from mfr.models.meer import MEERNet
+    from mfr.registry import get_model_entry
 
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "meer", "--teacher", str(mobilefacenet_package), "--data",
@@ -98,10 +99,15 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
                                       "--warmup-epochs", "1", "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
-    assert summary["steps"] == 6 and summary["model"] == "meer"
-    MEERNet().load_state_dict(torch.load(out / "student.pt", weights_only=True), strict=True)
+    # --init teacher by default: MobileFaceNet's trunk and head around the decoupling module
+    # 2 of the 6 people set aside for validation (--validation-people 0.1, at least 2): 12 faces, 2 steps an epoch
+    assert summary["steps"] == 4 and summary["model"] == "meer-mobilefacenet"
+    assert [v["epoch"] for v in json.loads((out / "train_log.json").read_text())["validation"]] == [0, 1, 2]
+    get_model_entry("meer-mobilefacenet").build().load_state_dict(torch.load(out / "student.pt", weights_only=True),
+                                                                   strict=True)
     manifest = load_manifest(out / "package")
-    assert manifest.model == "meer" and manifest.parity is not None and manifest.parity.min_cosine >= 0.9999
+    assert manifest.model == "meer-mobilefacenet" and manifest.parity is not None
+    assert manifest.parity.min_cosine >= 0.9999
     assert manifest.files["restore_onnx"] == "restore.onnx" and "restore_onnx" in manifest.sha256
     with pytest.raises(MfrError, match="--warmup-epochs"):
         train(mobilefacenet_package, tiny_folder, tmp_path / "bad", warmup_epochs=5)
@@ -126,11 +132,14 @@ def test_restore_draws_a_labelled_synthesis_and_refuses_packages_without_a_decod
     assert trained.exit_code == 0, trained.output
     aligned = sorted(tiny_folder.rglob("*.jpg"))[0]
     crop = cv2.imread(str(aligned))
-    # ONNX Runtime draws what torch draws (to a grey level)
-    net, restorer = MEERNet(), MEERRestorer()
+    # ONNX Runtime draws what torch draws (to a grey level); the student is MobileFaceNet-based (--init teacher)
+    entry = get_model_entry("meer-mobilefacenet")
+    net = entry.build()
+    assert isinstance(net, MEERNet)
+    restorer = MEERRestorer(net.channels, net.stride)
     net.load_state_dict(torch.load(out / "student.pt", weights_only=True))
     restorer.load_state_dict(torch.load(out / "restorer.pt", weights_only=True))
-    spec = get_model_entry("meer").spec
+    spec = entry.spec
     with torch.no_grad():
         expected = denormalize(RestoreGraph(net, restorer).eval()(torch.from_numpy(normalize(crop[None], spec)))
                                .numpy(), spec)[0]

@@ -13,9 +13,20 @@
 3. classifier (``classifier``): a linear layer + softmax over the training identities on R's output, E
    and R frozen. Closed-set only: the deployed model is E -> R and its embedding.
 
-The ablation (``generative=False``) skips stage 1 and trains E and R together from random weights with
-the same distillation, for as many epochs as the generative run spends in stages 1 and 2, so what the
-inpainting pretraining adds is measured, not assumed.
+Where E and R start (``init``): "teacher" (the default) makes them the teacher's trunk and head with its
+weights (``mfr.models.split``), so stage 1 adapts features that already know identity to inpainting and
+stage 2 starts from a reformer that already maps them to the teacher's space; the teacher's layers learn
+at ``teacher_lr_scale`` of each stage's rate and keep their batch-norm statistics (as MaskInv's student
+does). ``keep_weight`` adds, in stage 1, a term that keeps E's map of unmasked faces near the teacher
+trunk's (whether inpainting destroys what E knew is measured with and without it);
+``distill_encoder="fine-tune"`` trains E with R in stage 2 instead of freezing it. "random" is the
+from-scratch reconstruction, kept as the ablation it is at this scale.
+
+The ablation (``generative=False``) skips stage 1 and trains E and R together with the same
+distillation, for as many epochs as the generative run spends in stages 1 and 2, so what the inpainting
+pretraining adds is measured, not assumed. A share of the training people is set aside
+(``validation_people``) and the student scored on them before training and after every epoch
+(``train_log.json``'s "validation"): options are chosen there, never on the judging sets.
 
 Every stage is resumable: a checkpoint after each epoch holds every module, the stage's optimizer and
 the log; batches and learning rates depend only on (seed, epoch, step), so a resumed run continues as
@@ -25,7 +36,7 @@ the uninterrupted one would (compare ``maskinv``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +52,8 @@ from mfr.augment.masks import DEFAULT_FAMILIES
 from mfr.errors import MfrError
 from mfr.models.blocks import count_macs
 from mfr.models.g2d import G2DInpainter, G2DNet
+from mfr.models.split import split_recognizer
 from mfr.progress import Progress, no_progress
-from mfr.registry import get_model_entry
 from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
 from mfr.training.batches import FACES_NAME, Batch, TrainingBatches, epoch_plan, iterate_batches
@@ -51,26 +62,28 @@ from mfr.training.distillation import distillation_set
 from mfr.training.face_sheet import labelled_rows, sheet_plan
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
-from mfr.training.looks import LOOKS, TrainingLooks
+from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
+from mfr.training.maskinv import format_validation
 from mfr.training.run_dir import (
     STATE_NAME,
     config_fingerprint,
     config_summary,
+    freeze_batchnorm,
     load_state,
     prepare_out_dir,
     save_atomic,
     save_weights,
     write_log_csv,
 )
-from mfr.training.schedule import cosine_lr, set_lr, stage_summary
-from mfr.training.teacher import Teacher
+from mfr.training.schedule import cosine_lr, pretrained_groups, set_lr, stage_summary
+from mfr.training.teacher import INITS, Teacher, load_teacher
 
-MODEL = "g2d"
+METHOD = "g2d"  # the student's registry entry (``-<teacher>`` added with ``--init teacher``)
 STAGES = ("holes", "masks", "distill", "classifier")
 STUDENT_NAME, CLASSIFIER_NAME = "student.pt", "classifier.pt"
 LOG_CSV, LOG_JSON, LOSS_PNG, SHEET_PNG = "train_log.csv", "train_log.json", "loss.png", "reconstructions.png"
-LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "reconstruction", "hidden_l1", "rkd_distance", "rkd_angle",
-              "cosine_loss", "cosine_masked", "cosine_unmasked", "accuracy", "seconds"]
+LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "reconstruction", "hidden_l1", "keep", "rkd_distance",
+              "rkd_angle", "cosine_loss", "cosine_masked", "cosine_unmasked", "accuracy", "seconds"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,11 @@ class G2DConfig:
     out: Path
     data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
     model: str = "mobilefacenet"  # architecture of a checkpoint teacher
+    init: str = "teacher"  # "teacher": E and R start as the teacher's trunk and head; "random": from scratch
+    teacher_lr_scale: float = 0.1  # --init teacher: the teacher's layers learn at this share of a stage's rate
+    validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
+    distill_encoder: str = "frozen"  # stage 2: E "frozen" (the paper's) or "fine-tune"d with R
+    keep_weight: float = 0.0  # stage 1, --init teacher: E's features of unmasked faces kept near the teacher's
     generative: bool = True  # False: the ablation (no stage 1; E trained with R from random weights)
     holes_epochs: int = 3
     masks_epochs: int = 3
@@ -113,7 +131,13 @@ class G2DConfig:
                      f"--mask-looks must name some of {', '.join(LOOKS)}"),
                     (min(self.generative_lr, self.distill_lr, self.classifier_lr) <= 0, "learning rates must be > 0"),
                     (self.cosine_weight < 0 or self.hidden_weight < 1, "--cosine-weight >= 0, --hidden-weight >= 1"),
-                    (self.workers < 0, "--workers must be >= 0")]
+                    (self.workers < 0, "--workers must be >= 0"),
+                    (self.init not in INITS, f"--init must be one of {', '.join(INITS)}"),
+                    (not 0 < self.teacher_lr_scale <= 1, "--teacher-lr-scale must be in (0, 1]"),
+                    (not 0 <= self.validation_people < 1, "--validation-people must be in [0, 1)"),
+                    (self.distill_encoder not in ("frozen", "fine-tune"), "--distill-encoder: frozen or fine-tune"),
+                    (self.keep_weight < 0 or (self.keep_weight > 0 and self.init != "teacher"),
+                     "--keep-weight must be >= 0, and needs --init teacher (features to keep)")]
         for failed, message in problems:
             if failed:
                 raise MfrError(message)
@@ -142,6 +166,7 @@ class G2DResult:
     parameters: int
     macs: int
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    validation: list[dict[str, Any]] = field(default_factory=list)  # before training, then per epoch
 
 
 @dataclass
@@ -161,12 +186,19 @@ class G2DModules:
         self.inpainter.decoder.load_state_dict(state["decoder"], strict=True)
         self.head.load_state_dict(state["head"], strict=True)
 
-    def trained_in(self, stage: str, generative: bool) -> Iterable[nn.Parameter]:
+    def trained_in(self, stage: str, config: G2DConfig) -> list[dict[str, Any]]:
+        """The parameter groups ``stage`` trains; with ``--init teacher`` E's and R's at the teacher's scale."""
+        encoder, reformer = list(self.net.encoder.parameters()), list(self.net.reformer.parameters())
         if stage in ("holes", "masks"):
-            return self.inpainter.parameters()
-        if stage == "distill":
-            return self.net.reformer.parameters() if generative else self.net.parameters()
-        return self.head.parameters()
+            new, old = list(self.inpainter.decoder.parameters()), encoder
+        elif stage == "distill":
+            new, old = [], (reformer if config.generative and config.distill_encoder == "frozen"
+                            else encoder + reformer)
+        else:
+            new, old = list(self.head.parameters()), []
+        if config.init != "teacher":
+            new, old = new + old, []
+        return pretrained_groups(new, old, config.teacher_lr_scale)
 
 
 class G2DTrainer:
@@ -175,6 +207,7 @@ class G2DTrainer:
     def __init__(self, config: G2DConfig) -> None:
         config.check()
         self.config = config
+        self.kept: nn.Module | None = None  # the teacher's trunk, frozen, with --keep-weight
 
     def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> G2DResult:
         config, out = self.config, Path(self.config.out)
@@ -183,34 +216,42 @@ class G2DTrainer:
                          FACES_NAME + ".sha256"))
         if config.threads:
             torch.set_num_threads(config.threads)
-        entry = get_model_entry(MODEL)
-        spec = entry.spec
-        start = distillation_set(config.teacher, config.model, config.data, spec, out, config.device, log, progress,
-                                 spec.embedding_dim if config.cosine_weight > 0 else None)
-        teacher, data, images, targets = start.teacher, start.data, start.images, start.targets
+        teacher = load_teacher(config.teacher, config.model)
         torch.manual_seed(config.seed)
-        net = entry.build()
+        entry, net = teacher.student_on(METHOD, config.init)
         assert isinstance(net, G2DNet)
-        modules = G2DModules(net, G2DInpainter(net.encoder), nn.Linear(spec.embedding_dim or 128, len(data.people)))
+        spec = entry.spec
+        start = distillation_set(teacher, config.data, spec, out, config.device, log, progress,
+                                 spec.embedding_dim if config.cosine_weight > 0 else None, config.validation_people,
+                                 config.seed)
+        data, images, targets = start.data, start.images, start.targets
+        modules = G2DModules(net, G2DInpainter(net), nn.Linear(spec.embedding_dim or 128, len(data.people)))
         for module in (modules.net, modules.inpainter, modules.head):
             module.to(config.device)
+        # what E must keep (--keep-weight): the teacher's own trunk, frozen
+        self.kept = (split_recognizer(teacher.model())[0].to(config.device).eval().requires_grad_(False)
+                     if config.keep_weight > 0 else None)
         schedule = config.schedule()
         keys = start.keys()
-        looks = TrainingLooks(config.mask_looks, config.seed, DEFAULT_FAMILIES)
+        looks = TrainingLooks(config.mask_looks, config.seed,
+                              TRAINING_FAMILIES if start.validator is not None else DEFAULT_FAMILIES)
         datasets: dict[str, Any] = {
             "holes": InpaintingBatches(images, keys, looks, spec, "holes", config.seed),
             "masks": InpaintingBatches(images, keys, looks, spec, "masks", config.seed),
             "distill": TrainingBatches(images, keys, looks, spec, config.mask_probability,
                                        config.augment_probability, config.seed)}
         datasets["classifier"] = datasets["distill"]
-        rows, start_epoch, step, optimizer_state = self.restore(out, modules, log)
+        rows, validation, start_epoch, step, optimizer_state = self.restore(out, modules, log)
+        if start.validator is not None and not validation:
+            validation.append({"epoch": 0, **start.validator(net, config.device)})
+            log(f"validation before training: {format_validation(validation[-1])}")
         started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
         done = start_epoch
         optimizer: torch.optim.Optimizer | None = None
         for epoch in range(start_epoch, len(schedule)):
             stage = schedule[epoch]
             if epoch == start_epoch or schedule[epoch - 1] != stage:
-                optimizer = torch.optim.AdamW(modules.trained_in(stage, config.generative), lr=config.base_lr(stage),
+                optimizer = torch.optim.AdamW(modules.trained_in(stage, config), lr=config.base_lr(stage),
                                               weight_decay=config.weight_decay)
                 if optimizer_state is not None and epoch > 0 and schedule[epoch - 1] == stage:
                     optimizer.load_state_dict(optimizer_state)
@@ -234,10 +275,15 @@ class G2DTrainer:
             done = epoch + 1
             if stage in ("holes", "masks"):
                 write_sheet(out / SHEET_PNG, modules.inpainter, images, keys, looks, spec, config)
+            if start.validator is not None:
+                validation.append({"epoch": done, "stage": stage, **start.validator(net, config.device)})
             save_atomic({**modules.state(), "optimizer": optimizer.state_dict(), "epoch": done, "step": step,
-                         "log": rows, "config": config_fingerprint(config)}, out / STATE_NAME)
+                         "log": rows, "validation": validation, "config": config_fingerprint(config)},
+                        out / STATE_NAME)
             last = rows[-1] if rows else {}
             log(f"epoch {done}/{len(schedule)} ({stage}): step {step}, loss {last.get('loss', float('nan')):.4f}")
+            if start.validator is not None:
+                log(f"validation after epoch {done}: {format_validation(validation[-1])}")
             if config.max_steps is not None and step >= config.max_steps:
                 break
         seconds = round(time.perf_counter() - started, 2)
@@ -247,18 +293,19 @@ class G2DTrainer:
         parameters = sum(p.numel() for p in modules.net.parameters())
         macs = count_macs(modules.net.cpu())
         stages = stage_summary(rows)
-        self.write_logs(out, rows, stages, data, teacher, seconds, step, parameters, macs)
+        self.write_logs(out, rows, stages, data, teacher, seconds, step, entry.name, parameters, macs, validation)
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
-        return G2DResult(MODEL, step, done, seconds, stages, student_path, parameters, macs, rows)
+        return G2DResult(entry.name, step, done, seconds, stages, student_path, parameters, macs, rows, validation)
 
     def restore(self, out: Path, modules: G2DModules, log: Callable[[str], None]
-                ) -> tuple[list[dict[str, Any]], int, int, dict[str, Any] | None]:
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int, dict[str, Any] | None]:
         if not self.config.resume:
-            return [], 0, 0, None
+            return [], [], 0, 0, None
         state = load_state(out, config_fingerprint(self.config), self.config.device)
         modules.load(state)
         log(f"resuming after epoch {state['epoch']} (step {state['step']})")
-        return list(state["log"]), int(state["epoch"]), int(state["step"]), state["optimizer"]
+        return (list(state["log"]), list(state.get("validation", [])), int(state["epoch"]), int(state["step"]),
+                state["optimizer"])
 
     def step(self, stage: str, modules: G2DModules, optimizer: torch.optim.Optimizer, batch: Any,
              targets: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -276,27 +323,44 @@ class G2DTrainer:
         return {"loss": loss.item(), **{k: float(v) for k, v in losses.items()}}
 
     def generative_losses(self, modules: G2DModules, batch: InpaintingBatch) -> dict[str, Any]:
-        device = self.config.device
+        config, device = self.config, self.config.device
         modules.inpainter.train()
+        self.keep_teacher_statistics(modules.net.encoder)
         hidden = batch.hidden.to(device)
         prediction = modules.inpainter(batch.inputs.to(device))
         target = batch.targets.to(device)
-        loss = masked_l1(prediction, target, hidden, self.config.hidden_weight)
+        reconstruction = masked_l1(prediction, target, hidden, config.hidden_weight)
         with torch.no_grad():
             inside = ((prediction - target).abs() * hidden).sum() / (hidden.sum() * 3).clamp_min(1)
-        return {"loss": loss, "reconstruction": loss.item(), "hidden_l1": inside.item()}
+        out = {"reconstruction": reconstruction.item(), "hidden_l1": inside.item()}
+        loss = reconstruction
+        if self.kept is not None:  # E's map of the unmasked face stays near the teacher trunk's
+            with torch.no_grad():
+                wanted = self.kept(target)
+            keep = F.mse_loss(modules.net.encoder(target), wanted) / wanted.pow(2).mean().clamp_min(1e-8)
+            loss = loss + config.keep_weight * keep
+            out["keep"] = keep.item()
+        return {"loss": loss, **out}
+
+    def keep_teacher_statistics(self, module: nn.Module) -> None:
+        """With --init teacher, the teacher's layers normalise with the statistics they were trained with (as
+        MaskInv's student does): a few thousand masked faces would otherwise shift them."""
+        if self.config.init == "teacher":
+            freeze_batchnorm(module)
 
     def distillation_losses(self, modules: G2DModules, batch: Batch, targets: np.ndarray) -> dict[str, Any]:
         config, net = self.config, modules.net
         inputs = batch.inputs.to(config.device)
-        if config.generative:
+        if config.generative and config.distill_encoder == "frozen":
             net.reformer.train()
             net.encoder.eval()
             with torch.no_grad():
                 features = net.encoder(inputs)
+            self.keep_teacher_statistics(net.reformer)
             embeddings = net.reformer(features)
         else:
             net.train()
+            self.keep_teacher_statistics(net)
             embeddings = net(inputs)
         teacher = torch.from_numpy(targets[batch.indices, batch.mirrored.astype(np.int64)]).to(config.device)
         student, teacher = F.normalize(embeddings), F.normalize(teacher)
@@ -324,13 +388,15 @@ class G2DTrainer:
         return {"loss": loss, "accuracy": accuracy.item()}
 
     def write_logs(self, out: Path, rows: list[dict[str, Any]], stages: dict[str, dict[str, Any]], data: TrainingSet,
-                   teacher: Teacher, seconds: float, steps: int, parameters: int, macs: int) -> None:
+                   teacher: Teacher, seconds: float, steps: int, model: str, parameters: int, macs: int,
+                   validation: list[dict[str, Any]]) -> None:
         write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
         write_json_atomic(out / LOG_JSON, {
             "config": config_summary(self.config), "teacher": teacher.describe(),
             "data": {"source": data.source, "faces": len(data), "people": len(data.people)},
             "schedule": self.config.schedule(), "steps": steps, "seconds": seconds, "stages": stages,
-            "student": {"model": MODEL, "parameters": parameters, "macs": macs}})
+            "validation": validation,
+            "student": {"model": model, "init": self.config.init, "parameters": parameters, "macs": macs}})
         plot_stages(rows, out / LOSS_PNG)
 
 

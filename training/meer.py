@@ -15,6 +15,14 @@ probability 1/2, with its clean face and the pixels its mask hides (``g2d_batche
   That second pass uses the batch-norm statistics as they are (eval mode), so blurred restorations do
   not shift the statistics real faces are normalised with; gradients reach both network and decoder.
 
+Where trunk and head start (``init``): "teacher" (the default) makes them the teacher's, with its weights
+(``mfr.models.split``); only the decoupling module and the decoder are new. The teacher's layers then learn
+at ``teacher_lr_scale`` of the rate and keep their batch-norm statistics (as MaskInv's student does), so
+the new parts' first, random outputs do not wash out what they knew. "random" is the from-scratch
+reconstruction, kept as the ablation it is at this scale. A share of the training people is set aside
+(``validation_people``) and the student scored on them before training and after every epoch
+(``train_log.json``'s "validation"): options are chosen there, never on the judging sets.
+
 Ablations in the same number of epochs: ``decoupling=False`` (the head reads the trunk's features; no
 mask map) and ``synthesis=False`` (no decoder: neither reconstruction nor identity-preserving loss).
 AdamW with a cosine decay over the whole run; seeded by (seed, epoch, step), resumable after any epoch.
@@ -39,7 +47,6 @@ from mfr.errors import MfrError
 from mfr.models.blocks import count_macs
 from mfr.models.meer import MEERNet, MEERRestorer
 from mfr.progress import Progress, no_progress
-from mfr.registry import get_model_entry
 from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
 from mfr.training.batches import FACES_NAME, epoch_plan, iterate_batches
@@ -47,21 +54,23 @@ from mfr.training.distillation import DistillationSet, distillation_set
 from mfr.training.face_sheet import labelled_rows, sheet_plan
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import masked_l1
-from mfr.training.looks import LOOKS, TrainingLooks
+from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace
-from mfr.training.maskinv import class_centres
+from mfr.training.maskinv import class_centres, format_validation
 from mfr.training.meer_losses import identity_loss, mask_map_iou, mask_map_loss
 from mfr.training.run_dir import (
     STATE_NAME,
     config_fingerprint,
     config_summary,
+    freeze_batchnorm,
     load_state,
     prepare_out_dir,
     save_atomic,
     save_weights,
     write_log_csv,
 )
-from mfr.training.schedule import cosine_lr, set_lr, stage_summary
+from mfr.training.schedule import cosine_lr, pretrained_groups, set_lr, stage_summary
+from mfr.training.teacher import INITS, load_teacher
 
 STUDENT_NAME, RESTORER_NAME = "student.pt", "restorer.pt"
 LOG_CSV, LOG_JSON, SHEET_PNG = "train_log.csv", "train_log.json", "restored.png"
@@ -76,6 +85,9 @@ class MEERConfig:
     out: Path
     data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
     model: str = "mobilefacenet"  # architecture of a checkpoint teacher
+    init: str = "teacher"  # "teacher": trunk and head start as the teacher's; "random": the from-scratch ablation
+    teacher_lr_scale: float = 0.1  # --init teacher: the teacher's layers learn at this share of --lr
+    validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
     decoupling: bool = True  # False: the ablation without the mask decoupling module
     synthesis: bool = True  # False: the ablation without decoder, reconstruction and identity-preserving loss
     epochs: int = 12
@@ -114,14 +126,17 @@ class MEERConfig:
                     (self.identity_weight == 0 and not self.margin_loss,
                      "no identity loss (--identity-weight 0 without --margin-loss): nothing to recognise with"),
                     (self.hidden_weight < 1, "--hidden-weight must be >= 1"),
-                    (self.lr <= 0, "--lr must be positive"), (self.workers < 0, "--workers must be >= 0")]
+                    (self.lr <= 0, "--lr must be positive"), (self.workers < 0, "--workers must be >= 0"),
+                    (self.init not in INITS, f"--init must be one of {', '.join(INITS)}"),
+                    (not 0 < self.teacher_lr_scale <= 1, "--teacher-lr-scale must be in (0, 1]"),
+                    (not 0 <= self.validation_people < 1, "--validation-people must be in [0, 1)")]
         for failed, message in problems:
             if failed:
                 raise MfrError(message)
 
     @property
-    def model_name(self) -> str:
-        """The registry entry of the student."""
+    def method(self) -> str:
+        """The student's registry entry (``-<teacher>`` added with ``--init teacher``)."""
         return "meer" if self.decoupling else "meer-plain"
 
     def schedule(self) -> list[str]:
@@ -142,6 +157,7 @@ class MEERResult:
     parameters: int
     macs: int
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    validation: list[dict[str, Any]] = field(default_factory=list)  # before training, then per epoch
 
 
 class MEERTrainer:
@@ -157,23 +173,30 @@ class MEERTrainer:
                         (STUDENT_NAME, RESTORER_NAME, LOG_CSV, LOG_JSON, SHEET_PNG, FACES_NAME, FACES_NAME + ".sha256"))
         if config.threads:
             torch.set_num_threads(config.threads)
-        entry = get_model_entry(config.model_name)
-        spec = entry.spec
-        start = distillation_set(config.teacher, config.model, config.data, spec, out, config.device, log, progress,
-                                 spec.embedding_dim)
+        teacher = load_teacher(config.teacher, config.model)
         torch.manual_seed(config.seed)
-        net = entry.build()
+        entry, net = teacher.student_on(config.method, config.init)
         assert isinstance(net, MEERNet)
-        restorer = MEERRestorer() if config.synthesis else None
+        spec = entry.spec
+        start = distillation_set(teacher, config.data, spec, out, config.device, log, progress, spec.embedding_dim,
+                                 config.validation_people, config.seed)
+        restorer = MEERRestorer(net.channels, net.stride) if config.synthesis else None
         head = (ElasticArcFace(start.targets.shape[2], len(start.data.people), config.scale, config.margin,
                                config.margin_std, class_centres(start.targets, start.data.labels,
                                                                 len(start.data.people)))
                 if config.margin_loss else None)
         modules = nn.ModuleDict({"net": net, **({"restorer": restorer} if restorer else {}),
                                  **({"head": head} if head else {})}).to(config.device)
-        optimizer = torch.optim.AdamW(modules.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        rows, start_epoch, step = self.restore(out, modules, optimizer, log)
-        looks = TrainingLooks(config.mask_looks, config.seed, DEFAULT_FAMILIES)
+        pretrained = [*net.trunk.parameters(), *net.head.parameters()] if config.init == "teacher" else []
+        new = [p for p in modules.parameters() if all(p is not q for q in pretrained)]
+        optimizer = torch.optim.AdamW(pretrained_groups(new, pretrained, config.teacher_lr_scale), lr=config.lr,
+                                      weight_decay=config.weight_decay)
+        rows, validation, start_epoch, step = self.restore(out, modules, optimizer, log)
+        if start.validator is not None and not validation:
+            validation.append({"epoch": 0, **start.validator(net, config.device)})
+            log(f"validation before training: {format_validation(validation[-1])}")
+        looks = TrainingLooks(config.mask_looks, config.seed,
+                              TRAINING_FAMILIES if start.validator is not None else DEFAULT_FAMILIES)
         batches = InpaintingBatches(start.images, start.keys(), looks, spec, "masks", config.seed,
                                     config.mask_probability)
         schedule = config.schedule()
@@ -196,11 +219,16 @@ class MEERTrainer:
                     break
             done = epoch + 1
             write_sheet(out / SHEET_PNG, net, restorer, start, looks, spec, config)
+            if start.validator is not None:
+                validation.append({"epoch": done, **start.validator(net, config.device)})
             save_atomic({"modules": modules.state_dict(), "optimizer": optimizer.state_dict(), "epoch": done,
-                         "step": step, "log": rows, "config": config_fingerprint(config)}, out / STATE_NAME)
+                         "step": step, "log": rows, "validation": validation, "config": config_fingerprint(config)},
+                        out / STATE_NAME)
             last = rows[-1] if rows else {}
             log(f"epoch {done}/{config.epochs} ({schedule[epoch]}): step {step}, loss "
                 f"{last.get('loss', float('nan')):.4f}, mask-map IoU {last.get('mask_iou', float('nan')):.3f}")
+            if start.validator is not None:
+                log(f"validation after epoch {done}: {format_validation(validation[-1])}")
             if config.max_steps is not None and step >= config.max_steps:
                 break
         seconds = round(time.perf_counter() - started, 2)
@@ -215,27 +243,30 @@ class MEERTrainer:
         write_json_atomic(out / LOG_JSON, {
             "config": config_summary(config), "teacher": start.teacher.describe(),
             "data": {"source": start.data.source, "faces": len(start.data), "people": len(start.data.people)},
-            "schedule": schedule, "steps": step, "seconds": seconds, "stages": stages,
-            "student": {"model": config.model_name, "parameters": parameters, "macs": macs}})
+            "schedule": schedule, "steps": step, "seconds": seconds, "stages": stages, "validation": validation,
+            "student": {"model": entry.name, "init": config.init, "parameters": parameters, "macs": macs}})
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
-        return MEERResult(config.model_name, step, done, seconds, stages, student_path,
-                          restorer_path if restorer is not None else None, parameters, macs, rows)
+        return MEERResult(entry.name, step, done, seconds, stages, student_path,
+                          restorer_path if restorer is not None else None, parameters, macs, rows, validation)
 
     def restore(self, out: Path, modules: nn.ModuleDict, optimizer: torch.optim.Optimizer,
-                log: Callable[[str], None]) -> tuple[list[dict[str, Any]], int, int]:
+                log: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
         if not self.config.resume:
-            return [], 0, 0
+            return [], [], 0, 0
         state = load_state(out, config_fingerprint(self.config), self.config.device)
         modules.load_state_dict(state["modules"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         log(f"resuming after epoch {state['epoch']} (step {state['step']})")
-        return list(state["log"]), int(state["epoch"]), int(state["step"])
+        return list(state["log"]), list(state.get("validation", [])), int(state["epoch"]), int(state["step"])
 
     def step(self, net: MEERNet, modules: nn.ModuleDict, optimizer: torch.optim.Optimizer, batch: InpaintingBatch,
              start: DistillationSet, preserving: bool, at: tuple[int, int]) -> dict[str, float]:
         """One optimiser step on ``batch`` at (epoch, step); ``net`` is ``modules["net"]``."""
         config, device = self.config, self.config.device
         modules.train()
+        if config.init == "teacher":  # the teacher's layers keep the statistics they were trained with (MaskInv's)
+            freeze_batchnorm(net.trunk)
+            freeze_batchnorm(net.head)
         inputs, clean, hidden = batch.inputs.to(device), batch.targets.to(device), batch.hidden.to(device)
         teacher = torch.from_numpy(start.targets[batch.indices, batch.mirrored.astype(np.int64)]).to(device)
         parts = net.parts(inputs)

@@ -9,9 +9,18 @@ import torch
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Every parameter group of ``optimizer`` at learning rate ``lr``."""
+    """Every parameter group of ``optimizer`` at learning rate ``lr`` times its ``lr_scale`` (default 1)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def pretrained_groups(new: list[torch.nn.Parameter], pretrained: list[torch.nn.Parameter],
+                      scale: float) -> list[dict[str, Any]]:
+    """Parameter groups for a student part new, part started from the teacher: the teacher's layers learn at
+    ``scale`` times the rate (``set_lr``), so the first steps, driven by the new parts' random outputs, do not
+    wash out what they knew."""
+    groups = [{"params": new, "lr_scale": 1.0}, {"params": pretrained, "lr_scale": scale}]
+    return [group for group in groups if group["params"]]
 
 
 def cosine_lr(base: float, progress: float) -> float:

@@ -25,6 +25,25 @@ from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
 
 _BATCH = 64
+INITS = ("teacher", "random")  # where a G2D or MEER student starts: the teacher's weights, or from scratch
+
+
+def _with_teacher_weights(student: dict[str, torch.Tensor],
+                          teacher: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``student``'s state with every tensor the teacher has replaced by the teacher's. The student's parts
+    hold the teacher's layers under the teacher's names, one prefix deeper (``trunk.conv1.weight`` is the
+    teacher's ``conv1.weight``); every teacher tensor must find its place, so a split that lost a layer fails
+    here rather than training it from random weights."""
+    out, placed = dict(student), set()
+    for key in student:
+        inner = key.split(".", 1)[1] if "." in key else key
+        if inner in teacher and teacher[inner].shape == student[key].shape:
+            out[key] = teacher[inner].clone()
+            placed.add(inner)
+    missing = sorted(set(teacher) - placed)
+    if missing:
+        raise MfrError(f"the student has no place for the teacher's {', '.join(missing[:8])}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,20 @@ class Teacher:
     def student(self, from_scratch: bool = False) -> nn.Module:
         """A trainable copy of the teacher (or, ``from_scratch``, of its architecture)."""
         return self.entry.build() if from_scratch else self.model()
+
+    def student_on(self, method: str, init: str) -> tuple[ModelEntry, nn.Module]:
+        """The registry entry and module of a ``method`` student (``g2d``, ``meer``, ``meer-plain``): with
+        ``init`` "teacher", ``method-<teacher>`` holding the teacher's weights in every layer the teacher
+        has (``mfr.models.split``), the method's own parts new; with "random", the from-scratch ``method``."""
+        if init not in INITS:
+            raise MfrError(f"--init must be one of {', '.join(INITS)}, not {init!r}")
+        if init == "random":
+            entry = get_model_entry(method)
+            return entry, entry.build()
+        entry = get_model_entry(f"{method}-{self.entry.name}")
+        student = entry.build()
+        student.load_state_dict(_with_teacher_weights(student.state_dict(), self.model().state_dict()), strict=True)
+        return entry, student.train()
 
     def raw_embeddings_and_mirrors(self, images: np.ndarray, spec: PreprocessSpec, device: str = "cpu",
                                    progress: Progress = no_progress) -> np.ndarray:

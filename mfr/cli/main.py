@@ -569,6 +569,16 @@ def distilling_trainer_options(outputs: str) -> Callable[[Callable[..., None]], 
         click.option("--out", type=click.Path(path_type=Path), required=True, help=f"Output: {outputs}."),
         click.option("--model", "model_name", default="mobilefacenet", show_default=True,
                      help="Architecture of a checkpoint teacher."),
+        click.option("--init", type=click.Choice(["teacher", "random"]), default="teacher", show_default=True,
+                     help="teacher: the student is the teacher's trunk and head with its weights, plus the method's "
+                          "own new parts (exported as <method>-<teacher>); random: the from-scratch build, an "
+                          "ablation that learns identity from these few faces alone."),
+        click.option("--teacher-lr-scale", type=click.FloatRange(0, 1, min_open=True), default=0.1, show_default=True,
+                     help="With --init teacher: the teacher's layers learn at this share of the learning rate."),
+        click.option("--validation-people", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+                     show_default=True,
+                     help="Share of the training people set aside and scored every epoch (EERs in train_log.json; "
+                          "choose options on these, never on the judging sets); 0: none."),
         click.option("--mask-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
                      help="Chance that a training face is masked (G2D: in stages 2 and 3)."),
         click.option("--mask-looks", default="templates,jittered,occluder", show_default=True,
@@ -738,14 +748,21 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
                    "comparable with templates the teacher enrolled); 0: relational distillation only.")
 @click.option("--augment-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Chance that a face is degraded in stages 2 and 3 (misalignment, light, blur, JPEG).")
+@click.option("--distill-encoder", type=click.Choice(["frozen", "fine-tune"]), default="frozen", show_default=True,
+              help="Stage 2: E frozen (the paper's), or fine-tuned with R.")
+@click.option("--keep-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Stage 1 with --init teacher: weight of a term that keeps E's features of unmasked faces near the "
+                   "teacher trunk's (relative squared error); 0: none.")
 @click.option("--generative-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--distill-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--classifier-lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=3), default=64, show_default=True)
-def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: str, no_generative: bool,
+def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: str, init: str,
+                      teacher_lr_scale: float, validation_people: float, no_generative: bool,
                       holes_epochs: int, masks_epochs: int, distill_epochs: int, classifier_epochs: int,
                       hidden_weight: float, cosine_weight: float, mask_probability: float, mask_looks: str,
-                      augment_probability: float, generative_lr: float, distill_lr: float, classifier_lr: float,
+                      augment_probability: float, distill_encoder: str, keep_weight: float, generative_lr: float,
+                      distill_lr: float, classifier_lr: float,
                       batch_size: int, seed: int, device: str, threads: int, workers: int, max_steps: int | None,
                       resume: bool, no_package: bool, force: bool, as_json: bool) -> None:
     """G2D: a generative encoder pretrained to inpaint masked faces, a reformer distilled from the teacher.
@@ -764,7 +781,9 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
     require_extra("matplotlib", "train")
     from mfr.training.g2d import G2DConfig, G2DTrainer
 
-    config = G2DConfig(teacher=teacher, out=out, data=data, model=model_name, generative=not no_generative,
+    config = G2DConfig(teacher=teacher, out=out, data=data, model=model_name, init=init,
+                       teacher_lr_scale=teacher_lr_scale, validation_people=validation_people,
+                       distill_encoder=distill_encoder, keep_weight=keep_weight, generative=not no_generative,
                        holes_epochs=holes_epochs, masks_epochs=masks_epochs, distill_epochs=distill_epochs,
                        classifier_epochs=classifier_epochs, hidden_weight=hidden_weight, cosine_weight=cosine_weight,
                        mask_probability=mask_probability,
@@ -798,7 +817,8 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
               help="Reconstruction weight of the pixels under the mask, relative to visible ones.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
-def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: str, no_decoupling: bool,
+def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: str, init: str,
+                       teacher_lr_scale: float, validation_people: float, no_decoupling: bool,
                        no_synthesis: bool, epochs: int, warmup_epochs: int, identity_weight: float, margin_loss: bool,
                        mask_map_weight: float, reconstruction_weight: float, preserving_weight: float,
                        hidden_weight: float, mask_probability: float, mask_looks: str, lr: float, batch_size: int,
@@ -818,7 +838,9 @@ def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: 
     require_extra("torch", "train")
     from mfr.training.meer import MEERConfig, MEERTrainer
 
-    config = MEERConfig(teacher=teacher, out=out, data=data, model=model_name, decoupling=not no_decoupling,
+    config = MEERConfig(teacher=teacher, out=out, data=data, model=model_name, init=init,
+                        teacher_lr_scale=teacher_lr_scale, validation_people=validation_people,
+                        decoupling=not no_decoupling,
                         synthesis=not no_synthesis, epochs=epochs, warmup_epochs=min(warmup_epochs, epochs),
                         identity_weight=identity_weight, margin_loss=margin_loss, mask_map_weight=mask_map_weight,
                         reconstruction_weight=reconstruction_weight, preserving_weight=preserving_weight,

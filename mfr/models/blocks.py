@@ -52,14 +52,19 @@ class ConvTrunk(nn.Module):
 
 
 class FaceDecoder(nn.Module):
-    """A (FEATURE_CHANNELS, 14, 14) map -> a 112x112 face in the normalised input space (training only)."""
+    """A (channels, S, S) map -> a face ``2 ** upsamplings`` times its size, in the normalised input space
+    (training only). The default reads ``ConvTrunk``'s 14x14 map; a pretrained recognizer's 7x7 (or 8x8)
+    trunk map takes four doublings, the first at 128 channels."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int = FEATURE_CHANNELS, upsamplings: int = 3) -> None:
         super().__init__()
+        if upsamplings < 2:
+            raise ValueError("a face decoder needs at least two doublings")
+        widths = [channels, *([128] * max(0, upsamplings - 3) + [64, 32])[-(upsamplings - 1):]]
         layers: list[nn.Module] = []
-        for cin, cout in ((FEATURE_CHANNELS, 64), (64, 32)):  # 14 -> 28 -> 56
+        for cin, cout in zip(widths, widths[1:], strict=False):  # e.g. 14 -> 28 -> 56
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), conv_bn_relu(cin, cout)]
-        # 56 -> 112 straight to pixels: a 32-channel convolution at full size would double the decoder's cost
+        # the last doubling straight to pixels: a 32-channel convolution at full size would double the cost
         layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), nn.Conv2d(32, 3, 3, padding=1)]
         self.layers = nn.Sequential(*layers)
 

@@ -70,6 +70,10 @@ class FaceReidNet(nn.Module):
 
     # The IR layer each registered buffer feeds (see mfr.models.openvino_ir.ir_state_dict)
     ir_buffer_roles = {"input_scale": "Multiply", "input_shift": "Add"}
+    # Trunk: up to the last inverted-residual block's 8x8x128 map (mfr.models.split)
+    TRUNK = ("input_scale", "input_shift", "stem", "stem_act", "stem_depthwise", "stem_depthwise_act", "blocks")
+    HEAD = ("head", "head_act", "global_depthwise", "embedding")
+    TRUNK_CHANNELS, TRUNK_STRIDE = 128, 16
 
     def __init__(self, embedding_dim: int = 256, input_size: int = 128) -> None:
         super().__init__()
@@ -93,12 +97,15 @@ class FaceReidNet(nn.Module):
         self.global_depthwise = nn.Conv2d(512, 512, input_size // 16, groups=512)  # no padding: 8x8 -> 1x1
         self.embedding = conv(512, embedding_dim, bias=False)
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+    def trunk_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Up to the last inverted-residual block: (N, 128, input/16, input/16)."""
         x = x * self.input_scale + self.input_shift
         x = self.stem_depthwise_act(self.stem_depthwise(self.stem_act(self.stem(x))))
         return self.blocks(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.global_depthwise(self.head_act(self.head(self.trunk(x))))
+    def head_forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.global_depthwise(self.head_act(self.head(x)))
         return torch.flatten(self.embedding(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_forward(self.trunk_forward(x))

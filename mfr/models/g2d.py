@@ -5,18 +5,25 @@ to build from).
 What the abstract describes, and how it is built here:
 
 - a **generative encoder** pretrained for face inpainting, whose features recover context the mask
-  hides: ``G2DEncoder`` E, dense 3x3 convolutions with residual blocks, 112x112 -> a 14x14x128 feature
-  map; during its pretraining an ``InpaintingDecoder`` (training only, never deployed) turns that map back
-  into the unmasked face (``G2DInpainter`` = E + decoder);
-- a **discriminative reformer** that turns those descriptors into identity vectors: ``G2DReformer`` R,
-  residual blocks on E's map, a 1x1 widening, the global depthwise convolution MobileFaceNet pools with,
-  and a linear layer to the embedding (with batch norm, like MobileFaceNet's last layer);
+  hides: E, a trunk from the face to a feature map; during its pretraining an ``InpaintingDecoder``
+  (training only, never deployed) turns that map back into the unmasked face (``G2DInpainter`` = E +
+  decoder);
+- a **discriminative reformer** R that turns those descriptors into identity vectors;
 - the deployed graph is E -> R (``G2DNet``), one ONNX model like every other recognition model.
 
-Not known from the abstract and chosen here: every layer size (to keep the model near MobileFaceNet's
-cost), the decoder's form, the 128-d embedding and the input normalisation (the teacher's, so the
-student can be compared with templates the teacher enrolled). Dense rather than depthwise convolutions:
-they train faster on a CPU, where this reconstruction is trained.
+Two ways to build E and R (``mfr train g2d --init``):
+
+- ``g2d_on(base)`` (``--init teacher``, registered as ``g2d-<base>``): E is a pretrained recognizer's trunk
+  and R its head (``mfr.models.split``), started from the teacher's weights, so the inpainting and the
+  distillation begin from features that already know identity. The deployed network has the teacher's
+  architecture and preprocessing.
+- ``G2DNet()`` (``--init random``, registered as ``g2d``): the from-scratch reconstruction, kept as the
+  ablation: E dense 3x3 convolutions with residual blocks to a 14x14x128 map (``ConvTrunk``), R residual
+  blocks, a 1x1 widening, the global depthwise convolution MobileFaceNet pools with and a linear layer to
+  128-d (``EmbeddingHead``). Dense rather than depthwise convolutions: they train faster on a CPU.
+
+Not known from the abstract and chosen here: every layer size, the decoder's form, and the input
+normalisation (the teacher's, so the student can be compared with templates the teacher enrolled).
 """
 
 from __future__ import annotations
@@ -24,40 +31,52 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mfr.models.blocks import ConvTrunk, EmbeddingHead, FaceDecoder
+from mfr.models.blocks import FEATURE_CHANNELS, ConvTrunk, EmbeddingHead, FaceDecoder
+from mfr.models.split import split_recognizer, trunk_geometry
 
-
-class G2DEncoder(ConvTrunk):
-    """E: 112x112 normalised RGB -> (FEATURE_CHANNELS, 14, 14); pretrained to inpaint, then frozen."""
+SCRATCH_STRIDE = 8  # ConvTrunk: 112 -> 14
 
 
 class InpaintingDecoder(FaceDecoder):
     """E's map -> the unmasked face, in the normalised input space (training only)."""
 
 
-class G2DReformer(EmbeddingHead):
-    """R: E's map -> ``embedding_dim``-d identity vector (not L2-normalised)."""
-
-
 class G2DNet(nn.Module):
-    """The deployed G2D model: E -> R, 112x112 face crop -> embedding."""
+    """The deployed G2D model: E -> R, face crop -> embedding. Without arguments, the from-scratch build."""
 
-    def __init__(self, embedding_dim: int = 128) -> None:
+    def __init__(self, embedding_dim: int = 128, encoder: nn.Module | None = None, reformer: nn.Module | None = None,
+                 channels: int = FEATURE_CHANNELS, stride: int = SCRATCH_STRIDE) -> None:
         super().__init__()
-        self.encoder = G2DEncoder()
-        self.reformer = G2DReformer(embedding_dim)
+        self.encoder = encoder if encoder is not None else ConvTrunk()
+        self.reformer = reformer if reformer is not None else EmbeddingHead(embedding_dim)
+        self.channels, self.stride = channels, stride  # of E's map, for the decoder
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.reformer(self.encoder(x))
 
 
+def g2d_on(base: nn.Module) -> G2DNet:
+    """G2D whose E and R are ``base``'s trunk and head (its layers, with whatever weights it holds)."""
+    encoder, reformer = split_recognizer(base)
+    channels, stride = trunk_geometry(base)
+    return G2DNet(encoder=encoder, reformer=reformer, channels=channels, stride=stride)
+
+
 class G2DInpainter(nn.Module):
     """E + decoder, for the generative pretraining (stage 1); shares E with a ``G2DNet``."""
 
-    def __init__(self, encoder: G2DEncoder) -> None:
+    def __init__(self, net: G2DNet) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.decoder = InpaintingDecoder()
+        self.encoder = net.encoder
+        self.decoder = InpaintingDecoder(net.channels, net.stride.bit_length() - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
+
+
+def g2d_built_on(base_name: str) -> G2DNet:
+    """``g2d_on`` the registered recognizer ``base_name``, randomly initialised (the registry's factory for
+    ``g2d-<base>``; training loads the teacher's weights, export the student's)."""
+    from mfr.registry import get_model_entry
+
+    return g2d_on(get_model_entry(base_name).build())

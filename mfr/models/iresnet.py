@@ -51,6 +51,12 @@ def _stage(cin: int, cout: int, blocks: int) -> nn.Sequential:
 
 
 class IResNet(nn.Module):
+    """112x112 RGB face crop -> embedding; its trunk ends at layer4's 7x7x512 map (``mfr.models.split``)."""
+
+    TRUNK = ("conv1", "bn1", "prelu", "layer1", "layer2", "layer3", "layer4")
+    HEAD = ("bn2", "dropout", "fc", "features")
+    TRUNK_CHANNELS, TRUNK_STRIDE = 512, 16
+
     def __init__(self, depth: int, embedding_dim: int = 512, input_size: int = 112) -> None:
         super().__init__()
         if depth not in _DEPTHS:
@@ -72,11 +78,16 @@ class IResNet(nn.Module):
         nn.init.constant_(self.features.weight, 1.0)
         self.features.weight.requires_grad = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def trunk_forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.prelu(self.bn1(self.conv1(x)))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def head_forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(self.bn2(x), 1)
         return self.features(self.fc(self.dropout(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_forward(self.trunk_forward(x))
 
 
 def iresnet(depth: int) -> IResNet:

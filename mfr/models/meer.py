@@ -18,9 +18,15 @@ The deployed graph is trunk -> decoupling -> identity head (``MEERNet``), one ON
 other. ``MEERNet(decoupling=False)`` (registered as ``meer-plain``) is the ablation without the
 decoupling module: the head reads the trunk's features directly.
 
-Not known from the abstract and chosen here: the trunk (the same dense convolutional trunk as G2D's
-encoder), the attention's form (a 3x3 convolution and a 1x1 to one channel, sigmoid), the decoder, the
-128-d embedding and the teacher's input normalisation.
+Two ways to build trunk and head (``mfr train meer --init``): ``meer_on(base)`` (``--init teacher``,
+registered as ``meer-<base>``) takes a pretrained recognizer's trunk and identity head (``mfr.models.split``)
+with the teacher's weights, and puts the decoupling module (new) between them: the attention then reads a
+map that already separates identities, and the deployed network is the teacher's plus one small branch.
+``MEERNet()`` (``--init random``, registered as ``meer``) is the from-scratch reconstruction, kept as the
+ablation: the same dense convolutional trunk as G2D's and its head.
+
+Not known from the abstract and chosen here: the from-scratch trunk, the attention's form (a 3x3
+convolution and a 1x1 to one channel, sigmoid), the decoder, and the teacher's input normalisation.
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ import torch
 from torch import nn
 
 from mfr.models.blocks import FEATURE_CHANNELS, ConvTrunk, EmbeddingHead, FaceDecoder, conv_bn_relu
+from mfr.models.split import split_recognizer, trunk_geometry
+
+SCRATCH_STRIDE = 8  # ConvTrunk: 112 -> 14
 
 
 @dataclass
 class MEEROutputs:
     embedding: torch.Tensor  # (B, D), not L2-normalised
-    identity: torch.Tensor  # (B, FEATURE_CHANNELS, 14, 14): what the head and the restoring decoder read
-    mask_logits: torch.Tensor | None  # (B, 1, 14, 14) before the sigmoid; None without decoupling
+    identity: torch.Tensor  # (B, C, S, S): the trunk's map, what the head and the restoring decoder read
+    mask_logits: torch.Tensor | None  # (B, 1, S, S) before the sigmoid; None without decoupling
 
 
 class MaskDecoupling(nn.Module):
@@ -54,13 +63,16 @@ class MaskDecoupling(nn.Module):
 
 
 class MEERNet(nn.Module):
-    """The deployed MEER model: trunk -> decoupling -> identity head, 112x112 face crop -> embedding."""
+    """The deployed MEER model: trunk -> decoupling -> identity head, face crop -> embedding. Without a trunk
+    and head, the from-scratch build."""
 
-    def __init__(self, embedding_dim: int = 128, decoupling: bool = True) -> None:
+    def __init__(self, embedding_dim: int = 128, decoupling: bool = True, trunk: nn.Module | None = None,
+                 head: nn.Module | None = None, channels: int = FEATURE_CHANNELS, stride: int = SCRATCH_STRIDE) -> None:
         super().__init__()
-        self.trunk = ConvTrunk()
-        self.decoupling = MaskDecoupling() if decoupling else None
-        self.head = EmbeddingHead(embedding_dim)
+        self.trunk = trunk if trunk is not None else ConvTrunk()
+        self.decoupling = MaskDecoupling(channels) if decoupling else None
+        self.head = head if head is not None else EmbeddingHead(embedding_dim)
+        self.channels, self.stride = channels, stride  # of the trunk's map, for the restoring decoder
 
     def parts(self, x: torch.Tensor) -> MEEROutputs:
         features = self.trunk(x)
@@ -80,12 +92,51 @@ class MEERPlainNet(MEERNet):
         super().__init__(embedding_dim, decoupling=False)
 
 
+# The attention's starting bias on a pretrained trunk: sigmoid(-4) = 0.018, so the identity part starts as
+# 98 % of the trunk's map and the student as (nearly) the teacher, instead of halving every feature the head
+# was trained on. The mask-map loss (binary cross-entropy on the logits) moves it without saturating.
+OPEN_ATTENTION_BIAS = -4.0
+
+
+def meer_on(base: nn.Module, decoupling: bool = True) -> MEERNet:
+    """MEER whose trunk and identity head are ``base``'s (its layers, with whatever weights it holds); the
+    decoupling module starts nearly open (``OPEN_ATTENTION_BIAS``)."""
+    trunk, head = split_recognizer(base)
+    channels, stride = trunk_geometry(base)
+    net = MEERNet(decoupling=decoupling, trunk=trunk, head=head, channels=channels, stride=stride)
+    if net.decoupling is not None:
+        last = net.decoupling.attention[-1]
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
+        nn.init.constant_(last.bias, OPEN_ATTENTION_BIAS)
+    return net
+
+
+def meer_plain_on(base: nn.Module) -> MEERNet:
+    """``meer_on`` without the decoupling module (the ablation): ``base`` itself, trained by MEER's losses."""
+    return meer_on(base, decoupling=False)
+
+
 class MEERRestorer(nn.Module):
     """The synthesis decoder: identity features -> the unmasked face (training, and ``mfr restore``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int = FEATURE_CHANNELS, stride: int = SCRATCH_STRIDE) -> None:
         super().__init__()
-        self.decoder = FaceDecoder()
+        self.decoder = FaceDecoder(channels, stride.bit_length() - 1)
 
     def forward(self, identity: torch.Tensor) -> torch.Tensor:
         return self.decoder(identity)
+
+
+def meer_built_on(base_name: str) -> MEERNet:
+    """``meer_on`` the registered recognizer ``base_name``, randomly initialised (the registry's factory for
+    ``meer-<base>``; training loads the teacher's weights, export the student's)."""
+    from mfr.registry import get_model_entry
+
+    return meer_on(get_model_entry(base_name).build())
+
+
+def meer_plain_built_on(base_name: str) -> MEERNet:
+    """``meer_plain_on`` the registered recognizer ``base_name`` (the factory for ``meer-plain-<base>``)."""
+    from mfr.registry import get_model_entry
+
+    return meer_plain_on(get_model_entry(base_name).build())

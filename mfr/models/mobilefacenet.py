@@ -76,7 +76,12 @@ class Bottleneck(nn.Module):
 
 
 class MobileFaceNet(nn.Module):
-    """112x112 RGB face crop -> ``embedding_dim``-d embedding (not L2-normalised)."""
+    """112x112 RGB face crop -> ``embedding_dim``-d embedding (not L2-normalised). Its trunk ends at the last
+    bottleneck's 7x7x128 map (``mfr.models.split``)."""
+
+    TRUNK = ("conv1", "dw_conv", "features")
+    HEAD = ("conv2", "gdconv", "conv3", "bn")
+    TRUNK_CHANNELS, TRUNK_STRIDE = 128, 16
 
     def __init__(self, embedding_dim: int = 128, input_size: int = 112) -> None:
         super().__init__()
@@ -94,7 +99,11 @@ class MobileFaceNet(nn.Module):
         self.conv3 = nn.Conv2d(512, embedding_dim, 1)
         self.bn = nn.BatchNorm2d(embedding_dim)
 
+    def trunk_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(self.dw_conv(self.conv1(x)))
+
+    def head_forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.bn(self.conv3(self.gdconv(self.conv2(x)))), 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(self.dw_conv(self.conv1(x)))
-        x = self.bn(self.conv3(self.gdconv(self.conv2(x))))
-        return torch.flatten(x, 1)
+        return self.head_forward(self.trunk_forward(x))

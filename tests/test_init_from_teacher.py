@@ -1,0 +1,76 @@
+"""G2D and MEER started from a pretrained recognizer (``--init teacher``): the student holds the teacher's
+weights in every layer the teacher has, and only the method's own parts are new. Checked against the
+teacher itself: its state dict tensor by tensor, and its embedding, which a G2D student (E = trunk, R = head)
+and a MEER student without decoupling must reproduce before any training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mfr.errors import MfrError
+
+torch = pytest.importorskip("torch")
+
+from mfr.training.teacher import load_teacher  # noqa: E402
+
+
+def iresnet_checkpoint(tmp_path: Path) -> Path:
+    """An iResNet-18 with random weights and non-trivial batch-norm statistics, saved as a checkpoint."""
+    from mfr.registry import get_model_entry
+
+    torch.manual_seed(3)
+    model = get_model_entry("iresnet18").build()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    path = tmp_path / "backbone.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize("architecture", ["mobilefacenet", "iresnet18"])
+def test_every_teacher_weight_is_in_the_student_and_only_the_methods_parts_are_new(architecture, tmp_path):
+    from mfr.registry import get_model_entry
+
+    weights = get_model_entry(architecture).default_weights or iresnet_checkpoint(tmp_path)
+    teacher = load_teacher(weights, architecture)
+    reference = torch.load(weights, map_location="cpu", weights_only=True)  # the file, not the loader's reading
+    faces = torch.randn(3, 3, 112, 112)
+    with torch.no_grad():
+        expected = teacher.model().eval()(faces)
+    for method in ("g2d", "meer", "meer-plain"):
+        entry, student = teacher.student_on(method, "teacher")
+        assert entry.name == f"{method}-{architecture}" and student.training
+        state = student.state_dict()
+        for key, tensor in reference.items():
+            placed = [k for k in state if k.split(".", 1)[1] == key]
+            assert len(placed) == 1, (method, key, placed)
+            assert torch.equal(state[placed[0]], tensor), (method, key)
+        new = {k.split(".", 1)[0] for k in state if k.split(".", 1)[1] not in reference}
+        assert new == ({"decoupling"} if method == "meer" else set()), (method, new)
+        with torch.no_grad():
+            got = student.eval()(faces)
+        if method == "meer":  # the decoupling module starts nearly open: (nearly) the teacher's embedding
+            assert torch.nn.functional.cosine_similarity(got, expected).min() > 0.99
+        else:  # no new part between trunk and head: the teacher's own embedding
+            assert torch.allclose(got, expected, atol=1e-5), method
+
+
+def test_random_init_is_the_from_scratch_ablation_and_other_inits_are_refused():
+    from mfr.registry import get_model_entry
+
+    teacher = load_teacher(get_model_entry("mobilefacenet").default_weights, "mobilefacenet")
+    entry, student = teacher.student_on("meer", "random")
+    assert entry.name == "meer" and "trunk.stages.0.0.weight" in student.state_dict()
+    with pytest.raises(MfrError, match="--init must be one of teacher, random"):
+        teacher.student_on("meer", "imagenet")
+
+
+def test_a_recognizer_without_a_declared_split_is_refused():
+    from mfr.models.split import split_recognizer
+
+    with pytest.raises(TypeError, match="cannot be split into trunk and head"):
+        split_recognizer(torch.nn.Linear(3, 3))
