@@ -28,10 +28,12 @@ def models_command(as_json: bool) -> None:
                           "default_weights": None if e.default_weights is None else str(e.default_weights)}
                    for name, e in MODELS.items()})
         return
+    width = max(map(len, MODELS))
     for name, entry in MODELS.items():
         size = "any size" if entry.spec.input_size is None else "x".join(map(str, entry.spec.input_size))
         weights = "shipped weights" if entry.default_weights else "bring your own weights"
-        click.echo(f"{name:20s} {entry.kind:12s} {size:9s} {entry.spec.color_order}  {weights}  - {entry.description}")
+        click.echo(f"{name:{width}s} {entry.kind:12s} {size:9s} {entry.spec.color_order}  {weights}  - "
+                   f"{entry.description}")
 
 
 @cli.command("info")
