@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from mfr.models.blocks import FEATURE_CHANNELS, ConvTrunk, EmbeddingHead, FaceDecoder
-from mfr.models.split import split_recognizer, trunk_geometry
+from mfr.models.split import registered_recognizer, split_recognizer, trunk_geometry
 
 SCRATCH_STRIDE = 8  # ConvTrunk: 112 -> 14
 
@@ -75,8 +75,5 @@ class G2DInpainter(nn.Module):
 
 
 def g2d_built_on(base_name: str) -> G2DNet:
-    """``g2d_on`` the registered recognizer ``base_name``, randomly initialised (the registry's factory for
-    ``g2d-<base>``; training loads the teacher's weights, export the student's)."""
-    from mfr.registry import get_model_entry
-
-    return g2d_on(get_model_entry(base_name).build())
+    """The registry's factory for ``g2d-<base>``."""
+    return g2d_on(registered_recognizer(base_name))

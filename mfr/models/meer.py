@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from mfr.models.blocks import FEATURE_CHANNELS, ConvTrunk, EmbeddingHead, FaceDecoder, conv_bn_relu
-from mfr.models.split import split_recognizer, trunk_geometry
+from mfr.models.split import registered_recognizer, split_recognizer, trunk_geometry
 
 SCRATCH_STRIDE = 8  # ConvTrunk: 112 -> 14
 
@@ -111,11 +111,6 @@ def meer_on(base: nn.Module, decoupling: bool = True) -> MEERNet:
     return net
 
 
-def meer_plain_on(base: nn.Module) -> MEERNet:
-    """``meer_on`` without the decoupling module (the ablation): ``base`` itself, trained by MEER's losses."""
-    return meer_on(base, decoupling=False)
-
-
 class MEERRestorer(nn.Module):
     """The synthesis decoder: identity features -> the unmasked face (training, and ``mfr restore``)."""
 
@@ -128,15 +123,10 @@ class MEERRestorer(nn.Module):
 
 
 def meer_built_on(base_name: str) -> MEERNet:
-    """``meer_on`` the registered recognizer ``base_name``, randomly initialised (the registry's factory for
-    ``meer-<base>``; training loads the teacher's weights, export the student's)."""
-    from mfr.registry import get_model_entry
-
-    return meer_on(get_model_entry(base_name).build())
+    """The registry's factory for ``meer-<base>``."""
+    return meer_on(registered_recognizer(base_name))
 
 
 def meer_plain_built_on(base_name: str) -> MEERNet:
-    """``meer_plain_on`` the registered recognizer ``base_name`` (the factory for ``meer-plain-<base>``)."""
-    from mfr.registry import get_model_entry
-
-    return meer_plain_on(get_model_entry(base_name).build())
+    """The registry's factory for ``meer-plain-<base>``."""
+    return meer_on(registered_recognizer(base_name), decoupling=False)

@@ -68,3 +68,11 @@ def split_recognizer(recognizer: nn.Module) -> tuple[SplitPart, SplitPart]:
         raise TypeError(f"{type(recognizer).__name__}: TRUNK and HEAD must name each layer once "
                         f"(unplaced: {sorted(children - covered)}, both: {sorted(set(trunk_names) & set(head_names))})")
     return (SplitPart(recognizer, trunk_names, "trunk_forward"), SplitPart(recognizer, head_names, "head_forward"))
+
+
+def registered_recognizer(name: str) -> nn.Module:
+    """The registry's recognizer ``name``, randomly initialised: the base the registry's ``<method>-<base>``
+    students are built on (training then loads the teacher's weights into it, export the student's)."""
+    from mfr.registry import get_model_entry
+
+    return cast(nn.Module, get_model_entry(name).build())
