@@ -16,7 +16,7 @@ from mfr.spec import PreprocessSpec
 from mfr.training.batches import load_faces
 from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
 from mfr.training.teacher import Teacher
-from mfr.training.validation import Validator, carve_validation
+from mfr.training.validation import Validator, set_aside_validation
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,7 @@ def distillation_set(teacher: Teacher, data_dir: Path | None, spec: PreprocessSp
     if teacher.entry.spec.input_size != spec.input_size:
         raise MfrError(f"the teacher takes {teacher.entry.spec.input_size} faces, the student {spec.input_size}")
     data = read_image_folder(data_dir) if data_dir is not None else lfw_demo_split()
-    validator = None
-    split = carve_validation(data, validation_people, seed)
-    if split is not None:
-        log(f"validation: {len(split.validation)} faces of {len(split.validation.people)} people set aside, "
-            f"{int(split.same.sum())} same-person and {int((~split.same).sum())} different-person pairs")
-        held = split.validation.load_images(spec, progress)
-        validator = Validator(split, held, teacher.raw_embeddings(held, teacher.entry.spec, device), spec, seed)
-        data = split.train
+    data, validator = set_aside_validation(data, validation_people, seed, teacher, spec, device, log, progress)
     log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
     images = load_faces(data, spec, out, progress)
     log("teacher embeddings of the unmasked faces (and their mirror images)")

@@ -63,7 +63,6 @@ from mfr.training.face_sheet import labelled_rows, sheet_plan
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
 from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
-from mfr.training.maskinv import format_validation
 from mfr.training.run_dir import (
     STATE_NAME,
     config_fingerprint,
@@ -77,6 +76,7 @@ from mfr.training.run_dir import (
 )
 from mfr.training.schedule import cosine_lr, pretrained_groups, set_lr, stage_summary
 from mfr.training.teacher import INITS, Teacher, load_teacher
+from mfr.training.validation import format_validation
 
 METHOD = "g2d"  # the student's registry entry (``-<teacher>`` added with ``--init teacher``)
 STAGES = ("holes", "masks", "distill", "classifier")

@@ -54,7 +54,7 @@ from mfr.training.run_dir import (
 )
 from mfr.training.schedule import set_lr
 from mfr.training.teacher import Teacher, load_teacher
-from mfr.training.validation import Validator, carve_validation
+from mfr.training.validation import Validator, format_validation, set_aside_validation
 
 STUDENT_NAME = "student.pt"
 LOG_CSV, LOG_JSON, LOSS_PNG = "train_log.csv", "train_log.json", "loss.png"
@@ -198,16 +198,10 @@ class MaskInvTrainer:
     def training_and_validation(self, teacher: Teacher, log: Callable[[str], None],
                                 progress: Progress) -> tuple[TrainingSet, Validator | None]:
         """The training faces, and the validator of the people set aside from them (None without)."""
-        config, spec = self.config, teacher.entry.spec
+        config = self.config
         data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
-        split = carve_validation(data, config.validation_people, config.seed)
-        if split is None:
-            return data, None
-        log(f"validation: {len(split.validation)} faces of {len(split.validation.people)} people set aside, "
-            f"{int(split.same.sum())} same-person and {int((~split.same).sum())} different-person pairs")
-        held = split.validation.load_images(spec, progress)
-        teacher_embeddings = teacher.raw_embeddings(held, spec, config.device)
-        return split.train, Validator(split, held, teacher_embeddings, spec, config.seed)
+        return set_aside_validation(data, config.validation_people, config.seed, teacher, teacher.entry.spec,
+                                    config.device, log, progress)
 
     def prepare_out_dir(self, out: Path) -> None:
         prepare_out_dir(out, self.config.resume, self.config.force,
@@ -264,14 +258,6 @@ class MaskInvTrainer:
                    "last": rows[-1] if rows else None, "validation": validation}
         write_json_atomic(out / LOG_JSON, summary)
         plot_losses(rows, out / LOSS_PNG)
-
-
-def format_validation(row: dict[str, float]) -> str:
-    return (f"EER U-U {row['uu_eer']:.2f} %, M-U {row['mu_eer_seen']:.2f} % (seen masks) / "
-            f"{row['mu_eer_unseen']:.2f} % (unseen), M-M {row['mm_eer_seen']:.2f} % / {row['mm_eer_unseen']:.2f} %; "
-            f"cosine to the teacher's unmasked embedding: unmasked {row['unmasked_cosine_to_teacher']:.4f}, masked "
-            f"{row['masked_cosine_to_teacher_seen']:.4f} (seen) / {row['masked_cosine_to_teacher_unseen']:.4f} "
-            f"(unseen)")
 
 
 def maskinv_fingerprint(config: MaskInvConfig) -> dict[str, Any]:

@@ -56,7 +56,7 @@ from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import masked_l1
 from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace
-from mfr.training.maskinv import class_centres, format_validation
+from mfr.training.maskinv import class_centres
 from mfr.training.meer_losses import identity_loss, mask_map_iou, mask_map_loss
 from mfr.training.run_dir import (
     STATE_NAME,
@@ -71,6 +71,7 @@ from mfr.training.run_dir import (
 )
 from mfr.training.schedule import cosine_lr, pretrained_groups, set_lr, stage_summary
 from mfr.training.teacher import INITS, load_teacher
+from mfr.training.validation import format_validation
 
 STUDENT_NAME, RESTORER_NAME = "student.pt", "restorer.pt"
 LOG_CSV, LOG_JSON, SHEET_PNG = "train_log.csv", "train_log.json", "restored.png"
@@ -188,7 +189,8 @@ class MEERTrainer:
         modules = nn.ModuleDict({"net": net, **({"restorer": restorer} if restorer else {}),
                                  **({"head": head} if head else {})}).to(config.device)
         pretrained = [*net.trunk.parameters(), *net.head.parameters()] if config.init == "teacher" else []
-        new = [p for p in modules.parameters() if all(p is not q for q in pretrained)]
+        taken = {id(p) for p in pretrained}
+        new = [p for p in modules.parameters() if id(p) not in taken]
         optimizer = torch.optim.AdamW(pretrained_groups(new, pretrained, config.teacher_lr_scale), lr=config.lr,
                                       weight_decay=config.weight_decay)
         rows, validation, start_epoch, step = self.restore(out, modules, optimizer, log)

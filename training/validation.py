@@ -15,6 +15,7 @@ training never saw).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -24,10 +25,12 @@ from torch import nn
 
 from mfr.augment.masks import MaskGenerator
 from mfr.metrics import eer
+from mfr.progress import Progress
 from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
 from mfr.training.data import TrainingSet
 from mfr.training.looks import TRAINING_FAMILIES, validation_masks
+from mfr.training.teacher import Teacher
 
 MAX_IMAGES_PER_PERSON = 12  # a person with hundreds of photos would dominate the pairs
 MAX_SAME_PAIRS_PER_PERSON = 15
@@ -68,6 +71,29 @@ def carve_validation(data: TrainingSet, fraction: float, seed: int) -> Validatio
     pairs = np.array(same_pairs + different, np.int64)
     same = np.array([True] * len(same_pairs) + [False] * len(different))
     return ValidationSplit(train, validation, same, pairs)
+
+
+def set_aside_validation(data: TrainingSet, fraction: float, seed: int, teacher: Teacher, spec: PreprocessSpec,
+                         device: str, log: Callable[[str], None],
+                         progress: Progress) -> tuple[TrainingSet, Validator | None]:
+    """The faces to train on and the validator of the people set aside from ``data`` (``carve_validation``;
+    None and all of ``data`` when ``fraction`` is 0), their faces read for a student of ``spec``."""
+    split = carve_validation(data, fraction, seed)
+    if split is None:
+        return data, None
+    log(f"validation: {len(split.validation)} faces of {len(split.validation.people)} people set aside, "
+        f"{int(split.same.sum())} same-person and {int((~split.same).sum())} different-person pairs")
+    held = split.validation.load_images(spec, progress)
+    return split.train, Validator(split, held, teacher.raw_embeddings(held, teacher.entry.spec, device), spec, seed)
+
+
+def format_validation(row: dict[str, float]) -> str:
+    """One validation row (``Validator.__call__``) as a log line."""
+    return (f"EER U-U {row['uu_eer']:.2f} %, M-U {row['mu_eer_seen']:.2f} % (seen masks) / "
+            f"{row['mu_eer_unseen']:.2f} % (unseen), M-M {row['mm_eer_seen']:.2f} % / {row['mm_eer_unseen']:.2f} %; "
+            f"cosine to the teacher's unmasked embedding: unmasked {row['unmasked_cosine_to_teacher']:.4f}, masked "
+            f"{row['masked_cosine_to_teacher_seen']:.4f} (seen) / {row['masked_cosine_to_teacher_unseen']:.4f} "
+            f"(unseen)")
 
 
 def _subset(data: TrainingSet, keep: np.ndarray, what: str, cap: int | None = None) -> TrainingSet:

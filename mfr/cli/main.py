@@ -723,7 +723,7 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
     click.echo(f"cosine to the teacher's unmasked embedding, masked faces: {result.first.get('cosine_masked', 0):.4f} "
                f"-> {result.last.get('cosine_masked', 0):.4f}")
     if result.validation:
-        from mfr.training.maskinv import format_validation
+        from mfr.training.validation import format_validation
 
         click.echo(f"validation people, before: {format_validation(result.validation[0])}")
         click.echo(f"validation people, after:  {format_validation(result.validation[-1])}")

@@ -52,14 +52,16 @@ class ConvTrunk(nn.Module):
 
 
 class FaceDecoder(nn.Module):
-    """A (channels, S, S) map -> a face ``2 ** upsamplings`` times its size, in the normalised input space
-    (training only). The default reads ``ConvTrunk``'s 14x14 map; a pretrained recognizer's 7x7 (or 8x8)
-    trunk map takes four doublings, the first at 128 channels."""
+    """A (channels, S, S) map of a trunk of ``stride`` (a power of 2) -> a face ``stride`` times its size, in
+    the normalised input space (training only). The default reads ``ConvTrunk``'s 14x14 map (stride 8); a
+    pretrained recognizer's 7x7 (or 8x8) trunk map, stride 16, takes four doublings, the first at 128
+    channels."""
 
-    def __init__(self, channels: int = FEATURE_CHANNELS, upsamplings: int = 3) -> None:
+    def __init__(self, channels: int = FEATURE_CHANNELS, stride: int = 8) -> None:
         super().__init__()
-        if upsamplings < 2:
-            raise ValueError("a face decoder needs at least two doublings")
+        upsamplings = stride.bit_length() - 1
+        if stride < 4 or stride != 2 ** upsamplings:
+            raise ValueError(f"a face decoder needs a trunk stride that is a power of 2, at least 4 (got {stride})")
         widths = [channels, *([128] * max(0, upsamplings - 3) + [64, 32])[-(upsamplings - 1):]]
         layers: list[nn.Module] = []
         for cin, cout in zip(widths, widths[1:], strict=False):  # e.g. 14 -> 28 -> 56

@@ -68,7 +68,7 @@ class G2DInpainter(nn.Module):
     def __init__(self, net: G2DNet) -> None:
         super().__init__()
         self.encoder = net.encoder
-        self.decoder = InpaintingDecoder(net.channels, net.stride.bit_length() - 1)
+        self.decoder = InpaintingDecoder(net.channels, net.stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

@@ -116,7 +116,7 @@ class MEERRestorer(nn.Module):
 
     def __init__(self, channels: int = FEATURE_CHANNELS, stride: int = SCRATCH_STRIDE) -> None:
         super().__init__()
-        self.decoder = FaceDecoder(channels, stride.bit_length() - 1)
+        self.decoder = FaceDecoder(channels, stride)
 
     def forward(self, identity: torch.Tensor) -> torch.Tensor:
         return self.decoder(identity)
