@@ -1,12 +1,16 @@
 """Identification thresholds measured on impostor pairs: ``mfr thresholds``.
 
 The decision rule needs, for unmasked and for masked probes, the cosine that a given share of
-different-person comparisons reaches. It is measured on the LFW people who appear in no evaluation pair
-(1,549 images of 1,468 people): every pair of images of two different people is an impostor pair, about
-1.2 million unmasked-unmasked pairs, 2.4 million masked-probe/unmasked-template pairs and 1.2 million
-masked-probe/masked-template pairs (each face's synthetic mask drawn independently), which resolves
-false-accept rates down to 1e-6. Nothing judged is used: the open-set evaluation, LFW folds and MFR2
-draw on other people. Embeddings are flip-sums, as the gallery and identification compute them.
+different-person comparisons reaches. By default it is measured on the LFW people who appear in no
+evaluation pair (1,549 images of 1,468 people): every pair of images of two different people is an
+impostor pair, about 1.2 million unmasked-unmasked pairs, 2.4 million masked-probe/unmasked-template pairs
+and 1.2 million masked-probe/masked-template pairs (each face's synthetic mask drawn independently), which
+resolves false-accept rates down to 1e-6. Nothing judged is used: the open-set evaluation, LFW folds and
+MFR2 draw on other people. Embeddings are flip-sums, as the gallery and identification compute them.
+
+A model trained on the LFW demo split has seen those people (they are training people), and its
+impostor scores on them are lower than on strangers. Its thresholds are measured on people it never
+saw: the people of LFW folds 6-10 (``ThresholdFaces.of_folds``), named in the record.
 
 A FAR is listed only where ``far * impostor_pairs >= 1``: below that no false accept is allowed at all
 and the "threshold" would only be the highest impostor score seen.
@@ -15,13 +19,14 @@ and the "threshold" would only be the highest impostor score seen.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mfr.augment.masks import MaskGenerator
 from mfr.benchmarks.verification import CropMaker
-from mfr.data.lfw import lfw_images_outside_pairs, lfw_root
+from mfr.data.lfw import lfw_images_of_folds, lfw_images_outside_pairs, lfw_root
 from mfr.data.pairs import PairDataset
 from mfr.manifest import ThresholdRecord, ThresholdTable
 from mfr.progress import Progress, no_progress
@@ -56,12 +61,36 @@ def impostor_scores(embeddings: np.ndarray, people: np.ndarray, probes: np.ndarr
     return scores[people[:, None] != people[None, :]]
 
 
-def measure_thresholds(embedder: FaceEmbedder, mask_seed: int = 0, images: int | None = None,
+@dataclass(frozen=True)
+class ThresholdFaces:
+    """The aligned LFW faces impostor pairs are drawn from, and how the record names them."""
+
+    paths: list[Path]
+    what: str  # e.g. "LFW people in no evaluation pair"
+
+    @classmethod
+    def outside_pairs(cls, root: Path | None = None) -> ThresholdFaces:
+        return cls(lfw_images_outside_pairs(root), "LFW people in no evaluation pair")
+
+    @classmethod
+    def of_folds(cls, folds: tuple[int, ...], per_person: int, root: Path | None = None) -> ThresholdFaces:
+        """People of the 0-based LFW ``folds``, at most ``per_person`` photos each."""
+        named = ",".join(str(fold + 1) for fold in folds)
+        return cls(lfw_images_of_folds(folds, per_person, root),
+                   f"LFW people of folds {named} (at most {per_person} photos each)")
+
+    def spread(self, images: int | None) -> ThresholdFaces:
+        """``images`` of the faces, spread evenly over the list (a quick, coarser table)."""
+        if images is None or images >= len(self.paths):
+            return self
+        keep = np.linspace(0, len(self.paths) - 1, images).round().astype(int)
+        return ThresholdFaces([self.paths[i] for i in keep], self.what)
+
+
+def measure_thresholds(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int = 0,
                        root: Path | None = None, progress: Progress = no_progress) -> ThresholdRecord:
-    """``images`` limits the faces (spread evenly over the list) for a quick, coarser table."""
-    paths = lfw_images_outside_pairs(root)
-    if images is not None and images < len(paths):
-        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, images).round().astype(int)]
+    """Threshold tables from every different-person pair of ``faces``."""
+    paths = faces.paths
     base = lfw_root(root)
     crops = CropMaker(PairDataset("lfw", base, [], aligned=True), embedder.manifest.spec, None, "none", "fail",
                       MaskGenerator(seed=mask_seed))
@@ -74,7 +103,7 @@ def measure_thresholds(embedder: FaceEmbedder, mask_seed: int = 0, images: int |
     _, people = np.unique([path.parent.name for path in paths], return_inverse=True)
     return ThresholdRecord(
         model_sha256=embedder.source_sha256(),
-        data=f"LFW people in no evaluation pair: {len(paths):,} images of {people.max() + 1:,} people "
+        data=f"{faces.what}: {len(paths):,} images of {people.max() + 1:,} people "
              f"({base}); masked probes by the synthetic generator, seed {mask_seed}",
         flip=True,
         measured=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MODEL_LOCATION, echo_json, log, progress_bar
+from mfr.cli.common import MODEL_LOCATION, echo_json, int_list, log, progress_bar
 from mfr.paths import default_gallery_location, is_gallery_url
 
 
@@ -435,28 +435,37 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
 @model_option
 @click.option("--write", is_flag=True, help="Store the thresholds in the package's (or engine's) manifest.json.")
 @click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
+@click.option("--folds", default=None,
+              help="Measure on the people of these LFW folds (comma-separated, 1-based; e.g. 6,7,8,9,10) instead "
+                   "of the people in no pair. For a model trained on the LFW demo split, whose training people "
+                   "include those in no pair.")
+@click.option("--per-person", type=click.IntRange(min=1), default=4, show_default=True,
+              help="With --folds: at most this many photos of each person.")
 @click.option("--images", type=click.IntRange(min=20), default=None,
-              help="Use only this many of the 1,549 faces (a quick, coarser table: fewer FARs resolved).")
+              help="Use only this many of the faces (a quick, coarser table: fewer FARs resolved).")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
               help="Which model of a package (an engine directory runs its own).")
 @click.option("--json", "as_json", is_flag=True)
-def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, images: int | None, precision: str | None,
-                       as_json: bool) -> None:
+def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds: str | None, per_person: int,
+                       images: int | None, precision: str | None, as_json: bool) -> None:
     """Measure identification thresholds: the cosine at which a given share of different-person comparisons
-    is accepted, for unmasked and for masked faces, on LFW people who appear in no evaluation pair.
+    is accepted, for unmasked and for masked faces, on LFW people who appear in no evaluation pair (1,549
+    faces), or on the people of --folds. The record names the people it was measured on.
 
     With --write they go into the manifest, where mfr gallery and mfr identify find them. FARs the
     impostor pairs cannot resolve (fewer than 1/FAR pairs) are not listed.
     """
-    from mfr.benchmarks.thresholds import measure_thresholds
+    from mfr.benchmarks.thresholds import ThresholdFaces, measure_thresholds
     from mfr.manifest import load_manifest
     from mfr.runtime.embedder import FaceEmbedder
 
     if write and not isinstance(model_dir, Path):
         raise click.BadParameter("--write stores the thresholds in a local package's manifest; measure a served "
                                  "model's thresholds on its package", param_hint="--write")
+    faces = (ThresholdFaces.of_folds(tuple(f - 1 for f in int_list(folds, "--folds", "fold numbers")), per_person)
+             if folds else ThresholdFaces.outside_pairs())
     embedder = FaceEmbedder.open(model_dir, precision)
-    record = measure_thresholds(embedder, mask_seed=mask_seed, images=images, progress=progress_bar)
+    record = measure_thresholds(embedder, faces.spread(images), mask_seed=mask_seed, progress=progress_bar)
     if write:
         assert isinstance(model_dir, Path)
         manifest = load_manifest(model_dir).with_thresholds(record)

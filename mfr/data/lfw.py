@@ -59,3 +59,17 @@ def lfw_images_outside_pairs(root: Path | None = None) -> list[Path]:
     in_pairs = {path.parent.name for path in dataset.images()}
     people = sorted(p for p in dataset.root.iterdir() if p.is_dir() and p.name not in in_pairs)
     return [image for person in people for image in sorted(person.glob("*.jpg"))]
+
+
+def lfw_images_of_folds(folds: tuple[int, ...], per_person: int | None = None,
+                        root: Path | None = None) -> list[Path]:
+    """LFW images of every person who appears in a pair of ``folds`` (0-based), at most ``per_person`` each
+    (the first in name order), in a fixed order. The folds are person-disjoint, so folds 6-10 are people a
+    model trained on the demo split never saw; the cap keeps a few people with hundreds of photos from
+    owning most of the different-person pairs."""
+    dataset = read_lfw(root)
+    if not folds or any(not 0 <= fold < 10 for fold in folds):
+        raise DataError(f"LFW folds must be among 1-10, got {', '.join(str(f + 1) for f in folds) or 'none'}")
+    people = sorted({path.parent.name for pair in dataset.pairs if pair.fold in folds
+                     for path in (pair.left, pair.right)})
+    return [image for person in people for image in sorted((dataset.root / person).glob("*.jpg"))[:per_person]]
