@@ -19,7 +19,7 @@ from mfr.export.fp16 import MIN_FP16_COSINE, fp16_min_cosine, to_fp16
 from mfr.export.onnx_export import DEFAULT_OPSET, graph_io, torch_to_onnx
 from mfr.export.parity import measure_parity, parity_batches
 from mfr.manifest import ExportRecord, Fp16Record, Manifest, StageRecords
-from mfr.models.checkpoint import load_weights, weights_sha256
+from mfr.models.checkpoint import load_weights, shipped_weights, weights_sha256
 from mfr.registry import get_model_entry
 
 ONNX_NAME = "model.onnx"
@@ -41,7 +41,7 @@ class OnnxPackageExporter:
 
     def __call__(self, log: Callable[[str], None] = print) -> Manifest:
         entry = get_model_entry(self.model)
-        weights = Path(self.weights) if self.weights is not None else entry.default_weights
+        weights = Path(self.weights) if self.weights is not None else shipped_weights(entry)
         if weights is None:
             raise CheckpointError(f"model {entry.name} ships no weights; pass --weights PATH to its checkpoint")
         out = Path(self.out)

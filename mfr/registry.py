@@ -49,6 +49,7 @@ class ModelEntry:
     strip_prefix: str  # removed from checkpoint keys (DataParallel's "module.")
     description: str
     decoder: dict[str, Any] | None = None  # how raw detector outputs are decoded; travels in the manifest
+    weights_sha256: str | None = None  # of default_weights: a shipped file that differs is refused at export
 
     def build(self) -> Any:
         """Instantiate the (randomly initialised) torch module. Needs torch."""
@@ -133,6 +134,7 @@ def _base_entries() -> tuple[ModelEntry, ...]:
             spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
             output_names=("embedding",),
             default_weights=bundled_weights("mobilefacenet", "mobilefacenet.pt"),
+            weights_sha256="90a00ba1d8b0b688af3deb731ed53dca582e6106805d1bc3cfdef55f570493f4",  # its source's
             strip_prefix="module.",
             description="MobileFaceNet, 128-d, shipped weights (foamliu/MobileFaceNet, Apache-2.0)",
         ),
@@ -163,6 +165,7 @@ def _base_entries() -> tuple[ModelEntry, ...]:
             ),
             output_names=("bbox_deltas", "scores", "landmark_deltas"),
             default_weights=bundled_weights("retinaface-mnet025", "mobilenet0.25_Final.pth"),
+            weights_sha256="2979b33ffafda5d74b6948cd7a5b9a7a62f62b949cef24e95fd15d2883a65220",
             strip_prefix="module.",
             description="RetinaFace MobileNet-0.25 face detector with 5 landmarks (biubug6, MIT)",
             decoder={

@@ -44,3 +44,32 @@ def test_iresnet_layout_matches_arcface_torch_backbones(depth, blocks):
     assert {"features.weight", "features.running_mean", "bn2.weight", "conv1.weight"} <= set(state)
     with torch.no_grad():
         assert model(torch.zeros(2, 3, 112, 112)).shape == (2, 512)
+
+
+def test_shipped_weights_are_the_recorded_files():
+    """Each recorded sha256 is that of the file shipped (hashed here with hashlib, not by mfr)."""
+    import hashlib
+
+    recorded = [entry for entry in MODELS.values() if entry.weights_sha256 is not None]
+    assert {"mobilefacenet", "retinaface-mnet025"} <= {entry.name for entry in recorded}
+    for entry in recorded:
+        assert hashlib.sha256(entry.default_weights.read_bytes()).hexdigest() == entry.weights_sha256, entry.name
+
+
+@needs_torch
+def test_a_changed_shipped_file_is_refused(tmp_path):
+    from dataclasses import replace
+
+    from mfr.errors import CheckpointError
+    from mfr.models.checkpoint import shipped_weights
+
+    entry = MODELS["mobilefacenet"]
+    assert shipped_weights(entry) == entry.default_weights
+    changed = tmp_path / "mobilefacenet.pt"
+    data = bytearray(entry.default_weights.read_bytes())
+    data[-1] ^= 1
+    changed.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"mobilefacenet: shipped weights .*mobilefacenet.pt have sha256"):
+        shipped_weights(replace(entry, default_weights=changed))
+    with pytest.raises(CheckpointError, match="not found"):
+        shipped_weights(replace(entry, default_weights=tmp_path / "gone.pt"))

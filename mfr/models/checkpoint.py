@@ -11,6 +11,7 @@ import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -82,6 +83,22 @@ def weights_sha256(path: Path) -> dict[str, str]:
     if path.suffix in WEIGHT_READERS and path.with_suffix(".bin").is_file():
         hashes["weights_bin"] = sha256_file(path.with_suffix(".bin"))
     return hashes
+
+
+def shipped_weights(entry: Any) -> Path | None:
+    """A registry entry's shipped weights (None: it ships none), refused when the file is not the one recorded
+    (``entry.weights_sha256``): a damaged or replaced file would otherwise export silently as the model."""
+    if entry.default_weights is None:
+        return None
+    path = Path(entry.default_weights)
+    if not path.is_file():
+        raise CheckpointError(f"{entry.name}: shipped weights {path} not found (a damaged installation?)")
+    if entry.weights_sha256 is not None:
+        found = weights_sha256(path)["weights"]
+        if found != entry.weights_sha256:
+            raise CheckpointError(f"{entry.name}: shipped weights {path} have sha256 {found}, not the recorded "
+                                  f"{entry.weights_sha256}; reinstall mfr")
+    return path
 
 
 # How a weights file becomes a state dict, by its suffix; any other file is read as a torch checkpoint.
