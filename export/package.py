@@ -18,7 +18,7 @@ from mfr.errors import CheckpointError, ParityError
 from mfr.export.fp16 import MIN_FP16_COSINE, fp16_min_cosine, to_fp16
 from mfr.export.onnx_export import DEFAULT_OPSET, graph_io, torch_to_onnx
 from mfr.export.parity import measure_parity, parity_batches
-from mfr.manifest import ExportRecord, Fp16Record, Manifest, StageRecords
+from mfr.manifest import ExportRecord, Fp16Record, Manifest, StageRecords, TrainingRecord
 from mfr.models.checkpoint import load_weights, shipped_weights, weights_sha256
 from mfr.registry import get_model_entry
 
@@ -38,6 +38,7 @@ class OnnxPackageExporter:
     parity_samples: int = 64
     min_cosine: float = MIN_PARITY_COSINE
     force: bool = False
+    training: TrainingRecord | None = None  # how the weights were trained, when mfr train made them
 
     def __call__(self, log: Callable[[str], None] = print) -> Manifest:
         entry = get_model_entry(self.model)
@@ -80,7 +81,7 @@ class OnnxPackageExporter:
                 decoder=entry.decoder,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 stages=StageRecords(export=ExportRecord(str(weights), round(time.perf_counter() - started, 2)),
-                                    fp16=fp16),
+                                    fp16=fp16, training=self.training),
             )
             if fp16.file is not None:
                 manifest.files["onnx_fp16"] = fp16.file

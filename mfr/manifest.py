@@ -91,6 +91,23 @@ class ExportRecord:
 
 
 @dataclass(frozen=True)
+class TrainingRecord:
+    """How a trained student's weights were made (``mfr train``): which method, from which start (``init``:
+    "teacher", the teacher's weights; "random", from scratch), from which teacher and on which faces."""
+
+    method: str  # maskinv | g2d | meer
+    init: str
+    teacher_model: str
+    teacher_weights_sha256: str
+    data: str  # the training faces' source
+    faces: int
+    people: int
+    validation_share: float  # share of the eligible training people set aside before training, never trained on
+    seconds: float
+    log: str  # the run's train_log.json
+
+
+@dataclass(frozen=True)
 class FallbackStep:
     """One accepted step of the accuracy-aware fallback."""
 
@@ -176,12 +193,15 @@ class StageRecords:
     calibration: CalibrationRecord | None = None
     engine_parity: EngineParity | None = None
     fp16: Fp16Record | None = None
+    training: TrainingRecord | None = None  # a student from mfr train
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> StageRecords:
         record = _record(cls, data, what)
         export, calibration, parity = record.export, record.calibration, record.engine_parity
         return cls(
+            training=None if record.training is None else _record(TrainingRecord, record.training,
+                                                                  f"{what}.training"),
             fp16=None if record.fp16 is None else _record(Fp16Record, record.fp16, f"{what}.fp16"),
             export=None if export is None else _record(ExportRecord, export, f"{what}.export"),
             calibration=None if calibration is None else CalibrationRecord.from_dict(calibration,

@@ -13,6 +13,8 @@ import pytest
 from mfr.data.clips import ClipConfig
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+# MobileFaceNet's shipped weights, as recorded with their provenance in ../shared/SOURCES.md
+SHIPPED_MOBILEFACENET_SHA256 = "90a00ba1d8b0b688af3deb731ed53dca582e6106805d1bc3cfdef55f570493f4"
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="needs torch (pip install 'mfr[export]')")
 
 

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from mfr.errors import MfrError
+from tests.conftest import SHIPPED_MOBILEFACENET_SHA256
 
 torch = pytest.importorskip("torch")
 
@@ -107,6 +108,11 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
     assert manifest.model == "g2d-mobilefacenet" and manifest.parity is not None
     assert manifest.parity.min_cosine >= 0.9999
     assert json.loads((out / "train_log.json").read_text())["student"]["init"] == "teacher"
+    training = manifest.stages.training  # the package says how its weights were made
+    assert training is not None and (training.method, training.init, training.teacher_model) == (
+        "g2d", "teacher", "mobilefacenet")
+    assert (training.people, training.faces, training.validation_share) == (4, 12, 0.1)
+    assert training.teacher_weights_sha256 == SHIPPED_MOBILEFACENET_SHA256
     again = CliRunner().invoke(cli, ["train", "g2d", "--teacher", str(mobilefacenet_package), "--data",
                                      str(tiny_folder), "--out", str(out)])
     assert again.exit_code == 1 and "--resume" in again.output

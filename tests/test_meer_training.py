@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mfr.errors import MfrError
+from tests.conftest import SHIPPED_MOBILEFACENET_SHA256
 
 torch = pytest.importorskip("torch")
 
@@ -109,6 +110,9 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
     assert manifest.model == "meer-mobilefacenet" and manifest.parity is not None
     assert manifest.parity.min_cosine >= 0.9999
     assert manifest.files["restore_onnx"] == "restore.onnx" and "restore_onnx" in manifest.sha256
+    training = manifest.stages.training
+    assert training is not None and (training.method, training.init, training.people) == ("meer", "teacher", 4)
+    assert training.teacher_weights_sha256 == SHIPPED_MOBILEFACENET_SHA256
     with pytest.raises(MfrError, match="--warmup-epochs"):
         train(mobilefacenet_package, tiny_folder, tmp_path / "bad", warmup_epochs=5)
 

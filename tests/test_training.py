@@ -120,6 +120,7 @@ def test_bad_training_input_is_refused(mobilefacenet_package, tiny_folder, tmp_p
 
 def test_cli_trains_and_exports_a_package(mobilefacenet_package, tiny_folder, tmp_path):
     from mfr.cli.main import cli
+    from mfr.manifest import load_manifest
 
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "maskinv", "--teacher", str(mobilefacenet_package), "--data",
@@ -128,6 +129,10 @@ def test_cli_trains_and_exports_a_package(mobilefacenet_package, tiny_folder, tm
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{"):])
     assert summary["steps"] == 2 and (out / "package" / "model.onnx").is_file()
+    training = load_manifest(out / "package").stages.training
+    assert training is not None and (training.method, training.init, training.teacher_model) == (
+        "maskinv", "teacher", "mobilefacenet")
+    assert training.log == str((out / "train_log.json").resolve()) and training.data.startswith(str(tiny_folder))
     again = CliRunner().invoke(cli, ["train", "maskinv", "--teacher", str(mobilefacenet_package), "--data",
                                      str(tiny_folder), "--out", str(out)])
     assert again.exit_code == 1 and "--resume" in again.output and "--force" in again.output

@@ -608,13 +608,16 @@ def distilling_trainer_options(outputs: str) -> Callable[[Callable[..., None]], 
     return apply
 
 
-def export_student(out: Path, model: str, weights: Path) -> Path:
-    """The trained student exported and parity-checked into OUT/package (replacing an earlier one)."""
+def export_student(out: Path, model: str, weights: Path, method: str) -> Path:
+    """The trained student exported and parity-checked into OUT/package (replacing an earlier one), its
+    manifest recording how it was trained (method, init, teacher, faces)."""
     from mfr.export.package import OnnxPackageExporter
+    from mfr.training.record import training_record
 
     package = out / "package"
     log(f"exporting the student to {package}")
-    OnnxPackageExporter(model=model, out=package, weights=weights, force=True)(log=log)
+    OnnxPackageExporter(model=model, out=package, weights=weights, force=True,
+                        training=training_record(out, method))(log=log)
     return package
 
 
@@ -711,7 +714,7 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
                            epochs=epochs, batch_size=batch_size, lr=lr, lr_steps=steps, seed=seed, device=device,
                            workers=workers, max_steps=max_steps, resume=resume, force=force)
     result = MaskInvTrainer(config)(log=log, progress=progress_bar)
-    package = None if no_package else export_student(out, result.model, result.student)
+    package = None if no_package else export_student(out, result.model, result.student, "maskinv")
     summary = {"steps": result.steps, "epochs": result.epochs_done, "seconds": result.seconds,
                "first": result.first, "last": result.last, "student": str(result.student),
                "package": None if package is None else str(package), "validation": result.validation}
@@ -794,7 +797,7 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
                        classifier_lr=classifier_lr, batch_size=batch_size, seed=seed, device=device, threads=threads,
                        workers=workers, max_steps=max_steps, resume=resume, force=force)
     result = G2DTrainer(config)(log=log, progress=progress_bar)
-    package = None if no_package else export_student(out, result.model, result.student)
+    package = None if no_package else export_student(out, result.model, result.student, "g2d")
     report_staged_training(result, package, as_json)
 
 
@@ -851,7 +854,7 @@ def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: 
                         batch_size=batch_size, seed=seed, device=device, threads=threads, workers=workers,
                         max_steps=max_steps, resume=resume, force=force)
     result = MEERTrainer(config)(log=log, progress=progress_bar)
-    package = None if no_package else export_student(out, result.model, result.student)
+    package = None if no_package else export_student(out, result.model, result.student, "meer")
     if package is not None and result.restorer is not None:
         from mfr.export.restorer import add_restorer
 
