@@ -73,3 +73,12 @@ def test_a_changed_shipped_file_is_refused(tmp_path):
         shipped_weights(replace(entry, default_weights=changed))
     with pytest.raises(CheckpointError, match="not found"):
         shipped_weights(replace(entry, default_weights=tmp_path / "gone.pt"))
+
+
+@needs_torch
+def test_shipped_torch_weights_load_strictly_into_their_architecture():
+    from mfr.models.checkpoint import load_weights, shipped_weights
+
+    for entry in MODELS.values():
+        if entry.weights_sha256 is not None:  # every tensor present, none unexpected, every shape right
+            load_weights(entry.build(), shipped_weights(entry), entry.name, entry.strip_prefix)
