@@ -74,3 +74,39 @@ def test_a_recognizer_without_a_declared_split_is_refused():
 
     with pytest.raises(TypeError, match="cannot be split into trunk and head"):
         split_recognizer(torch.nn.Linear(3, 3))
+
+
+def first_last(rows: list[dict], stage: str, term: str = "loss") -> tuple[float, float]:
+    """Mean ``term`` of the first and of the last two logged steps of ``stage``."""
+    values = [r[term] for r in rows if r["stage"] == stage and term in r]
+    return sum(values[:2]) / 2, sum(values[-2:]) / 2
+
+
+def test_every_g2d_stage_lowers_its_loss_from_the_teacher(mobilefacenet_package, tiny_folder, tmp_path):
+    """--init teacher with the keep term, E trained in stage 2 and the cosine term: one batch of all 18 faces a
+    step, every one masked in stage 2 (an unmasked face already gets the teacher's embedding)."""
+    from mfr.training.g2d import G2DConfig, G2DTrainer
+
+    config = G2DConfig(teacher=mobilefacenet_package, out=tmp_path / "g2d", data=tiny_folder, batch_size=18,
+                       holes_epochs=6, masks_epochs=4, distill_epochs=6, classifier_epochs=4, classifier_lr=0.05,
+                       keep_weight=1.0, distill_encoder="fine-tune", cosine_weight=1.0, mask_probability=1.0,
+                       mask_looks=("templates",), augment_probability=0.0, validation_people=0.0, log_every=1)
+    result = G2DTrainer(config)(log=lambda _: None)
+    for stage in ("holes", "masks", "distill", "classifier"):  # the decoder starts where stage 1 left it
+        first, last = first_last(result.log, stage)
+        assert last < 0.95 * first, (stage, first, last)
+    first, last = first_last(result.log, "distill", "cosine_masked")
+    assert last > first  # masked faces move towards the teacher's embedding of the same face unmasked
+
+
+def test_every_meer_term_falls_from_the_teacher(mobilefacenet_package, tiny_folder, tmp_path):
+    from mfr.training.meer import MEERConfig, MEERTrainer
+
+    config = MEERConfig(teacher=mobilefacenet_package, out=tmp_path / "meer", data=tiny_folder, batch_size=18,
+                        epochs=8, warmup_epochs=2, mask_probability=1.0, mask_looks=("templates",),
+                        validation_people=0.0, log_every=1)
+    result = MEERTrainer(config)(log=lambda _: None)
+    rows = [{**r, "stage": "all"} for r in result.log]
+    for term in ("identity", "mask_map", "reconstruction", "identity_preserving"):
+        first, last = first_last(rows, "all", term)
+        assert last < 0.9 * first, (term, first, last)
