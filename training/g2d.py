@@ -64,6 +64,8 @@ from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
 from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
 from mfr.training.run_dir import (
+    LOG_CSV,
+    LOG_JSON,
     STATE_NAME,
     config_fingerprint,
     config_summary,
@@ -81,7 +83,7 @@ from mfr.training.validation import format_validation
 METHOD = "g2d"  # the student's registry entry (``-<teacher>`` added with ``--init teacher``)
 STAGES = ("holes", "masks", "distill", "classifier")
 STUDENT_NAME, CLASSIFIER_NAME = "student.pt", "classifier.pt"
-LOG_CSV, LOG_JSON, LOSS_PNG, SHEET_PNG = "train_log.csv", "train_log.json", "loss.png", "reconstructions.png"
+LOSS_PNG, SHEET_PNG = "loss.png", "reconstructions.png"
 LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "reconstruction", "hidden_l1", "keep", "rkd_distance",
               "rkd_angle", "cosine_loss", "cosine_masked", "cosine_unmasked", "accuracy", "seconds"]
 

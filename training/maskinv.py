@@ -42,6 +42,8 @@ from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
 from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace, distillation_loss
 from mfr.training.run_dir import (
+    LOG_CSV,
+    LOG_JSON,
     STATE_NAME,
     config_fingerprint,
     config_summary,
@@ -57,7 +59,7 @@ from mfr.training.teacher import Teacher, load_teacher
 from mfr.training.validation import Validator, format_validation, set_aside_validation
 
 STUDENT_NAME = "student.pt"
-LOG_CSV, LOG_JSON, LOSS_PNG = "train_log.csv", "train_log.json", "loss.png"
+LOSS_PNG = "loss.png"
 LOG_FIELDS = ["step", "epoch", "lr", "loss", "distill", "margin", "cosine_masked", "cosine_unmasked", "seconds"]
 
 

@@ -59,6 +59,8 @@ from mfr.training.losses import ElasticArcFace
 from mfr.training.maskinv import class_centres
 from mfr.training.meer_losses import identity_loss, mask_map_iou, mask_map_loss
 from mfr.training.run_dir import (
+    LOG_CSV,
+    LOG_JSON,
     STATE_NAME,
     config_fingerprint,
     config_summary,
@@ -74,7 +76,7 @@ from mfr.training.teacher import INITS, load_teacher
 from mfr.training.validation import format_validation
 
 STUDENT_NAME, RESTORER_NAME = "student.pt", "restorer.pt"
-LOG_CSV, LOG_JSON, SHEET_PNG = "train_log.csv", "train_log.json", "restored.png"
+SHEET_PNG = "restored.png"
 TERMS = ("identity", "margin", "mask_map", "reconstruction", "identity_preserving")
 LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", *TERMS, "mask_iou", "cosine_masked", "cosine_unmasked",
               "seconds"]

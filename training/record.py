@@ -8,8 +8,7 @@ from pathlib import Path
 
 from mfr.errors import MfrError
 from mfr.manifest import TrainingRecord
-
-LOG_JSON = "train_log.json"
+from mfr.training.run_dir import LOG_JSON
 
 
 def training_record(out: Path, method: str) -> TrainingRecord:

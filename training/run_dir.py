@@ -22,6 +22,9 @@ from mfr.atomic import atomic_file
 from mfr.errors import MfrError
 
 STATE_NAME = "train_state.pt"
+# every trainer's log: per-step rows (CSV) and the run's summary, whose config/teacher/data parts a package
+# exported from the run records (``mfr.training.record``)
+LOG_CSV, LOG_JSON = "train_log.csv", "train_log.json"
 # options that change how a run is carried out, not what it computes: a resumed run may change them
 RUN_ONLY_OPTIONS = frozenset({"out", "resume", "force", "threads", "workers", "device", "log_every", "max_steps"})
 

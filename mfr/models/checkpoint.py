@@ -11,12 +11,15 @@ import pickle
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from mfr.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from mfr.registry import ModelEntry
 
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 _SHOWN = 8
@@ -85,7 +88,7 @@ def weights_sha256(path: Path) -> dict[str, str]:
     return hashes
 
 
-def shipped_weights(entry: Any) -> Path | None:
+def shipped_weights(entry: ModelEntry) -> Path | None:
     """A registry entry's shipped weights (None: it ships none), refused when the file is not the one recorded
     (``entry.weights_sha256``): a damaged or replaced file would otherwise export silently as the model."""
     if entry.default_weights is None:
