@@ -70,6 +70,22 @@ def _recognition_spec(mean: tuple[float, float, float], std: tuple[float, float,
     )
 
 
+def _mobilefacenet(name: str, weights: str, sha256: str, description: str) -> ModelEntry:
+    """MobileFaceNet with shipped weights in ``mfr/weights/<name>/``: the bundled teacher, and the masked-face
+    student trained from it (same architecture and preprocessing, other weights)."""
+    return ModelEntry(
+        name=name,
+        kind="recognition",
+        factory="mfr.models.mobilefacenet:MobileFaceNet",
+        spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
+        output_names=("embedding",),
+        default_weights=bundled_weights(name, weights),
+        weights_sha256=sha256,
+        strip_prefix="module.",
+        description=description,
+    )
+
+
 def _iresnet(depth: int) -> ModelEntry:
     return ModelEntry(
         name=f"iresnet{depth}",
@@ -127,17 +143,13 @@ def _entries() -> tuple[ModelEntry, ...]:
 
 def _base_entries() -> tuple[ModelEntry, ...]:
     return (
-        ModelEntry(
-            name="mobilefacenet",
-            kind="recognition",
-            factory="mfr.models.mobilefacenet:MobileFaceNet",
-            spec=_recognition_spec(IMAGENET_MEAN, IMAGENET_STD, 128),
-            output_names=("embedding",),
-            default_weights=bundled_weights("mobilefacenet", "mobilefacenet.pt"),
-            weights_sha256="90a00ba1d8b0b688af3deb731ed53dca582e6106805d1bc3cfdef55f570493f4",  # its source's
-            strip_prefix="module.",
-            description="MobileFaceNet, 128-d, shipped weights (foamliu/MobileFaceNet, Apache-2.0)",
-        ),
+        _mobilefacenet("mobilefacenet", "mobilefacenet.pt",
+                       "90a00ba1d8b0b688af3deb731ed53dca582e6106805d1bc3cfdef55f570493f4",  # its source's
+                       "MobileFaceNet, 128-d, shipped weights (foamliu/MobileFaceNet, Apache-2.0)"),
+        _mobilefacenet("mobilefacenet-masked", "mobilefacenet_masked.pt",
+                       "1d9f01bf8b3ac032a5de0ad011fb5b32ca6b71769af8edd82fb21c02b7932dab",
+                       "MobileFaceNet made robust to face masks (mfr train maskinv from the bundled MobileFaceNet on "
+                       "the LFW demo split; model card in its weights folder), 128-d, Apache-2.0"),
         ModelEntry(
             name="face-reid-0095",
             kind="recognition",

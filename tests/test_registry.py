@@ -19,7 +19,7 @@ def test_duplicate_names_are_refused():
 
 
 def test_shipped_weights_are_package_data():
-    for name in ("mobilefacenet", "retinaface-mnet025"):
+    for name in ("mobilefacenet", "mobilefacenet-masked", "retinaface-mnet025"):
         weights = MODELS[name].default_weights
         assert weights is not None and weights.is_file()
         assert (weights.parent / "LICENSE").is_file()
@@ -51,7 +51,7 @@ def test_shipped_weights_are_the_recorded_files():
     import hashlib
 
     recorded = [entry for entry in MODELS.values() if entry.weights_sha256 is not None]
-    assert {"mobilefacenet", "retinaface-mnet025"} <= {entry.name for entry in recorded}
+    assert {"mobilefacenet", "mobilefacenet-masked", "retinaface-mnet025"} <= {entry.name for entry in recorded}
     for entry in recorded:
         assert hashlib.sha256(entry.default_weights.read_bytes()).hexdigest() == entry.weights_sha256, entry.name
 
