@@ -64,6 +64,13 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> object:
     server.stop()
 
 
+def first_and_last(rows: list[dict], term: str = "loss", stage: str | None = None) -> tuple[float, float]:
+    """Mean ``term`` over the first and over the last two training-log steps that logged it (of ``stage``, or of
+    all): how the trainers' tests see whether a loss fell."""
+    values = [r[term] for r in rows if stage in (None, r.get("stage")) and term in r and r[term] == r[term]]  # no NaN
+    return sum(values[:2]) / 2, sum(values[-2:]) / 2
+
+
 def int8_cosine_bar() -> float:
     """The mean INT8-vs-FP32 embedding cosine the quickly calibrated test package must reach on this CPU.
 

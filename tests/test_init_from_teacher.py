@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mfr.errors import MfrError
+from tests.conftest import first_and_last
 
 torch = pytest.importorskip("torch")
 
@@ -76,12 +77,6 @@ def test_a_recognizer_without_a_declared_split_is_refused():
         split_recognizer(torch.nn.Linear(3, 3))
 
 
-def first_last(rows: list[dict], term: str = "loss", stage: str | None = None) -> tuple[float, float]:
-    """Mean ``term`` of the first and of the last two logged steps (of ``stage``, or of all)."""
-    values = [r[term] for r in rows if stage in (None, r["stage"]) and term in r]
-    return sum(values[:2]) / 2, sum(values[-2:]) / 2
-
-
 def test_every_g2d_stage_lowers_its_loss_from_the_teacher(mobilefacenet_package, tiny_folder, tmp_path):
     """--init teacher with the keep term, E trained in stage 2 and the cosine term: one batch of all 18 faces a
     step, every one masked in stage 2 (an unmasked face already gets the teacher's embedding)."""
@@ -93,9 +88,9 @@ def test_every_g2d_stage_lowers_its_loss_from_the_teacher(mobilefacenet_package,
                        mask_looks=("templates",), augment_probability=0.0, validation_people=0.0, log_every=1)
     result = G2DTrainer(config)(log=lambda _: None)
     for stage in ("holes", "masks", "distill", "classifier"):  # the decoder starts where stage 1 left it
-        first, last = first_last(result.log, stage=stage)
+        first, last = first_and_last(result.log, stage=stage)
         assert last < 0.95 * first, (stage, first, last)
-    first, last = first_last(result.log, "cosine_masked", "distill")
+    first, last = first_and_last(result.log, "cosine_masked", "distill")
     assert last > first  # masked faces move towards the teacher's embedding of the same face unmasked
 
 
@@ -107,5 +102,5 @@ def test_every_meer_term_falls_from_the_teacher(mobilefacenet_package, tiny_fold
                         validation_people=0.0, log_every=1)
     result = MEERTrainer(config)(log=lambda _: None)
     for term in ("identity", "mask_map", "reconstruction", "identity_preserving"):
-        first, last = first_last(result.log, term)
+        first, last = first_and_last(result.log, term)
         assert last < 0.9 * first, (term, first, last)

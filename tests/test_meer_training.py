@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from mfr.errors import MfrError
-from tests.conftest import SHIPPED_MOBILEFACENET_SHA256
+from tests.conftest import SHIPPED_MOBILEFACENET_SHA256, first_and_last
 
 torch = pytest.importorskip("torch")
 
@@ -26,18 +26,12 @@ def train(teacher: Path, data: Path, out: Path, **options: object):
     return MEERTrainer(MEERConfig(teacher=teacher, out=out, data=data, **settings))(log=lambda _: None)
 
 
-def term_mean(rows: list[dict], term: str, which: str) -> float:
-    """Mean of ``term`` over the first or the last two steps that logged it."""
-    values = [r[term] for r in rows if term in r and not np.isnan(r[term])]
-    return float(np.mean(values[:2] if which == "first" else values[-2:]))
-
-
 def test_every_loss_term_falls_and_the_mask_map_finds_unseen_masks(mobilefacenet_package, tiny_folder, tmp_path):
     # one batch of all 18 faces per step, 70 % masked: a step's terms are comparable with the step before
     result = train(mobilefacenet_package, tiny_folder, tmp_path / "run", batch_size=18, epochs=12, warmup_epochs=3,
                    mask_probability=0.7)
     for term in ("identity", "mask_map", "reconstruction", "identity_preserving"):
-        first, last = term_mean(result.log, term, "first"), term_mean(result.log, term, "last")
+        first, last = first_and_last(result.log, term)
         assert last < 0.9 * first, (term, first, last)
     assert [r["stage"] for r in result.log] == ["warm-up"] * 3 + ["joint"] * 9
     assert all("identity_preserving" not in r for r in result.log[:3])
