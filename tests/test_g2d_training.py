@@ -5,6 +5,7 @@ equals an uninterrupted one, and the student exports as a package with parity.""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -18,11 +19,13 @@ from tests.conftest import SHIPPED_MOBILEFACENET_SHA256
 torch = pytest.importorskip("torch")
 
 from mfr.training.g2d import G2DConfig, G2DTrainer  # noqa: E402
+from mfr.training.recipes import G2D_RECIPES  # noqa: E402
 
 
 def train(teacher: Path, data: Path, out: Path, **options: object):
-    # from scratch (--init random) unless a test says otherwise: the mechanism under test, on a small net
-    settings = {"batch_size": 6, "holes_epochs": 1, "masks_epochs": 1, "distill_epochs": 1, "classifier_epochs": 1,
+    # from scratch (--init random, its schedule) unless a test says otherwise: the mechanism on a small net
+    settings = {**asdict(G2D_RECIPES["random"]),
+                "batch_size": 6, "holes_epochs": 1, "masks_epochs": 1, "distill_epochs": 1, "classifier_epochs": 1,
                 "log_every": 1, "force": True, "mask_looks": ("templates",), "augment_probability": 0.0,
                 "init": "random", "validation_people": 0.0, **options}
     return G2DTrainer(G2DConfig(teacher=teacher, out=out, data=data, **settings))(log=lambda _: None)
@@ -107,7 +110,11 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
     manifest = load_manifest(out / "package")
     assert manifest.model == "g2d-mobilefacenet" and manifest.parity is not None
     assert manifest.parity.min_cosine >= 0.9999
-    assert json.loads((out / "train_log.json").read_text())["student"]["init"] == "teacher"
+    logged = json.loads((out / "train_log.json").read_text())
+    assert logged["student"]["init"] == "teacher"
+    # the rest of the schedule is the recipe kept from the teacher (README): keep term, E trained, cosine term
+    assert {k: logged["config"][k] for k in ("keep_weight", "distill_encoder", "cosine_weight")} == {
+        "keep_weight": 1.0, "distill_encoder": "fine-tune", "cosine_weight": 1.0}
     training = manifest.stages.training  # the package says how its weights were made
     assert training is not None and (training.method, training.init, training.teacher_model) == (
         "g2d", "teacher", "mobilefacenet")
@@ -116,6 +123,29 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
     again = CliRunner().invoke(cli, ["train", "g2d", "--teacher", str(mobilefacenet_package), "--data",
                                      str(tiny_folder), "--out", str(out)])
     assert again.exit_code == 1 and "--resume" in again.output
+
+
+@pytest.mark.parametrize("init, expected", [
+    ("teacher", {"holes_epochs": 1, "masks_epochs": 1, "distill_epochs": 4, "keep_weight": 1.0,
+                 "distill_encoder": "fine-tune", "cosine_weight": 1.0}),
+    ("random", {"holes_epochs": 3, "masks_epochs": 3, "distill_epochs": 12, "keep_weight": 0.0,
+                "distill_encoder": "frozen", "cosine_weight": 0.0})])
+def test_cli_schedule_follows_init_unless_an_option_is_given(mobilefacenet_package, tiny_folder, tmp_path, init,
+                                                              expected):
+    from mfr.cli.main import cli
+
+    def config(*options: str) -> dict:
+        out = tmp_path / "-".join((init, *options))
+        result = CliRunner().invoke(cli, ["train", "g2d", "--teacher", str(mobilefacenet_package), "--data",
+                                          str(tiny_folder), "--out", str(out), "--batch-size", "6", "--init", init,
+                                          "--max-steps", "1", "--no-package", "--validation-people", "0", *options])
+        assert result.exit_code == 0, result.output
+        logged = json.loads((out / "train_log.json").read_text())["config"]
+        return {k: logged[k] for k in expected}
+
+    assert config() == expected
+    assert config("--distill-epochs", "2", "--cosine-weight", "0.5") == {**expected, "distill_epochs": 2,
+                                                                          "cosine_weight": 0.5}
 
 
 def test_bad_options_are_refused(mobilefacenet_package, tiny_folder, tmp_path):

@@ -5,6 +5,7 @@ equals an uninterrupted one, and the student exports as a package with parity.""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,13 @@ from tests.conftest import SHIPPED_MOBILEFACENET_SHA256, first_and_last
 torch = pytest.importorskip("torch")
 
 from mfr.training.meer import MEERConfig, MEERTrainer  # noqa: E402
+from mfr.training.recipes import MEER_RECIPES  # noqa: E402
 
 
 def train(teacher: Path, data: Path, out: Path, **options: object):
-    # from scratch (--init random) unless a test says otherwise: the mechanism under test, on a small net
-    settings = {"batch_size": 6, "epochs": 3, "warmup_epochs": 1, "log_every": 1, "force": True,
+    # from scratch (--init random, its schedule) unless a test says otherwise: the mechanism on a small net
+    settings = {**asdict(MEER_RECIPES["random"]),
+                "batch_size": 6, "epochs": 3, "warmup_epochs": 1, "log_every": 1, "force": True,
                 "mask_looks": ("templates",), "init": "random", "validation_people": 0.0, **options}
     return MEERTrainer(MEERConfig(teacher=teacher, out=out, data=data, **settings))(log=lambda _: None)
 
@@ -106,6 +109,8 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
     assert manifest.files["restore_onnx"] == "restore.onnx" and "restore_onnx" in manifest.sha256
     training = manifest.stages.training
     assert training is not None and (training.method, training.init, training.people) == ("meer", "teacher", 4)
+    # the margin term is part of the recipe kept from the teacher (README)
+    assert json.loads((out / "train_log.json").read_text())["config"]["margin_loss"] is True
     assert training.teacher_weights_sha256 == SHIPPED_MOBILEFACENET_SHA256
     with pytest.raises(MfrError, match="--warmup-epochs"):
         train(mobilefacenet_package, tiny_folder, tmp_path / "bad", warmup_epochs=5)

@@ -20,7 +20,9 @@ at ``teacher_lr_scale`` of each stage's rate and keep their batch-norm statistic
 does). ``keep_weight`` adds, in stage 1, a term that keeps E's map of unmasked faces near the teacher
 trunk's (whether inpainting destroys what E knew is measured with and without it);
 ``distill_encoder="fine-tune"`` trains E with R in stage 2 instead of freezing it. "random" is the
-from-scratch reconstruction, kept as the ablation it is at this scale.
+from-scratch reconstruction, kept as the ablation it is at this scale. The schedule defaults are the
+kept recipe for "teacher" (``recipes.G2D_RECIPES``: 1 + 1 + 4 epochs, keep term, E fine-tuned, cosine term);
+the CLI gives "random" the from-scratch schedule.
 
 The ablation (``generative=False``) skips stage 1 and trains E and R together with the same
 distillation, for as many epochs as the generative run spends in stages 1 and 2, so what the inpainting
@@ -63,6 +65,7 @@ from mfr.training.face_sheet import labelled_rows, sheet_plan
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
 from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
+from mfr.training.recipes import G2D_RECIPES
 from mfr.training.run_dir import (
     LOG_CSV,
     LOG_JSON,
@@ -86,6 +89,7 @@ STUDENT_NAME, CLASSIFIER_NAME = "student.pt", "classifier.pt"
 LOSS_PNG, SHEET_PNG = "loss.png", "reconstructions.png"
 LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "reconstruction", "hidden_l1", "keep", "rkd_distance",
               "rkd_angle", "cosine_loss", "cosine_masked", "cosine_unmasked", "accuracy", "seconds"]
+TEACHER = G2D_RECIPES["teacher"]  # the defaults below; --init random's are in G2D_RECIPES["random"]
 
 
 @dataclass(frozen=True)
@@ -97,19 +101,19 @@ class G2DConfig:
     init: str = "teacher"  # "teacher": E and R start as the teacher's trunk and head; "random": from scratch
     teacher_lr_scale: float = 0.1  # --init teacher: the teacher's layers learn at this share of a stage's rate
     validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
-    distill_encoder: str = "frozen"  # stage 2: E "frozen" (the paper's) or "fine-tune"d with R
-    keep_weight: float = 0.0  # stage 1, --init teacher: E's features of unmasked faces kept near the teacher's
+    distill_encoder: str = TEACHER.distill_encoder  # stage 2: E "frozen" (the paper's) or "fine-tune"d with R
+    keep_weight: float = TEACHER.keep_weight  # stage 1, --init teacher: E's unmasked map kept near the teacher's
     generative: bool = True  # False: the ablation (no stage 1; E trained with R from random weights)
-    holes_epochs: int = 3
-    masks_epochs: int = 3
-    distill_epochs: int = 12
+    holes_epochs: int = TEACHER.holes_epochs
+    masks_epochs: int = TEACHER.masks_epochs
+    distill_epochs: int = TEACHER.distill_epochs
     classifier_epochs: int = 1
     hidden_weight: float = 5.0  # reconstruction weight of hidden pixels relative to visible ones
     generative_lr: float = 2e-3
     distill_lr: float = 2e-3
     classifier_lr: float = 1e-2
     weight_decay: float = 1e-4
-    cosine_weight: float = 0.0  # direct cosine term towards the teacher's unmasked embedding (0: RKD only)
+    cosine_weight: float = TEACHER.cosine_weight  # direct cosine term towards the teacher's embedding (0: RKD only)
     mask_probability: float = 0.5  # share of masked faces in stages 2 and 3
     mask_looks: tuple[str, ...] = LOOKS
     augment_probability: float = 0.5

@@ -19,9 +19,11 @@ Where trunk and head start (``init``): "teacher" (the default) makes them the te
 (``mfr.models.split``); only the decoupling module and the decoder are new. The teacher's layers then learn
 at ``teacher_lr_scale`` of the rate and keep their batch-norm statistics (as MaskInv's student does), so
 the new parts' first, random outputs do not wash out what they knew. "random" is the from-scratch
-reconstruction, kept as the ablation it is at this scale. A share of the training people is set aside
-(``validation_people``) and the student scored on them before training and after every epoch
-(``train_log.json``'s "validation"): options are chosen there, never on the judging sets.
+reconstruction, kept as the ablation it is at this scale. The defaults are the kept recipe for "teacher"
+(``recipes.MEER_RECIPES``: 6 epochs, 2 of warm-up, the margin term); the CLI gives "random" its own. A
+share of the training people is set aside (``validation_people``) and the student scored on them before
+training and after every epoch (``train_log.json``'s "validation"): options are chosen there, never on the
+judging sets.
 
 Ablations in the same number of epochs: ``decoupling=False`` (the head reads the trunk's features; no
 mask map) and ``synthesis=False`` (no decoder: neither reconstruction nor identity-preserving loss).
@@ -58,6 +60,7 @@ from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace
 from mfr.training.maskinv import class_centres
 from mfr.training.meer_losses import identity_loss, mask_map_iou, mask_map_loss
+from mfr.training.recipes import MEER_RECIPES
 from mfr.training.run_dir import (
     LOG_CSV,
     LOG_JSON,
@@ -82,6 +85,9 @@ LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", *TERMS, "mask_iou", "cosin
               "seconds"]
 
 
+TEACHER = MEER_RECIPES["teacher"]  # the defaults below; --init random's are in MEER_RECIPES["random"]
+
+
 @dataclass(frozen=True)
 class MEERConfig:
     teacher: Path  # a model package (its export weights are used) or a checkpoint
@@ -93,10 +99,10 @@ class MEERConfig:
     validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
     decoupling: bool = True  # False: the ablation without the mask decoupling module
     synthesis: bool = True  # False: the ablation without decoder, reconstruction and identity-preserving loss
-    epochs: int = 12
-    warmup_epochs: int = 4  # epochs before the identity-preserving loss starts
+    epochs: int = TEACHER.epochs
+    warmup_epochs: int = TEACHER.warmup_epochs  # epochs before the identity-preserving loss starts
     identity_weight: float = 1.0
-    margin_loss: bool = False
+    margin_loss: bool = TEACHER.margin_loss
     mask_map_weight: float = 1.0
     reconstruction_weight: float = 1.0
     preserving_weight: float = 1.0

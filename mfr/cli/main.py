@@ -11,6 +11,7 @@ import click
 from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_only, log, progress_bar
 from mfr.manifest import load_manifest
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
+from mfr.training.recipes import G2D_RECIPES, MEER_RECIPES, recipe_default_help, recipe_settings
 
 
 @click.group(cls=MfrGroup)
@@ -738,35 +739,42 @@ def train_maskinv_command(teacher: Path, data: Path | None, out: Path, model_nam
 @click.option("--no-generative", is_flag=True,
               help="The ablation: skip the inpainting stage and train E with R from random weights, for the "
                    "epochs of both stages, with the same distillation.")
-@click.option("--holes-epochs", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Stage 1a: inpainting pretraining on random free-form holes.")
-@click.option("--masks-epochs", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Stage 1b: inpainting finetuning on synthetic face masks.")
-@click.option("--distill-epochs", type=click.IntRange(min=1), default=12, show_default=True,
-              help="Stage 2: the reformer learns by relational distillation, the encoder frozen.")
+@click.option("--holes-epochs", type=click.IntRange(min=0), default=None,
+              help="Stage 1a: inpainting pretraining on random free-form holes. "
+                   + recipe_default_help(G2D_RECIPES, "holes_epochs"))
+@click.option("--masks-epochs", type=click.IntRange(min=0), default=None,
+              help="Stage 1b: inpainting finetuning on synthetic face masks. "
+                   + recipe_default_help(G2D_RECIPES, "masks_epochs"))
+@click.option("--distill-epochs", type=click.IntRange(min=1), default=None,
+              help="Stage 2: the reformer learns by relational distillation. "
+                   + recipe_default_help(G2D_RECIPES, "distill_epochs"))
 @click.option("--classifier-epochs", type=click.IntRange(min=0), default=1, show_default=True,
               help="Stage 3: linear + softmax classifier over the training identities, backbone frozen.")
 @click.option("--hidden-weight", type=click.FloatRange(min=1), default=5.0, show_default=True,
               help="Reconstruction weight of the pixels under a mask or hole, relative to visible ones.")
-@click.option("--cosine-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--cosine-weight", type=click.FloatRange(min=0), default=None,
               help="Add a direct cosine term towards the teacher's unmasked embedding (makes embeddings "
-                   "comparable with templates the teacher enrolled); 0: relational distillation only.")
+                   "comparable with templates the teacher enrolled); 0: relational distillation only. "
+                   + recipe_default_help(G2D_RECIPES, "cosine_weight"))
 @click.option("--augment-probability", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Chance that a face is degraded in stages 2 and 3 (misalignment, light, blur, JPEG).")
-@click.option("--distill-encoder", type=click.Choice(["frozen", "fine-tune"]), default="frozen", show_default=True,
-              help="Stage 2: E frozen (the paper's), or fine-tuned with R.")
-@click.option("--keep-weight", type=click.FloatRange(min=0), default=0.0, show_default=True,
+@click.option("--distill-encoder", type=click.Choice(["frozen", "fine-tune"]), default=None,
+              help="Stage 2: E frozen (the paper's), or fine-tuned with R. "
+                   + recipe_default_help(G2D_RECIPES, "distill_encoder"))
+@click.option("--keep-weight", type=click.FloatRange(min=0), default=None,
               help="Stage 1 with --init teacher: weight of a term that keeps E's features of unmasked faces near the "
-                   "teacher trunk's (relative squared error); 0: none.")
+                   "teacher trunk's (relative squared error); 0: none. "
+                   + recipe_default_help(G2D_RECIPES, "keep_weight"))
 @click.option("--generative-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--distill-lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--classifier-lr", type=click.FloatRange(min=0, min_open=True), default=1e-2, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=3), default=64, show_default=True)
 def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: str, init: str,
                       teacher_lr_scale: float, validation_people: float, no_generative: bool,
-                      holes_epochs: int, masks_epochs: int, distill_epochs: int, classifier_epochs: int,
-                      hidden_weight: float, cosine_weight: float, mask_probability: float, mask_looks: str,
-                      augment_probability: float, distill_encoder: str, keep_weight: float, generative_lr: float,
+                      holes_epochs: int | None, masks_epochs: int | None, distill_epochs: int | None,
+                      classifier_epochs: int, hidden_weight: float, cosine_weight: float | None,
+                      mask_probability: float, mask_looks: str, augment_probability: float,
+                      distill_encoder: str | None, keep_weight: float | None, generative_lr: float,
                       distill_lr: float, classifier_lr: float,
                       batch_size: int, seed: int, device: str, threads: int, workers: int, max_steps: int | None,
                       resume: bool, no_package: bool, force: bool, as_json: bool) -> None:
@@ -774,11 +782,16 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
 
     Three stages, one after another, each resumable and logged: (1) E + decoder reconstruct the
     uncovered face from random holes, then from synthetic masks (L1, hidden pixels weighted);
-    (2) E frozen, the reformer R learns from masked faces so that distances and angles between its
-    embeddings match the teacher's for the same faces unmasked (relational knowledge distillation);
+    (2) the reformer R (E frozen, or trained with it) learns from masked faces so that distances and
+    angles between its embeddings match the teacher's for the same faces unmasked (relational knowledge
+    distillation);
     (3) a softmax classifier over the training identities on R's output (closed set; not deployed).
     The deployed model is E -> R, exported to OUT/package with the g2d spec, ready for calibrate and
     build-engine. --no-generative trains the ablation in the same number of epochs.
+
+    The schedule follows --init: from the teacher, the recipe kept on the validation people (1 + 1 + 4
+    epochs, the keep term, E fine-tuned with R, the cosine term; about 40 min on a 2-core CPU); from
+    random weights, the papers' schedule scaled to this data. Options given here override it.
     """
     from mfr.cli.common import require_extra
 
@@ -786,11 +799,13 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
     require_extra("matplotlib", "train")
     from mfr.training.g2d import G2DConfig, G2DTrainer
 
+    schedule = recipe_settings(G2D_RECIPES, init, {
+        "holes_epochs": holes_epochs, "masks_epochs": masks_epochs, "distill_epochs": distill_epochs,
+        "keep_weight": keep_weight, "distill_encoder": distill_encoder, "cosine_weight": cosine_weight})
     config = G2DConfig(teacher=teacher, out=out, data=data, model=model_name, init=init,
                        teacher_lr_scale=teacher_lr_scale, validation_people=validation_people,
-                       distill_encoder=distill_encoder, keep_weight=keep_weight, generative=not no_generative,
-                       holes_epochs=holes_epochs, masks_epochs=masks_epochs, distill_epochs=distill_epochs,
-                       classifier_epochs=classifier_epochs, hidden_weight=hidden_weight, cosine_weight=cosine_weight,
+                       generative=not no_generative, classifier_epochs=classifier_epochs, hidden_weight=hidden_weight,
+                       **schedule,
                        mask_probability=mask_probability,
                        mask_looks=tuple(look.strip() for look in mask_looks.split(",") if look.strip()),
                        augment_probability=augment_probability, generative_lr=generative_lr, distill_lr=distill_lr,
@@ -808,12 +823,15 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
               help="Ablation: no mask decoupling module (the head reads the trunk's features; no mask-map loss).")
 @click.option("--no-synthesis", is_flag=True,
               help="Ablation: no restoring decoder (no reconstruction, no identity-preserving loss).")
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
-@click.option("--warmup-epochs", type=click.IntRange(min=0), default=4, show_default=True,
-              help="Epochs before the identity-preserving loss starts (the decoder first learns to draw faces).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help=recipe_default_help(MEER_RECIPES, "epochs"))
+@click.option("--warmup-epochs", type=click.IntRange(min=0), default=None,
+              help="Epochs before the identity-preserving loss starts (the decoder first learns to draw faces). "
+                   + recipe_default_help(MEER_RECIPES, "warmup_epochs"))
 @click.option("--identity-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of 1 - cosine to the teacher's embedding of the unmasked face.")
-@click.option("--margin-loss", is_flag=True, help="Add ElasticFace-Arc over the training identities.")
+@click.option("--margin-loss/--no-margin-loss", default=None,
+              help="Add ElasticFace-Arc over the training identities. "
+                   + recipe_default_help(MEER_RECIPES, "margin_loss"))
 @click.option("--mask-map-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--reconstruction-weight", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--preserving-weight", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -824,7 +842,8 @@ def train_g2d_command(teacher: Path, data: Path | None, out: Path, model_name: s
 @click.option("--batch-size", type=click.IntRange(min=2), default=64, show_default=True)
 def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: str, init: str,
                        teacher_lr_scale: float, validation_people: float, no_decoupling: bool,
-                       no_synthesis: bool, epochs: int, warmup_epochs: int, identity_weight: float, margin_loss: bool,
+                       no_synthesis: bool, epochs: int | None, warmup_epochs: int | None, identity_weight: float,
+                       margin_loss: bool | None,
                        mask_map_weight: float, reconstruction_weight: float, preserving_weight: float,
                        hidden_weight: float, mask_probability: float, mask_looks: str, lr: float, batch_size: int,
                        seed: int, device: str, threads: int, workers: int, max_steps: int | None, resume: bool,
@@ -837,17 +856,23 @@ def train_meer_command(teacher: Path, data: Path | None, out: Path, model_name: 
     warm-up, the identity-preserving loss on the restored face fed back through the network. Writes a
     sheet of restored faces after every epoch (restored.png: a synthesis, never evidence of identity).
     The deployed model is trunk -> decoupling -> identity head, exported to OUT/package.
+
+    The schedule follows --init: from the teacher, the recipe kept on the validation people (6 epochs,
+    2 of warm-up, the margin term; about 46 min on a 2-core CPU); from random weights, 12 epochs, 4 of
+    warm-up, the paper's identity loss alone. Options given here override it.
     """
     from mfr.cli.common import require_extra
 
     require_extra("torch", "train")
     from mfr.training.meer import MEERConfig, MEERTrainer
 
+    schedule = recipe_settings(MEER_RECIPES, init, {"epochs": epochs, "warmup_epochs": warmup_epochs,
+                                                    "margin_loss": margin_loss})
+    schedule["warmup_epochs"] = min(schedule["warmup_epochs"], schedule["epochs"])
     config = MEERConfig(teacher=teacher, out=out, data=data, model=model_name, init=init,
                         teacher_lr_scale=teacher_lr_scale, validation_people=validation_people,
-                        decoupling=not no_decoupling,
-                        synthesis=not no_synthesis, epochs=epochs, warmup_epochs=min(warmup_epochs, epochs),
-                        identity_weight=identity_weight, margin_loss=margin_loss, mask_map_weight=mask_map_weight,
+                        decoupling=not no_decoupling, synthesis=not no_synthesis, **schedule,
+                        identity_weight=identity_weight, mask_map_weight=mask_map_weight,
                         reconstruction_weight=reconstruction_weight, preserving_weight=preserving_weight,
                         hidden_weight=hidden_weight, mask_probability=mask_probability,
                         mask_looks=tuple(look.strip() for look in mask_looks.split(",") if look.strip()), lr=lr,
