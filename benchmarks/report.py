@@ -94,3 +94,18 @@ def save_curves(report: EvalReport, directory: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+ERROR_FIELDS = ["package", "model", "precision", "protocol", "fold", "left", "right", "same", "score", "threshold"]
+
+
+def write_errors_csv(reports: list[EvalReport], path: Path) -> int:
+    """Every report's wrongly judged pairs (``EvalReport.errors``) as one CSV; returns how many rows."""
+    import csv
+
+    rows = [row for report in reports for row in report.errors()]
+    with atomic_file(path, suffix=".csv") as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ERROR_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)

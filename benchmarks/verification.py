@@ -118,9 +118,14 @@ class ProtocolResult:
     threshold: float
 
 
+def judging_folds(folds: np.ndarray) -> np.ndarray:
+    """The folds the k-fold accuracy uses: the dataset's, or for a single fold (--folds 3) 10 interleaved
+    sub-folds of it, so that each pair's threshold still comes from other pairs."""
+    return np.arange(len(folds)) % 10 if len(np.unique(folds)) < 2 else np.asarray(folds)
+
+
 def score_protocol(scores: np.ndarray, same: np.ndarray, folds: np.ndarray, bootstrap: int) -> ProtocolResult:
-    if len(np.unique(folds)) < 2:  # a single fold (--folds 3): thresholds from 10 interleaved sub-folds
-        folds = np.arange(len(scores)) % 10
+    folds = judging_folds(folds)
     kfold = metrics.kfold_accuracy(scores, same, folds)
     interval = metrics.bootstrap_interval(metrics.eer, scores, same, resamples=bootstrap) if bootstrap else None
     eer = metrics.eer(scores, same)
@@ -154,11 +159,26 @@ class EvalReport:
     masks: str | None = None  # lfw-masked: which renderer and seed drew the masks
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     embeddings: dict[bool, np.ndarray] = field(default_factory=dict, repr=False)  # masked? -> (images, dim)
+    pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)  # the scores' photos, dataset-relative
+    folds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int), repr=False)  # each pair's, 0-based
+
+    def errors(self) -> list[dict[str, Any]]:
+        """The pairs the k-fold accuracy counts wrong, per protocol, each with its score and the threshold it
+        was judged at (chosen on the other folds): where a model fails, to look at and to compare models."""
+        rows = []
+        for protocol, (values, same) in self.scores.items():
+            applied = metrics.kfold_thresholds(values, same, judging_folds(self.folds))
+            for i in np.flatnonzero((values >= applied) != same):
+                rows.append({"package": self.package, "model": self.model, "precision": self.precision,
+                             "protocol": protocol, "fold": int(self.folds[i]) + 1, "left": self.pairs[i][0],
+                             "right": self.pairs[i][1], "same": bool(same[i]), "score": round(float(values[i]), 6),
+                             "threshold": round(float(applied[i]), 6)})
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("scores")
-        data.pop("embeddings")
+        for internal in ("scores", "embeddings", "pairs", "folds"):
+            data.pop(internal)
         if len(self.protocols) == 1:  # single-protocol datasets: the figures at the top level too
             data.update(asdict(next(iter(self.protocols.values()))))
         return data
@@ -217,6 +237,8 @@ class Evaluation:
             masks=None if masks is None else f"{self.mask_renderer} (seed {self.mask_seed})",
             scores=scores,
             embeddings=embeddings,
+            pairs=[(str(p.left.relative_to(data.root)), str(p.right.relative_to(data.root))) for p in data.pairs],
+            folds=folds,
         )
 
     def _embed(self, images: list[Path], masked: bool, crops: CropMaker, embedder: FaceEmbedder, model_hash: str,

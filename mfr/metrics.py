@@ -69,16 +69,27 @@ class KFoldResult:
     thresholds: list[float]
 
 
+def kfold_thresholds(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """The threshold each pair is judged at under the LFW protocol: the best one on the other folds."""
+    scores, same = _check(scores, same)
+    folds = np.asarray(folds)
+    applied = np.empty(len(scores))
+    for fold in np.unique(folds):
+        test = folds == fold
+        applied[test] = best_threshold(scores[~test], same[~test])
+    return applied
+
+
 def kfold_accuracy(scores: np.ndarray, same: np.ndarray, folds: np.ndarray) -> KFoldResult:
     """LFW protocol: for each fold, pick the threshold on the other folds and apply it to this one."""
     scores, same = _check(scores, same)
     folds = np.asarray(folds)
+    applied = kfold_thresholds(scores, same, folds)
     accs, thresholds = [], []
     for fold in np.unique(folds):
         test = folds == fold
-        threshold = best_threshold(scores[~test], same[~test])
-        thresholds.append(threshold)
-        accs.append(float(((scores[test] >= threshold) == same[test]).mean()))
+        thresholds.append(float(applied[test][0]))
+        accs.append(float(((scores[test] >= applied[test]) == same[test]).mean()))
     return KFoldResult(float(np.mean(accs)), float(np.std(accs)), accs, thresholds)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -25,10 +26,19 @@ def run(*args: str):
 def test_lfw_fold_meets_the_bar_and_writes_json(mobilefacenet_package, tmp_path):
     out = tmp_path / "lfw.json"
     args = ["eval", "--package", mobilefacenet_package, "--dataset", "lfw", "--folds", "1", "--bootstrap", "100",
-            "--cache-dir", tmp_path / "cache", "--json", out]
+            "--cache-dir", tmp_path / "cache", "--json", out, "--errors", tmp_path / "errors.csv"]
     result = run(*args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
+    # --errors: exactly the pairs the accuracy counts wrong, each wrong at the threshold it was judged at
+    with (tmp_path / "errors.csv").open() as handle:
+        errors = list(csv.DictReader(handle))
+    assert len(errors) == round(600 * (1 - report["accuracy"])) > 0
+    labels = {(p.left.name, p.right.name): p.same for p in read_lfw().pairs if p.fold == 0}
+    for row in errors:
+        same = row["same"] == "True"
+        assert labels[(Path(row["left"]).name, Path(row["right"]).name)] == same and row["fold"] == "1"
+        assert (float(row["score"]) >= float(row["threshold"])) != same
     for key in ("accuracy", "accuracy_std", "eer", "tar_at_far", "pairs"):
         assert key in report
     assert report["pairs"] == 600 and report["accuracy"] >= 0.97 and report["eer"] < 0.03

@@ -11,6 +11,7 @@ from mfr.metrics import (
     far_resolvable,
     fnmr_at_fmr,
     kfold_accuracy,
+    kfold_thresholds,
     roc_curve,
     tar_at_far,
 )
@@ -79,6 +80,10 @@ def test_kfold_picks_thresholds_on_the_other_folds():
     assert result.thresholds[0] == pytest.approx(0.275)
     assert result.accuracy == pytest.approx(0.875)
     assert result.accuracy_std == pytest.approx(np.std([1, 0.5, 1, 1]))
+    # each pair is judged at its fold's threshold: the one pair wrong is fold 1's genuine pair at 0.4 (< 0.5)
+    applied = kfold_thresholds(scores, same, folds)
+    assert applied[:4] == pytest.approx([0.275, 0.275, 0.5, 0.5])
+    assert list(np.flatnonzero((scores >= applied) != same)) == [2]
 
 
 def test_bootstrap_interval_brackets_the_estimate_and_is_reproducible():

@@ -139,6 +139,9 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached embeddings.")
 @click.option("--plots", type=click.Path(path_type=Path), default=None, help="Write ROC and DET PNGs here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
+@click.option("--errors", "errors_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the pairs the 10-fold accuracy counts wrong (every package, protocol and precision) as "
+                   "CSV: the two photos, same person or not, the score and the threshold it was judged at.")
 @click.option("--gallery-size", "gallery_sizes", default="100,1000", show_default=True,
               help="Open-set only: comma-separated numbers of enrolled LFW people.")
 @click.option("--far", "target_far", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.01,
@@ -150,14 +153,14 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
 def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool,
                  flip: bool, data_dir: Path | None, detector: str, detector_package: Path | str | None, no_face: str,
                  mask_seed: int, mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None,
-                 no_cache: bool, plots: Path | None, json_out: Path | None, gallery_sizes: str, target_far: float,
-                 min_margin: float | None, masked_templates: bool) -> None:
+                 no_cache: bool, plots: Path | None, json_out: Path | None, errors_out: Path | None,
+                 gallery_sizes: str, target_far: float, min_margin: float | None, masked_templates: bool) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
     -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
     measured by mfr thresholds)."""
     from mfr.atomic import write_json_atomic
     from mfr.benchmarks.compare import compare_precisions, drop_table, side_by_side, side_by_side_table
-    from mfr.benchmarks.report import markdown_table, save_curves
+    from mfr.benchmarks.report import markdown_table, save_curves, write_errors_csv
     from mfr.benchmarks.verification import EvalReport, Evaluation
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_detector
@@ -174,6 +177,8 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
     if rebuild_on_mismatch:
         rebuild_engines_that_do_not_fit(local_only(packages))
     if dataset.endswith("-openset"):
+        if errors_out is not None:
+            raise click.BadParameter("lists verification pairs; the open-set datasets have none", param_hint="--errors")
         openset(packages, dataset, precision, face_detector, detector_name, fold_list, mask_seed,
                 None if no_cache else cache_root, int_list(gallery_sizes, "--gallery-size", "sizes", positive=True),
                 target_far, min_margin, masked_templates, json_out)
@@ -207,6 +212,8 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
     if json_out is not None:
         write_json_atomic(json_out, result)
         log(f"wrote {json_out}")
+    if errors_out is not None:
+        log(f"wrote {errors_out}: {write_errors_csv(reports, errors_out)} wrongly judged pairs")
 
 
 @cli.group("bench")
