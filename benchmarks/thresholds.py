@@ -19,7 +19,7 @@ and the "threshold" would only be the highest impostor score seen.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,13 @@ from mfr.augment.masks import MaskGenerator
 from mfr.benchmarks.verification import CropMaker
 from mfr.data.lfw import lfw_images_of_folds, lfw_images_outside_pairs, lfw_root
 from mfr.data.pairs import PairDataset
-from mfr.manifest import ThresholdRecord, ThresholdTable
+from mfr.errors import DataError
+from mfr.manifest import ThresholdRecord, ThresholdTable, TrainingRecord
 from mfr.progress import Progress, no_progress
+from mfr.runtime.align import is_aligned_crop
+from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
+from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
 
 FARS = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7)
 _CHUNK = 256
@@ -63,37 +67,80 @@ def impostor_scores(embeddings: np.ndarray, people: np.ndarray, probes: np.ndarr
 
 @dataclass(frozen=True)
 class ThresholdFaces:
-    """The aligned LFW faces impostor pairs are drawn from, and how the record names them."""
+    """The faces impostor pairs are drawn from (``root/<person>/<image>``), and how the record names them."""
 
     paths: list[Path]
     what: str  # e.g. "LFW people in no evaluation pair"
+    root: Path  # the folders of the people are under it (masks are drawn per path relative to it)
+    aligned: bool = True  # aligned crops; False: photos, detected and aligned first
 
     @classmethod
     def outside_pairs(cls, root: Path | None = None) -> ThresholdFaces:
-        return cls(lfw_images_outside_pairs(root), "LFW people in no evaluation pair")
+        return cls(lfw_images_outside_pairs(root), "LFW people in no evaluation pair", lfw_root(root))
 
     @classmethod
     def of_folds(cls, folds: tuple[int, ...], per_person: int, root: Path | None = None) -> ThresholdFaces:
         """People of the 0-based LFW ``folds``, at most ``per_person`` photos each."""
         named = ",".join(str(fold + 1) for fold in folds)
         return cls(lfw_images_of_folds(folds, per_person, root),
-                   f"LFW people of folds {named} (at most {per_person} photos each)")
+                   f"LFW people of folds {named} (at most {per_person} photos each)", lfw_root(root))
+
+    @classmethod
+    def of_folder(cls, root: Path, per_person: int) -> ThresholdFaces:
+        """The user's own faces of people who will not be enrolled, one folder per person: aligned 112x112
+        crops, or photos (then every image is detected and aligned)."""
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"{root}: not a folder (expected one sub-folder of face images per person)")
+        paths = [image for person in sorted(p for p in root.iterdir() if p.is_dir())
+                 for image in sorted(f for f in person.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)[:per_person]]
+        people = {path.parent.name for path in paths}
+        if len(people) < 2:
+            raise DataError(f"{root}: found {len(paths)} images of {len(people)} people; impostor pairs need at "
+                            f"least 2 people, one sub-folder of face images ({', '.join(IMAGE_SUFFIXES)}) each")
+        aligned = all(is_aligned_crop(read_image_bgr(path)) for path in paths)
+        return cls(paths, f"the people of {root} (at most {per_person} photos each)", root, aligned)
+
+    @property
+    def people(self) -> list[str]:
+        """The people's names (their folders), sorted."""
+        return sorted({path.parent.name for path in self.paths})
 
     def spread(self, images: int | None) -> ThresholdFaces:
         """``images`` of the faces, spread evenly over the list (a quick, coarser table)."""
         if images is None or images >= len(self.paths):
             return self
         keep = np.linspace(0, len(self.paths) - 1, images).round().astype(int)
-        return ThresholdFaces([self.paths[i] for i in keep], self.what)
+        return replace(self, paths=[self.paths[i] for i in keep])
+
+
+def seen_by_training(faces: ThresholdFaces, training: TrainingRecord | None, allow_seen: bool) -> int | None:
+    """How many of ``faces``' people the model was trained on (None: its package does not record them).
+    Thresholds measured on them would be too low (a model scores the people it learned apart lower against
+    each other than strangers), so a set that holds any is refused unless ``allow_seen``."""
+    if training is None or not training.trained_people:
+        return None
+    trained = set(training.trained_people)
+    seen = sorted(set(faces.people) & trained)
+    if seen and not allow_seen:
+        raise DataError(
+            f"{len(seen)} of the {len(faces.people)} people of {faces.what} are among the {len(trained)} "
+            f"the model was trained on ({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}; training data: "
+            f"{training.data}): thresholds measured on them would name strangers more often than they say. Measure "
+            f"on people it never saw (--folds 6,7,8,9,10 for a model trained on the LFW demo split, or --people "
+            f"DIR), or pass --allow-seen to measure anyway with the overlap in the record")
+    return len(seen)
 
 
 def measure_thresholds(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int = 0,
-                       root: Path | None = None, progress: Progress = no_progress) -> ThresholdRecord:
-    """Threshold tables from every different-person pair of ``faces``."""
+                       detector: FaceDetector | None = None, detector_name: str = "none",
+                       seen_people: int | None = None, progress: Progress = no_progress) -> ThresholdRecord:
+    """Threshold tables from every different-person pair of ``faces`` (photos need ``detector``);
+    ``seen_people``, from ``seen_by_training``, goes into the record."""
     paths = faces.paths
-    base = lfw_root(root)
-    crops = CropMaker(PairDataset("lfw", base, [], aligned=True), embedder.manifest.spec, None, "none", "fail",
-                      MaskGenerator(seed=mask_seed))
+    base = faces.root
+    crops = CropMaker(PairDataset(base.name, base, [], aligned=faces.aligned), embedder.manifest.spec, detector,
+                      detector_name, "fail", MaskGenerator(seed=mask_seed))
     unmasked, masked = [], []
     chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
     for chunk in progress(chunks, len(chunks), "embedding impostor faces"):
@@ -105,6 +152,9 @@ def measure_thresholds(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed:
         model_sha256=embedder.source_sha256(),
         data=f"{faces.what}: {len(paths):,} images of {people.max() + 1:,} people "
              f"({base}); masked probes by the synthetic generator, seed {mask_seed}",
+        images=len(paths),
+        people=int(people.max() + 1),
+        seen_people=seen_people,
         flip=True,
         measured=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         unmasked=threshold_table(impostor_scores(templates, people), "unmasked"),

@@ -18,12 +18,11 @@ from mfr.data.lfw import lfw_images_outside_pairs, lfw_root
 from mfr.errors import DataError
 from mfr.runtime.align import ALIGNED_CROP_SIZE, aligned_crop_landmarks, estimate_similarity, is_aligned_crop
 from mfr.runtime.detection import FaceDetector, largest_face
-from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
 from mfr.runtime.preprocess import normalize, warp_face
 from mfr.spec import PreprocessSpec
 
 MIN_IMAGES = 64
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from mfr.export.fp16 import MIN_FP16_COSINE, fp16_min_cosine, to_fp16
 from mfr.export.onnx_export import DEFAULT_OPSET, graph_io, torch_to_onnx
 from mfr.export.parity import measure_parity, parity_batches
 from mfr.manifest import ExportRecord, Fp16Record, Manifest, StageRecords, TrainingRecord
-from mfr.models.checkpoint import load_weights, shipped_weights, weights_sha256
+from mfr.models.checkpoint import load_weights, shipped_training, shipped_weights, weights_sha256
 from mfr.registry import get_model_entry
 
 ONNX_NAME = "model.onnx"
@@ -43,6 +43,8 @@ class OnnxPackageExporter:
     def __call__(self, log: Callable[[str], None] = print) -> Manifest:
         entry = get_model_entry(self.model)
         weights = Path(self.weights) if self.weights is not None else shipped_weights(entry)
+        # the shipped weights' own record, unless the caller trained these weights (mfr train)
+        training = self.training if self.training is not None or self.weights is not None else shipped_training(entry)
         if weights is None:
             raise CheckpointError(f"model {entry.name} ships no weights; pass --weights PATH to its checkpoint")
         out = Path(self.out)
@@ -81,7 +83,7 @@ class OnnxPackageExporter:
                 decoder=entry.decoder,
                 created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 stages=StageRecords(export=ExportRecord(str(weights), round(time.perf_counter() - started, 2)),
-                                    fp16=fp16, training=self.training),
+                                    fp16=fp16, training=training),
             )
             if fp16.file is not None:
                 manifest.files["onnx_fp16"] = fp16.file

@@ -105,6 +105,13 @@ class TrainingRecord:
     validation_share: float  # share of the eligible training people set aside before training, never trained on
     seconds: float
     log: str  # the run's train_log.json
+    # the people trained on (folder names; the validation people are not among them): thresholds measured on
+    # any of them would be too low, so ``mfr thresholds`` refuses such a set. Empty: not recorded.
+    trained_people: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: Any, what: str) -> TrainingRecord:
+        return _record(cls, data, what)
 
 
 @dataclass(frozen=True)
@@ -200,7 +207,7 @@ class StageRecords:
         record = _record(cls, data, what)
         export, calibration, parity = record.export, record.calibration, record.engine_parity
         return cls(
-            training=None if record.training is None else _record(TrainingRecord, record.training,
+            training=None if record.training is None else TrainingRecord.from_dict(record.training,
                                                                   f"{what}.training"),
             fp16=None if record.fp16 is None else _record(Fp16Record, record.fp16, f"{what}.fp16"),
             export=None if export is None else _record(ExportRecord, export, f"{what}.export"),
@@ -250,6 +257,17 @@ class ThresholdRecord:
     unmasked: ThresholdTable
     masked: ThresholdTable
     masked_template: ThresholdTable
+    images: int = 0  # faces measured on (0: not recorded, an older record)
+    people: int = 0
+    # how many of those people the model was trained on: 0 none (checked against the package's training
+    # record), more only if ``mfr thresholds --allow-seen`` accepted them; None: the package does not say whom
+    # it trained on (a model mfr did not train), so nothing was checked
+    seen_people: int | None = None
+
+    @property
+    def smallest_far(self) -> float | None:
+        """The smallest FAR the unmasked table resolves (1 / impostor pairs, rounded to the FARs listed)."""
+        return min(self.unmasked.far) if self.unmasked.far else None
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> ThresholdRecord:

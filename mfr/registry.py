@@ -50,6 +50,7 @@ class ModelEntry:
     description: str
     decoder: dict[str, Any] | None = None  # how raw detector outputs are decoded; travels in the manifest
     weights_sha256: str | None = None  # of default_weights: a shipped file that differs is refused at export
+    training_record: Path | None = None  # shipped weights mfr trained: how (a TrainingRecord as JSON)
 
     def build(self) -> Any:
         """Instantiate the (randomly initialised) torch module. Needs torch."""
@@ -70,9 +71,11 @@ def _recognition_spec(mean: tuple[float, float, float], std: tuple[float, float,
     )
 
 
-def _mobilefacenet(name: str, weights: str, sha256: str, description: str) -> ModelEntry:
+def _mobilefacenet(name: str, weights: str, sha256: str, description: str,
+                   training: str | None = None) -> ModelEntry:
     """MobileFaceNet with shipped weights in ``mfr/weights/<name>/``: the bundled teacher, and the masked-face
-    student trained from it (same architecture and preprocessing, other weights)."""
+    student trained from it (same architecture and preprocessing, other weights; ``training``: the file
+    beside them that records how, its training people included)."""
     return ModelEntry(
         name=name,
         kind="recognition",
@@ -81,6 +84,7 @@ def _mobilefacenet(name: str, weights: str, sha256: str, description: str) -> Mo
         output_names=("embedding",),
         default_weights=bundled_weights(name, weights),
         weights_sha256=sha256,
+        training_record=None if training is None else bundled_weights(name, training),
         strip_prefix="module.",
         description=description,
     )
@@ -149,7 +153,8 @@ def _base_entries() -> tuple[ModelEntry, ...]:
         _mobilefacenet("mobilefacenet-masked", "mobilefacenet_masked.pt",
                        "1d9f01bf8b3ac032a5de0ad011fb5b32ca6b71769af8edd82fb21c02b7932dab",
                        "MobileFaceNet made robust to face masks (mfr train maskinv from the bundled MobileFaceNet on "
-                       "the LFW demo split; model card in its weights folder), 128-d, Apache-2.0"),
+                       "the LFW demo split; model card in its weights folder), 128-d, Apache-2.0",
+                       training="training.json"),
         ModelEntry(
             name="face-reid-0095",
             kind="recognition",

@@ -34,11 +34,9 @@ from mfr.recognition.search import ExactSearch
 from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity, is_aligned_crop
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.embedder import FaceEmbedder
-from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
 from mfr.runtime.preprocess import warp_face
 from mfr.spec import PreprocessSpec
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,8 @@ import cv2
 import numpy as np
 
 from mfr.errors import DataError
-from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 
 

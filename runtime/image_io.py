@@ -13,6 +13,8 @@ import numpy as np
 
 from mfr.errors import DataError
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")  # what a folder of face images is read for
+
 
 def to_bgr8(image: np.ndarray, source: str = "image") -> np.ndarray:
     """Convert a decoded image (gray, BGR, BGRA; 8 or 16 bit) to uint8 BGR."""

@@ -119,6 +119,8 @@ def test_cli_trains_and_exports_a_package_that_loads_strictly(mobilefacenet_pack
     assert training is not None and (training.method, training.init, training.teacher_model) == (
         "g2d", "teacher", "mobilefacenet")
     assert (training.people, training.faces, training.validation_share) == (4, 12, 0.1)
+    # the people it trained on, by name (the 2 set aside for validation are not among them)
+    assert len(training.trained_people) == 4 and set(training.trained_people) < {p.name for p in tiny_folder.iterdir()}
     assert training.teacher_weights_sha256 == SHIPPED_MOBILEFACENET_SHA256
     again = CliRunner().invoke(cli, ["train", "g2d", "--teacher", str(mobilefacenet_package), "--data",
                                      str(tiny_folder), "--out", str(out)])

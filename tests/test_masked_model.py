@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from mfr.cli.main import cli
+from mfr.data.lfw import lfw_root
 from mfr.manifest import load_manifest
 from mfr.registry import MODELS
 from tests.conftest import exported_package, needs_torch
@@ -44,3 +45,34 @@ def test_beats_its_teacher_on_masked_faces_of_unseen_people(masked_package, mobi
     for protocol in ("M-U", "M-M"):
         assert masked[protocol]["eer"] < teacher[protocol]["eer"] - 0.01, protocol
     assert masked["U-U"]["accuracy"] >= teacher["U-U"]["accuracy"] - 0.01
+
+
+@needs_torch
+def test_its_training_people_travel_with_it_and_thresholds_refuse_them(masked_package):
+    """The package records the people the shipped weights trained on (the LFW demo split less the validation
+    people): none of LFW folds 6-10, most of the people in no pair; mfr thresholds refuses those people
+    unless told, and measures on folds 6-10 with nobody seen."""
+    from tests.test_threshold_people import people_of_pairs_file
+
+    training = load_manifest(masked_package).stages.training
+    assert training is not None and (training.method, training.init, training.teacher_model) == (
+        "maskinv", "teacher", "mobilefacenet")
+    trained = set(training.trained_people)
+    assert len(trained) == training.people == 3472
+    assert not trained & people_of_pairs_file({6, 7, 8, 9, 10})
+    assert trained <= {p.name for p in lfw_root().iterdir() if p.is_dir()}
+    outside = {p.name for p in lfw_root().iterdir() if p.is_dir()} - people_of_pairs_file(set(range(1, 11)))
+    assert len(outside & trained) > 0.85 * len(outside)  # 10 % of all eligible people were set aside
+
+    def thresholds(*options: str):
+        return CliRunner().invoke(cli, ["thresholds", "--package", str(masked_package), "--images", "60", *options])
+
+    refused = thresholds()  # the default set: LFW people in no pair, which it trained on
+    assert refused.exit_code != 0 and "trained on" in refused.output and "--folds 6,7,8,9,10" in refused.output
+    allowed = thresholds("--allow-seen", "--json")
+    assert allowed.exit_code == 0, allowed.output
+    record = json.loads(allowed.stdout)
+    assert 0 < record["seen_people"] <= record["people"] <= 60  # 60 faces spread over the people in no pair
+    unseen = thresholds("--folds", "6,7,8,9,10", "--json")
+    assert unseen.exit_code == 0, unseen.output
+    assert json.loads(unseen.stdout)["seen_people"] == 0

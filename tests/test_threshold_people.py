@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 from mfr.cli.main import cli
 from mfr.data.lfw import lfw_images_of_folds, lfw_root
 from mfr.errors import DataError
+from mfr.paths import dataset_dir
 
 
 def people_of_pairs_file(folds: set[int]) -> set[str]:
@@ -47,3 +49,32 @@ def test_thresholds_on_fold_people_name_them(mobilefacenet_package: Path):
     assert record["data"].startswith("LFW people of folds 6,7,8,9,10 (at most 2 photos each): 120 images of ")
     assert record["unmasked"]["impostor_pairs"] > 7000  # 120 faces: at most 7,140 pairs, nearly all impostor
     assert record["unmasked"]["threshold"] == sorted(record["unmasked"]["threshold"])
+
+
+def test_own_people_aligned_crops_or_photos(mobilefacenet_package: Path, retinaface_package: Path, tmp_path: Path):
+    """--people DIR: the user's own faces of people who will not be enrolled, aligned crops or photos."""
+    crops = tmp_path / "crops"
+    fold_6 = lfw_images_of_folds((5,), per_person=2)
+    people = [name for name in dict.fromkeys(p.parent.name for p in fold_6)
+              if sum(p.parent.name == name for p in fold_6) == 2][:3]  # 3 people of fold 6, 2 crops each
+    for path in (p for p in fold_6 if p.parent.name in people):
+        (crops / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, crops / path.parent.name / path.name)
+    result = CliRunner().invoke(cli, ["thresholds", "--package", str(mobilefacenet_package), "--people", str(crops),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["data"].startswith(f"the people of {crops} (at most 4 photos each): 6 images of 3 people")
+    assert (record["images"], record["people"]) == (6, 3)
+    assert record["unmasked"]["impostor_pairs"] == 15 - 3  # every pair of 6 faces but the 3 same-person ones
+    assert record["seen_people"] is None  # the bundled teacher does not say whom it trained on
+    photos = dataset_dir("demo") / "examples" / "knn_examples" / "train"  # unaligned photos: detected and aligned first
+    expected = sum(min(4, len(list(person.iterdir()))) for person in photos.iterdir())
+    result = CliRunner().invoke(cli, ["thresholds", "--package", str(mobilefacenet_package), "--people", str(photos),
+                                      "--detector-package", str(retinaface_package), "--json"])
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.stdout)["images"], json.loads(result.stdout)["people"]) == (expected, 5)
+    lonely = tmp_path / "one"
+    shutil.copytree(crops / sorted(p.name for p in crops.iterdir())[0], lonely / "someone")
+    result = CliRunner().invoke(cli, ["thresholds", "--package", str(mobilefacenet_package), "--people", str(lonely)])
+    assert result.exit_code != 0 and str(lonely) in result.output and "at least 2 people" in result.output

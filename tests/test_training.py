@@ -47,7 +47,9 @@ def test_a_few_steps_reduce_the_loss(mobilefacenet_package, tiny_folder, tmp_pat
     for name in ("student.pt", "train_log.csv", "train_log.json", "loss.png", "train_state.pt"):
         assert (tmp_path / "run" / name).is_file(), name
     summary = json.loads((tmp_path / "run" / "train_log.json").read_text())
-    assert summary["data"] == {"source": str(tiny_folder), "faces": 18, "people": 6} and summary["steps"] == 24
+    assert summary["data"] == {"source": str(tiny_folder), "faces": 18, "people": 6,
+                               "people_names": sorted(p.name for p in tiny_folder.iterdir())}
+    assert summary["steps"] == 24
 
 
 def test_student_checkpoint_loads_strictly_and_exports(mobilefacenet_package, tiny_folder, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,11 +18,10 @@ from mfr.data.lfw import read_lfw
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
 from mfr.runtime.align import ALIGNED_CROP_SIZE, is_aligned_crop
-from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
 from mfr.runtime.preprocess import crop_from_aligned
 from mfr.spec import PreprocessSpec
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 TRAIN_FOLDS = (0, 1, 2, 3, 4)  # 0-based: LFW folds 1-5
 HELD_OUT_FOLDS = (5, 6, 7, 8, 9)  # 0-based: LFW folds 6-10, for judging
 
@@ -35,6 +35,13 @@ class TrainingSet:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def summary(self) -> dict[str, Any]:
+        """The "data" part of a run's train_log.json: where the faces came from, how many, and the names of
+        the people trained on, which a package exported from the run records so that thresholds are never
+        measured on them (``mfr thresholds``)."""
+        return {"source": self.source, "faces": len(self), "people": len(self.people),
+                "people_names": list(self.people)}
 
     def keys(self) -> list[str]:
         """One key per face, ``person/file``, that seeds the masks and augmentations drawn for it: the same

@@ -399,7 +399,7 @@ class G2DTrainer:
         write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
         write_json_atomic(out / LOG_JSON, {
             "config": config_summary(self.config), "teacher": teacher.describe(),
-            "data": {"source": data.source, "faces": len(data), "people": len(data.people)},
+            "data": data.summary(),
             "schedule": self.config.schedule(), "steps": steps, "seconds": seconds, "stages": stages,
             "validation": validation,
             "student": {"model": model, "init": self.config.init, "parameters": parameters, "macs": macs}})

@@ -254,8 +254,7 @@ class MaskInvTrainer:
                    data: TrainingSet, teacher: Teacher, seconds: float, steps: int) -> None:
         write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
         summary = {"config": config_summary(self.config),
-                   "teacher": teacher.describe(), "data": {"source": data.source, "faces": len(data),
-                                                           "people": len(data.people)},
+                   "teacher": teacher.describe(), "data": data.summary(),
                    "steps": steps, "seconds": seconds, "first": rows[0] if rows else None,
                    "last": rows[-1] if rows else None, "validation": validation}
         write_json_atomic(out / LOG_JSON, summary)

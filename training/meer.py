@@ -252,7 +252,7 @@ class MEERTrainer:
         write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
         write_json_atomic(out / LOG_JSON, {
             "config": config_summary(config), "teacher": start.teacher.describe(),
-            "data": {"source": start.data.source, "faces": len(start.data), "people": len(start.data.people)},
+            "data": start.data.summary(),
             "schedule": schedule, "steps": step, "seconds": seconds, "stages": stages, "validation": validation,
             "student": {"model": entry.name, "init": config.init, "parameters": parameters, "macs": macs}})
         log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")

@@ -21,6 +21,7 @@ def training_record(out: Path, method: str) -> TrainingRecord:
             method=method, init=config.get("init", "teacher"), teacher_model=teacher["model"],
             teacher_weights_sha256=teacher["weights_sha256"], data=data["source"], faces=int(data["faces"]),
             people=int(data["people"]), validation_share=float(config.get("validation_people", 0.0)),
-            seconds=float(summary["seconds"]), log=str(path.resolve()))
+            seconds=float(summary["seconds"]), log=str(path.resolve()),
+            trained_people=[str(name) for name in data.get("people_names", [])])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise MfrError(f"{path}: not a training log mfr train wrote ({exc})") from None

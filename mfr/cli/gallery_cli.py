@@ -439,33 +439,57 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
               help="Measure on the people of these LFW folds (comma-separated, 1-based; e.g. 6,7,8,9,10) instead "
                    "of the people in no pair. For a model trained on the LFW demo split, whose training people "
                    "include those in no pair.")
+@click.option("--people", "people_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Measure on your own faces of people who will not be enrolled: one sub-folder of photos (or "
+                   "aligned 112x112 crops) per person. Closer to a deployment's faces than LFW.")
 @click.option("--per-person", type=click.IntRange(min=1), default=4, show_default=True,
-              help="With --folds: at most this many photos of each person.")
+              help="With --folds or --people: at most this many photos of each person.")
+@detector_options
+@click.option("--allow-seen", is_flag=True,
+              help="Measure even on people the package's training record says the model trained on (refused "
+                   "otherwise: its thresholds would be too low); the record keeps how many.")
 @click.option("--images", type=click.IntRange(min=20), default=None,
               help="Use only this many of the faces (a quick, coarser table: fewer FARs resolved).")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
               help="Which model of a package (an engine directory runs its own).")
 @click.option("--json", "as_json", is_flag=True)
-def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds: str | None, per_person: int,
-                       images: int | None, precision: str | None, as_json: bool) -> None:
+def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds: str | None,
+                       people_dir: Path | None, per_person: int, detector: str, detector_package: Path | str | None,
+                       allow_seen: bool, images: int | None,
+                       precision: str | None, as_json: bool) -> None:
     """Measure identification thresholds: the cosine at which a given share of different-person comparisons
     is accepted, for unmasked and for masked faces, on LFW people who appear in no evaluation pair (1,549
-    faces), or on the people of --folds. The record names the people it was measured on.
+    faces), on the people of --folds, or on your own (--people). The record names the people it was
+    measured on, how many, and how many of them the model trained on: a package from mfr train (and the
+    shipped mobilefacenet-masked) records its training people, and a set that holds any is refused.
 
     With --write they go into the manifest, where mfr gallery and mfr identify find them. FARs the
     impostor pairs cannot resolve (fewer than 1/FAR pairs) are not listed.
     """
-    from mfr.benchmarks.thresholds import ThresholdFaces, measure_thresholds
+    from mfr.benchmarks.thresholds import ThresholdFaces, measure_thresholds, seen_by_training
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import make_detector
     from mfr.manifest import load_manifest
     from mfr.runtime.embedder import FaceEmbedder
 
     if write and not isinstance(model_dir, Path):
         raise click.BadParameter("--write stores the thresholds in a local package's manifest; measure a served "
                                  "model's thresholds on its package", param_hint="--write")
-    faces = (ThresholdFaces.of_folds(tuple(f - 1 for f in int_list(folds, "--folds", "fold numbers")), per_person)
-             if folds else ThresholdFaces.outside_pairs())
+    if folds and people_dir is not None:
+        raise click.BadParameter("give the people to measure on once: --folds or --people", param_hint="--people")
+    if people_dir is not None:
+        faces = ThresholdFaces.of_folder(people_dir, per_person)
+    elif folds:
+        faces = ThresholdFaces.of_folds(tuple(f - 1 for f in int_list(folds, "--folds", "fold numbers")), per_person)
+    else:
+        faces = ThresholdFaces.outside_pairs()
+    faces = faces.spread(images)
     embedder = FaceEmbedder.open(model_dir, precision)
-    record = measure_thresholds(embedder, faces.spread(images), mask_seed=mask_seed, progress=progress_bar)
+    seen = seen_by_training(faces, embedder.manifest.stages.training, allow_seen)
+    face_detector, detector_name = (None, "none") if faces.aligned else make_detector(
+        detector, detector_package, default_cache_dir(), log)
+    record = measure_thresholds(embedder, faces, mask_seed=mask_seed, detector=face_detector,
+                                detector_name=detector_name, seen_people=seen, progress=progress_bar)
     if write:
         assert isinstance(model_dir, Path)
         manifest = load_manifest(model_dir).with_thresholds(record)
@@ -474,7 +498,9 @@ def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds
     if as_json:
         echo_json(asdict(record))
         return
-    click.echo(f"{embedder.describe()}; {record.data}")
+    click.echo(f"{embedder.describe()}; {record.data}; smallest FAR resolved {record.smallest_far:.0e}; "
+               + ("the package does not record its training people: not checked" if record.seen_people is None
+                  else f"{record.seen_people} of them trained on"))
     for table in (record.unmasked, record.masked, record.masked_template):
         click.echo(f"{table.probe} probes ({table.impostor_pairs:,} impostor pairs): " + ", ".join(
             f"FAR {far:.0e} -> {t:.4f}" for far, t in zip(table.far, table.threshold, strict=True)))

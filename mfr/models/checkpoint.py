@@ -7,6 +7,7 @@ shape), because "Error(s) in loading state_dict" with 300 keys is not an error m
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from collections.abc import Callable, Mapping
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from mfr.errors import CheckpointError
+from mfr.manifest import TrainingRecord
 
 if TYPE_CHECKING:
     from mfr.registry import ModelEntry
@@ -102,6 +104,19 @@ def shipped_weights(entry: ModelEntry) -> Path | None:
             raise CheckpointError(f"{entry.name}: shipped weights {path} have sha256 {found}, not the recorded "
                                   f"{entry.weights_sha256}; reinstall mfr")
     return path
+
+
+def shipped_training(entry: ModelEntry) -> TrainingRecord | None:
+    """How mfr trained a registry entry's shipped weights (``entry.training_record``; None: not recorded), for
+    the manifest of a package exported from them: its training people travel with it."""
+    if entry.training_record is None:
+        return None
+    path = Path(entry.training_record)
+    try:
+        return TrainingRecord.from_dict(json.loads(path.read_text()), str(path))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{entry.name}: its training record {path} cannot be read ({exc}); "
+                              "reinstall mfr") from None
 
 
 # How a weights file becomes a state dict, by its suffix; any other file is read as a torch checkpoint.
