@@ -40,9 +40,12 @@ from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
 from mfr.recognition.decision import DecisionPolicy, Identifier
+from mfr.recognition.fusion import FUSIONS
 from mfr.recognition.gallery import TemplateMatrix
 from mfr.recognition.mask_state import CLASSIFIER_SPEC, MaskClassifier, reads_crops_of
+from mfr.recognition.quality import QualityGate
 from mfr.recognition.search import ExactSearch
+from mfr.runtime.align import aligned_crop_landmarks
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.machine import fingerprint
@@ -62,6 +65,8 @@ class OpenSetResult:
     stranger_far: float  # strangers named as anyone
     rank1: float  # right person on top, whatever the threshold
     masked_probes_detected: float  # share of probes the mask classifier called masked
+    enrol_photos: int = 1  # photos enrolled per known person
+    fusion: str = "templates"  # how they became templates (mfr.recognition.fusion)
 
 
 @dataclass
@@ -112,6 +117,14 @@ class FaceBank:
         return out[:, :-1], out[:, -1] > 0.5
 
 
+def aligned_quality(crop: np.ndarray) -> float:
+    """The enrolment quality score (``recognition.quality``) of a face already aligned: its landmarks are the
+    template's, so the score ranks by sharpness (and the eye distance of the crop's scale)."""
+    height, width = crop.shape[:2]
+    return QualityGate().assess(crop.shape, np.array([0, 0, width, height], float),
+                                aligned_crop_landmarks(height, width), crop).score
+
+
 def score(identifier: Identifier, names_by_id: dict[int, str], probes: np.ndarray, masked: np.ndarray,
           truth: list[str | None]) -> dict[str, float]:
     """Rates of one probe set; ``truth`` holds each probe's enrolled name, None for strangers."""
@@ -139,48 +152,64 @@ def _identifier(embedder: FaceEmbedder, templates: np.ndarray, template_people: 
 
 def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy, folds: tuple[int, ...] | None = None,
                 seed: int = 0, mask_seed: int = 0, cache_dir: Path | None = None, masked_templates: bool = True,
+                enrol_photos: tuple[int, ...] = (1,), fusion: str = "templates",
                 progress: Progress = no_progress) -> tuple[list[OpenSetResult], str]:
+    """With several ``enrol_photos`` counts, the known people are those with more photos than the largest
+    count, enrolled from their first k photos and probed with the same later photos for every k, so that
+    the counts are compared on the same probes."""
+    if fusion not in FUSIONS:
+        raise DataError(f"unknown fusion {fusion!r}; one of {', '.join(FUSIONS)}")
+    if not enrol_photos or min(enrol_photos) < 1:
+        raise DataError("enrolment needs at least one photo per person")
     dataset = read_lfw()
     pairs = [p for p in dataset.pairs if folds is None or p.fold in folds]
     pool_people = sorted({path.parent.name for p in pairs for path in (p.left, p.right)})
     photos = {name: sorted((dataset.root / name).glob("*.jpg")) for name in pool_people}
-    several = [name for name in pool_people if len(photos[name]) >= 2]
+    first_probe = max(enrol_photos)
+    several = [name for name in pool_people if len(photos[name]) > first_probe]
     if max(sizes) > len(several):
-        raise DataError(f"a gallery of {max(sizes)} people needs as many LFW people with two or more photos; "
-                        f"the chosen folds have {len(several)}")
+        raise DataError(f"a gallery of {max(sizes)} people needs as many LFW people with {first_probe + 1} or more "
+                        f"photos ({first_probe} to enrol, one to probe); the chosen folds have {len(several)}: the "
+                        f"largest gallery size available")
     crops = CropMaker(PairDataset("lfw", dataset.root, pairs, True), embedder.manifest.spec, None, "none", "fail",
                       MaskGenerator(seed=mask_seed))
     bank = FaceBank(embedder, crops, MaskClassifier.load(), cache_dir, progress)
     order = list(np.random.default_rng(seed).permutation(several))
+    fuse = FUSIONS[fusion]
     results = []
-    for size in sizes:
+    for size, count in ((size, count) for size in sizes for count in enrol_photos):
         known = sorted(order[:size])
         strangers = sorted(set(pool_people) - set(known))
-        enrol = [photos[name][0] for name in known]
-        probes = [p for name in known for p in photos[name][1:1 + PROBES_PER_PERSON]]
+        enrol = [p for name in known for p in photos[name][:count]]
+        probes = [p for name in known for p in photos[name][first_probe:first_probe + PROBES_PER_PERSON]]
         probes += [photos[name][0] for name in strangers]
         known_set = set(known)
         truth = [p.parent.name if p.parent.name in known_set else None for p in probes]
         ids = {name: i for i, name in enumerate(known)}
         names = {i: name for name, i in ids.items()}
+        enrolled = np.array([ids[p.parent.name] for p in enrol])
+        weights = np.array([aligned_quality(crops.crop(p, masked=False)) for p in enrol]) if fusion == "quality-mean" \
+            else np.ones(len(enrol))
         for protocol in ("unmasked", "masked"):
             masked_protocol = protocol == "masked"
-            templates, _ = bank.embed(enrol, masked=False)
-            people = np.array([ids[p.parent.name] for p in enrol])
-            flags = np.zeros(len(enrol), bool)
-            if masked_protocol and masked_templates:  # enrolment adds a synthetic-masked template per photo
-                covered, _ = bank.embed(enrol, masked=True)
+            templates, people = fuse(bank.embed(enrol, masked=False)[0], enrolled, weights)
+            flags = np.zeros(len(templates), bool)
+            if masked_protocol and masked_templates:  # enrolment adds synthetic-masked templates, fused alike
+                covered, covered_people = fuse(bank.embed(enrol, masked=True)[0], enrolled, weights)
                 templates = np.vstack([templates, covered])
-                people, flags = np.concatenate([people, people]), np.concatenate([flags, ~flags])
+                people = np.concatenate([people, covered_people])
+                flags = np.concatenate([flags, np.ones(len(covered), bool)])
             embeddings, detected = bank.embed(probes, masked=masked_protocol)
             rates = score(_identifier(embedder, templates, people, flags, names, policy), names, embeddings, detected,
                           truth)
             results.append(OpenSetResult(protocol, size, int(rates["known"]), int(rates["strangers"]), rates["dir"],
-                                         rates["wrong"], rates["far"], rates["rank1"], rates["masked_detected"]))
+                                         rates["wrong"], rates["far"], rates["rank1"], rates["masked_detected"],
+                                         count, fusion))
     where = "all folds" if folds is None else f"folds {','.join(str(f + 1) for f in folds)}"
-    data = (f"LFW people in evaluation pairs ({where}): {len(several):,} with two or more photos to draw known "
-            f"people from (seed {seed}); strangers: the rest of those people, one photo each; masks seed {mask_seed}; "
-            f"{'with' if masked_templates else 'without'} synthetic-masked templates")
+    data = (f"LFW people in evaluation pairs ({where}): {len(several):,} with {first_probe + 1} or more photos to draw "
+            f"known people from (seed {seed}), enrolled from their first {', '.join(map(str, enrol_photos))} photo(s) "
+            f"({fusion}), probed from photo {first_probe + 1} on; strangers: the rest of those people, one photo "
+            f"each; masks seed {mask_seed}; {'with' if masked_templates else 'without'} synthetic-masked templates")
     return results, data
 
 
@@ -237,11 +266,12 @@ def run_openset(embedder: FaceEmbedder, package: Path | str, dataset: str, polic
 def markdown_table(report: OpenSetReport) -> str:
     lines = [f"**{report.model}** ({report.precision}, {report.backend}) on **{report.dataset}**: strangers named "
              f"at most {report.target_far:.0e} (target), margin {report.min_margin}", "",
-             "| protocol | gallery | known probes | strangers | DIR (right name) | wrong name | strangers named | "
-             "rank-1 | probes called masked |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| protocol | gallery | photos enrolled | known probes | strangers | DIR (right name) | wrong name | "
+             "strangers named | rank-1 | probes called masked |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.results:
-        lines.append(f"| {r.protocol} | {r.gallery_size} | {r.known_probes} | {r.stranger_probes} | "
+        lines.append(f"| {r.protocol} | {r.gallery_size} | {r.enrol_photos} ({r.fusion}) | {r.known_probes} | "
+                     f"{r.stranger_probes} | "
                      f"{100 * r.dir_rate:.2f} % | {100 * r.wrong_rate:.2f} % | {100 * r.stranger_far:.2f} % | "
                      f"{100 * r.rank1:.2f} % | {100 * r.masked_probes_detected:.1f} % |")
     lines += ["", report.data, f"{report.seconds:.1f} s"]

@@ -324,3 +324,35 @@ def test_open_set_evaluation_holds_strangers_near_the_target(package, tmp_path):
     assert masked["dir_rate"] < unmasked["dir_rate"]  # masks cost recognition
     assert masked["masked_probes_detected"] >= 0.9 and unmasked["masked_probes_detected"] <= 0.05
     assert "| unmasked | 20 |" in result.output
+
+
+def test_open_set_with_several_enrolment_photos_compares_on_the_same_probes(package, tmp_path):
+    out = tmp_path / "openset.json"
+    result = run("eval", "--package", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
+                 "--enrol-photos", "1,2", "--fusion", "mean", "--json", out)
+    assert result.exit_code == 0, result.output
+    (report,) = json.loads(out.read_text())
+    rows = report["results"]
+    assert [(r["enrol_photos"], r["protocol"]) for r in rows] == [(1, "unmasked"), (1, "masked"), (2, "unmasked"),
+                                                                 (2, "masked")]
+    assert {r["fusion"] for r in rows} == {"mean"}
+    # known people have 3+ photos (2 to enrol, 1 to probe); every count is probed with the same later photos
+    for key in ("known_probes", "stranger_probes"):
+        assert rows[0][key] == rows[2][key]
+    assert "| unmasked | 20 | 2 (mean) |" in result.output
+    refused = run("eval", "--package", package, "--dataset", "mfr2-openset", "--enrol-photos", "2")
+    assert refused.exit_code != 0 and "lfw-openset only" in refused.output
+
+
+def test_fused_templates_are_unit_means_weighted_as_told():
+    from mfr.recognition.fusion import FUSIONS
+
+    embeddings = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    people = np.array([0, 0, 1])
+    templates, ids = FUSIONS["quality-mean"](embeddings, people, np.array([3.0, 1.0, 5.0]))
+    assert list(ids) == [0, 1]
+    assert templates == pytest.approx(np.array([[3, 1] / np.sqrt(10), [0, 1]]))
+    templates, _ = FUSIONS["mean"](embeddings, people, np.array([3.0, 1.0, 5.0]))  # weights ignored
+    assert templates[0] == pytest.approx([np.sqrt(0.5), np.sqrt(0.5)])
+    same, who = FUSIONS["templates"](embeddings, people, np.ones(3))
+    assert (same == embeddings).all() and (who == people).all()

@@ -65,7 +65,8 @@ def info_command(package: Path, as_json: bool) -> None:
 
 def openset(packages: tuple[Path | str, ...], dataset: str, precision: str | None, detector: Any, detector_name: str,
             folds: tuple[int, ...] | None, mask_seed: int, cache_dir: Path | None, sizes: list[int], target_far: float,
-            min_margin: float | None, masked_templates: bool, json_out: Path | None) -> None:
+            min_margin: float | None, masked_templates: bool, json_out: Path | None,
+            enrol_photos: tuple[int, ...] = (1,), fusion: str = "templates") -> None:
     """``mfr eval --dataset lfw-openset|mfr2-openset``: every package (and precision) in one run."""
     from functools import partial
 
@@ -81,7 +82,8 @@ def openset(packages: tuple[Path | str, ...], dataset: str, precision: str | Non
         embedder = FaceEmbedder.open(package, chosen)
         if dataset == "lfw-openset":
             job = partial(lfw_openset, embedder, sizes, policy, folds, mask_seed=mask_seed, cache_dir=cache_dir,
-                          masked_templates=masked_templates, progress=progress_bar)
+                          masked_templates=masked_templates, enrol_photos=enrol_photos, fusion=fusion,
+                          progress=progress_bar)
         else:
             job = partial(mfr2_openset, embedder, detector, detector_name, policy, progress=progress_bar)
         reports.append(run_openset(embedder, package, dataset, policy, job))
@@ -150,11 +152,20 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
               help="Open-set only: smallest lead of the best person over the second [default: as mfr identify].")
 @click.option("--masked-templates/--no-masked-templates", default=True, show_default=True,
               help="lfw-openset only: enrol a synthetic-masked template beside each photo, as mfr gallery does.")
+@click.option("--enrol-photos", default="1", show_default=True,
+              help="lfw-openset only: comma-separated numbers of photos enrolled per known person (e.g. 1,2,3); "
+                   "the known people are then those with more photos than the largest number, probed with the "
+                   "same later photos for every number.")
+@click.option("--fusion", type=click.Choice(["templates", "mean", "quality-mean"]), default="templates",
+              show_default=True,
+              help="lfw-openset only: several photos of a person as one template each (the best decides), their "
+                   "mean embedding, or their mean weighted by photo quality.")
 def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool,
                  flip: bool, data_dir: Path | None, detector: str, detector_package: Path | str | None, no_face: str,
                  mask_seed: int, mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None,
                  no_cache: bool, plots: Path | None, json_out: Path | None, errors_out: Path | None,
-                 gallery_sizes: str, target_far: float, min_margin: float | None, masked_templates: bool) -> None:
+                 gallery_sizes: str, target_far: float, min_margin: float | None, masked_templates: bool,
+                 enrol_photos: str, fusion: str) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
     -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
     measured by mfr thresholds)."""
@@ -176,12 +187,16 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
                                  param_hint="--precision")
     if rebuild_on_mismatch:
         rebuild_engines_that_do_not_fit(local_only(packages))
+    if dataset != "lfw-openset" and (enrol_photos.strip() != "1" or fusion != "templates"):
+        raise click.BadParameter("several enrolment photos are measured on lfw-openset only",
+                                 param_hint="--enrol-photos/--fusion")
     if dataset.endswith("-openset"):
         if errors_out is not None:
             raise click.BadParameter("lists verification pairs; the open-set datasets have none", param_hint="--errors")
         openset(packages, dataset, precision, face_detector, detector_name, fold_list, mask_seed,
                 None if no_cache else cache_root, int_list(gallery_sizes, "--gallery-size", "sizes", positive=True),
-                target_far, min_margin, masked_templates, json_out)
+                target_far, min_margin, masked_templates, json_out,
+                tuple(int_list(enrol_photos, "--enrol-photos", "photo counts", positive=True)), fusion)
         return
 
     def run(package: Path | str, chosen: str | None) -> EvalReport:
