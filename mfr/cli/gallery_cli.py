@@ -498,7 +498,8 @@ def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds
     if as_json:
         echo_json(asdict(record))
         return
-    click.echo(f"{embedder.describe()}; {record.data}; smallest FAR resolved {record.smallest_far:.0e}; "
+    smallest = "none" if record.smallest_far is None else f"{record.smallest_far:.0e}"
+    click.echo(f"{embedder.describe()}; {record.data}; smallest FAR resolved {smallest}; "
                + ("the package does not record its training people: not checked" if record.seen_people is None
                   else f"{record.seen_people} of them trained on"))
     for table in (record.unmasked, record.masked, record.masked_template):
