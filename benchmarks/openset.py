@@ -175,7 +175,7 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
                       MaskGenerator(seed=mask_seed))
     bank = FaceBank(embedder, crops, MaskClassifier.load(), cache_dir, progress)
     order = list(np.random.default_rng(seed).permutation(several))
-    fuse = FUSIONS[fusion]
+    chosen = FUSIONS[fusion]
     results = []
     for size, count in ((size, count) for size in sizes for count in enrol_photos):
         known = sorted(order[:size])
@@ -188,14 +188,15 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
         ids = {name: i for i, name in enumerate(known)}
         names = {i: name for name, i in ids.items()}
         enrolled = np.array([ids[p.parent.name] for p in enrol])
-        weights = np.array([aligned_quality(crops.crop(p, masked=False)) for p in enrol]) if fusion == "quality-mean" \
-            else np.ones(len(enrol))
+        weights = (np.array([aligned_quality(crops.crop(p, masked=False)) for p in enrol])
+                   if chosen.weighted else np.ones(len(enrol)))
+        bare, bare_people = chosen.fuse(bank.embed(enrol, masked=False)[0], enrolled, weights)
         for protocol in ("unmasked", "masked"):
             masked_protocol = protocol == "masked"
-            templates, people = fuse(bank.embed(enrol, masked=False)[0], enrolled, weights)
+            templates, people = bare, bare_people
             flags = np.zeros(len(templates), bool)
             if masked_protocol and masked_templates:  # enrolment adds synthetic-masked templates, fused alike
-                covered, covered_people = fuse(bank.embed(enrol, masked=True)[0], enrolled, weights)
+                covered, covered_people = chosen.fuse(bank.embed(enrol, masked=True)[0], enrolled, weights)
                 templates = np.vstack([templates, covered])
                 people = np.concatenate([people, covered_people])
                 flags = np.concatenate([flags, np.ones(len(covered), bool)])

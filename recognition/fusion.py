@@ -15,10 +15,9 @@ an assumption.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-
-Fusion = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def every_photo(embeddings: np.ndarray, people: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,4 +39,14 @@ def mean(embeddings: np.ndarray, people: np.ndarray, weights: np.ndarray) -> tup
     return weighted_mean(embeddings, people, np.ones(len(embeddings)))
 
 
-FUSIONS: dict[str, Fusion] = {"templates": every_photo, "mean": mean, "quality-mean": weighted_mean}
+@dataclass(frozen=True)
+class Fusion:
+    """(embeddings (N, D), people (N,), weights (N,)) -> (templates, their people); ``weighted``: it reads the
+    photos' quality scores, which only then need computing."""
+
+    fuse: Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    weighted: bool = False
+
+
+FUSIONS: dict[str, Fusion] = {"templates": Fusion(every_photo), "mean": Fusion(mean),
+                              "quality-mean": Fusion(weighted_mean, weighted=True)}

@@ -349,10 +349,10 @@ def test_fused_templates_are_unit_means_weighted_as_told():
 
     embeddings = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     people = np.array([0, 0, 1])
-    templates, ids = FUSIONS["quality-mean"](embeddings, people, np.array([3.0, 1.0, 5.0]))
+    templates, ids = FUSIONS["quality-mean"].fuse(embeddings, people, np.array([3.0, 1.0, 5.0]))
     assert list(ids) == [0, 1]
     assert templates == pytest.approx(np.array([[3, 1] / np.sqrt(10), [0, 1]]))
-    templates, _ = FUSIONS["mean"](embeddings, people, np.array([3.0, 1.0, 5.0]))  # weights ignored
+    templates, _ = FUSIONS["mean"].fuse(embeddings, people, np.array([3.0, 1.0, 5.0]))  # weights ignored
     assert templates[0] == pytest.approx([np.sqrt(0.5), np.sqrt(0.5)])
-    same, who = FUSIONS["templates"](embeddings, people, np.ones(3))
+    same, who = FUSIONS["templates"].fuse(embeddings, people, np.ones(3))
     assert (same == embeddings).all() and (who == people).all()

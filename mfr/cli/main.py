@@ -10,6 +10,7 @@ import click
 
 from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_only, log, progress_bar
 from mfr.manifest import load_manifest
+from mfr.recognition.fusion import FUSIONS
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
 from mfr.training.recipes import G2D_RECIPES, MEER_RECIPES, recipe_default_help, recipe_settings
 
@@ -156,7 +157,7 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
               help="lfw-openset only: comma-separated numbers of photos enrolled per known person (e.g. 1,2,3); "
                    "the known people are then those with more photos than the largest number, probed with the "
                    "same later photos for every number.")
-@click.option("--fusion", type=click.Choice(["templates", "mean", "quality-mean"]), default="templates",
+@click.option("--fusion", type=click.Choice(list(FUSIONS)), default="templates",
               show_default=True,
               help="lfw-openset only: several photos of a person as one template each (the best decides), their "
                    "mean embedding, or their mean weighted by photo quality.")
