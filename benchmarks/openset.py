@@ -24,7 +24,7 @@ and rank-1 (the right person on top, whatever the threshold).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,12 @@ from mfr.data.mfr2 import read_mask_labels, read_mfr2
 from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
-from mfr.recognition.decision import DecisionPolicy, Identifier
+from mfr.recognition.cohort import Cohort
+from mfr.recognition.decision import DecisionPolicy, Identifier, search_for
 from mfr.recognition.fusion import FUSIONS
 from mfr.recognition.gallery import TemplateMatrix
 from mfr.recognition.mask_state import CLASSIFIER_SPEC, MaskClassifier, reads_crops_of
 from mfr.recognition.quality import QualityGate
-from mfr.recognition.search import ExactSearch
 from mfr.runtime.align import aligned_crop_landmarks
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
@@ -67,6 +67,7 @@ class OpenSetResult:
     masked_probes_detected: float  # share of probes the mask classifier called masked
     enrol_photos: int = 1  # photos enrolled per known person
     fusion: str = "templates"  # how they became templates (mfr.recognition.fusion)
+    score: str = "raw"  # raw cosine and the measured table, or as-norm calibrated on the gallery
 
 
 @dataclass
@@ -144,15 +145,39 @@ def score(identifier: Identifier, names_by_id: dict[int, str], probes: np.ndarra
 
 
 def _identifier(embedder: FaceEmbedder, templates: np.ndarray, template_people: np.ndarray, template_masked: np.ndarray,
-                names: dict[int, str], policy: DecisionPolicy) -> Identifier:
+                names: dict[int, str], policy: DecisionPolicy, cohort: Cohort | None) -> Identifier:
     matrix = TemplateMatrix(templates, template_people, template_masked, names)
-    return Identifier(ExactSearch(matrix), names, embedder.manifest.thresholds_for(embedder.source_sha256()), policy,
+    return Identifier(search_for(matrix, policy, "exact", cohort), names,
+                      embedder.manifest.thresholds_for(embedder.source_sha256()), policy,
                       model=str(embedder.engine.source))
+
+
+def check_cohort(cohort: Cohort | None, judged: set[str], what: str) -> None:
+    """A cohort holding a judged person would make that person a stranger to themselves: refused."""
+    if cohort is not None:
+        check_cohort_people(cohort.people_names, cohort.what, judged, what)
+
+
+def check_cohort_people(cohort_people: Sequence[str], cohort_what: str, judged: set[str], what: str) -> None:
+    """``check_cohort`` on the cohort's names alone, before any face of it is embedded."""
+    shared = Cohort.overlap_of(cohort_people, judged)
+    if shared:
+        raise DataError(f"{len(shared)} people of the cohort ({cohort_what}) are among the people {what} judges "
+                        f"({', '.join(shared[:3])}{', ...' if len(shared) > 3 else ''}): choose a cohort of other "
+                        f"people")
+
+
+def judged_people(dataset: str, folds: tuple[int, ...] | None = None) -> tuple[set[str], str]:
+    """The people an open-set run of ``dataset`` draws known people and strangers from, and its name."""
+    if dataset == "mfr2-openset":
+        return {p.parent.name for p in read_mask_labels()}, "MFR2"
+    pairs = [p for p in read_lfw().pairs if folds is None or p.fold in folds]
+    return {path.parent.name for p in pairs for path in (p.left, p.right)}, "the LFW open set"
 
 
 def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy, folds: tuple[int, ...] | None = None,
                 seed: int = 0, mask_seed: int = 0, cache_dir: Path | None = None, masked_templates: bool = True,
-                enrol_photos: tuple[int, ...] = (1,), fusion: str = "templates",
+                enrol_photos: tuple[int, ...] = (1,), fusion: str = "templates", cohort: Cohort | None = None,
                 progress: Progress = no_progress) -> tuple[list[OpenSetResult], str]:
     """With several ``enrol_photos`` counts, the known people are those with more photos than the largest
     count, enrolled from their first k photos and probed with the same later photos for every k, so that
@@ -164,6 +189,7 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
     dataset = read_lfw()
     pairs = [p for p in dataset.pairs if folds is None or p.fold in folds]
     pool_people = sorted({path.parent.name for p in pairs for path in (p.left, p.right)})
+    check_cohort(cohort, set(pool_people), "the LFW open set")
     photos = {name: sorted((dataset.root / name).glob("*.jpg")) for name in pool_people}
     first_probe = max(enrol_photos)
     several = [name for name in pool_people if len(photos[name]) > first_probe]
@@ -201,21 +227,27 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
                 people = np.concatenate([people, covered_people])
                 flags = np.concatenate([flags, np.ones(len(covered), bool)])
             embeddings, detected = bank.embed(probes, masked=masked_protocol)
-            rates = score(_identifier(embedder, templates, people, flags, names, policy), names, embeddings, detected,
-                          truth)
+            rates = score(_identifier(embedder, templates, people, flags, names, policy, cohort), names, embeddings,
+                          detected, truth)
             results.append(OpenSetResult(protocol, size, int(rates["known"]), int(rates["strangers"]), rates["dir"],
                                          rates["wrong"], rates["far"], rates["rank1"], rates["masked_detected"],
-                                         count, fusion))
+                                         count, fusion, policy.score))
     where = "all folds" if folds is None else f"folds {','.join(str(f + 1) for f in folds)}"
     data = (f"LFW people in evaluation pairs ({where}): {len(several):,} with {first_probe + 1} or more photos to draw "
             f"known people from (seed {seed}), enrolled from their first {', '.join(map(str, enrol_photos))} photo(s) "
             f"({fusion}), probed from photo {first_probe + 1} on; strangers: the rest of those people, one photo "
-            f"each; masks seed {mask_seed}; {'with' if masked_templates else 'without'} synthetic-masked templates")
+            f"each; masks seed {mask_seed}; {'with' if masked_templates else 'without'} synthetic-masked templates"
+            + cohort_note(cohort))
     return results, data
 
 
+def cohort_note(cohort: Cohort | None) -> str:
+    return "" if cohort is None else f"; cohort: {cohort.what}"
+
+
 def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: str, policy: DecisionPolicy,
-                 repeats: int = 10, seed: int = 0, progress: Progress = no_progress) -> tuple[list[OpenSetResult], str]:
+                 repeats: int = 10, seed: int = 0, cohort: Cohort | None = None,
+                 progress: Progress = no_progress) -> tuple[list[OpenSetResult], str]:
     labels = read_mask_labels()
     dataset = read_mfr2()
     crops = CropMaker(dataset, embedder.manifest.spec, detector, detector_name, "center", None)
@@ -223,6 +255,7 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
     paths = sorted(labels)
     embeddings, detected = bank.embed(paths, masked=False)
     people = sorted({p.parent.name for p in paths})
+    check_cohort(cohort, set(people), "MFR2")
     rng = np.random.default_rng(seed)
     totals: dict[str, float] = {}
     known_total = stranger_total = 0
@@ -239,7 +272,7 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
         probes = [i for i in range(len(paths)) if i not in set(rows)]
         truth = [paths[i].parent.name if paths[i].parent.name in known else None for i in probes]
         identifier = _identifier(embedder, embeddings[rows], np.array([ids[paths[i].parent.name] for i in rows]),
-                                 np.zeros(len(rows), bool), names, policy)
+                                 np.zeros(len(rows), bool), names, policy, cohort)
         rates = score(identifier, names, embeddings[probes], detected[probes], truth)
         for key in ("dir", "wrong", "rank1"):
             totals[key] = totals.get(key, 0.0) + rates[key] * rates["known"]
@@ -249,9 +282,10 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
         stranger_total += int(rates["strangers"])
     result = OpenSetResult("MFR2 (real masks)", len(people) // 2, known_total, stranger_total,
                            totals["dir"] / known_total, totals["wrong"] / known_total, totals["far"] / stranger_total,
-                           totals["rank1"] / known_total, totals["masked_detected"] / (known_total + stranger_total))
+                           totals["rank1"] / known_total, totals["masked_detected"] / (known_total + stranger_total),
+                           score=policy.score)
     data = (f"MFR2: {len(people)} people split in half {repeats} times (seed {seed}), known enrolled from one "
-            f"unmasked photo, probed with the rest; detector {detector_name}")
+            f"unmasked photo, probed with the rest; detector {detector_name}" + cohort_note(cohort))
     return [result], data
 
 
@@ -267,12 +301,12 @@ def run_openset(embedder: FaceEmbedder, package: Path | str, dataset: str, polic
 def markdown_table(report: OpenSetReport) -> str:
     lines = [f"**{report.model}** ({report.precision}, {report.backend}) on **{report.dataset}**: strangers named "
              f"at most {report.target_far:.0e} (target), margin {report.min_margin}", "",
-             "| protocol | gallery | photos enrolled | known probes | strangers | DIR (right name) | wrong name | "
-             "strangers named | rank-1 | probes called masked |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| protocol | score | gallery | photos enrolled | known probes | strangers | DIR (right name) | "
+             "wrong name | strangers named | rank-1 | probes called masked |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.results:
-        lines.append(f"| {r.protocol} | {r.gallery_size} | {r.enrol_photos} ({r.fusion}) | {r.known_probes} | "
-                     f"{r.stranger_probes} | "
+        lines.append(f"| {r.protocol} | {r.score} | {r.gallery_size} | {r.enrol_photos} ({r.fusion}) | "
+                     f"{r.known_probes} | {r.stranger_probes} | "
                      f"{100 * r.dir_rate:.2f} % | {100 * r.wrong_rate:.2f} % | {100 * r.stranger_far:.2f} % | "
                      f"{100 * r.rank1:.2f} % | {100 * r.masked_probes_detected:.1f} % |")
     lines += ["", report.data, f"{report.seconds:.1f} s"]

@@ -31,6 +31,7 @@ from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
 from mfr.manifest import ThresholdRecord, ThresholdTable, TrainingRecord
 from mfr.progress import Progress, no_progress
+from mfr.recognition.cohort import Cohort
 from mfr.runtime.align import is_aligned_crop
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
@@ -132,28 +133,39 @@ def seen_by_training(faces: ThresholdFaces, training: TrainingRecord | None, all
     return len(seen)
 
 
-def measure_thresholds(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int = 0,
-                       detector: FaceDetector | None = None, detector_name: str = "none",
-                       seen_people: int | None = None, progress: Progress = no_progress) -> ThresholdRecord:
-    """Threshold tables from every different-person pair of ``faces`` (photos need ``detector``);
-    ``seen_people``, from ``seen_by_training``, goes into the record."""
+def embed_cohort(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int = 0,
+                 detector: FaceDetector | None = None, detector_name: str = "none",
+                 progress: Progress = no_progress) -> Cohort:
+    """``faces`` embedded bare and with a synthetic mask (flip-sums, as the gallery computes them): the
+    impostor faces of ``measure_thresholds``, and the cohort of normalised scores. Photos need ``detector``."""
     paths = faces.paths
     base = faces.root
     crops = CropMaker(PairDataset(base.name, base, [], aligned=faces.aligned), embedder.manifest.spec, detector,
                       detector_name, "fail", MaskGenerator(seed=mask_seed))
     unmasked, masked = [], []
     chunks = [paths[i:i + _CHUNK] for i in range(0, len(paths), _CHUNK)]
-    for chunk in progress(chunks, len(chunks), "embedding impostor faces"):
+    for chunk in progress(chunks, len(chunks), "embedding faces of people never enrolled"):
         unmasked.append(embedder.embed_crops(np.stack([crops.crop(p, masked=False) for p in chunk]), flip=True))
         masked.append(embedder.embed_crops(np.stack([crops.crop(p, masked=True) for p in chunk]), flip=True))
-    templates, probes = np.concatenate(unmasked), np.concatenate(masked)
-    _, people = np.unique([path.parent.name for path in paths], return_inverse=True)
+    names, people = np.unique([path.parent.name for path in paths], return_inverse=True)
+    return Cohort(np.concatenate(unmasked), np.concatenate(masked), people.astype(np.int64),
+                  tuple(str(n) for n in names),
+                  f"{faces.what}: {len(paths):,} images of {len(names):,} people ({base}); masked by the synthetic "
+                  f"generator, seed {mask_seed}")
+
+
+def measure_thresholds(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int = 0,
+                       detector: FaceDetector | None = None, detector_name: str = "none",
+                       seen_people: int | None = None, progress: Progress = no_progress) -> ThresholdRecord:
+    """Threshold tables from every different-person pair of ``faces`` (photos need ``detector``);
+    ``seen_people``, from ``seen_by_training``, goes into the record."""
+    cohort = embed_cohort(embedder, faces, mask_seed, detector, detector_name, progress)
+    templates, probes, people = cohort.bare, cohort.masked, cohort.people
     return ThresholdRecord(
         model_sha256=embedder.source_sha256(),
-        data=f"{faces.what}: {len(paths):,} images of {people.max() + 1:,} people "
-             f"({base}); masked probes by the synthetic generator, seed {mask_seed}",
-        images=len(paths),
-        people=int(people.max() + 1),
+        data=cohort.what,
+        images=len(faces.paths),
+        people=len(cohort.people_names),
         seen_people=seen_people,
         flip=True,
         measured=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

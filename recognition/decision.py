@@ -18,6 +18,11 @@ person only if
 3. no negative recorded for that person ("this face is not X") scores higher than X's best template.
 
 An explicit ``threshold`` replaces the table (for a model without measured thresholds).
+
+``score="as-norm"`` (``recognition.score_norm``) scores with cohort-normalised scores instead of raw
+cosines and replaces step 1's table and union bound by a threshold calibrated on the gallery itself, the
+cohort's faces playing strangers, for each mask state; the margin of step 2 is converted to normalised
+units. It needs a cohort of faces embedded by the same model, of people never enrolled.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ import numpy as np
 from mfr.errors import MfrError
 from mfr.manifest import ThresholdRecord
 from mfr.recognition.ann import make_search
-from mfr.recognition.gallery import Gallery
+from mfr.recognition.cohort import Cohort
+from mfr.recognition.gallery import Gallery, TemplateMatrix
+from mfr.recognition.score_norm import AsNormSearch
 from mfr.recognition.search import TemplateSearch
 from mfr.runtime.embedder import FaceEmbedder
 
 DEFAULT_TARGET_FAR = 0.01
 DEFAULT_MARGIN = 0.03
+SCORES = ("raw", "as-norm")  # raw cosine with the measured table; cohort-normalised, calibrated on the gallery
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,13 @@ class DecisionPolicy:
     target_far: float = DEFAULT_TARGET_FAR  # share of strangers that may be named as someone
     min_margin: float = DEFAULT_MARGIN
     threshold: float | None = None  # fixed cosine threshold instead of the measured table
+    score: str = "raw"  # one of SCORES
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORES:
+            raise MfrError(f"unknown score {self.score!r}; one of {', '.join(SCORES)}")
+        if self.score != "raw" and self.threshold is not None:
+            raise MfrError("a fixed --threshold is a raw cosine; it cannot be combined with normalised scores")
 
 
 @dataclass(frozen=True)
@@ -52,9 +67,10 @@ class Decision:
     margin: float  # over the second person (inf when there is none)
     masked: bool
     threshold: float
-    threshold_far: float | None  # the per-comparison FAR the threshold stands for (None: fixed threshold)
+    threshold_far: float | None  # the per-comparison FAR the threshold stands for (None: fixed or calibrated)
     reason: str  # "accepted", "below threshold", "ambiguous", "negative match", "empty gallery"
     candidate_id: int | None = None  # the best person, accepted or not (None: empty gallery)
+    scale: float = 1.0  # score units per cosine: 1 for raw scores, about 1/std for normalised ones
 
 
 class Identifier:
@@ -62,20 +78,25 @@ class Identifier:
 
     @classmethod
     def for_gallery(cls, gallery: Gallery, embedder: FaceEmbedder, policy: DecisionPolicy,
-                    model_dir: str, search: str = "auto") -> Identifier:
+                    model_dir: str, search: str = "auto", cohort: Cohort | None = None) -> Identifier:
         """The rule over ``gallery`` as it is now, for probes embedded by ``embedder``; a gallery made with
-        another model is refused, naming the command that re-embeds it. ``search``: ``ann.make_search``."""
+        another model is refused, naming the command that re-embeds it. ``search``: ``ann.make_search``
+        (normalised scores search exactly)."""
         gallery.check_model(embedder.fingerprint(), embedder.describe(),
                             f"mfr gallery reembed --gallery {gallery.path} --package {model_dir}")
         matrix = gallery.template_matrix()
         thresholds = embedder.manifest.thresholds_for(embedder.source_sha256())
-        return cls(make_search(matrix, search), matrix.names, thresholds, policy, gallery.negative_matrix(),
-                   model=model_dir)
+        return cls(search_for(matrix, policy, search, cohort), matrix.names, thresholds, policy,
+                   gallery.negative_matrix(), model=model_dir)
 
     def __init__(self, search: TemplateSearch, names: dict[int, str], thresholds: ThresholdRecord | None,
                  policy: DecisionPolicy = DecisionPolicy(), negatives: tuple[np.ndarray, np.ndarray] | None = None,
                  model: str = "this model") -> None:
-        if policy.threshold is None and thresholds is None:
+        calibrated = isinstance(search, AsNormSearch)
+        if (policy.score == "as-norm") != calibrated:
+            raise MfrError(f"score {policy.score!r} needs {'an' if policy.score == 'as-norm' else 'no'} AsNormSearch "
+                           f"(search_for builds the right one)")
+        if policy.threshold is None and thresholds is None and not calibrated:
             raise MfrError(f"{model} has no measured identification thresholds; measure them once with "
                            f"`mfr thresholds --package DIR --write`, or pass --threshold")
         if not 0 < policy.target_far < 1:
@@ -85,12 +106,20 @@ class Identifier:
         self.negative_embeddings: np.ndarray
         self.negative_people: np.ndarray
         self.negative_embeddings, self.negative_people = negatives if negatives is not None else empty
+        self.calibrated: dict[bool, float] = {}
+        self.scale = 1.0
+        if isinstance(search, AsNormSearch):
+            self.calibrated = {m: search.stranger_threshold(m, policy.target_far) for m in (False, True)}
+            self.scale = search.margin_scale
+        self.margin = policy.min_margin * self.scale
 
     def threshold(self, masked: bool, searched: int) -> tuple[float, float | None, float]:
         """(cosine threshold, the per-comparison FAR it stands for, offset for masked templates) for a
         probe compared with ``searched`` templates."""
         if self.policy.threshold is not None:
             return self.policy.threshold, None, 0.0
+        if self.calibrated:
+            return self.calibrated[masked], None, 0.0
         assert self.thresholds is not None
         table = self.thresholds.masked if masked else self.thresholds.unmasked
         pair_far = max(self.policy.target_far / max(searched, 1), table.far[-1])
@@ -118,7 +147,7 @@ class Identifier:
                 reason = "empty gallery"
             elif best < threshold:
                 reason = "below threshold"
-            elif margin < self.policy.min_margin:
+            elif margin < self.margin:
                 reason = "ambiguous"
             elif negative_scores is not None and (negative_scores[i][self.negative_people == best_id] > best).any():
                 reason = "negative match"
@@ -127,5 +156,17 @@ class Identifier:
             accepted = reason == "accepted"
             decisions.append(Decision(best_id if accepted else None, self.names.get(best_id) if accepted else None,
                                       best, margin, bool(masked[i]), threshold, far, reason,
-                                      best_id if best_id >= 0 else None))
+                                      best_id if best_id >= 0 else None, self.scale))
         return decisions
+
+
+def search_for(matrix: TemplateMatrix, policy: DecisionPolicy, search: str = "auto",
+               cohort: Cohort | None = None) -> TemplateSearch:
+    """The search the policy's score needs over ``matrix``: ``ann.make_search`` for raw cosines, the exact
+    normalised search for AS-norm (which needs the cohort)."""
+    if policy.score == "raw":
+        return make_search(matrix, search)
+    if cohort is None:
+        raise MfrError("normalised scores (as-norm) need a cohort: faces of people never enrolled, embedded by "
+                       "the gallery's model")
+    return AsNormSearch(matrix, cohort)

@@ -62,16 +62,26 @@ class ExactSearch:
 
     def top_people(self, probes: np.ndarray, masked: np.ndarray, k: int = 2,
                    masked_template_offset: np.ndarray | None = None) -> PersonScores:
-        count = len(probes)
-        found = PersonScores.none_found(count, k)
-        if count == 0 or len(self.people) == 0:
-            return found
-        ids, best = found.person_ids, found.scores
+        if len(probes) == 0 or len(self.people) == 0:
+            return PersonScores.none_found(len(probes), k)
+        scores = self.template_scores(probes, masked)
+        if masked_template_offset is not None and self.masked.any():
+            scores[:, self.masked] -= np.asarray(masked_template_offset, np.float32)[:, None]
+        return self.best_people(scores, k)
+
+    def template_scores(self, probes: np.ndarray, masked: np.ndarray) -> np.ndarray:
+        """(Q, T) cosine of every probe with every template (in this search's column order); -inf where the
+        mask rule does not compare them."""
         scores = np.asarray(probes, np.float32) @ self.embeddings.T
         # an unmasked probe never scores against masked templates
         scores[np.ix_(~np.asarray(masked, bool), self.masked)] = -np.inf
-        if masked_template_offset is not None and self.masked.any():
-            scores[:, self.masked] -= np.asarray(masked_template_offset, np.float32)[:, None]
+        return scores
+
+    def best_people(self, scores: np.ndarray, k: int) -> PersonScores:
+        """(Q, T) template scores -> the ``k`` best people per probe by their best template."""
+        count = len(scores)
+        found = PersonScores.none_found(count, k)
+        ids, best = found.person_ids, found.scores
         per_person = np.maximum.reduceat(scores, self.starts, axis=1)  # (Q, people)
         take = min(k, per_person.shape[1])
         # the k best without sorting every person (argpartition), then those k in order

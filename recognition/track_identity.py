@@ -158,4 +158,4 @@ class TrackIdentity:
             return True
         return (self.person_id is not None and decision.reason in ("below threshold", "ambiguous")
                 and decision.candidate_id == self.person_id
-                and decision.score >= decision.threshold - self.config.hysteresis)
+                and decision.score >= decision.threshold - self.config.hysteresis * decision.scale)

@@ -323,7 +323,7 @@ def test_open_set_evaluation_holds_strangers_near_the_target(package, tmp_path):
     assert unmasked["dir_rate"] >= 0.7 and unmasked["rank1"] >= unmasked["dir_rate"]
     assert masked["dir_rate"] < unmasked["dir_rate"]  # masks cost recognition
     assert masked["masked_probes_detected"] >= 0.9 and unmasked["masked_probes_detected"] <= 0.05
-    assert "| unmasked | 20 |" in result.output
+    assert "| unmasked | raw | 20 |" in result.output
 
 
 def test_open_set_with_several_enrolment_photos_compares_on_the_same_probes(package, tmp_path):
@@ -339,9 +339,29 @@ def test_open_set_with_several_enrolment_photos_compares_on_the_same_probes(pack
     # known people have 3+ photos (2 to enrol, 1 to probe); every count is probed with the same later photos
     for key in ("known_probes", "stranger_probes"):
         assert rows[0][key] == rows[2][key]
-    assert "| unmasked | 20 | 2 (mean) |" in result.output
+    assert "| unmasked | raw | 20 | 2 (mean) |" in result.output
     refused = run("eval", "--package", package, "--dataset", "mfr2-openset", "--enrol-photos", "2")
     assert refused.exit_code != 0 and "lfw-openset only" in refused.output
+
+
+def test_open_set_with_normalised_scores_compares_on_the_same_probes_and_holds_strangers(package, tmp_path):
+    out = tmp_path / "openset.json"
+    result = run("eval", "--package", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
+                 "--score", "raw", "--score", "as-norm", "--cohort-folds", "8", "--json", out)
+    assert result.exit_code == 0, result.output
+    raw, normalised = json.loads(out.read_text())
+    assert [r["score"] for r in raw["results"]] == ["raw", "raw"]
+    assert [r["score"] for r in normalised["results"]] == ["as-norm", "as-norm"]
+    for before, after in zip(raw["results"], normalised["results"], strict=True):
+        assert (before["known_probes"], before["stranger_probes"]) == (after["known_probes"], after["stranger_probes"])
+    unmasked, masked = normalised["results"]
+    assert unmasked["stranger_far"] <= 0.03 and masked["stranger_far"] <= 0.03  # target 1 %, a few hundred strangers
+    assert unmasked["dir_rate"] >= 0.7 and masked["dir_rate"] < unmasked["dir_rate"]
+    assert "cohort: LFW people of folds 8" in normalised["data"]
+    assert "| unmasked | as-norm | 20 |" in result.output
+    refused = run("eval", "--package", package, "--dataset", "lfw-openset", "--folds", "7", "--score", "as-norm",
+                  "--cohort-folds", "6,7")
+    assert refused.exit_code != 0 and "are among the people the LFW open set judges" in refused.output
 
 
 def test_fused_templates_are_unit_means_weighted_as_told():

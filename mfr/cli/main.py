@@ -10,6 +10,7 @@ import click
 
 from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_only, log, progress_bar
 from mfr.manifest import load_manifest
+from mfr.recognition.decision import SCORES
 from mfr.recognition.fusion import FUSIONS
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
 from mfr.training.recipes import G2D_RECIPES, MEER_RECIPES, recipe_default_help, recipe_settings
@@ -67,31 +68,68 @@ def info_command(package: Path, as_json: bool) -> None:
 def openset(packages: tuple[Path | str, ...], dataset: str, precision: str | None, detector: Any, detector_name: str,
             folds: tuple[int, ...] | None, mask_seed: int, cache_dir: Path | None, sizes: list[int], target_far: float,
             min_margin: float | None, masked_templates: bool, json_out: Path | None,
-            enrol_photos: tuple[int, ...] = (1,), fusion: str = "templates") -> None:
-    """``mfr eval --dataset lfw-openset|mfr2-openset``: every package (and precision) in one run."""
+            enrol_photos: tuple[int, ...] = (1,), fusion: str = "templates", scores: tuple[str, ...] = ("raw",),
+            cohort_faces: Any = None) -> None:
+    """``mfr eval --dataset lfw-openset|mfr2-openset``: every package (and precision, and score) in one run;
+    ``cohort_faces`` (``ThresholdFaces``) are embedded by each model for normalised scores."""
     from functools import partial
 
     from mfr.atomic import write_json_atomic
-    from mfr.benchmarks.openset import lfw_openset, markdown_table, mfr2_openset, run_openset
+    from mfr.benchmarks.openset import (
+        check_cohort_people,
+        judged_people,
+        lfw_openset,
+        markdown_table,
+        mfr2_openset,
+        run_openset,
+    )
+    from mfr.benchmarks.thresholds import embed_cohort, seen_by_training
     from mfr.recognition.decision import DEFAULT_MARGIN, DecisionPolicy
     from mfr.runtime.embedder import FaceEmbedder
 
-    policy = DecisionPolicy(target_far, DEFAULT_MARGIN if min_margin is None else min_margin)
+    if "as-norm" in scores:
+        check_cohort_people(cohort_faces.people, cohort_faces.what, *judged_people(dataset, folds))
     runs = [(package, p) for package in packages for p in (("fp32", "int8") if precision == "both" else (precision,))]
     reports = []
     for package, chosen in runs:
         embedder = FaceEmbedder.open(package, chosen)
-        if dataset == "lfw-openset":
-            job = partial(lfw_openset, embedder, sizes, policy, folds, mask_seed=mask_seed, cache_dir=cache_dir,
-                          masked_templates=masked_templates, enrol_photos=enrol_photos, fusion=fusion,
-                          progress=progress_bar)
-        else:
-            job = partial(mfr2_openset, embedder, detector, detector_name, policy, progress=progress_bar)
-        reports.append(run_openset(embedder, package, dataset, policy, job))
-        click.echo(markdown_table(reports[-1]) + "\n")
+        cohort = None
+        if "as-norm" in scores:
+            seen_by_training(cohort_faces, embedder.manifest.stages.training, allow_seen=False)
+            cohort = embed_cohort(embedder, cohort_faces, mask_seed, progress=progress_bar)
+        for score in scores:
+            policy = DecisionPolicy(target_far, DEFAULT_MARGIN if min_margin is None else min_margin, score=score)
+            chosen_cohort = cohort if score == "as-norm" else None
+            if dataset == "lfw-openset":
+                job = partial(lfw_openset, embedder, sizes, policy, folds, mask_seed=mask_seed, cache_dir=cache_dir,
+                              masked_templates=masked_templates, enrol_photos=enrol_photos, fusion=fusion,
+                              cohort=chosen_cohort, progress=progress_bar)
+            else:
+                job = partial(mfr2_openset, embedder, detector, detector_name, policy, cohort=chosen_cohort,
+                              progress=progress_bar)
+            reports.append(run_openset(embedder, package, dataset, policy, job))
+            click.echo(markdown_table(reports[-1]) + "\n")
     if json_out is not None:
         write_json_atomic(json_out, [r.to_dict() for r in reports])
         log(f"wrote {json_out}")
+
+
+def cohort_faces(folds: str | None, people: Path | None) -> Any:
+    """The faces of ``--cohort-folds`` / ``--cohort-people``, by default the LFW people in no pair."""
+    from mfr.benchmarks.thresholds import ThresholdFaces
+
+    if folds and people is not None:
+        raise click.BadParameter("give the cohort once: --cohort-folds or --cohort-people",
+                                 param_hint="--cohort-people")
+    if people is not None:
+        faces = ThresholdFaces.of_folder(people, per_person=4)
+        if not faces.aligned:
+            raise click.BadParameter(f"{people}: the cohort must be aligned 112x112 faces",
+                                     param_hint="--cohort-people")
+        return faces
+    if folds:
+        return ThresholdFaces.of_folds(tuple(f - 1 for f in int_list(folds, "--cohort-folds", "fold numbers")), 4)
+    return ThresholdFaces.outside_pairs()
 
 
 def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
@@ -161,12 +199,24 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
               show_default=True,
               help="lfw-openset only: several photos of a person as one template each (the best decides), their "
                    "mean embedding, or their mean weighted by photo quality.")
+@click.option("--score", "scores", type=click.Choice(list(SCORES)), multiple=True, default=("raw",),
+              show_default=True,
+              help="Open-set only: raw cosine with the manifest's thresholds (union bound over the templates), or "
+                   "as-norm: scores normalised against a cohort of strangers and the threshold calibrated on the "
+                   "gallery itself, the cohort playing strangers. Repeat to compare on the same probes.")
+@click.option("--cohort-folds", default=None,
+              help="Open-set with as-norm: the cohort is the people of these LFW folds (1-based, e.g. 6,7) instead "
+                   "of the LFW people in no pair (for a model trained on those); never the judged people.")
+@click.option("--cohort-people", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Open-set with as-norm: your own cohort, one sub-folder of aligned 112x112 faces per person, "
+                   "people never enrolled.")
 def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool,
                  flip: bool, data_dir: Path | None, detector: str, detector_package: Path | str | None, no_face: str,
                  mask_seed: int, mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None,
                  no_cache: bool, plots: Path | None, json_out: Path | None, errors_out: Path | None,
                  gallery_sizes: str, target_far: float, min_margin: float | None, masked_templates: bool,
-                 enrol_photos: str, fusion: str) -> None:
+                 enrol_photos: str, fusion: str, scores: tuple[str, ...], cohort_folds: str | None,
+                 cohort_people: Path | None) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
     -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
     measured by mfr thresholds)."""
@@ -197,7 +247,8 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
         openset(packages, dataset, precision, face_detector, detector_name, fold_list, mask_seed,
                 None if no_cache else cache_root, int_list(gallery_sizes, "--gallery-size", "sizes", positive=True),
                 target_far, min_margin, masked_templates, json_out,
-                tuple(int_list(enrol_photos, "--enrol-photos", "photo counts", positive=True)), fusion)
+                tuple(int_list(enrol_photos, "--enrol-photos", "photo counts", positive=True)), fusion,
+                tuple(dict.fromkeys(scores)), cohort_faces(cohort_folds, cohort_people))
         return
 
     def run(package: Path | str, chosen: str | None) -> EvalReport:
