@@ -16,6 +16,7 @@ gallery and scores the run against the clip's truth (``clip_eval``).
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 from mfr.benchmarks.clip_eval import ClipScore, run_on_clip, score_clip
 from mfr.data.clips import ClipConfig, make_clip
+from mfr.recognition.cohort import Cohort, cohort_of_model
 from mfr.recognition.decision import DecisionPolicy, Identifier
 from mfr.recognition.events import EventFactory
 from mfr.recognition.gallery import Gallery
@@ -31,6 +33,8 @@ from mfr.recognition.watch import Watcher, WatchOptions
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.machine import fingerprint
+
+DEFAULT_POLICY = DecisionPolicy()  # frozen: the decision mfr watch makes by default
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 
@@ -74,9 +78,10 @@ class PipelineReport:
         return {"detector": self.detector, "machine": self.machine, "runs": [asdict(r) for r in self.runs]}
 
 
-def _identifier(gallery_path: Path, embedder: FaceEmbedder, model: str) -> Identifier:
+def _identifier(gallery_path: Path, embedder: FaceEmbedder, model: str, policy: DecisionPolicy = DEFAULT_POLICY,
+                cohort: Cohort | None = None) -> Identifier:
     with Gallery.open(gallery_path) as gallery:
-        return Identifier.for_gallery(gallery, embedder, DecisionPolicy(), model)
+        return Identifier.for_gallery(gallery, embedder, policy, model, cohort=cohort)
 
 
 def _enrol(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_path: Path) -> None:
@@ -91,8 +96,10 @@ def _enrol(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_p
 
 
 def watch_once(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_path: Path, model: str,
-               detect_every: int) -> tuple[Any, dict, Watcher]:
-    watcher = Watcher(detector, embedder, _identifier(gallery_path, embedder, model), EventFactory(str(clip)),
+               detect_every: int, policy: DecisionPolicy = DEFAULT_POLICY,
+               cohort: Cohort | None = None) -> tuple[Any, dict, Watcher]:
+    watcher = Watcher(detector, embedder, _identifier(gallery_path, embedder, model, policy, cohort),
+                      EventFactory(str(clip)),
                       WatchOptions(detect_every=detect_every, stats_every=0), None, MaskClassifier.load())
     collector, truth = run_on_clip(clip, watcher)
     return collector, truth, watcher
@@ -154,11 +161,23 @@ def markdown_table(report: PipelineReport) -> str:
 
 
 def watch_accuracy(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, model: str,
-                   detect_every: int = 1) -> tuple[ClipScore, dict[str, Any]]:
-    """Enrol the clip's known people into a fresh gallery, watch the clip, score it against its truth."""
+                   detect_every: int = 1,
+                   policy: DecisionPolicy = DEFAULT_POLICY) -> tuple[ClipScore, dict[str, Any]]:
+    """Enrol the clip's known people into a fresh gallery, watch the clip, score it against its truth. With
+    normalised scores the model's cohort is used less everyone the clip shows (enrolled or stranger)."""
+    cohort = None
+    if policy.score == "as-norm":
+        cohort = cohort_of_model(embedder.manifest, embedder.source_sha256(), embedder.engine.source).without(
+            clip_people(clip))
     with tempfile.TemporaryDirectory(prefix="mfr-bench-watch-") as tmp:
         gallery = Path(tmp) / "gallery.db"
         _enrol(clip, embedder, detector, gallery)
-        collector, truth, watcher = watch_once(clip, embedder, detector, gallery, model, detect_every)
+        collector, truth, watcher = watch_once(clip, embedder, detector, gallery, model, detect_every, policy, cohort)
         stats = watcher.stats()
     return score_clip(collector, truth, stats["embedded_share"]), stats
+
+
+def clip_people(clip: Path) -> set[str]:
+    """Everyone a generated clip shows, enrolled or not (their identities in ``truth.json``)."""
+    truth = json.loads((clip / "truth.json").read_text())
+    return {actor["identity"] for actor in truth["actors"]}

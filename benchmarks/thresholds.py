@@ -137,7 +137,7 @@ def embed_cohort(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int =
                  detector: FaceDetector | None = None, detector_name: str = "none",
                  progress: Progress = no_progress) -> Cohort:
     """``faces`` embedded bare and with a synthetic mask (flip-sums, as the gallery computes them): the
-    impostor faces of ``measure_thresholds``, and the cohort of normalised scores. Photos need ``detector``."""
+    impostor faces of ``thresholds_of_cohort``, and the cohort of normalised scores. Photos need ``detector``."""
     paths = faces.paths
     base = faces.root
     crops = CropMaker(PairDataset(base.name, base, [], aligned=faces.aligned), embedder.manifest.spec, detector,
@@ -154,17 +154,14 @@ def embed_cohort(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int =
                   f"generator, seed {mask_seed}")
 
 
-def measure_thresholds(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int = 0,
-                       detector: FaceDetector | None = None, detector_name: str = "none",
-                       seen_people: int | None = None, progress: Progress = no_progress) -> ThresholdRecord:
-    """Threshold tables from every different-person pair of ``faces`` (photos need ``detector``);
-    ``seen_people``, from ``seen_by_training``, goes into the record."""
-    cohort = embed_cohort(embedder, faces, mask_seed, detector, detector_name, progress)
+def thresholds_of_cohort(embedder: FaceEmbedder, cohort: Cohort, images: int,
+                         seen_people: int | None = None) -> ThresholdRecord:
+    """Threshold tables from every different-person pair of the embedded faces of ``cohort``."""
     templates, probes, people = cohort.bare, cohort.masked, cohort.people
     return ThresholdRecord(
         model_sha256=embedder.source_sha256(),
         data=cohort.what,
-        images=len(faces.paths),
+        images=images,
         people=len(cohort.people_names),
         seen_people=seen_people,
         flip=True,

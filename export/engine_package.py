@@ -13,6 +13,7 @@ it works on a device.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -68,6 +69,13 @@ def detector_spatial(max_side: int) -> list[list[int]]:
 def typed_fp16(tensorrt: str | None) -> bool:
     """TensorRT 11 builds FP16 only from an FP16 model (strongly typed; no FP16 builder flag)."""
     return tensorrt is not None and version_tuple(tensorrt) >= (11,)
+
+
+def copy_cohorts(manifest: Manifest, package: Path, stage: Path) -> None:
+    """The cohort files the thresholds name (``mfr thresholds --write``) travel with them into the engine."""
+    for record in manifest.thresholds:
+        if record.cohort_file is not None and (package / record.cohort_file).is_file():
+            shutil.copy2(package / record.cohort_file, stage / record.cohort_file)
 
 
 def io_buffer_bytes(source: Path, manifest: Manifest, profile: BatchProfile,
@@ -183,6 +191,7 @@ class EngineBuilder:
                 engine=record,
             )
             manifest.save(stage)
+            copy_cohorts(source_manifest, package, stage)
             with open_engine(stage) as engine:
                 parity = self.verify(engine, source, source_manifest, log)
             manifest.stages = replace(manifest.stages, engine_parity=parity)

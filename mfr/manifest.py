@@ -263,6 +263,9 @@ class ThresholdRecord:
     # record), more only if ``mfr thresholds --allow-seen`` accepted them; None: the package does not say whom
     # it trained on (a model mfr did not train), so nothing was checked
     seen_people: int | None = None
+    # the same faces embedded (recognition.cohort), beside the manifest: the cohort of normalised scores
+    cohort_file: str | None = None
+    cohort_sha256: str | None = None
 
     @property
     def smallest_far(self) -> float | None:

@@ -13,13 +13,17 @@ caller checks both against the names in ``people_names``.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from mfr.errors import DataError
+from mfr.atomic import sha256_file, write_bytes_atomic
+from mfr.errors import DataError, ManifestError, MfrError
+from mfr.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,41 @@ class Cohort:
         """(C, C) True where two cohort faces are of one person."""
         return self.people[:, None] == self.people[None, :]
 
+    def without(self, names: set[str]) -> Cohort:
+        """This cohort less the faces of ``names`` (people enrolled or judged), its people renumbered."""
+        drop = set(self.overlap(names))
+        keep = np.array([self.people_names[p] not in drop for p in self.people], bool)
+        kept_names = tuple(n for n in self.people_names if n not in drop)
+        index = {name: i for i, name in enumerate(kept_names)}
+        people = np.array([index[self.people_names[p]] for p in self.people[keep]], np.int64)
+        what = self.what if not drop else f"{self.what}, less {len(drop)} of the people judged"
+        return Cohort(self.bare[keep], self.masked[keep], people, kept_names, what)
+
+    def save(self, path: Path) -> str:
+        """Write the cohort to ``path`` (numpy .npz, no pickles) through a rename; returns its sha256."""
+        buffer = io.BytesIO()
+        np.savez(buffer, bare=self.bare.astype(np.float32), masked=self.masked.astype(np.float32),
+                 people=self.people.astype(np.int64), people_names=np.array(self.people_names, dtype=str),
+                 what=np.array(self.what))
+        write_bytes_atomic(path, buffer.getvalue())
+        return sha256_file(path)
+
+    @classmethod
+    def load(cls, path: Path, sha256: str | None = None) -> Cohort:
+        """The cohort written by ``save``; ``sha256`` (from the manifest) must match when given."""
+        if not path.is_file():
+            raise ManifestError(f"{path}: the cohort file the manifest names is missing; measure it again with "
+                                f"`mfr thresholds --package {path.parent} --write`")
+        if sha256 is not None and sha256_file(path) != sha256:
+            raise ManifestError(f"{path}: sha256 differs from the manifest's: the cohort was changed or damaged; "
+                                f"measure it again with `mfr thresholds --package {path.parent} --write`")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return cls(data["bare"], data["masked"], data["people"],
+                           tuple(str(n) for n in data["people_names"]), str(data["what"]))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ManifestError(f"{path}: not a cohort file ({exc})") from None
+
     def overlap(self, names: set[str]) -> list[str]:
         """The cohort's people among ``names`` (enrolled, judged or trained-on people), sorted. Names are
         compared by their letters only: datasets spell one person "Ben_Affleck" and "BenAffleck"."""
@@ -56,3 +95,16 @@ class Cohort:
 def person_key(name: str) -> str:
     """A person's name as compared across datasets: lower-case letters and digits only."""
     return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def cohort_of_model(manifest: Manifest, model_sha256: str, directory: Path | str) -> Cohort:
+    """The cohort measured with the model file ``model_sha256`` (``mfr thresholds --write`` keeps it beside
+    the manifest of the package or engine at ``directory``)."""
+    record = manifest.thresholds_for(model_sha256)
+    if not isinstance(directory, Path):
+        raise MfrError(f"{directory}: normalised scores need the model's cohort file; a served model has none here "
+                       f"(use its package or engine directory)")
+    if record is None or record.cohort_file is None:
+        raise MfrError(f"{directory} holds no cohort for normalised scores (as-norm); measure it once with "
+                       f"`mfr thresholds --package {directory} --write`, on people who will never be enrolled")
+    return Cohort.load(directory / record.cohort_file, record.cohort_sha256)

@@ -34,7 +34,7 @@ import numpy as np
 from mfr.errors import MfrError
 from mfr.manifest import ThresholdRecord
 from mfr.recognition.ann import make_search
-from mfr.recognition.cohort import Cohort
+from mfr.recognition.cohort import Cohort, cohort_of_model
 from mfr.recognition.gallery import Gallery, TemplateMatrix
 from mfr.recognition.score_norm import AsNormSearch
 from mfr.recognition.search import TemplateSearch
@@ -81,10 +81,14 @@ class Identifier:
                     model_dir: str, search: str = "auto", cohort: Cohort | None = None) -> Identifier:
         """The rule over ``gallery`` as it is now, for probes embedded by ``embedder``; a gallery made with
         another model is refused, naming the command that re-embeds it. ``search``: ``ann.make_search``
-        (normalised scores search exactly)."""
+        (normalised scores search exactly). Normalised scores use ``cohort``, by default the model's own
+        (``mfr thresholds --write``), less anyone enrolled under the same name."""
         gallery.check_model(embedder.fingerprint(), embedder.describe(),
                             f"mfr gallery reembed --gallery {gallery.path} --package {model_dir}")
         matrix = gallery.template_matrix()
+        if policy.score == "as-norm":
+            cohort = (cohort or cohort_of_model(embedder.manifest, embedder.source_sha256(), embedder.engine.source)
+                      ).without(set(matrix.names.values()))
         thresholds = embedder.manifest.thresholds_for(embedder.source_sha256())
         return cls(search_for(matrix, policy, search, cohort), matrix.names, thresholds, policy,
                    gallery.negative_matrix(), model=model_dir)

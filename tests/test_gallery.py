@@ -101,6 +101,34 @@ def test_strangers_are_unknown(enrolled, package, retinaface_package, tmp_path):
     assert len(faces) >= 35 and all(f["name"] is None for f in faces)
 
 
+def test_normalised_scores_use_the_cohort_written_beside_the_thresholds(enrolled, package, retinaface_package,
+                                                                         tmp_path):
+    import hashlib
+
+    target = tmp_path / "package"
+    shutil.copytree(package, target)
+    assert run("thresholds", "--package", target, "--images", "300", "--write").exit_code == 0
+    (record,) = json.loads((target / "manifest.json").read_text())["thresholds"]
+    cohort_file = target / record["cohort_file"]
+    assert hashlib.sha256(cohort_file.read_bytes()).hexdigest() == record["cohort_sha256"]
+    with np.load(cohort_file) as cohort:  # the 300 faces, bare and masked, of the people measured on
+        assert cohort["bare"].shape == cohort["masked"].shape == (300, 128)
+        assert len(set(cohort["people"].tolist())) == record["people"]
+    result = run("identify", DEMO / "test", "--gallery", enrolled, "--package", target, "--detector-package",
+                 retinaface_package, "--score", "as-norm", "--json")
+    assert result.exit_code == 0, result.output
+    found = {Path(r["photo"]).name: sorted(f["name"] for f in r["faces"] if f["name"]) for r in json.loads(
+        result.output)}
+    assert found == DEMO_TRUTH
+    # the package without its thresholds' cohort (200 faces: too few for 1 % with confidence), then damaged
+    small = run("identify", DEMO / "test", "--gallery", enrolled, "--package", package, "--detector-package",
+                retinaface_package, "--score", "as-norm")
+    assert small.exit_code != 0 and "too few to show a stranger rate of 0.01" in small.output
+    cohort_file.write_bytes(cohort_file.read_bytes()[:-10])
+    damaged = run("identify", DEMO / "test", "--gallery", enrolled, "--package", target, "--score", "as-norm")
+    assert damaged.exit_code != 0 and f"{cohort_file}: sha256 differs" in damaged.output
+
+
 def test_enrolling_the_same_photos_again_changes_nothing(enrolled, package, retinaface_package, tmp_path):
     gallery = copy_gallery(enrolled, tmp_path)
     result = run("gallery", "enroll", "--name", "obama", DEMO / "train" / "obama", "--gallery", gallery, "--package",

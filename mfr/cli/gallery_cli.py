@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import click
 
 from mfr.cli.common import MODEL_LOCATION, echo_json, int_list, log, progress_bar
 from mfr.paths import default_gallery_location, is_gallery_url
+from mfr.recognition.decision import SCORES
 
 
 def gallery_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,10 +99,21 @@ def make_face_detector(name: str, package: Path | str | None) -> Any:
     return make_detector(name, package, default_cache_dir(), log)[0]
 
 
-def policy(target_far: float, min_margin: float, threshold: float | None) -> Any:
+def policy(target_far: float, min_margin: float, threshold: float | None, score: str = "raw") -> Any:
     from mfr.recognition.decision import DecisionPolicy
 
-    return DecisionPolicy(target_far, min_margin, threshold)
+    return DecisionPolicy(target_far, min_margin, threshold, score)
+
+
+def score_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--score: raw cosines and the measured table, or cohort-normalised scores calibrated on the gallery."""
+    return click.option(
+        "--score", type=click.Choice(list(SCORES)), default="raw", show_default=True,
+        help="raw: cosine against the manifest's thresholds (union bound over the gallery's templates); as-norm: "
+             "scores normalised against the model's cohort of strangers (written by mfr thresholds --write) and "
+             "the threshold calibrated on this gallery, the cohort playing strangers; names more people at the "
+             "same stranger rate where the cohort resembles the camera's faces (README: Normalised scores)."
+    )(command)
 
 
 def mask_generator(add_masked: bool | None) -> Any:
@@ -375,13 +387,14 @@ def reembed_command(gallery_path: str | None, model_dir: Path) -> None:
 @model_option
 @detector_options
 @decision_options
+@score_option
 @search_option
 @click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Mask state of the faces: auto (the mask classifier decides per face), or all masked / none.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo, for machines.")
 def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path | str, detector: str,
                      detector_package: Path | str | None, target_far: float, min_margin: float, threshold: float | None,
-                     search: str, mask_mode: str, as_json: bool) -> None:
+                     score: str, search: str, mask_mode: str, as_json: bool) -> None:
     """Who is in PHOTOS? Every face: the enrolled person's name, or unknown, with score, margin and mask state.
 
     A face is named only if its best person's score clears the model's measured threshold (for the face's
@@ -399,7 +412,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
     files = photo_files(photos)
     embedder = open_embedder(model_dir)
     with open_gallery(gallery_path) as gallery:
-        identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold),
+        identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold, score),
                                             str(model_dir), search)
     face_detector = make_face_detector(detector, detector_package)
     classifier = MaskClassifier.load() if mask_mode == "auto" else None
@@ -466,7 +479,7 @@ def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds
     With --write they go into the manifest, where mfr gallery and mfr identify find them. FARs the
     impostor pairs cannot resolve (fewer than 1/FAR pairs) are not listed.
     """
-    from mfr.benchmarks.thresholds import ThresholdFaces, measure_thresholds, seen_by_training
+    from mfr.benchmarks.thresholds import ThresholdFaces, embed_cohort, seen_by_training, thresholds_of_cohort
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_detector
     from mfr.manifest import load_manifest
@@ -488,13 +501,17 @@ def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds
     seen = seen_by_training(faces, embedder.manifest.stages.training, allow_seen)
     face_detector, detector_name = (None, "none") if faces.aligned else make_detector(
         detector, detector_package, default_cache_dir(), log)
-    record = measure_thresholds(embedder, faces, mask_seed=mask_seed, detector=face_detector,
-                                detector_name=detector_name, seen_people=seen, progress=progress_bar)
+    cohort = embed_cohort(embedder, faces, mask_seed=mask_seed, detector=face_detector,
+                          detector_name=detector_name, progress=progress_bar)
+    record = thresholds_of_cohort(embedder, cohort, len(faces.paths), seen_people=seen)
     if write:
         assert isinstance(model_dir, Path)
+        cohort_file = f"cohort-{record.model_sha256[:12]}.npz"
+        record = replace(record, cohort_file=cohort_file, cohort_sha256=cohort.save(model_dir / cohort_file))
         manifest = load_manifest(model_dir).with_thresholds(record)
         manifest.save(model_dir)
-        log(f"wrote the thresholds into {model_dir / 'manifest.json'}")
+        log(f"wrote the thresholds into {model_dir / 'manifest.json'} and the faces' embeddings, the cohort of "
+            f"normalised scores, into {model_dir / cohort_file}")
     if as_json:
         echo_json(asdict(record))
         return

@@ -407,15 +407,22 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
 @click.option("--engine", "--package", "model_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Recognition engine or package (with measured thresholds).")
 @click.option("--clip", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="A clip from mfr bench make-clip [default: generate the default 720p clip].")
+              help="A clip from mfr bench make-clip [default: generate the clip of each --seeds].")
+@click.option("--seeds", default="0", show_default=True,
+              help="Without --clip: comma-separated seeds of the generated 720p clips to judge on (0 is the default "
+                   "judging clip; e.g. 0,1,2,3,4).")
 @click.option("--detect-every", type=click.IntRange(1, 30), default=1, show_default=True)
+@click.option("--score", "scores", type=click.Choice(list(SCORES)), multiple=True, default=("raw",), show_default=True,
+              help="The decision's score (as mfr watch --score); repeat to judge both on the same clips. as-norm uses "
+                   "the model's cohort less everyone the clip shows.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-def bench_watch_command(model_dir: Path, clip: Path | None, detect_every: int, json_out: Path | None) -> None:
-    """Accuracy of mfr watch on a synthetic clip with ground truth: people named, strangers named, MOT metrics.
+def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_every: int, scores: tuple[str, ...],
+                        json_out: Path | None) -> None:
+    """Accuracy of mfr watch on synthetic clips with ground truth: people named, strangers named, MOT metrics.
 
     The clip's known people are enrolled from their enrolment photos (never shown in the clip) into a
     fresh gallery; every appearance is then checked, frame by frame, against the names the tracks over it
-    showed.
+    showed. One line per clip and score.
     """
     import tempfile
 
@@ -424,28 +431,40 @@ def bench_watch_command(model_dir: Path, clip: Path | None, detect_every: int, j
     from mfr.benchmarks.pipeline import watch_accuracy
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_video_detector
-    from mfr.data.clips import make_clip
+    from mfr.data.clips import ClipConfig, make_clip
+    from mfr.recognition.decision import DecisionPolicy
     from mfr.runtime.embedder import FaceEmbedder
     from mfr.runtime.machine import fingerprint
 
+    seed_list = int_list(seeds, "--seeds", "seeds")
+    if clip is not None and seeds != "0":
+        raise click.BadParameter("judges the given --clip; --seeds chooses generated clips", param_hint="--seeds")
     detector, name = make_video_detector("yunet", None, 640, default_cache_dir(), log)
+    embedder = FaceEmbedder.open(model_dir)
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mfr-clip-") as tmp:
-        if clip is None:
-            clip = Path(tmp)
-            log(f"generating the default clip: {make_clip(clip)}")
-        score, stats = watch_accuracy(clip, FaceEmbedder.open(model_dir), detector, str(model_dir), detect_every)
-    s: dict[str, Any] = score_as_dict(score)
-    result: dict[str, Any] = {"score": s, "stats": stats, "detector": name, "machine": fingerprint()}
-    click.echo(f"enrolled appearances named correctly: {s['enrolled_named_correctly']}/{s['enrolled_appearances']} "
-               f"({100 * s['enrolled_correct_rate']:.1f} %), named wrongly: {s['enrolled_named_wrongly']}; strangers "
-               f"named: {s['strangers_named']}/{s['stranger_appearances']} appearances, {s['stranger_tracks_named']}/"
-               f"{s['stranger_tracks']} tracks; face-frames shown with a wrong name: {s['face_frames_named_wrongly']} "
-               f"of {s['visible_face_frames']} visible, with the right one: {s['face_frames_named_correctly']}; "
-               f"IDF1 {s['idf1']:.3f}, ID switches {s['id_switches']}, "
-               f"fragmentations {s['fragmentations']}, MOTA {s['mota']:.3f}; embedded "
-               f"{100 * s['embedded_share']:.1f} % of face-frames; {stats['frames_per_second']} frames/s")
+        clips = [(None, clip)] if clip is not None else [(seed, Path(tmp) / f"seed-{seed}") for seed in seed_list]
+        for seed, path in clips:
+            if seed is not None:
+                log(f"generating the clip of seed {seed}: {make_clip(path, ClipConfig(seed=seed))}")
+            for score in dict.fromkeys(scores):
+                result, stats = watch_accuracy(path, embedder, detector, str(model_dir), detect_every,
+                                               DecisionPolicy(score=score))
+                s: dict[str, Any] = score_as_dict(result)
+                runs.append({"seed": seed, "clip": str(clip) if seed is None else "generated", "score_rule": score,
+                             "score": s, "stats": stats})
+                click.echo(
+                    f"{'clip ' + str(clip) if seed is None else f'seed {seed}'}, {score}: enrolled appearances named "
+                    f"correctly: {s['enrolled_named_correctly']}/{s['enrolled_appearances']} "
+                    f"({100 * s['enrolled_correct_rate']:.1f} %), named wrongly: {s['enrolled_named_wrongly']}; "
+                    f"strangers named: {s['strangers_named']}/{s['stranger_appearances']} appearances, "
+                    f"{s['stranger_tracks_named']}/{s['stranger_tracks']} tracks; face-frames shown with a wrong "
+                    f"name: {s['face_frames_named_wrongly']} of {s['visible_face_frames']} visible, with the right "
+                    f"one: {s['face_frames_named_correctly']}; IDF1 {s['idf1']:.3f}, ID switches {s['id_switches']}, "
+                    f"fragmentations {s['fragmentations']}, MOTA {s['mota']:.3f}; embedded "
+                    f"{100 * s['embedded_share']:.1f} % of face-frames; {stats['frames_per_second']} frames/s")
     if json_out is not None:
-        write_json_atomic(json_out, result)
+        write_json_atomic(json_out, {"runs": runs, "detector": name, "machine": fingerprint()})
 
 
 @bench_group.command("make-clip")

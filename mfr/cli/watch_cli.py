@@ -25,6 +25,7 @@ from mfr.cli.gallery_cli import (
     open_embedder,
     open_gallery,
     policy,
+    score_option,
     search_option,
 )
 
@@ -62,6 +63,7 @@ def watch_options(command: Any) -> Any:
 @model_option
 @watch_options
 @decision_options
+@score_option
 @search_option
 @click.option("--events", "events_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Append events as JSON Lines to this file [default: stdout].")
@@ -94,7 +96,8 @@ def watch_options(command: Any) -> Any:
 def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: str | None, model_dir: Path | str,
                   detect_every: int, detector: str,
                   detector_package: Path | str | None, detect_size: int, mask_mode: str, min_observations: int,
-                  lost_seconds: float, target_far: float, min_margin: float, threshold: float | None, search: str,
+                  lost_seconds: float, target_far: float, min_margin: float, threshold: float | None, score: str,
+                  search: str,
                   events_path: Path | None, no_gallery_events: bool, replica_path: Path | None, sync_every: float,
                   snapshots: Path | None, keep_snapshots: int,
                   mqtt_broker: str | None, mqtt_prefix: str, record: Path | None, show: bool, stats_every: float,
@@ -119,7 +122,7 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
     from mfr.recognition.watch import EventBus, Watcher, WatchOptions, run_watch, status_emitter
 
     embedder = open_embedder(model_dir)
-    decision_policy = policy(target_far, min_margin, threshold)
+    decision_policy = policy(target_far, min_margin, threshold, score)
     recognise_from = str(replica_path) if replica_path else gallery_path
 
     def load_identifier() -> Any:
