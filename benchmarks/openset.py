@@ -40,7 +40,7 @@ from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
 from mfr.recognition.cohort import Cohort
-from mfr.recognition.decision import DecisionPolicy, Identifier, search_for
+from mfr.recognition.decision import Decision, DecisionPolicy, Identifier, search_for
 from mfr.recognition.fusion import FUSIONS
 from mfr.recognition.gallery import TemplateMatrix
 from mfr.recognition.mask_state import CLASSIFIER_SPEC, MaskClassifier, reads_crops_of
@@ -68,6 +68,9 @@ class OpenSetResult:
     enrol_photos: int = 1  # photos enrolled per known person
     fusion: str = "templates"  # how they became templates (mfr.recognition.fusion)
     score: str = "raw"  # raw cosine and the measured table, or as-norm calibrated on the gallery
+    # DIR at the threshold naming exactly the target share of these strangers (chosen on the judged set
+    # itself: an upper bound of what any threshold can do with these scores, never a result)
+    ideal_dir: float = 0.0
 
 
 @dataclass
@@ -126,6 +129,21 @@ def aligned_quality(crop: np.ndarray) -> float:
                                 aligned_crop_landmarks(height, width), crop).score
 
 
+def ideal_dir(decisions: list[Decision], names_by_id: dict[int, str], truth: list[str | None],
+              target_far: float) -> float:
+    """DIR at the threshold that names ``target_far`` of these very strangers (no margin): an upper bound
+    no threshold chosen without the judged strangers can be expected to reach, only to show the limit."""
+    known = np.array([t is not None for t in truth])
+    scores = np.array([d.score for d in decisions], np.float64)
+    stranger_scores = np.sort(scores[~known])[::-1]
+    if not known.any() or len(stranger_scores) == 0:
+        return 0.0
+    threshold = np.nextafter(stranger_scores[int(target_far * len(stranger_scores))], np.inf)
+    right = np.array([d.candidate_id is not None and names_by_id.get(d.candidate_id) == t
+                      for d, t in zip(decisions, truth, strict=True)])
+    return float((right & (scores >= threshold))[known].mean())
+
+
 def score(identifier: Identifier, names_by_id: dict[int, str], probes: np.ndarray, masked: np.ndarray,
           truth: list[str | None]) -> dict[str, float]:
     """Rates of one probe set; ``truth`` holds each probe's enrolled name, None for strangers."""
@@ -141,6 +159,7 @@ def score(identifier: Identifier, names_by_id: dict[int, str], probes: np.ndarra
             "wrong": float((accepted & ~right)[known].mean()) if known.any() else 0.0,
             "far": float(accepted[~known].mean()) if (~known).any() else 0.0,
             "rank1": float(rank1[known].mean()) if known.any() else 0.0,
+            "ideal_dir": ideal_dir(decisions, names_by_id, truth, identifier.policy.target_far),
             "masked_detected": float(masked.mean())}
 
 
@@ -231,7 +250,7 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
                           detected, truth)
             results.append(OpenSetResult(protocol, size, int(rates["known"]), int(rates["strangers"]), rates["dir"],
                                          rates["wrong"], rates["far"], rates["rank1"], rates["masked_detected"],
-                                         count, fusion, policy.score))
+                                         count, fusion, policy.score, rates["ideal_dir"]))
     where = "all folds" if folds is None else f"folds {','.join(str(f + 1) for f in folds)}"
     data = (f"LFW people in evaluation pairs ({where}): {len(several):,} with {first_probe + 1} or more photos to draw "
             f"known people from (seed {seed}), enrolled from their first {', '.join(map(str, enrol_photos))} photo(s) "
@@ -274,7 +293,7 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
         identifier = _identifier(embedder, embeddings[rows], np.array([ids[paths[i].parent.name] for i in rows]),
                                  np.zeros(len(rows), bool), names, policy, cohort)
         rates = score(identifier, names, embeddings[probes], detected[probes], truth)
-        for key in ("dir", "wrong", "rank1"):
+        for key in ("dir", "wrong", "rank1", "ideal_dir"):
             totals[key] = totals.get(key, 0.0) + rates[key] * rates["known"]
         totals["far"] = totals.get("far", 0.0) + rates["far"] * rates["strangers"]
         totals["masked_detected"] = totals.get("masked_detected", 0.0) + rates["masked_detected"] * len(probes)
@@ -283,7 +302,7 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
     result = OpenSetResult("MFR2 (real masks)", len(people) // 2, known_total, stranger_total,
                            totals["dir"] / known_total, totals["wrong"] / known_total, totals["far"] / stranger_total,
                            totals["rank1"] / known_total, totals["masked_detected"] / (known_total + stranger_total),
-                           score=policy.score)
+                           score=policy.score, ideal_dir=totals["ideal_dir"] / known_total)
     data = (f"MFR2: {len(people)} people split in half {repeats} times (seed {seed}), known enrolled from one "
             f"unmasked photo, probed with the rest; detector {detector_name}" + cohort_note(cohort))
     return [result], data
@@ -302,12 +321,13 @@ def markdown_table(report: OpenSetReport) -> str:
     lines = [f"**{report.model}** ({report.precision}, {report.backend}) on **{report.dataset}**: strangers named "
              f"at most {report.target_far:.0e} (target), margin {report.min_margin}", "",
              "| protocol | score | gallery | photos enrolled | known probes | strangers | DIR (right name) | "
-             "wrong name | strangers named | rank-1 | probes called masked |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "wrong name | strangers named | rank-1 | probes called masked | DIR, ideal threshold |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.results:
         lines.append(f"| {r.protocol} | {r.score} | {r.gallery_size} | {r.enrol_photos} ({r.fusion}) | "
                      f"{r.known_probes} | {r.stranger_probes} | "
                      f"{100 * r.dir_rate:.2f} % | {100 * r.wrong_rate:.2f} % | {100 * r.stranger_far:.2f} % | "
-                     f"{100 * r.rank1:.2f} % | {100 * r.masked_probes_detected:.1f} % |")
-    lines += ["", report.data, f"{report.seconds:.1f} s"]
+                     f"{100 * r.rank1:.2f} % | {100 * r.masked_probes_detected:.1f} % | {100 * r.ideal_dir:.2f} % |")
+    lines += ["", report.data, "DIR, ideal threshold: at the threshold naming the target share of these very "
+              "strangers, chosen on the judged set itself: an upper bound, not a result.", f"{report.seconds:.1f} s"]
     return "\n".join(lines)

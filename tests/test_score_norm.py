@@ -12,10 +12,10 @@ import math
 import numpy as np
 import pytest
 
-from mfr.benchmarks.openset import check_cohort
+from mfr.benchmarks.openset import check_cohort, ideal_dir
 from mfr.errors import DataError, MfrError
 from mfr.recognition.cohort import Cohort
-from mfr.recognition.decision import DecisionPolicy, Identifier, search_for
+from mfr.recognition.decision import Decision, DecisionPolicy, Identifier, search_for
 from mfr.recognition.gallery import TemplateMatrix
 from mfr.recognition.score_norm import AsNormSearch, allowed_exceedances
 
@@ -107,3 +107,15 @@ def test_a_cohort_holding_a_judged_person_is_refused_whatever_the_spelling():
     with pytest.raises(DataError, match=r"1 people of the cohort \(LFW sample\) .* \(Ben_Affleck\)"):
         check_cohort(cohort, {"BenAffleck", "NancyPelosi"}, "MFR2")
     check_cohort(cohort, {"NancyPelosi"}, "MFR2")  # nobody shared: accepted
+
+
+def test_the_ideal_threshold_names_the_target_share_of_the_judged_strangers():
+    def decision(score: float, candidate: int) -> Decision:
+        return Decision(None, None, score, 1.0, False, 0.0, None, "below threshold", candidate)
+
+    # 10 strangers: at 10 % one may be named, so the threshold lies just above the second highest, 0.5
+    strangers = [decision(s, 0) for s in (0.9, 0.5, 0.45, 0.4, 0.3, 0.2, 0.2, 0.1, 0.0, -0.1)]
+    # four known probes: right and above 0.5, right at 0.5 (not above), wrong person, right and above
+    known = [decision(0.8, 1), decision(0.5, 1), decision(0.95, 2), decision(0.6, 2)]
+    truth = [None] * 10 + ["anne", "anne", "anne", "bob"]
+    assert ideal_dir(strangers + known, {1: "anne", 2: "bob"}, truth, 0.1) == 0.5
