@@ -39,7 +39,7 @@ from mfr.data.mfr2 import read_mask_labels, read_mfr2
 from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
-from mfr.recognition.cohort import Cohort
+from mfr.recognition.cohort import Cohort, person_key
 from mfr.recognition.decision import Decision, DecisionPolicy, Identifier, search_for
 from mfr.recognition.fusion import FUSIONS
 from mfr.recognition.gallery import TemplateMatrix
@@ -207,7 +207,7 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
         raise DataError("enrolment needs at least one photo per person")
     dataset = read_lfw()
     pairs = [p for p in dataset.pairs if folds is None or p.fold in folds]
-    pool_people = sorted({path.parent.name for p in pairs for path in (p.left, p.right)})
+    pool_people, trained = unseen_people({path.parent.name for p in pairs for path in (p.left, p.right)}, embedder)
     check_cohort(cohort, set(pool_people), "the LFW open set")
     photos = {name: sorted((dataset.root / name).glob("*.jpg")) for name in pool_people}
     first_probe = max(enrol_photos)
@@ -256,8 +256,23 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
             f"known people from (seed {seed}), enrolled from their first {', '.join(map(str, enrol_photos))} photo(s) "
             f"({fusion}), probed from photo {first_probe + 1} on; strangers: the rest of those people, one photo "
             f"each; masks seed {mask_seed}; {'with' if masked_templates else 'without'} synthetic-masked templates"
-            + cohort_note(cohort))
+            + trained_note(trained) + cohort_note(cohort))
     return results, data
+
+
+def unseen_people(people: set[str], embedder: FaceEmbedder) -> tuple[list[str], list[str]]:
+    """(the people the model never trained on, sorted; those it did): a package from ``mfr train`` records
+    its training people, and judging it on them would flatter it. Names are matched across datasets' spellings
+    ("Ben_Affleck" in LFW is "BenAffleck" in MFR2)."""
+    training = embedder.manifest.stages.training
+    trained_keys = {person_key(name) for name in (training.trained_people if training else [])}
+    trained = sorted(name for name in people if person_key(name) in trained_keys)
+    return sorted(people - set(trained)), trained
+
+
+def trained_note(trained: list[str]) -> str:
+    return "" if not trained else (f"; less {len(trained)} people the model trained on "
+                                   f"({', '.join(trained[:6])}{', ...' if len(trained) > 6 else ''})")
 
 
 def cohort_note(cohort: Cohort | None) -> str:
@@ -271,10 +286,10 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
     dataset = read_mfr2()
     crops = CropMaker(dataset, embedder.manifest.spec, detector, detector_name, "center", None)
     bank = FaceBank(embedder, crops, MaskClassifier.load(), None, progress)
-    paths = sorted(labels)
-    embeddings, detected = bank.embed(paths, masked=False)
-    people = sorted({p.parent.name for p in paths})
+    people, trained = unseen_people({p.parent.name for p in labels}, embedder)
     check_cohort(cohort, set(people), "MFR2")
+    paths = [p for p in sorted(labels) if p.parent.name in set(people)]
+    embeddings, detected = bank.embed(paths, masked=False)
     rng = np.random.default_rng(seed)
     totals: dict[str, float] = {}
     known_total = stranger_total = 0
@@ -304,7 +319,8 @@ def mfr2_openset(embedder: FaceEmbedder, detector: FaceDetector, detector_name: 
                            totals["rank1"] / known_total, totals["masked_detected"] / (known_total + stranger_total),
                            score=policy.score, ideal_dir=totals["ideal_dir"] / known_total)
     data = (f"MFR2: {len(people)} people split in half {repeats} times (seed {seed}), known enrolled from one "
-            f"unmasked photo, probed with the rest; detector {detector_name}" + cohort_note(cohort))
+            f"unmasked photo, probed with the rest; detector {detector_name}" + trained_note(trained)
+            + cohort_note(cohort))
     return [result], data
 
 

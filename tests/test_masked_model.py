@@ -76,3 +76,15 @@ def test_its_training_people_travel_with_it_and_thresholds_refuse_them(masked_pa
     unseen = thresholds("--folds", "6,7,8,9,10", "--json")
     assert unseen.exit_code == 0, unseen.output
     assert json.loads(unseen.stdout)["seen_people"] == 0
+
+
+@needs_torch
+def test_open_set_runs_judge_it_only_on_people_it_never_trained_on(masked_package):
+    """MFR2 shares people with LFW under other spellings: Ben Affleck (LFW fold 5) and Floyd Mayweather (in no
+    pair) are among its training people, Nancy Pelosi (fold 8) is not; an open-set run leaves the first two out."""
+    from mfr.benchmarks.openset import trained_note, unseen_people
+    from mfr.runtime.embedder import FaceEmbedder
+
+    kept, trained = unseen_people({"BenAffleck", "FloydMayweather", "NancyPelosi"}, FaceEmbedder.open(masked_package))
+    assert (kept, trained) == (["NancyPelosi"], ["BenAffleck", "FloydMayweather"])
+    assert trained_note(trained) == "; less 2 people the model trained on (BenAffleck, FloydMayweather)"
