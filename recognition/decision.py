@@ -153,7 +153,8 @@ class Identifier:
                 reason = "below threshold"
             elif margin < self.margin:
                 reason = "ambiguous"
-            elif negative_scores is not None and (negative_scores[i][self.negative_people == best_id] > best).any():
+            elif negative_scores is not None and (negative_scores[i][self.negative_people == best_id]
+                                                  > self._raw_best(probes[i], bool(masked[i]), best_id, best)).any():
                 reason = "negative match"
             else:
                 reason = "accepted"
@@ -162,6 +163,10 @@ class Identifier:
                                       best, margin, bool(masked[i]), threshold, far, reason,
                                       best_id if best_id >= 0 else None, self.scale))
         return decisions
+
+    def _raw_best(self, probe: np.ndarray, masked: bool, person_id: int, best: float) -> float:
+        """The best person's score as a raw cosine, which the negatives' scores are compared with."""
+        return self.search.raw_best(probe, masked, person_id) if isinstance(self.search, AsNormSearch) else best
 
 
 def search_for(matrix: TemplateMatrix, policy: DecisionPolicy, search: str = "auto",

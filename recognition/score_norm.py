@@ -147,6 +147,14 @@ class AsNormSearch(ExactSearch):
         mean, std = self.probe_stats(probes)
         return self.best_people(self.normalise(self.template_scores(probes, masked), masked, mean, std), k)
 
+    def raw_best(self, probe: np.ndarray, masked: bool, person_id: int) -> float:
+        """The probe's best raw cosine over the templates of ``person_id`` (the negatives' rule compares raw
+        cosines: a negative is a face, not a cohort-normalised template)."""
+        index = int(np.searchsorted(self.people, person_id))
+        end = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.masked)
+        scores = self.template_scores(np.asarray(probe)[None], np.array([masked]))[0, self.starts[index]:end]
+        return float(scores.max())
+
     def stranger_threshold(self, masked: bool, target_rate: float, confidence: float = CONFIDENCE) -> float:
         """The normalised score at which at most ``target_rate`` of strangers (probes with or without a
         mask) are named, shown on the cohort playing strangers against this gallery."""

@@ -119,3 +119,23 @@ def test_the_ideal_threshold_names_the_target_share_of_the_judged_strangers():
     known = [decision(0.8, 1), decision(0.5, 1), decision(0.95, 2), decision(0.6, 2)]
     truth = [None] * 10 + ["anne", "anne", "anne", "bob"]
     assert ideal_dir(strangers + known, {1: "anne", 2: "bob"}, truth, 0.1) == 0.5
+
+
+def test_a_negative_closer_than_the_person_blocks_the_name_with_normalised_scores_too():
+    rng = np.random.default_rng(2)
+    dim, people = 32, 50
+    templates = unit(rng.normal(size=(people, dim)))
+    matrix = TemplateMatrix(templates, np.arange(people), np.zeros(people, bool), {i: f"p{i}" for i in range(people)})
+    policy = DecisionPolicy(score="as-norm")
+    probe = unit(templates[7:8] + 0.15 * rng.normal(size=(1, dim)) / np.sqrt(dim))
+
+    def decide(negative: np.ndarray) -> Decision:
+        identifier = Identifier(search_for(matrix, policy, cohort=cohort_of(unit(rng.normal(size=(1000, dim))))),
+                                matrix.names, None, policy, (negative, np.array([7])))
+        return identifier.decide(probe, np.array([False]))[0]
+
+    # the raw cosine of the probe with the negative (the probe itself: 1.0) beats its template's; a negative
+    # far from the probe does not, whatever the normalised score's scale
+    assert decide(probe).reason == "negative match"
+    far_negative = unit(-templates[7:8])
+    assert decide(far_negative).name == "p7"
