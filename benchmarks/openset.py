@@ -16,9 +16,14 @@ MFR2: the 53 people are split (seeded) in half, known and strangers; each known 
 one photo without a mask (the first, if none is unmasked) and probed with the rest; the split is
 repeated ``repeats`` times and the rates summed over all repeats.
 
+A package that records its training people (``mfr train``) is judged only on people it never trained on:
+they are left out of both datasets, matched by name across the datasets' spellings. With normalised scores
+(``--score as-norm``) the cohort must hold none of the people judged.
+
 Reported per gallery size and protocol: DIR (known probes named as the right person), known probes named
 as a wrong person, strangers named as anyone (the open-set false-accept rate, to hold to ``--far``),
-and rank-1 (the right person on top, whatever the threshold).
+rank-1 (the right person on top, whatever the threshold), and the DIR at the ideal threshold (the one
+that names exactly ``--far`` of these very strangers: an upper bound that shows the model's limit).
 """
 
 from __future__ import annotations
