@@ -29,12 +29,13 @@ from mfr.recognition.decision import DecisionPolicy, Identifier
 from mfr.recognition.events import EventFactory
 from mfr.recognition.gallery import Gallery
 from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.track_identity import DEFAULT_LOOKS
 from mfr.recognition.watch import Watcher, WatchOptions
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.machine import fingerprint
 
-DEFAULT_POLICY = DecisionPolicy()  # frozen: the decision mfr watch makes by default
+DEFAULT_POLICY = DecisionPolicy(looks=DEFAULT_LOOKS)  # frozen: the decision mfr watch makes by default
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 

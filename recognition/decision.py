@@ -51,8 +51,18 @@ class DecisionPolicy:
     min_margin: float = DEFAULT_MARGIN
     threshold: float | None = None  # fixed cosine threshold instead of the measured table
     score: str = "raw"  # one of SCORES
+    # decisions one track may take to name a face it has not named (``track_identity``): each holds
+    # target_far / looks, so all of them together name a stranger's track at most target_far (Bonferroni)
+    looks: int = 1
+
+    @property
+    def decision_far(self) -> float:
+        """The stranger rate one decision holds: the target shared among a track's looks."""
+        return self.target_far / self.looks
 
     def __post_init__(self) -> None:
+        if self.looks < 1:
+            raise MfrError(f"a track needs at least one look to name anyone, got {self.looks}")
         if self.score not in SCORES:
             raise MfrError(f"unknown score {self.score!r}; one of {', '.join(SCORES)}")
         if self.score != "raw" and self.threshold is not None:
@@ -113,7 +123,7 @@ class Identifier:
         self.calibrated: dict[bool, float] = {}
         self.scale = 1.0
         if isinstance(search, AsNormSearch):
-            self.calibrated = {m: search.stranger_threshold(m, policy.target_far) for m in (False, True)}
+            self.calibrated = {m: search.stranger_threshold(m, policy.decision_far) for m in (False, True)}
             self.scale = search.margin_scale
         self.margin = policy.min_margin * self.scale
 
@@ -126,7 +136,7 @@ class Identifier:
             return self.calibrated[masked], None, 0.0
         assert self.thresholds is not None
         table = self.thresholds.masked if masked else self.thresholds.unmasked
-        pair_far = max(self.policy.target_far / max(searched, 1), table.far[-1])
+        pair_far = max(self.policy.decision_far / max(searched, 1), table.far[-1])
         if not masked:
             return table.at(pair_far), pair_far, 0.0
         both = self.thresholds.masked_template

@@ -8,12 +8,18 @@ face. Three rules turn them into one answer:
   sharper look), or when ``interval`` seconds have passed (``recheck`` once the track is named; an
   unknown track keeps looking at ``interval``: unknown is the answer while evidence is short). Most
   face-frames are never embedded: the embedder is the most expensive stage per face.
-- **aggregation**: the last ``window`` embeddings, weighted by face quality, summed and normalised; the
-  window (not the whole track) lets a swap of identities between crossing tracks show up;
-- **decision** (``TrackIdentity.decide``): the gallery's rule (``Identifier``) on the aggregate, only after
-  ``min_observations`` embeddings; the answer is sticky: a named track keeps its name while its person
-  stays best and scores within ``hysteresis`` below the threshold, and changes (to another name or to
-  unknown) only after ``switch_after`` decisions in a row say so.
+- **aggregation**: embeddings weighted by face quality, summed and normalised: at a look (below) all of
+  them since the track began or was last re-verified; for a named track the last ``window`` (not the
+  whole track), which lets a swap of identities between crossing tracks show up;
+- **decision** (``TrackIdentity.decide``): the gallery's rule (``Identifier``) on the aggregate. A track
+  that holds no name (undecided, unknown, or re-verifying) takes at most ``looks`` decisions (the
+  decision policy's), when its evidence reaches ``min_observations`` embeddings and then each time it
+  doubles (3, 6, 12, ...): each holds ``target_far / looks``, so a stranger's track is named with at most
+  ``target_far`` over all its looks, one stranger rate per track instead of one per embedding (which
+  every further look at the same stranger would spend again). Each look rests on more evidence than the
+  last; after the last the track stays unknown until it is re-verified. The answer is sticky: a named
+  track keeps its name while its person stays best and scores within ``hysteresis`` below the threshold,
+  and changes (to another name or to unknown) only after ``switch_after`` decisions in a row say so.
 - **re-verification** (``contest`` / ``release``): where two faces cross, or a face is found again after
   a gap, the tracker may have put a track on the other face; a sticky name would then follow a stranger.
   So while a track overlaps another it is *contested*: no embedding (its detection may be the other
@@ -33,6 +39,8 @@ import numpy as np
 
 from mfr.recognition.decision import Decision, Identifier
 from mfr.runtime.similarity import l2_normalize
+
+DEFAULT_LOOKS = 1  # decisions a track holding no name takes (mfr watch --looks): chosen on clips of seeds 1-4
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,9 @@ class TrackIdentity:
     best_crop: np.ndarray | None = None
     contested: bool = False  # overlapping another track now: its face may be the other one
     verifying: bool = False  # since the last contest, gathering fresh evidence before showing a name
+    evidence: int = 0  # embeddings since the track began or was last re-verified (its looks count these)
+    # every one of those embeddings, quality-weighted and summed: a look decides on all of them
+    evidence_sum: Observation | None = None
 
     @property
     def shown_name(self) -> str | None:
@@ -100,6 +111,7 @@ class TrackIdentity:
             self.contested, self.verifying = False, True
             self.observations.clear()
             self._challenges = 0
+            self.evidence, self.evidence_sum = 0, None
 
     def wants_embedding(self, quality: float, now: float, schedule: EmbedSchedule) -> bool:
         if self.contested or now - self.last_embedded < schedule.min_gap:
@@ -115,13 +127,23 @@ class TrackIdentity:
         while len(self.observations) > self.config.window:
             self.observations.popleft()
         self.total_observations += 1
+        self.evidence += 1
+        weight = max(quality, 1e-3)
+        before = self.evidence_sum or Observation(np.zeros_like(embedding, dtype=np.float64), 0.0, 0.0, now)
+        self.evidence_sum = Observation(before.embedding + weight * embedding, before.quality + weight,
+                                        before.mask_probability + weight * mask_probability, now)
         self.last_embedded = now
         if quality > self.best_quality or self.best_crop is None:
             self.best_quality = quality
             self.best_crop = crop
 
-    def aggregate(self) -> tuple[np.ndarray, bool]:
-        """The window's quality-weighted embedding and its mask state (the weighted vote)."""
+    def aggregate(self, all_evidence: bool = False) -> tuple[np.ndarray, bool]:
+        """The window's quality-weighted embedding and its mask state (the weighted vote); with
+        ``all_evidence``, of every embedding since the track began or was last re-verified."""
+        if all_evidence and self.evidence_sum is not None:
+            total = self.evidence_sum
+            return (l2_normalize(total.embedding[None].astype(np.float32))[0],
+                    total.mask_probability / total.quality >= 0.5)
         weights = np.array([max(o.quality, 1e-3) for o in self.observations])
         summed = (weights[:, None] * np.stack([o.embedding for o in self.observations])).sum(axis=0)
         masked = float(np.average([o.mask_probability for o in self.observations], weights=weights)) >= 0.5
@@ -130,26 +152,33 @@ class TrackIdentity:
     def decide(self, identifier: Identifier) -> str | None:
         """Apply the rule if there is enough evidence; returns the event kind this causes
         ("identified" for the first answer, "identity_changed"), or None."""
-        evidence = len(self.observations) if self.verifying else self.total_observations
-        if self.contested or evidence < self.config.min_observations:
+        if self.contested or self.evidence < self.config.min_observations:
             return None
-        embedding, masked = self.aggregate()
+        holds_name = self.decided and self.person_id is not None and not self.verifying
+        if not holds_name and not self.is_look(self.evidence, identifier.policy.looks):
+            return None
+        embedding, masked = self.aggregate(all_evidence=not holds_name)
         decision = identifier.decide(embedding[None], np.array([masked]))[0]
         self.last_decision = decision
-        fresh, self.verifying = self.verifying, False
+        self.verifying = False
         if not self.decided:
             self.decided, self.name, self.person_id = True, decision.name, decision.person_id
             return "identified"
         if self._keeps(decision):
             self._challenges = 0
             return None
-        if not fresh:
+        if holds_name:  # a name is taken away (or swapped) only after switch_after decisions in a row
             self._challenges += 1
             if self._challenges < self.config.switch_after:
                 return None
         self._challenges = 0
         self.name, self.person_id = decision.name, decision.person_id
         return "identity_changed"
+
+    def is_look(self, evidence: int, looks: int) -> bool:
+        """Whether a track holding no name decides at this much evidence: at ``min_observations``
+        embeddings and each doubling after it, ``looks`` times in all."""
+        return any(evidence == self.config.min_observations * 2 ** k for k in range(looks))
 
     def _keeps(self, decision: Decision) -> bool:
         """The decision confirms the current answer, or (hysteresis) the named person still leads, just

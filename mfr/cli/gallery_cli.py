@@ -99,10 +99,10 @@ def make_face_detector(name: str, package: Path | str | None) -> Any:
     return make_detector(name, package, default_cache_dir(), log)[0]
 
 
-def policy(target_far: float, min_margin: float, threshold: float | None, score: str = "raw") -> Any:
+def policy(target_far: float, min_margin: float, threshold: float | None, score: str = "raw", looks: int = 1) -> Any:
     from mfr.recognition.decision import DecisionPolicy
 
-    return DecisionPolicy(target_far, min_margin, threshold, score)
+    return DecisionPolicy(target_far, min_margin, threshold, score, looks)
 
 
 def score_option(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,6 +12,7 @@ from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_
 from mfr.manifest import load_manifest
 from mfr.recognition.decision import SCORES
 from mfr.recognition.fusion import FUSIONS
+from mfr.recognition.track_identity import DEFAULT_LOOKS
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
 from mfr.training.recipes import G2D_RECIPES, MEER_RECIPES, recipe_default_help, recipe_settings
 
@@ -415,9 +416,11 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
 @click.option("--score", "scores", type=click.Choice(list(SCORES)), multiple=True, default=("raw",), show_default=True,
               help="The decision's score (as mfr watch --score); repeat to judge both on the same clips. as-norm uses "
                    "the model's cohort less everyone the clip shows.")
+@click.option("--looks", type=click.IntRange(1, 8), default=DEFAULT_LOOKS, show_default=True,
+              help="Decisions a track showing no name takes (as mfr watch --looks).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_every: int, scores: tuple[str, ...],
-                        json_out: Path | None) -> None:
+                        looks: int, json_out: Path | None) -> None:
     """Accuracy of mfr watch on synthetic clips with ground truth: people named, strangers named, MOT metrics.
 
     The clip's known people are enrolled from their enrolment photos (never shown in the clip) into a
@@ -449,10 +452,10 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
                 log(f"generating the clip of seed {seed}: {make_clip(path, ClipConfig(seed=seed))}")
             for score in dict.fromkeys(scores):
                 result, stats = watch_accuracy(path, embedder, detector, str(model_dir), detect_every,
-                                               DecisionPolicy(score=score))
+                                               DecisionPolicy(score=score, looks=looks))
                 s: dict[str, Any] = score_as_dict(result)
                 runs.append({"seed": seed, "clip": str(clip) if seed is None else "generated", "score_rule": score,
-                             "score": s, "stats": stats})
+                             "looks": looks, "score": s, "stats": stats})
                 click.echo(
                     f"{'clip ' + str(clip) if seed is None else f'seed {seed}'}, {score}: enrolled appearances named "
                     f"correctly: {s['enrolled_named_correctly']}/{s['enrolled_appearances']} "

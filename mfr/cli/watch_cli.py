@@ -28,6 +28,7 @@ from mfr.cli.gallery_cli import (
     score_option,
     search_option,
 )
+from mfr.recognition.track_identity import DEFAULT_LOOKS
 
 
 def watch_options(command: Any) -> Any:
@@ -64,6 +65,11 @@ def watch_options(command: Any) -> Any:
 @watch_options
 @decision_options
 @score_option
+@click.option("--looks", type=click.IntRange(1, 8), default=DEFAULT_LOOKS, show_default=True,
+              help="Decisions a track that shows no name takes before it stays unknown: at 3 embeddings, then each "
+                   "time its evidence doubles; each holds --far / LOOKS, so a stranger's track is named at most "
+                   "--far over all of them (one stranger rate per track). Re-verification after a crossing starts "
+                   "them again.")
 @search_option
 @click.option("--events", "events_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Append events as JSON Lines to this file [default: stdout].")
@@ -97,7 +103,7 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
                   detect_every: int, detector: str,
                   detector_package: Path | str | None, detect_size: int, mask_mode: str, min_observations: int,
                   lost_seconds: float, target_far: float, min_margin: float, threshold: float | None, score: str,
-                  search: str,
+                  looks: int, search: str,
                   events_path: Path | None, no_gallery_events: bool, replica_path: Path | None, sync_every: float,
                   snapshots: Path | None, keep_snapshots: int,
                   mqtt_broker: str | None, mqtt_prefix: str, record: Path | None, show: bool, stats_every: float,
@@ -122,7 +128,7 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
     from mfr.recognition.watch import EventBus, Watcher, WatchOptions, run_watch, status_emitter
 
     embedder = open_embedder(model_dir)
-    decision_policy = policy(target_far, min_margin, threshold, score)
+    decision_policy = policy(target_far, min_margin, threshold, score, looks)
     recognise_from = str(replica_path) if replica_path else gallery_path
 
     def load_identifier() -> Any:
