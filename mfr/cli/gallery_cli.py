@@ -476,7 +476,8 @@ def thresholds_command(model_dir: Path | str, write: bool, mask_seed: int, folds
     measured on, how many, and how many of them the model trained on: a package from mfr train (and the
     shipped mobilefacenet-masked) records its training people, and a set that holds any is refused.
 
-    With --write they go into the manifest, where mfr gallery and mfr identify find them. FARs the
+    With --write they go into the manifest, where mfr gallery and mfr identify find them, and the faces'
+    embeddings beside it (cohort-<sha>.npz): the cohort of normalised scores (--score as-norm). FARs the
     impostor pairs cannot resolve (fewer than 1/FAR pairs) are not listed.
     """
     from mfr.benchmarks.thresholds import ThresholdFaces, embed_cohort, seen_by_training, thresholds_of_cohort
