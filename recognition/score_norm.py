@@ -63,25 +63,22 @@ class TopScores:
 
 def top_k_scores(rows: np.ndarray, faces: np.ndarray, top_k: int, exclude: np.ndarray | None = None) -> TopScores:
     """``TopScores`` of each row against ``faces``, leaving out the (rows, faces) pairs where ``exclude``
-    is True."""
+    is True (k shrinks to what every row has left where the faces are fewer)."""
+    left_out = int(exclude.sum(axis=1).max()) if exclude is not None and len(exclude) else 0
+    take = max(1, min(top_k, len(faces) - left_out))
     parts = []
     for start in range(0, len(rows), _ROWS):
         scores = np.asarray(rows[start:start + _ROWS], np.float32) @ np.asarray(faces, np.float32).T
         if exclude is not None:
             scores[exclude[start:start + _ROWS]] = -np.inf
-        available = int(np.isfinite(scores).sum(axis=1).min()) if len(scores) else 0
-        take = max(1, min(top_k, available))
         ranked = -np.sort(-scores, axis=1)[:, :take + 1]
         top = ranked[:, :take]
         following = ranked[:, take] if ranked.shape[1] > take else np.full(len(ranked), -np.inf, np.float32)
-        parts.append((top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6), top[:, -1], following, take))
+        parts.append((top.mean(axis=1), np.maximum(top.std(axis=1), 1e-6), top[:, -1], following))
     if not parts:
         empty = np.zeros(0, np.float32)
-        return TopScores(empty, empty, empty, empty, top_k)
-    if len({part[4] for part in parts}) > 1:
-        raise MfrError("the cohort is too small for its top scores: fewer faces than top_k left in a chunk")
-    return TopScores(*(np.concatenate([part[i] for part in parts]).astype(np.float32) for i in range(4)),
-                     parts[0][4])
+        return TopScores(empty, empty, empty, empty, take)
+    return TopScores(*(np.concatenate([part[i] for part in parts]).astype(np.float32) for i in range(4)), take)
 
 
 def allowed_exceedances(count: int, target_rate: float, confidence: float = CONFIDENCE) -> int | None:
