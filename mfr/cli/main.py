@@ -242,6 +242,12 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
     if dataset != "lfw-openset" and (enrol_photos.strip() != "1" or fusion != "templates"):
         raise click.BadParameter("several enrolment photos are measured on lfw-openset only",
                                  param_hint="--enrol-photos/--fusion")
+    if not dataset.endswith("-openset") and set(scores) != {"raw"}:
+        raise click.BadParameter("verification scores pairs by raw cosine; --score applies to the open-set "
+                                 "datasets", param_hint="--score")
+    if (cohort_folds or cohort_people) and "as-norm" not in scores:
+        raise click.BadParameter("a cohort is used by normalised scores only: add --score as-norm",
+                                 param_hint="--cohort-folds/--cohort-people")
     if dataset.endswith("-openset"):
         if errors_out is not None:
             raise click.BadParameter("lists verification pairs; the open-set datasets have none", param_hint="--errors")
@@ -249,7 +255,8 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
                 None if no_cache else cache_root, int_list(gallery_sizes, "--gallery-size", "sizes", positive=True),
                 target_far, min_margin, masked_templates, json_out,
                 tuple(int_list(enrol_photos, "--enrol-photos", "photo counts", positive=True)), fusion,
-                tuple(dict.fromkeys(scores)), cohort_faces(cohort_folds, cohort_people))
+                tuple(dict.fromkeys(scores)),
+                cohort_faces(cohort_folds, cohort_people) if "as-norm" in scores else None)
         return
 
     def run(package: Path | str, chosen: str | None) -> EvalReport:
