@@ -101,13 +101,12 @@ def test_strangers_are_unknown(enrolled, package, retinaface_package, tmp_path):
     assert len(faces) >= 35 and all(f["name"] is None for f in faces)
 
 
-def test_normalised_scores_use_the_cohort_written_beside_the_thresholds(enrolled, package, retinaface_package,
-                                                                         tmp_path):
+def test_normalised_scores_use_the_cohort_written_beside_the_thresholds(enrolled, package, cohort_package,
+                                                                         retinaface_package, tmp_path):
     import hashlib
 
     target = tmp_path / "package"
-    shutil.copytree(package, target)
-    assert run("thresholds", "--package", target, "--images", "300", "--write").exit_code == 0
+    shutil.copytree(cohort_package, target)
     (record,) = json.loads((target / "manifest.json").read_text())["thresholds"]
     cohort_file = target / record["cohort_file"]
     assert hashlib.sha256(cohort_file.read_bytes()).hexdigest() == record["cohort_sha256"]

@@ -333,3 +333,21 @@ def test_watch_serves_several_cameras_with_per_source_stats(clip, gallery, thres
     bad = run("watch", "--source", clip / "clip.mp4", "--source", second, "--gallery", gallery, "--package",
               thresholded_package, "--record", tmp_path / "x.mp4")
     assert bad.exit_code == 2 and "one --source" in bad.output
+
+
+def test_bench_watch_judges_both_scores_on_one_clip_against_its_truth(clip, cohort_package, tmp_path):
+    out = tmp_path / "bench.json"
+    result = run("bench", "watch", "--engine", cohort_package, "--clip", clip, "--score", "raw", "--score", "as-norm",
+                 "--json", out)
+    assert result.exit_code == 0, result.output
+    truth = json.loads((clip / "truth.json").read_text())
+    enrolled = sum(1 for a in truth["actors"] if a["enrolled"])
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["score_rule"], r["looks"]) for r in runs] == [("raw", 1), ("as-norm", 1)]
+    for judged in (r["score"] for r in runs):
+        assert judged["enrolled_appearances"] == enrolled
+        assert judged["stranger_appearances"] == len(truth["actors"]) - enrolled
+        assert judged["strangers_named"] == 0 and judged["face_frames_named_wrongly"] == 0
+        assert judged["enrolled_named_correctly"] >= 0.5 * enrolled  # the floor of the watch test above
+    refused = run("bench", "watch", "--engine", cohort_package, "--clip", clip, "--seeds", "1,2")
+    assert refused.exit_code != 0 and "--seeds chooses generated clips" in refused.output
