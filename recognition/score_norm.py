@@ -78,7 +78,8 @@ def top_k_scores(rows: np.ndarray, faces: np.ndarray, top_k: int, exclude: np.nd
     if not parts:
         empty = np.zeros(0, np.float32)
         return TopScores(empty, empty, empty, empty, take)
-    return TopScores(*(np.concatenate([part[i] for part in parts]).astype(np.float32) for i in range(4)), take)
+    mean, std, lowest, following = (np.concatenate([part[i] for part in parts]).astype(np.float32) for i in range(4))
+    return TopScores(mean, std, lowest, following, take)
 
 
 def allowed_exceedances(count: int, target_rate: float, confidence: float = CONFIDENCE) -> int | None:
