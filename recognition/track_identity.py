@@ -6,7 +6,8 @@ face. Three rules turn them into one answer:
 - **when to embed** (``EmbedSchedule``): a face that passes the quality gate is embedded when the track
   has no embedding yet, when its quality beats the track's best so far by ``improve_ratio`` (a closer or
   sharper look), or when ``interval`` seconds have passed (``recheck`` once the track is named; an
-  unknown track keeps looking at ``interval``: unknown is the answer while evidence is short). Most
+  unknown track keeps looking at ``interval``: its evidence grows toward its next look, and its best
+  crop improves). Most
   face-frames are never embedded: the embedder is the most expensive stage per face.
 - **aggregation**: embeddings weighted by face quality, summed and normalised: at a look (below) all of
   them since the track began or was last re-verified; for a named track the last ``window`` (not the
@@ -69,6 +70,26 @@ class Observation:
     time: float
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Every embedding of a track since it began or was last re-verified, quality-weighted and summed."""
+
+    count: int = 0
+    weighted_sum: np.ndarray | None = None
+    weight: float = 0.0
+    masked_weight: float = 0.0  # the weight of the mask probabilities: masked when half the weight or more
+
+    def add(self, embedding: np.ndarray, quality: float, mask_probability: float) -> Evidence:
+        weight = max(quality, 1e-3)
+        before = np.zeros(embedding.shape, np.float64) if self.weighted_sum is None else self.weighted_sum
+        return Evidence(self.count + 1, before + weight * embedding, self.weight + weight,
+                        self.masked_weight + weight * mask_probability)
+
+    def aggregate(self) -> tuple[np.ndarray, bool]:
+        assert self.weighted_sum is not None, "no evidence yet"
+        return l2_normalize(self.weighted_sum[None].astype(np.float32))[0], self.masked_weight / self.weight >= 0.5
+
+
 @dataclass
 class TrackIdentity:
     """The identity state of one track."""
@@ -87,9 +108,7 @@ class TrackIdentity:
     best_crop: np.ndarray | None = None
     contested: bool = False  # overlapping another track now: its face may be the other one
     verifying: bool = False  # since the last contest, gathering fresh evidence before showing a name
-    evidence: int = 0  # embeddings since the track began or was last re-verified (its looks count these)
-    # every one of those embeddings, quality-weighted and summed: a look decides on all of them
-    evidence_sum: Observation | None = None
+    evidence: Evidence = Evidence()  # since the track began or was last re-verified: its looks decide on it
 
     @property
     def shown_name(self) -> str | None:
@@ -111,7 +130,7 @@ class TrackIdentity:
             self.contested, self.verifying = False, True
             self.observations.clear()
             self._challenges = 0
-            self.evidence, self.evidence_sum = 0, None
+            self.evidence = Evidence()
 
     def wants_embedding(self, quality: float, now: float, schedule: EmbedSchedule) -> bool:
         if self.contested or now - self.last_embedded < schedule.min_gap:
@@ -127,11 +146,7 @@ class TrackIdentity:
         while len(self.observations) > self.config.window:
             self.observations.popleft()
         self.total_observations += 1
-        self.evidence += 1
-        weight = max(quality, 1e-3)
-        before = self.evidence_sum or Observation(np.zeros_like(embedding, dtype=np.float64), 0.0, 0.0, now)
-        self.evidence_sum = Observation(before.embedding + weight * embedding, before.quality + weight,
-                                        before.mask_probability + weight * mask_probability, now)
+        self.evidence = self.evidence.add(embedding, quality, mask_probability)
         self.last_embedded = now
         if quality > self.best_quality or self.best_crop is None:
             self.best_quality = quality
@@ -140,10 +155,8 @@ class TrackIdentity:
     def aggregate(self, all_evidence: bool = False) -> tuple[np.ndarray, bool]:
         """The window's quality-weighted embedding and its mask state (the weighted vote); with
         ``all_evidence``, of every embedding since the track began or was last re-verified."""
-        if all_evidence and self.evidence_sum is not None:
-            total = self.evidence_sum
-            return (l2_normalize(total.embedding[None].astype(np.float32))[0],
-                    total.mask_probability / total.quality >= 0.5)
+        if all_evidence:
+            return self.evidence.aggregate()
         weights = np.array([max(o.quality, 1e-3) for o in self.observations])
         summed = (weights[:, None] * np.stack([o.embedding for o in self.observations])).sum(axis=0)
         masked = float(np.average([o.mask_probability for o in self.observations], weights=weights)) >= 0.5
@@ -152,10 +165,10 @@ class TrackIdentity:
     def decide(self, identifier: Identifier) -> str | None:
         """Apply the rule if there is enough evidence; returns the event kind this causes
         ("identified" for the first answer, "identity_changed"), or None."""
-        if self.contested or self.evidence < self.config.min_observations:
+        if self.contested or self.evidence.count < self.config.min_observations:
             return None
         holds_name = self.decided and self.person_id is not None and not self.verifying
-        if not holds_name and not self.is_look(self.evidence, identifier.policy.looks):
+        if not holds_name and not self.is_look(self.evidence.count, identifier.policy.looks):
             return None
         embedding, masked = self.aggregate(all_evidence=not holds_name)
         decision = identifier.decide(embedding[None], np.array([masked]))[0]
