@@ -1,12 +1,12 @@
 """Imports run one way: the common ground imports no stage, and a stage imports only the ground and the
 stages below it.
 
-The order, lowest first (``LAYERS``): the common ground (``mfr/``: spec, manifest, models, data, augment,
-metrics, errors), ``runtime/`` (per-frame primitives, torch-free), ``serving/`` (the runtime's engines
-behind Triton, torch-free), ``recognition/`` (gallery and
-decisions, torch-free, on the runtime), ``export/`` (may check what it builds through the runtime),
-``calibration/``, ``benchmarks/``, ``training/``, and the CLI (``mfr/cli``), the one place that may call
-every stage. Every import statement of every module is checked, those inside
+The order, lowest first (``LAYERS``), folders of ``src/mfr/``: the common ground (the package's own modules,
+``models/``, ``data/``, ``augment/``: spec, manifest, models, data, augment, metrics, errors), ``runtime/``
+(per-frame primitives, torch-free), ``serving/`` (the runtime's engines behind Triton, torch-free),
+``recognition/`` (gallery and decisions, torch-free, on the runtime), ``export/`` (may check what it builds
+through the runtime), ``calibration/``, ``benchmarks/``, ``training/``, and ``cli/``, the one place that
+may call every stage. Every import statement of every module is checked, those inside
 functions included, since a lazy import is an arrow all the same.
 """
 
@@ -17,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-tomllib = pytest.importorskip("tomllib")  # Python >= 3.11 reads pyproject.toml's package-dir
-
-ROOT = Path(__file__).resolve().parents[1]
+SOURCE = Path(__file__).resolve().parents[1] / "src"
 LAYERS = ("ground", "runtime", "serving", "recognition", "export", "calibration", "benchmarks", "training", "cli")
 STAGES = {f"mfr.{layer}": layer for layer in LAYERS if layer != "ground"}
 
@@ -35,15 +33,11 @@ def layer_of(module: str) -> str | None:
 
 
 def source_modules() -> dict[str, Path]:
-    """Module name -> file, for every Python file the package installs (folders from pyproject's package-dir)."""
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    folders = config["tool"]["setuptools"]["package-dir"]
+    """Module name -> file, for every Python file the package installs (``src/``: folders are import paths)."""
     modules = {}
-    for package, folder in folders.items():
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            relative = path.relative_to(ROOT / folder).with_suffix("")
-            parts = [part for part in relative.parts if part != "__init__"]
-            modules[".".join([package, *parts])] = path
+    for path in sorted((SOURCE / "mfr").rglob("*.py")):
+        parts = [part for part in path.relative_to(SOURCE).with_suffix("").parts if part != "__init__"]
+        modules[".".join(parts)] = path
     return modules
 
 

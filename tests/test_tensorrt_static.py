@@ -22,7 +22,6 @@ from tests.tensorrt_api.stubs import api_names, prepare_stubs
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).parent / "tensorrt_api" / "api.json"
-SOURCE_DIRS = ("mfr", "export", "calibration", "runtime", "benchmarks")
 
 
 def tensorrt_aliases(tree: ast.Module) -> set[str]:
@@ -63,13 +62,13 @@ def tensorrt_uses(path: Path) -> list[tuple[str, ...]]:
 
 
 def source_files_using_tensorrt() -> list[Path]:
-    files = [p for d in SOURCE_DIRS for p in (ROOT / d).rglob("*.py")]
+    files = sorted((ROOT / "src" / "mfr").rglob("*.py"))
     return [p for p in files if tensorrt_aliases(ast.parse(p.read_text()))]
 
 
 def test_the_tensorrt_code_is_where_we_expect_it():
     found = {str(p.relative_to(ROOT)) for p in source_files_using_tensorrt()}
-    assert {"export/trt_build.py", "runtime/engine_trt.py"} <= found, found
+    assert {"src/mfr/export/trt_build.py", "src/mfr/runtime/engine_trt.py"} <= found, found
 
 
 def test_every_tensorrt_name_used_exists_in_tensorrt_10_13():

@@ -30,7 +30,7 @@ def data_root() -> Path:
         if not root.is_dir():
             raise DataError(f"{DATA_ENV}={env} is not a directory")
         return root
-    candidates = [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[2] / "shared" / "data"]
+    candidates = [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
