@@ -1,12 +1,13 @@
 """Imports run one way: the common ground imports no stage, and a stage imports only the ground and the
 stages below it.
 
-The order, lowest first (``LAYERS``), folders of ``src/mfr/``: the common ground (the package's own modules,
-``models/``, ``data/``, ``augment/``: spec, manifest, models, data, augment, metrics, errors), ``runtime/``
-(per-frame primitives, torch-free), ``serving/`` (the runtime's engines behind Triton, torch-free),
-``recognition/`` (gallery and decisions, torch-free, on the runtime), ``export/`` (may check what it builds
-through the runtime), ``calibration/``, ``benchmarks/``, ``training/``, and ``cli/``, the one place that
-may call every stage. Every import statement of every module is checked, those inside
+The order, lowest first (``LAYERS``), folders of ``src/mfr/``: the torch-free common ground (the package's
+own modules, ``data/``, ``augment/``: spec, manifest, registry, data, augment, metrics, errors),
+``runtime/`` (per-frame primitives, torch-free), ``serving/`` (the runtime's engines behind Triton,
+torch-free), ``recognition/`` (gallery and decisions, torch-free, on the runtime), ``models/`` (the torch
+networks: nothing below may import them, so what runs on a device never needs torch), ``export/`` (may
+check what it builds through the runtime), ``calibration/``, ``benchmarks/``, ``training/``, and ``cli/``,
+the one place that may call every stage. Every import statement of every module is checked, those inside
 functions included, since a lazy import is an arrow all the same.
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 SOURCE = Path(__file__).resolve().parents[1] / "src"
-LAYERS = ("ground", "runtime", "serving", "recognition", "export", "calibration", "benchmarks", "training", "cli")
+LAYERS = ("ground", "runtime", "serving", "recognition", "models", "export", "calibration", "benchmarks", "training",
+          "cli")
 STAGES = {f"mfr.{layer}": layer for layer in LAYERS if layer != "ground"}
 
 
@@ -91,6 +93,9 @@ def test_no_import_runs_against_the_stage_order():
     ("mfr.calibration.package", "from mfr.benchmarks import verification\n",
      "(calibration) imports mfr.benchmarks (benchmarks)"),
     ("mfr.runtime.embedder", "from ..export import real_inputs\n", "imports mfr.export (export)"),
+    ("mfr.recognition.watch", "import mfr.models.mobilefacenet\n",
+     "(recognition) imports mfr.models.mobilefacenet (models)"),
+    ("mfr.data.lfw", "from mfr.models import split\n", "(ground) imports mfr.models (models)"),
 ])
 def test_the_check_catches_arrows_against_the_order(module, source, expected):
     wrong = arrows_against_the_order(module, source)
