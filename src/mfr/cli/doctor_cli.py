@@ -58,13 +58,15 @@ def doctor_command(package: Path | None, detector_package: Path | None, work: Pa
     from mfr.atomic import write_json_atomic
     from mfr.benchmarks.doctor import markdown_table, run_doctor
     from mfr.cache import default_cache_dir
-    from mfr.cli.detectors import retinaface_package
+    from mfr.cli.detectors import detector_package as find_detector_package
     from mfr.errors import MfrError
+    from mfr.runtime.detectors import DETECTORS
 
     cache = default_cache_dir()
     package = doctor_package(package, cache, log)
     try:
-        detector_package = Path(retinaface_package(detector_package, cache, log))
+        detector_package = Path(str(find_detector_package("retinaface", DETECTORS.entry("retinaface"),
+                                                          detector_package, cache, log)))
     except MfrError as exc:  # a torch-free box without a detector package: reported as not checked
         log(str(exc))
         detector_package = None

@@ -17,6 +17,7 @@ import click
 from mfr.cli.common import MODEL_LOCATION, echo_json, int_list, log, progress_bar
 from mfr.paths import default_gallery_location, is_gallery_url
 from mfr.recognition.decision import SCORES
+from mfr.runtime.detectors import DETECTORS
 
 
 def gallery_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,7 +34,7 @@ def model_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def detector_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    command = click.option("--detector", type=click.Choice(["retinaface", "yunet"]), default="retinaface",
+    command = click.option("--detector", type=click.Choice(list(DETECTORS)), default="retinaface",
                            show_default=True, help="Face detector for photos.")(command)
     return click.option("--detector-package", type=MODEL_LOCATION, default=None,
                         help="RetinaFace package (default: exported once into the cache).")(command)

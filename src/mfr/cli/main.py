@@ -14,6 +14,7 @@ from mfr.recognition.decision import SCORES
 from mfr.recognition.fusion import FUSIONS
 from mfr.recognition.track_identity import DEFAULT_LOOKS
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
+from mfr.runtime.detectors import DETECTORS
 from mfr.training.recipes import G2D_RECIPES, MEER_RECIPES, recipe_default_help, recipe_settings
 
 
@@ -162,7 +163,7 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
               help="Sum the embeddings of each face and its mirror image.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Dataset folder (default: <data root>/lfw-112x112 or mfr2; data root from $MFR_DATA_DIR).")
-@click.option("--detector", type=click.Choice(["retinaface", "yunet"]), default="retinaface", show_default=True,
+@click.option("--detector", type=click.Choice(list(DETECTORS)), default="retinaface", show_default=True,
               help="Face detector for unaligned photos (MFR2).")
 @click.option("--detector-package", type=MODEL_LOCATION, default=None,
               help="RetinaFace package, engine or served model (default: exported once into the cache).")
@@ -1027,7 +1028,7 @@ def train_mask_classifier_command(out: Path, detector_package: Path | None, no_m
 @click.option("--package", type=click.Path(path_type=Path), required=True,
               help="MEER package with a restoring decoder (from mfr train meer).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write.")
-@click.option("--detector", type=click.Choice(["retinaface", "yunet"]), default="retinaface", show_default=True,
+@click.option("--detector", type=click.Choice(list(DETECTORS)), default="retinaface", show_default=True,
               help="Face detector for a photo that is not already an aligned crop of the model's size.")
 @click.option("--detector-package", type=click.Path(path_type=Path), default=None,
               help="RetinaFace package (default: exported once into the cache).")

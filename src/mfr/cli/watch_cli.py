@@ -29,13 +29,14 @@ from mfr.cli.gallery_cli import (
     search_option,
 )
 from mfr.recognition.track_identity import DEFAULT_LOOKS
+from mfr.runtime.detectors import DETECTORS
 
 
 def watch_options(command: Any) -> Any:
     options = [
         click.option("--detect-every", type=click.IntRange(1, 30), default=1, show_default=True,
                      help="Run the detector on every Nth frame; the tracker predicts faces in between."),
-        click.option("--detector", type=click.Choice(["yunet", "retinaface"]), default="yunet", show_default=True,
+        click.option("--detector", type=click.Choice(list(DETECTORS)), default="yunet", show_default=True,
                      help="Face detector (YuNet ships with mfr; RetinaFace needs a package)."),
         click.option("--detector-package", type=MODEL_LOCATION, default=None,
                      help="RetinaFace package (default: exported once into the cache)."),
