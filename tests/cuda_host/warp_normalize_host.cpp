@@ -1,6 +1,6 @@
-// Host build of runtime/cuda/warp_normalize.cu's per-pixel arithmetic, for tests without a GPU:
+// Host build of src/mfr/runtime/cuda/warp_normalize.cu's per-pixel arithmetic, for tests without a GPU:
 // the loop below does what the kernel's grid does, calling the very same functions.
-#include "../../runtime/cuda/warp_normalize.cu"
+#include "../../src/mfr/runtime/cuda/warp_normalize.cu"
 
 extern "C" void mfr_warp_normalize_host(const MfrFrame* frame, const float* matrices, int faces, int out_height,
                                         int out_width, const int* source, const float* gain, const float* offset,
