@@ -44,7 +44,7 @@ from mfr.data.mfr2 import read_mask_labels, read_mfr2
 from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
-from mfr.recognition.cohort import Cohort, person_key
+from mfr.recognition.cohort import Cohort, people_among
 from mfr.recognition.decision import Decision, DecisionPolicy, Identifier, search_for
 from mfr.recognition.fusion import FUSIONS
 from mfr.recognition.gallery import TemplateMatrix
@@ -184,7 +184,7 @@ def check_cohort(cohort: Cohort | None, judged: set[str], what: str) -> None:
 
 def check_cohort_people(cohort_people: Sequence[str], cohort_what: str, judged: set[str], what: str) -> None:
     """``check_cohort`` on the cohort's names alone, before any face of it is embedded."""
-    shared = Cohort.overlap_of(cohort_people, judged)
+    shared = people_among(cohort_people, judged)
     if shared:
         raise DataError(f"{len(shared)} people of the cohort ({cohort_what}) are among the people {what} judges "
                         f"({', '.join(shared[:3])}{', ...' if len(shared) > 3 else ''}): choose a cohort of other "
@@ -195,8 +195,13 @@ def judged_people(dataset: str, folds: tuple[int, ...] | None = None) -> tuple[s
     """The people an open-set run of ``dataset`` draws known people and strangers from, and its name."""
     if dataset == "mfr2-openset":
         return {p.parent.name for p in read_mask_labels()}, "MFR2"
-    pairs = [p for p in read_lfw().pairs if folds is None or p.fold in folds]
-    return {path.parent.name for p in pairs for path in (p.left, p.right)}, "the LFW open set"
+    return people_in_pairs(read_lfw(), folds), "the LFW open set"
+
+
+def people_in_pairs(dataset: PairDataset, folds: tuple[int, ...] | None) -> set[str]:
+    """The LFW open set's pool: everyone in a pair of ``folds`` (all folds: None)."""
+    return {path.parent.name for pair in dataset.pairs if folds is None or pair.fold in folds
+            for path in (pair.left, pair.right)}
 
 
 def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy, folds: tuple[int, ...] | None = None,
@@ -212,7 +217,7 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
         raise DataError("enrolment needs at least one photo per person")
     dataset = read_lfw()
     pairs = [p for p in dataset.pairs if folds is None or p.fold in folds]
-    pool_people, trained = unseen_people({path.parent.name for p in pairs for path in (p.left, p.right)}, embedder)
+    pool_people, trained = unseen_people(people_in_pairs(dataset, folds), embedder)
     check_cohort(cohort, set(pool_people), "the LFW open set")
     photos = {name: sorted((dataset.root / name).glob("*.jpg")) for name in pool_people}
     first_probe = max(enrol_photos)
@@ -270,8 +275,7 @@ def unseen_people(people: set[str], embedder: FaceEmbedder) -> tuple[list[str], 
     its training people, and judging it on them would flatter it. Names are matched across datasets' spellings
     ("Ben_Affleck" in LFW is "BenAffleck" in MFR2)."""
     training = embedder.manifest.stages.training
-    trained_keys = {person_key(name) for name in (training.trained_people if training else [])}
-    trained = sorted(name for name in people if person_key(name) in trained_keys)
+    trained = people_among(people, training.trained_people if training else [])
     return sorted(people - set(trained)), trained
 
 

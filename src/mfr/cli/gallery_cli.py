@@ -106,6 +106,18 @@ def policy(target_far: float, min_margin: float, threshold: float | None, score:
     return DecisionPolicy(target_far, min_margin, threshold, score, looks)
 
 
+def looks_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--looks: the decisions a track showing no name takes (mfr watch and its benchmark)."""
+    from mfr.recognition.track_identity import DEFAULT_LOOKS
+
+    return click.option(
+        "--looks", type=click.IntRange(1, 8), default=DEFAULT_LOOKS, show_default=True,
+        help="Decisions a track that shows no name takes before it stays unknown: at 3 embeddings, then each "
+             "time its evidence doubles; each holds --far / LOOKS, so a stranger's track is named at most --far "
+             "over all of them (one stranger rate per track). Re-verification after a crossing starts them again."
+    )(command)
+
+
 def score_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--score: raw cosines and the measured table, or cohort-normalised scores calibrated on the gallery."""
     return click.option(

@@ -9,10 +9,10 @@ from typing import Any
 import click
 
 from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_only, log, progress_bar
+from mfr.cli.gallery_cli import looks_option
 from mfr.manifest import load_manifest
 from mfr.recognition.decision import SCORES
 from mfr.recognition.fusion import FUSIONS
-from mfr.recognition.track_identity import DEFAULT_LOOKS
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
 from mfr.runtime.detectors import DETECTORS
 from mfr.training.recipes import G2D_RECIPES, MEER_RECIPES, recipe_default_help, recipe_settings
@@ -424,8 +424,7 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
 @click.option("--score", "scores", type=click.Choice(list(SCORES)), multiple=True, default=("raw",), show_default=True,
               help="The decision's score (as mfr watch --score); repeat to judge both on the same clips. as-norm uses "
                    "the model's cohort less everyone the clip shows.")
-@click.option("--looks", type=click.IntRange(1, 8), default=DEFAULT_LOOKS, show_default=True,
-              help="Decisions a track showing no name takes (as mfr watch --looks).")
+@looks_option
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_every: int, scores: tuple[str, ...],
                         looks: int, json_out: Path | None) -> None:

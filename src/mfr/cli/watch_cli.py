@@ -21,6 +21,7 @@ from mfr.cli.common import MODEL_LOCATION, log
 from mfr.cli.gallery_cli import (
     decision_options,
     gallery_option,
+    looks_option,
     model_option,
     open_embedder,
     open_gallery,
@@ -28,7 +29,6 @@ from mfr.cli.gallery_cli import (
     score_option,
     search_option,
 )
-from mfr.recognition.track_identity import DEFAULT_LOOKS
 from mfr.runtime.detectors import DETECTORS
 
 
@@ -66,11 +66,7 @@ def watch_options(command: Any) -> Any:
 @watch_options
 @decision_options
 @score_option
-@click.option("--looks", type=click.IntRange(1, 8), default=DEFAULT_LOOKS, show_default=True,
-              help="Decisions a track that shows no name takes before it stays unknown: at 3 embeddings, then each "
-                   "time its evidence doubles; each holds --far / LOOKS, so a stranger's track is named at most "
-                   "--far over all of them (one stranger rate per track). Re-verification after a crossing starts "
-                   "them again.")
+@looks_option
 @search_option
 @click.option("--events", "events_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Append events as JSON Lines to this file [default: stdout].")

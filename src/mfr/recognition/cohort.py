@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,17 +84,18 @@ class Cohort:
     def overlap(self, names: set[str]) -> list[str]:
         """The cohort's people among ``names`` (enrolled, judged or trained-on people), sorted. Names are
         compared by their letters only: datasets spell one person "Ben_Affleck" and "BenAffleck"."""
-        return self.overlap_of(self.people_names, names)
-
-    @staticmethod
-    def overlap_of(cohort_people: Sequence[str], names: set[str]) -> list[str]:
-        wanted = {person_key(name) for name in names}
-        return sorted(name for name in cohort_people if person_key(name) in wanted)
+        return people_among(self.people_names, names)
 
 
 def person_key(name: str) -> str:
     """A person's name as compared across datasets: lower-case letters and digits only."""
     return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+def people_among(people: Iterable[str], names: Iterable[str]) -> list[str]:
+    """Those of ``people`` who are among ``names``, sorted, names compared by ``person_key``."""
+    wanted = {person_key(name) for name in names}
+    return sorted(name for name in people if person_key(name) in wanted)
 
 
 def cohort_of_model(manifest: Manifest, model_sha256: str, directory: Path | str) -> Cohort:

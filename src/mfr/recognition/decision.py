@@ -122,7 +122,8 @@ class Identifier:
         self.negative_embeddings, self.negative_people = negatives if negatives is not None else empty
         self.calibrated: dict[bool, float] = {}
         self.scale = 1.0
-        if isinstance(search, AsNormSearch):
+        if calibrated:
+            assert isinstance(search, AsNormSearch)
             self.calibrated = {m: search.stranger_threshold(m, policy.decision_far) for m in (False, True)}
             self.scale = search.margin_scale
         self.margin = policy.min_margin * self.scale

@@ -54,9 +54,10 @@ class TopScores:
         """(mean, std) of each row's top k had the face that scored ``scores`` (Q, rows) against them not
         been among the faces: a face in a row's top k is replaced by the next."""
         inside = (scores >= self.lowest[None]) & np.isfinite(self.following)[None]
-        total = self.k * self.mean[None] + np.where(inside, self.following[None] - scores, 0)
+        taken = np.where(inside, scores, 0.0)  # outside the top k (-inf included) nothing is swapped
+        total = self.k * self.mean[None] + np.where(inside, self.following[None] - taken, 0)
         squares = self.k * (self.std ** 2 + self.mean ** 2)[None] + np.where(
-            inside, self.following[None] ** 2 - scores ** 2, 0)
+            inside, self.following[None] ** 2 - taken ** 2, 0)
         mean = total / self.k
         return mean, np.sqrt(np.maximum(squares / self.k - mean ** 2, 1e-12))
 
@@ -114,7 +115,6 @@ class AsNormSearch(ExactSearch):
         # each template against the cohort faces of a probe without (False) and with a mask (True)
         self.template_top = {state: top_k_scores(self.embeddings, cohort.faces(state), top_k)
                              for state in (False, True)}
-        self.template_std = np.stack([self.template_top[state].std for state in (False, True)], axis=1)
 
     def probe_stats(self, probes: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(Q, 2) mean and std of each probe against the cohort rendered bare (column 0) and masked (1)."""
@@ -164,22 +164,25 @@ class AsNormSearch(ExactSearch):
                            f"{math.ceil(math.log(1 - confidence) / math.log1p(-target_rate))} needed)")
         if len(self.people) == 0:
             return float("inf")
-        best = np.sort(np.concatenate([self._cohort_best(faces, rows, masked)
+        same_person = self.cohort.same_person()
+        best = np.sort(np.concatenate([self._cohort_best(faces, rows, same_person[rows], masked)
                                        for rows in np.array_split(np.arange(len(faces)), -(-len(faces) // _ROWS))]))
         return float(np.nextafter(best[::-1][allowed], np.inf))
 
-    def _cohort_best(self, faces: np.ndarray, rows: np.ndarray, masked: bool) -> np.ndarray:
+    def _cohort_best(self, faces: np.ndarray, rows: np.ndarray, same_person: np.ndarray, masked: bool) -> np.ndarray:
         """The best normalised score over the gallery of cohort faces ``rows`` playing strangers: each face
-        is left out of its own statistics (the probe's: with its person's other faces; the templates': the
-        face itself), so that it is scored as a face the cohort does not hold."""
+        is left out of its own statistics (the probe's: with its person's other faces, ``same_person``; the
+        templates': the face itself), so that it is scored as a face the cohort does not hold. A pair the
+        mask rule does not compare scores -inf, which takes the face out of no template's top k: that
+        template's score stays -inf whatever its statistics."""
         states = np.full(len(rows), masked)
-        mean, std = self.probe_stats(faces[rows], exclude=self.cohort.same_person()[rows])
-        raw = np.asarray(faces[rows], np.float32) @ self.embeddings.T
-        template_side = self.template_top[masked].without(raw)
-        scores = self.normalise(self.template_scores(faces[rows], states), states, mean, std, template_side)
-        return scores.max(axis=1)
+        mean, std = self.probe_stats(faces[rows], exclude=same_person)
+        scores = self.template_scores(faces[rows], states)
+        template_side = self.template_top[masked].without(scores)
+        return self.normalise(scores, states, mean, std, template_side).max(axis=1)
 
     @property
     def margin_scale(self) -> float:
         """Normalised units per cosine: a cosine lead d between two people is about d / std normalised."""
-        return float(1.0 / np.median(self.template_std)) if len(self.template_std) else 1.0
+        stds = np.concatenate([self.template_top[state].std for state in (False, True)])
+        return float(1.0 / np.median(stds)) if len(stds) else 1.0
