@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import cv2
@@ -24,10 +22,12 @@ from mfr.manifest import load_manifest
 from mfr.paths import dataset_dir
 from mfr.registry import MODELS
 from mfr.runtime.cuda_kernels import CI_ARCHITECTURES
-from mfr.runtime.cuda_preprocess import MfrFrame, channel_plan, face_matrices, frame_geometry, frame_struct
+from mfr.runtime.cuda_preprocess import (MfrFrame, channel_plan, crops_as_frame, face_matrices, frame_geometry,
+                                        frame_struct)
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.spec import PreprocessSpec
+from tests.host_gpu import BoundInputEngine, HostKernelPreprocessor, compile_host_kernel
 from tests.locked_releases import library_release
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,26 +118,18 @@ def test_a_broken_kernel_reports_nvrtc_log():
 
 @pytest.fixture(scope="module")
 def host_kernel(tmp_path_factory) -> ctypes.CDLL:
-    compiler = shutil.which("g++") or shutil.which("c++")
-    if compiler is None:
-        pytest.fail("a C++ compiler (g++) is needed to run the kernel's arithmetic on the host")
-    library = tmp_path_factory.mktemp("kernel") / "warp_normalize_host.so"
-    subprocess.run([compiler, "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(library),
-                    str(ROOT / "tests" / "cuda_host" / "warp_normalize_host.cpp")], check=True)
-    lib = ctypes.CDLL(str(library))
-    lib.mfr_warp_normalize_host.restype = None
-    return lib
+    return compile_host_kernel(tmp_path_factory.mktemp("kernel"))
 
 
 def run_host(lib: ctypes.CDLL, frame: MfrFrame, landmarks: list[np.ndarray], frame_format: str,
-             spec: PreprocessSpec = SPEC) -> np.ndarray:
+             spec: PreprocessSpec = SPEC, mirror: bool = False) -> np.ndarray:
     plan = channel_plan(spec, frame_format)
     matrices = face_matrices(landmarks, spec)
     height, width = spec.input_size or (0, 0)
-    out = np.full((len(landmarks), 3, height, width), np.nan, np.float32)
+    out = np.full((len(landmarks) * (2 if mirror else 1), 3, height, width), np.nan, np.float32)
     pointer = ctypes.c_void_p
-    lib.mfr_warp_normalize_host(ctypes.byref(frame), matrices.ctypes.data_as(pointer), len(landmarks), height,
-                                width, plan.source.ctypes.data_as(pointer), plan.gain.ctypes.data_as(pointer),
+    lib.mfr_warp_normalize_host(ctypes.byref(frame), matrices.ctypes.data_as(pointer), len(landmarks), int(mirror),
+                                height, width, plan.source.ctypes.data_as(pointer), plan.gain.ctypes.data_as(pointer),
                                 plan.offset.ctypes.data_as(pointer), out.ctypes.data_as(pointer))
     return out
 
@@ -224,6 +216,60 @@ def test_kernel_arithmetic_equals_opencv_nv12_conversion(host_kernel, frames_wit
         got = run_host(host_kernel, frame, landmarks, "NV12", spec)
         comparison.check(got, expected, "NV12", name)
     comparison.report()
+
+
+def test_mirror_items_are_the_crops_flipped_left_to_right_exactly(host_kernel, frames_with_faces):
+    """With ``mirror`` the kernel writes the N crops, then their N mirror images: item N + i is item i with
+    its columns reversed, bit for bit (what the CPU path's ``batch[..., ::-1]`` gives)."""
+    for _, image, landmarks in frames_with_faces:
+        frame = frame_struct(image.ctypes.data, image.shape[1], image.shape[0], image.shape[1] * 3, "BGR")
+        items = run_host(host_kernel, frame, landmarks, "BGR", mirror=True)
+        faces = len(landmarks)
+        np.testing.assert_array_equal(items[:faces], run_host(host_kernel, frame, landmarks, "BGR"))
+        np.testing.assert_array_equal(items[faces:], items[:faces][..., ::-1])
+
+
+@pytest.mark.parametrize("model", SPECS)
+def test_crops_laid_out_as_a_frame_are_normalised_exactly(host_kernel, frames_with_faces, model):
+    """Crops aligned on the CPU go through the same kernel as one tall frame cut by whole-row translations:
+    the result is ``normalize`` of the crops bit for bit (no interpolation happens), mirror images included."""
+    spec = SPECS[model]
+    crops = np.concatenate([align_faces(image, landmarks, spec) for _, image, landmarks in frames_with_faces])
+    tall, matrices = crops_as_frame(crops)
+    height, width = spec.input_size or (0, 0)
+    out = np.full((2 * len(crops), 3, height, width), np.nan, np.float32)
+    plan, pointer = channel_plan(spec, "BGR"), ctypes.c_void_p
+    frame = frame_struct(tall.ctypes.data, tall.shape[1], tall.shape[0], tall.shape[1] * 3, "BGR")
+    host_kernel.mfr_warp_normalize_host(ctypes.byref(frame), matrices.ctypes.data_as(pointer), len(crops), 1, height,
+                                        width, plan.source.ctypes.data_as(pointer), plan.gain.ctypes.data_as(pointer),
+                                        plan.offset.ctypes.data_as(pointer), out.ctypes.data_as(pointer))
+    expected = normalize(crops, spec)
+    np.testing.assert_array_equal(out[:len(crops)], expected)
+    np.testing.assert_array_equal(out[len(crops):], expected[..., ::-1])
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_the_gpu_path_gives_the_embedding_the_cpu_path_gives(host_kernel, frames_with_faces, mobilefacenet_package,
+                                                             flip):
+    """One embedding contract: ``FaceEmbedder`` on its GPU path (the kernel's arithmetic on the host, the
+    engine behind TensorRT's bound-input calls; batches of at most 4 items, so 2 faces and their mirror
+    images per call) gives the CPU path's embedding, flip-sum or not, from a frame and from aligned crops."""
+    from mfr.runtime.embedder import FaceEmbedder
+    from mfr.runtime.engine_load import open_model
+
+    with open_model(mobilefacenet_package) as engine:
+        cpu = FaceEmbedder(engine)
+        bound = BoundInputEngine(engine, max_batch=4)
+        gpu = FaceEmbedder(bound, gpu_preprocessing=False)  # type: ignore[arg-type]
+        gpu.gpu = HostKernelPreprocessor(host_kernel, SPEC)
+        for _, image, landmarks in frames_with_faces:
+            landmarks = (landmarks * 3)[:5]  # more faces than one engine call holds
+            crops = align_faces(image, landmarks, SPEC)
+            expected = cpu.embed_crops(crops, flip=flip)
+            tolerance = 1e-6 if OPENCV.is_locked else 1e-3  # another OpenCV: one grey level here and there
+            np.testing.assert_allclose(gpu.embed_frame_faces(image, landmarks, flip=flip), expected, atol=tolerance)
+            np.testing.assert_allclose(gpu.embed_crops(crops, flip=flip), expected, atol=1e-6)
+        assert max(bound.items_run) == 4
 
 
 def test_faces_outside_the_frame_get_the_black_border(host_kernel):

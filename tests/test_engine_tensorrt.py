@@ -105,8 +105,9 @@ def test_a_tensorrt_engine_closes_twice_and_rejects_a_shape_outside_its_profile(
 
 @pytest.mark.gpu
 def test_embed_frame_faces_aligns_on_the_gpu_into_a_tensorrt_engine(mobilefacenet_package, tmp_path):
-    """The GPU branch of ``FaceEmbedder.embed_frame_faces`` (what mfr watch calls): the CUDA kernel warps the
-    faces straight into the engine's input; the embeddings match the CPU path's on real LFW photos."""
+    """The GPU branches of ``FaceEmbedder``: the CUDA kernel warps the faces (and, with ``flip``, their mirror
+    images) straight into the engine's input, or normalises crops aligned on the CPU (what mfr watch does);
+    the embeddings match those of the package on ONNX Runtime (the CPU path) on real LFW photos."""
     from mfr.data.lfw import sample_images
     from mfr.runtime.align import aligned_crop_landmarks
     from mfr.runtime.embedder import FaceEmbedder
@@ -115,13 +116,16 @@ def test_embed_frame_faces_aligns_on_the_gpu_into_a_tensorrt_engine(mobilefacene
 
     engine_dir = build(mobilefacenet_package, tmp_path / "fp32")
     embedder = FaceEmbedder.open(engine_dir)
+    reference = FaceEmbedder.open(mobilefacenet_package)
     assert embedder.gpu is not None, "the CUDA preprocessing did not start on this GPU"
     for path in sample_images(4):
         frame = read_image_bgr(path)
         landmarks = np.stack([aligned_crop_landmarks(*frame.shape[:2])] * 3)  # three faces in one call
-        gpu = embedder.embed_frame_faces(frame, landmarks)
-        cpu = embedder.embed_crops(align_faces(frame, landmarks, embedder.manifest.spec))
-        assert (gpu * cpu).sum(1).min() >= 0.999
+        crops = align_faces(frame, landmarks, embedder.manifest.spec)
+        for flip in (False, True):
+            cpu = reference.embed_crops(crops, flip=flip)
+            assert (embedder.embed_frame_faces(frame, landmarks, flip=flip) * cpu).sum(1).min() >= 0.999
+            assert (embedder.embed_crops(crops, flip=flip) * cpu).sum(1).min() >= 0.999
 
 
 def test_tensorrt_int8_with_fp16_float_layers(calibrated, tmp_path, faces):

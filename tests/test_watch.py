@@ -266,17 +266,23 @@ class _CountingEmbedder:
     """The real embedder, with its batch sizes recorded (instrumentation, not a stand-in)."""
 
     def __init__(self, embedder) -> None:
-        self.embedder, self.batches = embedder, []
+        self.embedder, self.batches, self.embeddings, self.crops = embedder, [], [], []
 
     def __getattr__(self, name):
         return getattr(self.embedder, name)
 
     def embed_crops(self, crops, flip=True):
         self.batches.append(len(crops))
-        return self.embedder.embed_crops(crops, flip=flip)
+        self.crops.append(crops)
+        self.embeddings.append(self.embedder.embed_crops(crops, flip=flip))
+        return self.embeddings[-1]
 
 
-def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(clip, gallery, thresholded_package):
+@pytest.mark.parametrize("path", ["cpu-path", "kernel-path-on-the-host"])
+def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(clip, gallery, thresholded_package,
+                                                                                path, tmp_path):
+    """One source or two, a face gets the same embedding and the same answers; on the GPU path too (the
+    kernel's arithmetic compiled for the host, tests/host_gpu.py), where one source once skipped the flip-sum."""
     from mfr.recognition.decision import DecisionPolicy, Identifier
     from mfr.recognition.events import EventFactory
     from mfr.recognition.mask_state import MaskClassifier
@@ -285,9 +291,10 @@ def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(c
     from mfr.runtime.embedder import FaceEmbedder
     from mfr.runtime.yunet import YuNetDetector
 
-    embedder = _CountingEmbedder(FaceEmbedder.open(thresholded_package))
+    cpu = FaceEmbedder.open(thresholded_package)
+    embedder = _CountingEmbedder(cpu if path == "cpu-path" else host_gpu_embedder(cpu, tmp_path))
     with Gallery.open(gallery) as g:
-        identifier = Identifier.for_gallery(g, embedder.embedder, DecisionPolicy(), str(thresholded_package))
+        identifier = Identifier.for_gallery(g, cpu, DecisionPolicy(), str(thresholded_package))
     classifier, options = MaskClassifier.load(), WatchOptions(stats_every=0)
 
     def watcher(name: str) -> Watcher:
@@ -300,6 +307,7 @@ def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(c
     alone = watcher("alone")
     alone_events = [e for f in frames for e in alone.process(f)]
     alone_batches, embedder.batches = embedder.batches, []
+    alone_embeddings, embedder.embeddings, embedder.crops = embedder.embeddings, [], []
     first, second = watcher("first"), watcher("second")
     together = [tick([(first, f), (second, f)]) for f in frames]
 
@@ -308,8 +316,23 @@ def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(c
 
     assert alone_batches and len(embedder.batches) == len(alone_batches)  # one call per tick, not one per source
     assert embedder.batches == [2 * b for b in alone_batches]
+    for one, two in zip(alone_embeddings, embedder.embeddings, strict=True):
+        np.testing.assert_allclose(two[:len(one)], one, atol=1e-6)
+        np.testing.assert_allclose(two[len(one):], one, atol=1e-6)
+    for crops, embeddings in zip(embedder.crops, embedder.embeddings, strict=True):  # the CPU path's embedding
+        np.testing.assert_allclose(embeddings, cpu.embed_crops(crops, flip=True), atol=1e-6)
     for index in (0, 1):
         assert answers([e for events in together for e in events[index]]) == answers(alone_events)
+
+
+def host_gpu_embedder(cpu, directory: Path):
+    """The embedder on its GPU path with the kernel's arithmetic on the host (tests/host_gpu.py)."""
+    from mfr.runtime.embedder import FaceEmbedder
+    from tests.host_gpu import BoundInputEngine, HostKernelPreprocessor, compile_host_kernel
+
+    gpu = FaceEmbedder(BoundInputEngine(cpu.engine, max_batch=16), gpu_preprocessing=False)
+    gpu.gpu = HostKernelPreprocessor(compile_host_kernel(directory), cpu.manifest.spec)
+    return gpu
 
 
 def test_watch_serves_several_cameras_with_per_source_stats(clip, gallery, thresholded_package, tmp_path):

@@ -2,8 +2,8 @@
 
 ``Watcher.process`` handles one frame: detection (every ``detect_every`` frames; motion prediction in
 between), tracking, then for the tracks whose face was detected in this frame the quality gate, and for
-those the ``EmbedSchedule`` picks, one batched embedding of all their faces (on a TensorRT engine through
-``FaceEmbedder.embed_frame_faces``, so the CUDA kernel aligns and normalises on the GPU), their mask state,
+those the ``EmbedSchedule`` picks, one batched embedding of all their faces (aligned once on the CPU, as
+the quality gate needs the crop; on a TensorRT engine the CUDA kernel normalises them), their mask state,
 and each track's decision. Several sources each have their own ``Watcher`` (tracker, identities, events);
 ``tick`` takes one frame of each, runs ``Watcher.begin`` (detection to the quality gate) for all, embeds
 every source's chosen faces in one call, and lets each ``Watcher.conclude``. ``run_watch`` drives the
@@ -45,7 +45,7 @@ class WatchOptions:
     decision: DecisionConfig = DecisionConfig()
     gate: QualityGate = QualityGate()
     mask_mode: str = "auto"  # auto (classifier), yes (all masked), no
-    flip: bool = True  # flip-sum embeddings on the CPU path, as enrolment and the thresholds use
+    flip: bool = True  # flip-sum embeddings, as enrolment and the thresholds use (GPU and CPU paths alike)
     stats_every: float = 60.0  # seconds between stats events (0: none)
 
 
@@ -86,17 +86,14 @@ class ChosenFaces:
 
 def embed_chosen(batches: list[ChosenFaces], clock: StageClock) -> list[tuple[np.ndarray, np.ndarray]]:
     """(embeddings, mask probabilities) of every batch, in one embedder call and one mask-classifier call
-    for all of them. One frame on a GPU engine embeds straight from the frame (the CUDA kernel aligns and
-    normalises); faces of several frames (several sources) go as one batch of aligned crops."""
+    for all of them. The faces were aligned once, for the quality gate; the embedder normalises those crops
+    (on a TensorRT engine the CUDA kernel does, with their mirror images in the same batch), so one source
+    or several, GPU or CPU, a face gets the same kind of embedding as at enrolment."""
     first = batches[0].watcher
     embedder, options = first.embedder, first.options
     crops = np.concatenate([b.crops for b in batches])
     with clock.stage("embed"):
-        if embedder.gpu is not None and len(batches) == 1:
-            embeddings = embedder.embed_frame_faces(batches[0].frame.image,
-                                                    np.stack([t.face.landmarks for t in batches[0].tracks]))
-        else:
-            embeddings = embedder.embed_crops(crops, flip=options.flip)
+        embeddings = embedder.embed_crops(crops, flip=options.flip)
     with clock.stage("mask"):
         if options.mask_mode == "auto" and first.mask_classifier is not None:
             masked = first.mask_classifier.probability(np.concatenate([b.mask_crops for b in batches]))

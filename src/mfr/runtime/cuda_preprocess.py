@@ -2,11 +2,14 @@
 
 ``runtime/cuda/warp_normalize.cu`` warps every face of a frame into the spec's crop (bilinear, black
 border, exactly as OpenCV's warpAffine), reorders colours and normalises, writing N x 3 x H x W
-float32/float16 to a device pointer: the TensorRT engine's input binding. The host side here:
+float32/float16 to a device pointer: the TensorRT engine's input binding; with ``mirror`` it writes each
+crop's mirror image too (2N items: the flip-sum of the embedding contract in one engine call). The host
+side here:
 
 - ``face_matrices``: crop->frame affine matrices from the 5 landmarks, by the same
   ``estimate_similarity`` the CPU path uses (then inverted as OpenCV does inside warpAffine);
 - ``channel_plan``: which frame channel feeds each model channel, and the spec's gain/offset;
+- ``crops_as_frame``: crops already aligned on the CPU, laid out so the same kernel normalises them exactly;
 - ``CudaPreprocessor``: pinned host buffers, asynchronous uploads on the engine's stream, device
   buffers reused across calls (grown only for a larger frame), no synchronisation in ``__call__``.
 
@@ -77,6 +80,17 @@ def face_matrices(landmarks: Sequence[np.ndarray] | np.ndarray, spec: Preprocess
     return np.asarray(out, np.float32).reshape(-1, 6)
 
 
+def crops_as_frame(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned crops (N, H, W, 3) as one (N * H, W, 3) frame, and the crop->frame matrices that cut them out
+    again: pure translations by whole rows, which sample whole pixels (interpolation weights 0), so the
+    kernel's "warp" copies each crop exactly."""
+    count, height, width = crops.shape[:3]
+    matrices = np.zeros((count, 6), np.float32)
+    matrices[:, 0] = matrices[:, 4] = 1.0
+    matrices[:, 5] = np.arange(count, dtype=np.float32) * height
+    return np.ascontiguousarray(crops).reshape(count * height, width, 3), matrices
+
+
 def frame_struct(data_ptr: int, width: int, height: int, pitch: int, frame_format: str, uv_ptr: int = 0,
                  uv_pitch: int = 0) -> MfrFrame:
     return MfrFrame(data_ptr, uv_ptr or None, width, height, pitch, uv_pitch, FORMATS[frame_format])
@@ -113,6 +127,7 @@ class CudaPreprocessor:
             raise EngineError("GPU preprocessing needs a spec with a fixed input size")
         self.spec, self.max_faces, self.frame_format, self.half_output = spec, max_faces, frame_format, half_output
         self.plan = channel_plan(spec, frame_format)
+        self.crop_plan = channel_plan(spec, "BGR")  # aligned crops are BGR, whatever the frames are
         self.driver = driver_module()
         self.function = load_function()  # first: it makes the primary context current for the calls below
         self.stream = stream if stream is not None else create_stream()
@@ -121,18 +136,40 @@ class CudaPreprocessor:
         self._frame_host: PinnedBuffer | None = None
         self._frame_device: DeviceBuffer | None = None
 
-    def output_bytes(self, faces: int) -> int:
+    def output_bytes(self, items: int) -> int:
         height, width = self.spec.input_size or (0, 0)
-        return faces * 3 * height * width * (2 if self.half_output else 4)
+        return items * 3 * height * width * (2 if self.half_output else 4)
 
-    def __call__(self, frame: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray, out_ptr: int) -> int:
-        """Enqueue the upload and the kernel; returns the number of faces written to ``out_ptr``."""
-        faces = len(landmarks)
-        if faces == 0:
+    def __call__(self, frame: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray, out_ptr: int,
+                 mirror: bool = False) -> int:
+        """Enqueue the upload and the kernel for every face of ``frame``; returns the number of items written
+        to ``out_ptr``: the faces, followed with ``mirror`` by their mirror images (twice as many)."""
+        if len(landmarks) == 0:
             return 0
-        if faces > self.max_faces:
-            raise EngineError(f"{faces} faces exceed this preprocessor's maximum of {self.max_faces}")
         width, height = frame_geometry(frame, self.frame_format)
+        return self._run(frame, width, height, self.frame_format, self.plan, face_matrices(landmarks, self.spec),
+                         out_ptr, mirror)
+
+    def crops(self, crops: np.ndarray, out_ptr: int, mirror: bool = False) -> int:
+        """Aligned uint8 BGR crops (N, H, W, 3) into ``out_ptr``, normalised (and with ``mirror`` followed by
+        their mirror images), like ``__call__``. The crops go up as one tall frame and each is "warped" by a
+        pure translation, which samples whole pixels: the result is the CPU path's ``normalize`` exactly. This
+        is how faces aligned once on the CPU (the camera loop's quality gate needs the crop) are not aligned
+        again on the GPU."""
+        if len(crops) == 0:
+            return 0
+        if crops.shape[1:3] != tuple(self.spec.input_size or ()):
+            raise EngineError(f"crops of {crops.shape[1]}x{crops.shape[2]} do not fit the spec's input "
+                              f"{self.spec.input_size}")
+        tall, matrices = crops_as_frame(crops)
+        return self._run(tall, tall.shape[1], tall.shape[0], "BGR", self.crop_plan, matrices, out_ptr, mirror)
+
+    def _run(self, frame: np.ndarray, width: int, height: int, frame_format: str, plan: ChannelPlan,
+             matrices: np.ndarray, out_ptr: int, mirror: bool) -> int:
+        faces = len(matrices)
+        items = faces * (2 if mirror else 1)
+        if items > self.max_faces:
+            raise EngineError(f"{items} crops exceed this preprocessor's maximum of {self.max_faces}")
         if self._frame_host is None or self._frame_device is None or self._frame_host.array.nbytes < frame.nbytes:
             for old in (self._frame_host, self._frame_device):
                 if old is not None:
@@ -141,34 +178,36 @@ class CudaPreprocessor:
             self._frame_device = DeviceBuffer(frame.nbytes)
         np.copyto(self._frame_host.array[:frame.nbytes], np.ascontiguousarray(frame).reshape(-1))
         self._frame_device.upload_from(self._frame_host.ptr, frame.nbytes, self.stream)
-        self._matrices_host.array[:faces] = face_matrices(landmarks, self.spec)
+        self._matrices_host.array[:faces] = matrices
         self._matrices_device.upload_from(self._matrices_host.ptr, faces * 24, self.stream)
         base = self._frame_device.ptr
-        if self.frame_format == "NV12":
+        if frame_format == "NV12":
             frame_arg = frame_struct(base, width, height, width, "NV12", base + width * height, width)
         else:
-            frame_arg = frame_struct(base, width, height, width * 3, self.frame_format)
+            frame_arg = frame_struct(base, width, height, width * 3, frame_format)
         out_height, out_width = self.spec.input_size or (0, 0)
-        self.launch(frame_arg, faces, out_height, out_width, out_ptr)
-        return faces
+        self.launch(frame_arg, faces, mirror, plan, out_height, out_width, out_ptr)
+        return items
 
-    def launch(self, frame_arg: MfrFrame, faces: int, out_height: int, out_width: int, out_ptr: int) -> None:
-        args = [frame_arg, ctypes.c_void_p(self._matrices_device.ptr), ctypes.c_int(faces),
-                ctypes.c_int(out_height), ctypes.c_int(out_width), self.plan.as_struct(), ctypes.c_void_p(out_ptr),
+    def launch(self, frame_arg: MfrFrame, faces: int, mirror: bool, plan: ChannelPlan, out_height: int,
+               out_width: int, out_ptr: int) -> None:
+        args = [frame_arg, ctypes.c_void_p(self._matrices_device.ptr), ctypes.c_int(faces), ctypes.c_int(int(mirror)),
+                ctypes.c_int(out_height), ctypes.c_int(out_width), plan.as_struct(), ctypes.c_void_p(out_ptr),
                 ctypes.c_int(int(self.half_output))]
         pointers = (ctypes.c_void_p * len(args))(*[ctypes.addressof(a) for a in args])
-        grid = (-(-out_width // BLOCK[0]), -(-out_height // BLOCK[1]), faces)
+        grid = (-(-out_width // BLOCK[0]), -(-out_height // BLOCK[1]), faces * (2 if mirror else 1))
         checked(self.driver.cuLaunchKernel(self.function, *grid, *BLOCK, 0, self.stream, ctypes.addressof(pointers), 0),
                 "cuLaunchKernel")
 
-    def to_host(self, frame: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    def to_host(self, frame: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray,
+                mirror: bool = False) -> np.ndarray:
         """Run once and copy the result back (tests and benchmarks; deployments write to the engine)."""
-        faces = len(landmarks)
-        out = DeviceBuffer(self.output_bytes(faces))
+        items = len(landmarks) * (2 if mirror else 1)
+        out = DeviceBuffer(self.output_bytes(items))
         try:
-            self(frame, landmarks, out.ptr)
+            self(frame, landmarks, out.ptr, mirror)
             height, width = self.spec.input_size or (0, 0)
-            result = np.empty((faces, 3, height, width), np.float16 if self.half_output else np.float32)
+            result = np.empty((items, 3, height, width), np.float16 if self.half_output else np.float32)
             out.download(result, self.stream)
             synchronize(self.stream)
             return result

@@ -4,6 +4,8 @@ The one place the runtime turns faces into embeddings: the spec's normalisation,
 optional flip-sum (the embedding of a face plus that of its mirror image), normalisation to unit length.
 Two entry points, named by what goes in: ``embed_crops`` (aligned uint8 crops) and ``embed_frame_faces``
 (a whole frame and the 5 landmarks of each face in it; on a TensorRT engine the CUDA kernel aligns them).
+Both give the same kind of embedding on every engine: ``flip`` means the flip-sum on the CPU path and on the
+GPU path alike (there the kernel writes each face's mirror image into the same batch).
 """
 
 from __future__ import annotations
@@ -50,23 +52,60 @@ class FaceEmbedder:
             log(f"GPU preprocessing unavailable ({exc}); using the CPU path")
             return None
 
-    def embed_frame_faces(self, frame: np.ndarray, landmarks: list[np.ndarray] | np.ndarray) -> np.ndarray:
-        """A frame (uint8, in ``frame_format``) and 5 landmarks per face -> L2-normalised embeddings (N, D).
+    def embed_frame_faces(self, frame: np.ndarray, landmarks: list[np.ndarray] | np.ndarray,
+                          flip: bool = False) -> np.ndarray:
+        """A frame (uint8, in ``frame_format``) and 5 landmarks per face -> L2-normalised embeddings (N, D),
+        with ``flip`` the flip-sum as in ``embed_crops``.
 
-        On a TensorRT engine the CUDA kernel warps and normalises all faces straight into the engine's
-        input binding; elsewhere (and as the reference) the CPU path aligns and normalises them.
+        On a TensorRT engine the CUDA kernel warps and normalises all faces (and their mirror images) straight
+        into the engine's input binding; elsewhere (and as the reference) the CPU path aligns and normalises.
         """
         if len(landmarks) == 0:
             return np.zeros((0, self.manifest.spec.embedding_dim or 0), np.float32)
-        if self.gpu is None:
+        gpu = self._gpu_for(flip)
+        if gpu is None:
             crops = align_faces(frame if self.frame_format == "BGR" else self._to_bgr(frame), landmarks,
                                 self.manifest.spec)
-            return self.embed_crops(crops)
-        engine: Any = self.engine
+            return self.embed_crops(crops, flip)
+        return self._embed_on_gpu(lambda part, out: gpu(frame, landmarks[part], out, flip), len(landmarks), flip)
+
+    def embed_crops(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
+        """Aligned uint8 BGR crops (N, H, W, 3) -> L2-normalised embeddings (N, D); with ``flip``, each is
+        the sum of the embeddings of the crop and its mirror image (before normalising). On a TensorRT
+        engine the CUDA kernel normalises them (and makes the mirror images) on the GPU, with the same
+        result as the CPU path's ``normalize``."""
+        if len(crops) == 0:
+            return np.zeros((0, self.manifest.spec.embedding_dim or 0), np.float32)
+        gpu = self._gpu_for(flip)
+        if gpu is not None:
+            return self._embed_on_gpu(lambda part, out: gpu.crops(crops[part], out, flip), len(crops), flip)
         outputs = []
-        for start in range(0, len(landmarks), self.engine.profile.max):
-            count = self.gpu(frame, landmarks[start:start + self.engine.profile.max], engine.input_pointer)
-            outputs.append(engine.infer_bound_input(count)[self.engine.output_names[0]])
+        for start in range(0, len(crops), self.batch_size):
+            batch = normalize(crops[start:start + self.batch_size], self.manifest.spec)
+            out = self.engine.raw_embeddings(batch)
+            if flip:
+                out = out + self.engine.raw_embeddings(np.ascontiguousarray(batch[..., ::-1]))
+            outputs.append(out)
+        return l2_normalize(np.concatenate(outputs).astype(np.float32))
+
+    def _gpu_for(self, flip: bool) -> Any:
+        """The GPU preprocessor, when there is one and the engine's batch holds a face and its mirror."""
+        if self.gpu is None or (flip and self.engine.profile.max < 2):
+            return None
+        return self.gpu
+
+    def _embed_on_gpu(self, fill: Callable[[slice, int], int], count: int, flip: bool) -> np.ndarray:
+        """Embeddings of ``count`` faces, in chunks the engine's batch holds: ``fill(part, pointer)`` writes the
+        faces of ``part`` (followed, with ``flip``, by their mirror images) to the input binding and returns
+        how many items it wrote."""
+        engine: Any = self.engine
+        per_call = engine.profile.max // (2 if flip else 1)
+        outputs = []
+        for start in range(0, count, per_call):
+            part = slice(start, min(start + per_call, count))
+            raw = engine.infer_bound_input(fill(part, engine.input_pointer))[engine.output_names[0]]
+            faces = part.stop - part.start
+            outputs.append(raw[:faces] + raw[faces:] if flip else raw)
         return l2_normalize(np.concatenate(outputs).astype(np.float32))
 
     def _to_bgr(self, frame: np.ndarray) -> np.ndarray:
@@ -115,17 +154,3 @@ class FaceEmbedder:
     def describe(self) -> str:
         """The model for messages: engine description and where it was opened from."""
         return f"{self.engine.describe()} from {self.engine.source}"
-
-    def embed_crops(self, crops: np.ndarray, flip: bool = False) -> np.ndarray:
-        """Aligned uint8 BGR crops (N, H, W, 3) -> L2-normalised embeddings (N, D); with ``flip``, each is
-        the sum of the embeddings of the crop and its mirror image (before normalising)."""
-        outputs = []
-        for start in range(0, len(crops), self.batch_size):
-            batch = normalize(crops[start:start + self.batch_size], self.manifest.spec)
-            out = self.engine.raw_embeddings(batch)
-            if flip:
-                out = out + self.engine.raw_embeddings(np.ascontiguousarray(batch[..., ::-1]))
-            outputs.append(out)
-        if not outputs:
-            return np.zeros((0, self.manifest.spec.embedding_dim or 0), np.float32)
-        return l2_normalize(np.concatenate(outputs).astype(np.float32))

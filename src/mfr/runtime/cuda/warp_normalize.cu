@@ -101,6 +101,16 @@ MFR_HD void mfr_warp_pixel(const MfrFrame& f, const float* m, int x, int y, floa
     }
 }
 
+// Item n of a batch of `faces` crops followed, with `mirror`, by their mirror images (items faces .. 2 faces - 1):
+// the mirror image of a crop samples column out_width - 1 - x of the same face, so item faces + i is crop i
+// flipped left to right, exactly (the embedding contract sums a face's embedding and its mirror's).
+MFR_HD void mfr_item_pixel(const MfrFrame& f, const float* matrices, int faces, int n, int x, int y, int out_width,
+                           float out[3]) {
+    int face = n < faces ? n : n - faces;
+    int column = n < faces ? x : out_width - 1 - x;
+    mfr_warp_pixel(f, matrices + 6 * face, column, y, out);
+}
+
 // Normalised value of output channel c: the frame channel source[c], times gain[c], plus offset[c].
 MFR_HD float mfr_normalize(const float px[3], const int source[3], const float gain[3], const float offset[3],
                            int c) {
@@ -120,18 +130,20 @@ MFR_HD unsigned short mfr_half_bits(float v) {
     return h;
 }
 
-// grid: (ceil(W / 16), ceil(H / 16), faces), block: (16, 16). matrices: faces x 6 floats (crop -> frame).
-// out: faces x 3 x H x W, float32 (half_output 0) or float16 (half_output 1).
-extern "C" __global__ void mfr_warp_normalize(MfrFrame frame, const float* matrices, int faces, int out_height,
-                                              int out_width, MfrChannels channels, void* out, int half_output) {
+// grid: (ceil(W / 16), ceil(H / 16), faces * (1 + mirror)), block: (16, 16). matrices: faces x 6 floats
+// (crop -> frame). out: items x 3 x H x W, float32 (half_output 0) or float16 (half_output 1), where items is
+// faces, or 2 * faces with mirror (the crops, then their mirror images).
+extern "C" __global__ void mfr_warp_normalize(MfrFrame frame, const float* matrices, int faces, int mirror,
+                                              int out_height, int out_width, MfrChannels channels, void* out,
+                                              int half_output) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     int n = blockIdx.z;
-    if (x >= out_width || y >= out_height || n >= faces) {
+    if (x >= out_width || y >= out_height || n >= faces * (mirror ? 2 : 1)) {
         return;
     }
     float px[3];
-    mfr_warp_pixel(frame, matrices + 6 * n, x, y, px);
+    mfr_item_pixel(frame, matrices, faces, n, x, y, out_width, px);
     size_t plane = (size_t)out_height * out_width;
     size_t base = (size_t)n * 3 * plane + (size_t)y * out_width + x;
     for (int c = 0; c < 3; ++c) {
