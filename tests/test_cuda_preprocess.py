@@ -22,8 +22,14 @@ from mfr.manifest import load_manifest
 from mfr.paths import dataset_dir
 from mfr.registry import MODELS
 from mfr.runtime.cuda_kernels import CI_ARCHITECTURES
-from mfr.runtime.cuda_preprocess import (MfrFrame, channel_plan, crops_as_frame, face_matrices, frame_geometry,
-                                        frame_struct)
+from mfr.runtime.cuda_preprocess import (
+    MfrFrame,
+    channel_plan,
+    crops_as_frame,
+    face_matrices,
+    frame_geometry,
+    frame_struct,
+)
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.spec import PreprocessSpec

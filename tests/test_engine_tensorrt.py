@@ -41,7 +41,7 @@ def faces(mobilefacenet_package) -> np.ndarray:
 
 @pytest.mark.parametrize("precision, low", [("fp32", 0.9999), ("fp16", 0.999)])
 def test_tensorrt_engine_matches_onnxruntime(mobilefacenet_package, tmp_path, faces, precision, low):
-    from mfr.export.engine_package import typed_fp16
+    from mfr.export.engine_builders import typed_fp16
     cache = tmp_path / "timing.cache"
     engine_dir = build(mobilefacenet_package, tmp_path / precision, "--precision", precision,
                        "--timing-cache", str(cache))

@@ -18,7 +18,8 @@ from mfr.errors import EngineError, EngineMismatchError, ManifestError
 from mfr.export.engine_package import EngineBuilder, rebuild_if_mismatched
 from mfr.export.real_inputs import sample_faces
 from mfr.manifest import BatchProfile, EngineOptions, EngineRecord, load_manifest
-from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
+from mfr.runtime.engine_backends import mismatches, rebuild_command
+from mfr.runtime.engine_check import MachineState
 from mfr.runtime.engine_load import open_engine, open_model
 from mfr.runtime.machine import GpuInfo, gpu_info, instruction_set, int8_saturates, tensorrt_version
 from tests.conftest import int8_cosine_bar

@@ -189,7 +189,8 @@ def test_an_imported_ir_runs_on_openvino_behind_the_engine_interface(face_reid_p
     from mfr.cli.export_cli import cli
     from mfr.errors import EngineError
     from mfr.manifest import load_manifest
-    from mfr.runtime.engine_check import MachineState, mismatches
+    from mfr.runtime.engine_backends import mismatches
+    from mfr.runtime.engine_check import MachineState
     from mfr.runtime.engine_load import open_model
 
     out = tmp_path / "ov"

@@ -54,6 +54,10 @@ def test_enrol_and_identify_through_a_postgres_gallery(postgres_server, threshol
     named = {Path(r["photo"]).name: sorted(f["name"] for f in r["faces"] if f["name"]) for r in json.loads(
         found.output)}
     assert named == DEMO_TRUTH  # the same answers as from an SQLite gallery
+    in_database = run("identify", DEMO / "test", "--gallery", url, "--package", thresholded_package,
+                      "--detector-package", retinaface_package, "--search", "pgvector", "--json")
+    assert in_database.exit_code == 0, in_database.output
+    assert json.loads(in_database.output) == json.loads(found.output)  # the database's search: the same answers
     with open_gallery(url) as gallery:
         assert gallery.integrity() == "ok"  # every vector column equals its embedding
         matrix = gallery.template_matrix()
@@ -67,6 +71,9 @@ def test_enrol_and_identify_through_a_postgres_gallery(postgres_server, threshol
     copied = json.loads(run("gallery", "list", "--gallery", tmp_path / "copy.db", "--json").output)["people"]
     assert {(p["name"], p["templates"]) for p in copied} == {(p["name"], p["templates"])
                                                              for p in json.loads(listed.output)["people"]}
+    on_sqlite = run("identify", DEMO / "test", "--gallery", tmp_path / "copy.db", "--package", thresholded_package,
+                    "--search", "pgvector")
+    assert on_sqlite.exit_code == 1 and "pgvector search runs in a PostgreSQL gallery" in on_sqlite.output
     unreachable = run("gallery", "remove", "obama", "--gallery", "postgresql://nobody@/x?host=/nonexistent")
     assert unreachable.exit_code == 1 and "cannot connect" in unreachable.output
 

@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from mfr.benchmarks.gallery_scale import lfw_statistics
 from mfr.cli.main import cli
 from mfr.errors import MfrError
-from mfr.recognition.ann import ANN_BACKENDS, AnnSearch, make_search
+from mfr.recognition.ann import AnnSearch
 from mfr.recognition.gallery import TemplateMatrix
 from mfr.recognition.search import ExactSearch
+from mfr.recognition.searches import SEARCHES, auto_search, make_search
 from mfr.runtime.embedder import FaceEmbedder
 
 
@@ -40,7 +41,7 @@ def gallery(statistics):
     return TemplateMatrix(rows[order], ids[order], masked[order]), centres, ids[::2]
 
 
-@pytest.mark.parametrize("backend", ANN_BACKENDS)
+@pytest.mark.parametrize("backend", ["faiss-ivfpq", "usearch-hnsw"])
 def test_an_index_finds_the_people_the_exact_search_finds_with_the_same_scores(statistics, gallery, backend):
     matrix, centres, people = gallery
     rng = np.random.default_rng(2)
@@ -52,7 +53,7 @@ def test_an_index_finds_the_people_the_exact_search_finds_with_the_same_scores(s
     masked[150:300] = True  # half of the genuine probes wear masks: every template counts, masked ones lowered
     offsets = np.where(masked, 0.05, 0.0).astype(np.float32)
     exact = ExactSearch(matrix).top_people(probes, masked, k=2, masked_template_offset=offsets)
-    index = AnnSearch(matrix, backend)
+    index = AnnSearch(matrix, SEARCHES[backend].index_type)
     found = index.top_people(probes, masked, k=2, masked_template_offset=offsets)
     assert index.templates_searched(False) == 15_000 and index.templates_searched(True) == 30_000
     assert (exact.person_ids[:300, 0] == people[chosen]).all()  # the reference itself names the right people
@@ -65,10 +66,12 @@ def test_an_index_finds_the_people_the_exact_search_finds_with_the_same_scores(s
 def test_the_search_is_exact_below_the_threshold_and_an_index_above(gallery):
     matrix = gallery[0]
     assert isinstance(make_search(matrix), ExactSearch)  # 30k templates: below the default threshold
-    assert isinstance(make_search(matrix, threshold=10_000), AnnSearch)
-    assert isinstance(make_search(matrix, "exact", threshold=10), ExactSearch)
-    with pytest.raises(MfrError, match="unknown gallery search"):
+    assert isinstance(auto_search(matrix, threshold=10_000), AnnSearch)
+    assert isinstance(make_search(matrix, "exact"), ExactSearch)
+    with pytest.raises(MfrError, match="unknown gallery search 'annoy'; choose from auto, exact, faiss-ivfpq"):
         make_search(matrix, "annoy")
+    with pytest.raises(MfrError, match="pgvector search runs in a PostgreSQL gallery"):
+        make_search(matrix, "pgvector")
 
 
 def test_bench_gallery_measures_every_search_against_a_real_pgvector(mobilefacenet_package, postgres_server,

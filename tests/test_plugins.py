@@ -42,3 +42,42 @@ def test_a_detector_registered_before_the_cli_loads_is_a_choice_of_every_detecto
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["watch", "True", "identify", "True", "eval", "True", "enroll", "True"]
+
+
+def _help_offers(option: str, commands: list[list[str]], register: str, cli: str = "mfr.cli.main") -> list[bool]:
+    """Whether each command's --help lists 'dummy' among ``option``'s choices, once ``register`` ran in a fresh
+    interpreter before the CLI was imported (as a plug-in module imported by mfr would)."""
+    script = (
+        f"{register}\n"
+        "from click.testing import CliRunner\n"
+        f"from {cli} import cli\n"
+        f"for command in {commands!r}:\n"
+        "    out = CliRunner(env={'COLUMNS': '400'}).invoke(cli, [*command, '--help']).output\n"
+        f"    print('dummy' in out.split({option + ' '!r})[1].split('--')[0])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return [line == "True" for line in result.stdout.split()]
+
+
+def test_a_search_registered_is_a_choice_of_every_search_option():
+    register = ("from mfr.recognition.searches import SEARCHES, SearchEntry\n"
+                "SEARCHES.register('dummy', SearchEntry(lambda matrix, gallery: None, 'a dummy'))")
+    assert _help_offers("--search", [["watch"], ["identify"]], register) == [True, True]
+
+
+def test_an_engine_backend_registered_is_a_choice_of_build_engine():
+    register = ("from mfr.export.engine_builders import ENGINE_BUILDERS, BuilderEntry\n"
+                "ENGINE_BUILDERS.register('dummy', BuilderEntry('model.dummy', ('fp32',), lambda: None, "
+                "lambda request: None, lambda request: ('onnx', None), lambda request, job, log: None))")
+    assert _help_offers("--backend", [["build-engine"]], register, cli="mfr.cli.export_cli") == [True]
+
+
+def test_the_shipped_searches_and_backends_are_registered():
+    from mfr.export.engine_builders import ENGINE_BUILDERS
+    from mfr.recognition.searches import SEARCHES
+    from mfr.runtime.engine_backends import ENGINE_BACKENDS
+
+    assert list(SEARCHES) == ["auto", "exact", "faiss-ivfpq", "usearch-hnsw", "pgvector"]
+    assert set(ENGINE_BUILDERS) <= set(ENGINE_BACKENDS) == {"tensorrt", "onnxruntime", "openvino"}
+    assert not ENGINE_BACKENDS["openvino"].built_here  # imported by mfr-export import-ir, never built

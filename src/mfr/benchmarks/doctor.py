@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from mfr.errors import MfrError
-from mfr.export.engine_package import EngineBuilder, typed_fp16
+from mfr.export.engine_builders import ENGINE_BUILDERS
+from mfr.export.engine_package import EngineBuilder
 from mfr.manifest import load_manifest
 from mfr.runtime.engine_load import open_engine
 from mfr.runtime.machine import fingerprint, gpu_info, package_version
@@ -120,24 +121,24 @@ def engine_check(package: Path, backend: str, precision: str, out: Path) -> Chec
     return Check(name, OK, detail, seconds, median_latency_ms(out))
 
 
-def engine_plan(package: Path | None, kind: str, has_tensorrt: bool,
-                tensorrt: str | None = None) -> list[tuple[str, str, str | None]]:
-    """(backend, precision, reason it cannot run or None) for every engine worth building from ``package``."""
+def engine_plan(package: Path | None, kind: str) -> list[tuple[str, str, str | None]]:
+    """(backend, precision, reason it cannot run or None) for every engine worth building from ``package``:
+    every registered builder at each precision it builds (a detector: not INT8)."""
     if package is None:
         return []
-    files = load_manifest(package).files
+    manifest = load_manifest(package)
     plan: list[tuple[str, str, str | None]] = []
-    for backend in ("tensorrt", "onnxruntime"):
-        for precision in ("fp32", "fp16", "int8"):
-            if (backend, precision) == ("onnxruntime", "fp16") or (kind == "detection" and precision == "int8"):
+    for backend, entry in ENGINE_BUILDERS.items():
+        for precision in entry.precisions:
+            if kind == "detection" and precision == "int8":
                 continue  # not a combination mfr builds
-            reason = None
-            if backend == "tensorrt" and not has_tensorrt:
-                reason = "no TensorRT with a GPU here"
-            elif backend == "tensorrt" and precision == "fp16" and typed_fp16(tensorrt) and "onnx_fp16" not in files:
-                reason = f"TensorRT {tensorrt} builds FP16 from model.fp16.onnx, which {package} lacks"
-            elif precision == "int8" and "onnx_int8" not in files:
-                reason = f"{package} is not calibrated (mfr-export calibrate)"
+            reason = entry.unavailable()
+            if reason is None:
+                key, _ = entry.source_keys(EngineBuilder(package=package, out=package, precision=precision,
+                                                         backend=backend))
+                if key not in manifest.files:
+                    reason = (f"{package} is not calibrated (mfr-export calibrate)" if precision == "int8" else
+                              f"{package} lacks the {key} file a {precision} {backend} engine is built from")
             plan.append((backend, precision, reason))
     return plan
 
@@ -175,13 +176,12 @@ def run_doctor(package: Path | None, detector_package: Path | None, work: Path,
     machine = fingerprint()
     found = versions(machine)
     gpu = gpu_info()
-    has_tensorrt = found["tensorrt"] is not None and gpu is not None
     checks: list[Check] = []
     for source, kind in ((package, "recognition"), (detector_package, "detection")):
         if source is None:
             checks.append(Check(f"{kind} engines", NOT_CHECKED, f"no {kind} package given (--package / "
                                                                 f"--detector-package, from mfr-export onnx)"))
-        for backend, precision, reason in engine_plan(source, kind, has_tensorrt, found["tensorrt"]):
+        for backend, precision, reason in engine_plan(source, kind):
             assert source is not None
             if reason is not None:
                 checks.append(Check(f"{load_manifest(source).model} {precision} {backend}", NOT_CHECKED, reason))

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from mfr.recognition.ann import ANN_BACKENDS, AnnSearch
+from mfr.recognition.ann import AnnSearch, IndexType
 from mfr.recognition.gallery import TemplateMatrix
 from mfr.recognition.search import ExactSearch, TemplateSearch
+from mfr.recognition.searches import SEARCHES
 from mfr.runtime.machine import cpu_label, fingerprint
 
 
@@ -92,6 +93,16 @@ class GalleryReport:
         return asdict(self)
 
 
+def measurable_searches() -> list[str]:
+    """The searches ``mfr bench gallery`` measures: every registered one but ``auto`` (exact or an index)."""
+    return [name for name in SEARCHES if name != "auto"]
+
+
+def approximate_searches(methods: list[str]) -> list[tuple[str, IndexType]]:
+    """The in-memory approximate searches among ``methods``, with their index classes (swept by effort)."""
+    return [(m, index_type) for m in methods if (index_type := SEARCHES.entry(m).index_type) is not None]
+
+
 def _time_probes(search: TemplateSearch, probes: np.ndarray) -> tuple[np.ndarray, list[float]]:
     """Best person of each probe, searched one at a time, and each search's milliseconds."""
     masked = np.zeros(1, bool)
@@ -132,9 +143,9 @@ def measure_gallery(statistics: FaceStatistics, sizes: list[int], methods: list[
         report.rows.append(_row("exact", size, None, times, truth, truth, exact.embeddings.nbytes, size / build,
                                 build))
         log(f"{size} templates: exact p50 {report.rows[-1].p50_ms} ms")
-        for method in [m for m in methods if m in ANN_BACKENDS]:
+        for method, index_type in approximate_searches(methods):
             started = time.perf_counter()
-            search = AnnSearch(matrix, method, candidates=candidates)
+            search = AnnSearch(matrix, index_type, candidates=candidates)
             build = time.perf_counter() - started
             memory = search.index.memory_bytes() + search.exact.embeddings.nbytes
             lists = getattr(search.index, "lists", None)

@@ -9,6 +9,7 @@ import click
 
 from mfr.cli.common import MfrGroup, echo_json, log, progress_bar, require_extra
 from mfr.cli.serve_cli import batching_options, check_max_batch
+from mfr.export.engine_builders import backend_choices
 from mfr.manifest import BatchProfile
 from mfr.registry import MODELS
 
@@ -146,8 +147,9 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
               help="int8 uses the package's calibrated models: model.int8.trt.onnx (TensorRT, explicit Q/DQ) or "
                    "model.int8.onnx (ONNX Runtime). fp16: TensorRT only.")
-@click.option("--backend", type=click.Choice(["auto", "tensorrt", "onnxruntime"]), default="auto",
-              show_default=True, help="auto: TensorRT if it is installed and a GPU answers, else ONNX Runtime.")
+@click.option("--backend", type=click.Choice(backend_choices()), default="auto", show_default=True,
+              help="auto: the first that can build here (TensorRT if it is installed and a GPU answers, else "
+                   "ONNX Runtime).")
 @click.option("--min-batch", type=click.IntRange(min=1), default=None,
               help=f"Smallest batch of one call [default: {DEFAULT_PROFILE.min}].")
 @click.option("--opt-batch", type=click.IntRange(min=1), default=None,

@@ -54,10 +54,12 @@ def decision_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def search_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--search", "search", type=click.Choice(["auto", "exact", "faiss-ivfpq", "usearch-hnsw"]),
-                        default="auto", show_default=True,
-                        help="Gallery search: auto is exact up to 100k templates and an approximate index "
-                             "(faiss-ivfpq, candidates re-scored exactly) above; see mfr bench gallery.")(command)
+    from mfr.recognition.searches import SEARCHES
+
+    choices = "; ".join(f"{name}: {entry.summary}" for name, entry in SEARCHES.items())
+    return click.option("--search", "search", type=click.Choice(list(SEARCHES)), default="auto", show_default=True,
+                        help=f"Gallery search ({choices}). The approximate ones re-score their candidates' people "
+                             "exactly; see mfr bench gallery.")(command)
 
 
 def open_gallery(location: str | None) -> Any:

@@ -517,9 +517,9 @@ def bench_search_command(sizes: str, batch: int, json_out: Path | None) -> None:
                                   "modelled on.")
 @click.option("--sizes", default="1e3,1e4,1e5,1e6", show_default=True,
               help="Comma-separated gallery sizes (templates).")
-@click.option("--methods", default="exact,faiss-ivfpq,usearch-hnsw,pgvector", show_default=True,
-              help="Searches to measure: exact (matrix), faiss-ivfpq and usearch-hnsw (in memory), pgvector (HNSW "
-                   "in PostgreSQL; needs --postgres).")
+@click.option("--methods", default=None,
+              help="Comma-separated searches to measure (mfr identify --search's choices but auto; pgvector needs "
+                   "--postgres) [default: all of them].")
 @click.option("--ivf-shares", default="0.1,0.2,0.3,0.5", show_default=True,
               help="Shares of the IVF lists scanned per probe (faiss-ivfpq).")
 @click.option("--hnsw-ef", default="64,128,256,512", show_default=True, help="Search expansion values (usearch-hnsw).")
@@ -536,7 +536,7 @@ def bench_search_command(sizes: str, batch: int, json_out: Path | None) -> None:
               help="Cache for the LFW embeddings [default: the mfr cache].")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
 @click.option("--markdown", "markdown_out", type=click.Path(path_type=Path), default=None)
-def bench_gallery_command(model_dir: Path, sizes: str, methods: str, ivf_shares: str, hnsw_ef: str, pg_ef: str,
+def bench_gallery_command(model_dir: Path, sizes: str, methods: str | None, ivf_shares: str, hnsw_ef: str, pg_ef: str,
                           candidates: int,
                           postgres_url: str | None, probes: int, lfw_photos: int, cache_root: Path | None,
                           json_out: Path | None,
@@ -547,7 +547,7 @@ def bench_gallery_command(model_dir: Path, sizes: str, methods: str, ivf_shares:
     LFW photos (see mfr.benchmarks.gallery_scale); one template per person, probes searched one at a time.
     """
     from mfr.atomic import write_json_atomic
-    from mfr.benchmarks.gallery_scale import lfw_statistics, markdown_table, measure_gallery
+    from mfr.benchmarks.gallery_scale import lfw_statistics, markdown_table, measurable_searches, measure_gallery
     from mfr.cache import default_cache_dir
     from mfr.runtime.embedder import FaceEmbedder
 
@@ -555,8 +555,8 @@ def bench_gallery_command(model_dir: Path, sizes: str, methods: str, ivf_shares:
         size_list = [int(float(v)) for v in sizes.split(",") if v.strip()]
     except ValueError:
         raise click.BadParameter(f"{sizes!r}: sizes are numbers such as 1e3,1e4", param_hint="--sizes") from None
-    chosen = [m.strip() for m in methods.split(",") if m.strip()]
-    unknown = set(chosen) - {"exact", "faiss-ivfpq", "usearch-hnsw", "pgvector"}
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else measurable_searches()
+    unknown = set(chosen) - set(measurable_searches())
     if unknown or not size_list or min(size_list) < 10:
         raise click.BadParameter(f"unknown method(s) {sorted(unknown)}" if unknown else "sizes of 10 or more",
                                  param_hint="--methods" if unknown else "--sizes")

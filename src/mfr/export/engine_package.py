@@ -20,34 +20,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 import mfr
 from mfr.atomic import check_output_dir, sha256_file, staged_output_dir
 from mfr.errors import DataError, EngineError, EngineMismatchError, ManifestError
+from mfr.export.engine_builders import ENGINE_BUILDERS, BuildJob, backend_choices, choose_backend
 from mfr.export.real_inputs import DETECTOR_MAX_SIDE, detector_photos, sample_faces
 from mfr.manifest import BatchProfile, EngineOptions, EngineParity, EngineRecord, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
-from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command, version_tuple
-from mfr.runtime.engine_load import UINT8_WEIGHTS_FILE, check_fits_machine, open_engine
+from mfr.runtime.engine_backends import ENGINE_BACKENDS, mismatches, rebuild_command
+from mfr.runtime.engine_check import MachineState
+from mfr.runtime.engine_load import check_fits_machine, open_engine
 from mfr.runtime.engine_ort import onnxruntime_session
-from mfr.runtime.machine import cpu_name, gpu_info, instruction_set, int8_weight_scheme, tensorrt_version
+from mfr.runtime.machine import instruction_set, int8_weight_scheme
 from mfr.runtime.similarity import row_cosines
 
 PRECISIONS = ("fp32", "fp16", "int8")
-BACKENDS = ("auto", "tensorrt", "onnxruntime")
-ENGINE_FILES = {"tensorrt": "model.plan", "onnxruntime": "model.ort.onnx"}
-# What each backend needs from the package for each precision: (files key of the model, extra file key).
-SOURCES = {
-    ("onnxruntime", "fp32"): ("onnx", None),
-    ("onnxruntime", "int8"): ("onnx_int8", None),
-    ("tensorrt", "fp32"): ("onnx", None),
-    ("tensorrt", "fp16"): ("onnx", None),  # TensorRT < 11: the FP16 builder flag
-    ("tensorrt", "fp16-typed"): ("onnx_fp16", None),  # TensorRT >= 11: the FP16 model, strongly typed
-    ("tensorrt", "int8"): ("onnx_int8_trt", None),
-    ("tensorrt", "int8-fp16"): ("onnx_int8_trt_fp16", None),  # --int8-float fp16
-    ("tensorrt", "int8-calibration-cache"): ("onnx", "trt_calibration_cache"),
-}
 # The lowest cosine to the source ONNX (run by ONNX Runtime on the CPU) an engine may show on real faces.
 MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.98}
 # A CPU INT8 engine's mean cosine to the FP32 model on real faces, run on the CPU it was built for: it catches
@@ -64,11 +52,6 @@ def detector_spatial(max_side: int) -> list[list[int]]:
     """TensorRT's [min, opt, max] [height, width] for a detector fed images whose longest side is at most
     ``max_side`` (``fit_longest_side``): any aspect ratio up to a square, tuned for a 16:9 landscape frame."""
     return [[MIN_SIDE, MIN_SIDE], [max(MIN_SIDE, round(max_side * 9 / 16)), max_side], [max_side, max_side]]
-
-
-def typed_fp16(tensorrt: str | None) -> bool:
-    """TensorRT 11 builds FP16 only from an FP16 model (strongly typed; no FP16 builder flag)."""
-    return tensorrt is not None and version_tuple(tensorrt) >= (11,)
 
 
 def copy_cohorts(manifest: Manifest, package: Path, stage: Path) -> None:
@@ -90,40 +73,6 @@ def io_buffer_bytes(source: Path, manifest: Manifest, profile: BatchProfile,
     session = onnxruntime_session(str(source))
     outputs = session.run(None, {session.get_inputs()[0].name: one})
     return one.nbytes * profile.max, sum(out.nbytes for out in outputs) * profile.max
-
-
-def choose_backend(requested: str) -> str:
-    """``auto``: TensorRT when it is importable and a GPU answers, else ONNX Runtime."""
-    if requested != "auto":
-        return requested
-    return "tensorrt" if tensorrt_version() is not None and gpu_info() is not None else "onnxruntime"
-
-
-def onnxruntime_providers() -> list[str]:
-    """Installed execution providers in the order they should be tried (GPU first, CPU always last)."""
-    available = ort.get_available_providers()
-    preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
-    return [p for p in preferred if p in available] + ["CPUExecutionProvider"]
-
-
-def build_onnxruntime_model(source: Path, target: Path, providers: list[str]) -> list[str]:
-    """Let ONNX Runtime optimise ``source`` and save the result as ``target``; return the providers used.
-
-    Saved at the extended level: fusions (Conv+activation, QDQ -> QLinear operators) are kept, but not
-    the layout rewrites for one CPU's instruction set, which the runtime applies at load. TensorRT EP
-    compiles nodes that cannot be saved, so the saving session leaves it out; the runtime uses it.
-    """
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = str(target)
-    saving = [p for p in providers if p != "TensorrtExecutionProvider"]
-    try:
-        onnxruntime_session(str(source), options, saving)
-    except Exception as exc:  # ORT raises its own exception types for invalid models
-        raise EngineError(f"{source}: ONNX Runtime could not optimise it ({exc})") from None
-    if not target.is_file():
-        raise EngineError(f"{source}: ONNX Runtime did not write the optimised model {target}")
-    return providers
 
 
 @dataclass(frozen=True)
@@ -179,7 +128,7 @@ class EngineBuilder:
         check_output_dir(out, self.force)
         log(f"building a {backend} {self.precision} engine from {source}")
         with staged_output_dir(out, self.force) as stage:
-            target = stage / ENGINE_FILES[backend]
+            target = stage / ENGINE_BUILDERS.entry(backend).engine_file
             record = self.build(backend, source, extra, source_manifest, target, log)
             record = replace(record, build_seconds=round(time.perf_counter() - started, 2))
             manifest = replace(
@@ -205,8 +154,8 @@ class EngineBuilder:
                               f"it came from: {manifest.engine.source_package}")
         if self.precision not in PRECISIONS:
             raise EngineError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
-        if self.backend not in BACKENDS:
-            raise EngineError(f"unknown backend {self.backend!r}; choose from {', '.join(BACKENDS)}")
+        if self.backend not in backend_choices():
+            raise EngineError(f"unknown backend {self.backend!r}; choose from {', '.join(backend_choices())}")
         try:
             profile = self.batch_profile(manifest.kind)
         except ManifestError as exc:
@@ -235,38 +184,16 @@ class EngineBuilder:
             raise EngineError(f"INT8 weights are s8 or u8, got {self.int8_weights!r}")
 
     def check_backend(self, backend: str) -> None:
-        if backend == "tensorrt":
-            if tensorrt_version() is None:
-                raise EngineError("--backend tensorrt: TensorRT is not installed here (pip install 'mfr[trt-cu12]' or "
-                                  "'mfr[trt-cu13]' on a machine with an NVIDIA GPU), or use --backend onnxruntime")
-            if gpu_info() is None:
-                raise EngineError("--backend tensorrt: no NVIDIA GPU answers through cuda-python here")
-            if self.int8_float == "fp16" and version_tuple(tensorrt_version() or "0") < (10,):
-                raise EngineError(f"--int8-float fp16 needs TensorRT >= 10 (a strongly typed network from a Q/DQ "
-                                  f"model with FP16 scales); this is TensorRT {tensorrt_version()}")
-            return
-        unsupported = [(self.precision == "fp16", "--precision fp16 needs TensorRT (ONNX Runtime engines are "
-                                                  "fp32 or int8)"),
-                       (self.dla_core is not None, "--dla-core needs the TensorRT backend"),
-                       (self.version_compatible, "--version-compatible needs the TensorRT backend"),
-                       (self.timing_cache is not None, "--timing-cache needs the TensorRT backend"),
-                       (self.int8_source != "qdq", "--int8-source calibration-cache needs the TensorRT backend"),
-                       (self.int8_float != "fp32", "--int8-float fp16 needs the TensorRT backend")]
-        for failed, message in unsupported:
-            if failed:
-                raise EngineError(message)
+        entry = ENGINE_BUILDERS.entry(backend)
+        reason = entry.unavailable()
+        if reason is not None:
+            raise EngineError(f"--backend {backend}: {reason}")
+        refused = entry.refuse(self)
+        if refused is not None:
+            raise EngineError(refused)
 
     def source_files(self, manifest: Manifest, package: Path, backend: str) -> tuple[Path, Path | None]:
-        precision = self.precision
-        if backend == "tensorrt" and precision == "int8" and self.int8_source == "calibration-cache":
-            precision = "int8-calibration-cache"
-        if backend == "tensorrt" and precision == "int8" and self.int8_float == "fp16":
-            precision = "int8-fp16"
-        if backend == "tensorrt" and precision == "fp16" and typed_fp16(tensorrt_version()):
-            precision = "fp16-typed"
-        model_key, extra_key = SOURCES[(backend, precision)]
-        if (backend, precision) == ("onnxruntime", "int8") and self.weight_scheme() == "u8":
-            model_key = UINT8_WEIGHTS_FILE
+        model_key, extra_key = ENGINE_BUILDERS.entry(backend).source_keys(self)
 
         def package_file(key: str) -> Path:
             return listed_file(package, manifest, key, f"{package} has no {key} file for a {self.precision} {backend} "
@@ -287,36 +214,18 @@ class EngineBuilder:
         log(f"I/O buffers at the largest shape (batch {profile.max}"
             + ("" if spatial is None else f", {spatial[2][0]}x{spatial[2][1]}") + f"): "
             f"input {io_bytes[0] / 2**20:.1f} MiB, outputs {io_bytes[1] / 2**20:.1f} MiB")
-        if backend == "tensorrt":
-            from mfr.export.trt_build import TensorRTBuildOptions, build_tensorrt_plan
-
-            gpu = gpu_info()
-            assert gpu is not None  # check_backend made sure
-            trt_options = TensorRTBuildOptions(
-                precision=self.precision, profile=profile,
-                spatial=spatial,
-                workspace_mib=self.workspace_mib, timing_cache=self.timing_cache, dla_core=self.dla_core,
-                version_compatible=self.version_compatible, implicit_int8_cache=extra,
-                typed_fp16=source.name == manifest.files.get("onnx_fp16"),
-                fp32_layers=manifest.float_layers("tensorrt_qdq"))
-            target.write_bytes(build_tensorrt_plan(source, manifest.inputs[0], trt_options, log))
-            version, device, capability, providers = tensorrt_version() or "", gpu.name, gpu.compute_capability, []
-        else:
-            providers = build_onnxruntime_model(source, target, onnxruntime_providers())
-            version, device, capability = ort.__version__, cpu_name(), None
-            gpu = gpu_info()
-            if gpu is not None and providers[0] != "CPUExecutionProvider":
-                device, capability = gpu.name, gpu.compute_capability
-        on_cpu = backend == "onnxruntime" and providers[0] == "CPUExecutionProvider"
-        cpu_int8 = on_cpu and self.precision == "int8"
+        built = ENGINE_BUILDERS.entry(backend).build(self, BuildJob(source, extra, manifest, target, profile, spatial),
+                                                     log)
+        cpu_int8 = built.on_cpu and self.precision == "int8"
         if cpu_int8:
             log(f"CPU INT8: {self.cpu_instruction_set()}, {self.weight_scheme()} weights")
         return EngineRecord(
-            backend=backend, backend_version=version, device=device, compute_capability=capability,
-            providers=providers, precision=self.precision, profile=profile, io_buffer_bytes=sum(io_bytes),
-            source_package=str(source.parent), source_file=source.name, source_sha256=sha256_file(source),
-            options=options, built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            instruction_set=self.cpu_instruction_set() if on_cpu else None,
+            backend=backend, backend_version=built.version, device=built.device,
+            compute_capability=built.compute_capability, providers=built.providers, precision=self.precision,
+            profile=profile, io_buffer_bytes=sum(io_bytes), source_package=str(source.parent),
+            source_file=source.name, source_sha256=sha256_file(source), options=options,
+            built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            instruction_set=self.cpu_instruction_set() if built.on_cpu else None,
             int8_weights=self.weight_scheme() if cpu_int8 else None,
         )
 
@@ -396,7 +305,7 @@ def rebuild_if_mismatched(directory: Path, log: Callable[[str], None] = print) -
     found = mismatches(record, MachineState.current())
     if not found:
         return False
-    if record.backend == "openvino":  # imported, not built: only installing OpenVINO makes it fit
+    if not ENGINE_BACKENDS.entry(record.backend).built_here:  # imported, not built: only installing its runtime helps
         raise EngineMismatchError(f"{directory} does not fit this machine:\n  - " + "\n  - ".join(found))
     source = Path(record.source_package) / record.source_file
     if not source.is_file() or sha256_file(source) != record.source_sha256:

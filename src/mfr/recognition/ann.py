@@ -25,16 +25,16 @@ little guidance. The libraries are optional imports (the ``ann`` extra: faiss-cp
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 from mfr.errors import MfrError
 from mfr.recognition.gallery import TemplateMatrix
-from mfr.recognition.search import ExactSearch, PersonScores, TemplateSearch
+from mfr.recognition.search import ExactSearch, PersonScores
 
 ANN_THRESHOLD = 100_000  # templates; below it the exact search is fast enough, and exact
-ANN_BACKENDS = ("faiss-ivfpq", "usearch-hnsw")
 
 
 class VectorIndex(Protocol):
@@ -94,7 +94,7 @@ class UsearchHnswIndex:
         try:
             from usearch.index import Index
         except ImportError:
-            raise MfrError("--ann usearch-hnsw needs usearch: pip install usearch") from None
+            raise MfrError("the usearch-hnsw gallery search needs usearch: pip install usearch") from None
         self.index = Index(ndim=vectors.shape[1], metric="ip", dtype="i8", connectivity=connectivity,
                            expansion_add=expansion_add)
         self.index.add(np.arange(len(vectors), dtype=np.uint64), np.ascontiguousarray(vectors, np.float32))
@@ -122,18 +122,14 @@ class UsearchHnswIndex:
         return int(self.index.memory_usage)
 
 
-def build_index(vectors: np.ndarray, backend: str = "faiss-ivfpq", effort: int | None = None) -> VectorIndex:
-    if backend == "faiss-ivfpq":
-        return FaissIvfPqIndex(vectors, effort)
-    if backend == "usearch-hnsw":
-        return UsearchHnswIndex(vectors, effort)
-    raise MfrError(f"unknown approximate index {backend!r}; choose one of {', '.join(ANN_BACKENDS)}")
+IndexType = Callable[[np.ndarray, "int | None"], VectorIndex]  # (rows, effort or None: the default) -> index
 
 
 class AnnSearch:
-    """``TemplateSearch`` over an HNSW index with exact re-scoring of the candidates' people."""
+    """``TemplateSearch`` over an approximate index (``index_type``: one of the ``VectorIndex`` classes)
+    with exact re-scoring of the candidates' people."""
 
-    def __init__(self, templates: TemplateMatrix, backend: str = "faiss-ivfpq", candidates: int = 64,
+    def __init__(self, templates: TemplateMatrix, index_type: IndexType, candidates: int = 64,
                  effort: int | None = None) -> None:
         self.exact = ExactSearch(templates)  # rows grouped by person: what the re-scoring reads
         self.candidates = candidates
@@ -141,7 +137,7 @@ class AnnSearch:
                                  np.diff(np.append(self.exact.starts, len(self.exact.embeddings))))
         self.row_person = person_index  # row -> position in exact.people
         self.ends = np.append(self.exact.starts[1:], len(self.exact.embeddings))
-        self.index = build_index(self.exact.embeddings, backend, effort)
+        self.index = index_type(self.exact.embeddings, effort)
 
     def templates_searched(self, masked: bool) -> int:
         # the rule's union bound counts every template: a stranger is compared with the whole gallery, in effect
@@ -173,22 +169,3 @@ class AnnSearch:
             best[q, :len(order)] = per_person[order]
         ids[~np.isfinite(best)] = -1
         return found
-
-
-SEARCH_CHOICES = ("auto", "exact", *ANN_BACKENDS)
-
-
-def make_search(templates: TemplateMatrix, search: str = "auto", threshold: int = ANN_THRESHOLD) -> TemplateSearch:
-    """The search a decision rule uses: ``exact``; an index by name; or ``auto``: exact up to ``threshold``
-    templates, ``faiss-ivfpq`` above it (exact where faiss is not installed: slower, never wrong)."""
-    if search not in SEARCH_CHOICES:
-        raise MfrError(f"unknown gallery search {search!r}; choose one of {', '.join(SEARCH_CHOICES)}")
-    if search == "exact" or search == "auto" and len(templates.person_ids) < threshold:
-        return ExactSearch(templates)
-    if search == "auto":
-        try:
-            import faiss  # noqa: F401
-        except ImportError:
-            return ExactSearch(templates)
-        search = "faiss-ivfpq"
-    return AnnSearch(templates, search)

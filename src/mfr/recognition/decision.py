@@ -33,11 +33,11 @@ import numpy as np
 
 from mfr.errors import MfrError
 from mfr.manifest import ThresholdRecord
-from mfr.recognition.ann import make_search
 from mfr.recognition.cohort import Cohort, cohort_of_model
 from mfr.recognition.gallery import Gallery, TemplateMatrix
 from mfr.recognition.score_norm import AsNormSearch
 from mfr.recognition.search import TemplateSearch
+from mfr.recognition.searches import make_search
 from mfr.runtime.embedder import FaceEmbedder
 
 DEFAULT_TARGET_FAR = 0.01
@@ -90,7 +90,7 @@ class Identifier:
     def for_gallery(cls, gallery: Gallery, embedder: FaceEmbedder, policy: DecisionPolicy,
                     model_dir: str, search: str = "auto", cohort: Cohort | None = None) -> Identifier:
         """The rule over ``gallery`` as it is now, for probes embedded by ``embedder``; a gallery made with
-        another model is refused, naming the command that re-embeds it. ``search``: ``ann.make_search``
+        another model is refused, naming the command that re-embeds it. ``search``: a ``searches.SEARCHES`` name
         (normalised scores search exactly). Normalised scores use ``cohort``, by default the model's own
         (``mfr thresholds --write``), less anyone enrolled under the same name."""
         gallery.check_model(embedder.fingerprint(), embedder.describe(),
@@ -100,7 +100,7 @@ class Identifier:
             cohort = (cohort or cohort_of_model(embedder.manifest, embedder.source_sha256(), embedder.engine.source)
                       ).without(set(matrix.names.values()))
         thresholds = embedder.manifest.thresholds_for(embedder.source_sha256())
-        return cls(search_for(matrix, policy, search, cohort), matrix.names, thresholds, policy,
+        return cls(search_for(matrix, policy, search, cohort, gallery), matrix.names, thresholds, policy,
                    gallery.negative_matrix(), model=model_dir)
 
     def __init__(self, search: TemplateSearch, names: dict[int, str], thresholds: ThresholdRecord | None,
@@ -181,11 +181,13 @@ class Identifier:
 
 
 def search_for(matrix: TemplateMatrix, policy: DecisionPolicy, search: str = "auto",
-               cohort: Cohort | None = None) -> TemplateSearch:
-    """The search the policy's score needs over ``matrix``: ``ann.make_search`` for raw cosines, the exact
-    normalised search for AS-norm (which needs the cohort)."""
+               cohort: Cohort | None = None, gallery: Gallery | None = None) -> TemplateSearch:
+    """The search the policy's score needs over ``matrix`` (read from ``gallery``): the one named ``search``
+    for raw cosines, the exact normalised search for AS-norm (which needs the cohort)."""
     if policy.score == "raw":
-        return make_search(matrix, search)
+        return make_search(matrix, search, gallery)
+    if search not in ("auto", "exact"):
+        raise MfrError(f"normalised scores (as-norm) search the gallery exactly; --search {search} does not apply")
     if cohort is None:
         raise MfrError("normalised scores (as-norm) need a cohort: faces of people never enrolled, embedded by "
                        "the gallery's model")

@@ -243,13 +243,23 @@ class PostgresGallery(Gallery):
 class PgvectorSearch:
     """``TemplateSearch`` in the database: the HNSW index proposes the ``candidates`` nearest templates,
     then every template of their people is scored exactly (same mask rules and offsets as
-    ``ExactSearch``), in one query per probe. For a gallery too large to hold on the device."""
+    ``ExactSearch``), in one query per probe. For a gallery too large to hold on the device.
 
-    def __init__(self, gallery: PostgresGallery, candidates: int = 32, ef_search: int = 160) -> None:
-        self.gallery, self.candidates, self.ef_search = gallery, candidates, ef_search
+    ``known``: the people of the snapshot the decision rule names from (a person enrolled since is not
+    reported; the next reload sees them)."""
+
+    def __init__(self, gallery: PostgresGallery, candidates: int = 32, ef_search: int = 160,
+                 known: set[int] | None = None) -> None:
+        self.gallery, self.candidates, self.ef_search, self.known = gallery, candidates, ef_search, known
         row = gallery.db.execute("SELECT count(*), coalesce(sum(masked), 0) FROM templates").fetchone()
         total, masked = int(row[0]), int(row[1])
         self.counts = {False: total - masked, True: total}
+
+    @classmethod
+    def own_connection(cls, gallery: PostgresGallery, known: set[int]) -> PgvectorSearch:
+        """A search on a connection of its own to ``gallery``'s database (commands close the gallery they
+        read the snapshot from; the search lives as long as the decision rule)."""
+        return cls(PostgresGallery.connect(gallery.url), known=known)
 
     def templates_searched(self, masked: bool) -> int:
         return self.counts[bool(masked)]
@@ -270,7 +280,8 @@ class PgvectorSearch:
                     "SELECT t.person_id, max(1 - (t.vec <=> ?) - CASE WHEN t.masked = 1 THEN ? ELSE 0 END) AS score "
                     "FROM templates t JOIN near USING (person_id) WHERE t.masked = 0 OR ? "
                     "GROUP BY t.person_id ORDER BY score DESC LIMIT ?",
-                    (vector, self.candidates, vector, offset, bool(masked[q]), k)).fetchall()
+                    (vector, self.candidates, vector, offset, bool(masked[q]), k + 2)).fetchall()
+                rows = [r for r in rows if self.known is None or int(r[0]) in self.known][:k]
                 for j, (person_id, score) in enumerate(rows):
                     ids[q, j], best[q, j] = int(person_id), float(score)
         return found

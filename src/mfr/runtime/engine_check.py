@@ -5,6 +5,7 @@ version or a later one of the same major) and on the GPU model they were built f
 optimised models need the same ONNX Runtime release line and the execution providers they were
 optimised for, and a CPU INT8 engine a CPU of the same kind, with or without VNNI (the INT8 weight
 scheme differs). A mismatch is an error that names both sides and the command that rebuilds the engine.
+Each backend's check is one function here, named in its ``engine_backends`` entry.
 """
 
 from __future__ import annotations
@@ -52,57 +53,65 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
-    """Each way this machine differs from what the engine needs, as 'engine ... ; this machine ...'."""
+def tensorrt_mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
+    """A plan runs with the TensorRT that built it (version-compatible: that or a later one of the same
+    major) on the GPU model it was built for."""
     found = []
-    if record.backend == "tensorrt":
-        if machine.tensorrt is None:
-            found.append(f"built with TensorRT {record.backend_version}; this machine has no TensorRT "
-                         f"(pip install 'mfr[trt-cu12]' or 'mfr[trt-cu13]' on a machine with an NVIDIA GPU)")
-        else:
-            built, here = version_tuple(record.backend_version), version_tuple(machine.tensorrt)
-            if record.options.version_compatible:
-                if here[:1] != built[:1] or here < built:
-                    found.append(f"built version-compatible with TensorRT {record.backend_version} (runs on that "
-                                 f"or a later {built[0]}.x); this machine has TensorRT {machine.tensorrt}")
-            elif here[:3] != built[:3]:
-                found.append(f"built with TensorRT {record.backend_version}; this machine has TensorRT "
-                             f"{machine.tensorrt}")
-        if machine.gpu is None:
-            found.append(f"built for GPU {record.device} (compute capability {record.compute_capability}); "
-                         f"this machine has no usable NVIDIA GPU")
-        elif (machine.gpu.name, machine.gpu.compute_capability) != (record.device, record.compute_capability):
-            found.append(f"built for GPU {record.device} (compute capability {record.compute_capability}); this "
-                         f"machine has {machine.gpu.name} (compute capability {machine.gpu.compute_capability})")
-    elif record.backend == "onnxruntime":
-        if version_tuple(record.backend_version)[:2] != version_tuple(machine.onnxruntime)[:2]:
-            found.append(f"optimised by ONNX Runtime {record.backend_version}; this machine has ONNX Runtime "
-                         f"{machine.onnxruntime}")
-        wanted = int8_weight_scheme(machine.instruction_set)
-        if record.instruction_set is not None and record.int8_weights is not None \
-                and int8_weight_scheme(record.instruction_set) != wanted:  # a CPU of the other kind
-            found.append(f"INT8 built for a CPU with {record.instruction_set} ({record.int8_weights} weights); "
-                         f"this CPU has {machine.instruction_set}, for which INT8 is built with {wanted} weights")
-        missing = [p for p in record.providers if p not in machine.providers]
-        if missing:
-            found.append(f"optimised for execution providers {record.providers}; this machine lacks {missing} "
-                         f"(available: {machine.providers})")
-    elif record.backend == "openvino":
-        if machine.openvino is None:
-            found.append(f"imported for OpenVINO {record.backend_version}; this machine has no OpenVINO "
-                         f"(pip install openvino)")
+    if machine.tensorrt is None:
+        found.append(f"built with TensorRT {record.backend_version}; this machine has no TensorRT "
+                     f"(pip install 'mfr[trt-cu12]' or 'mfr[trt-cu13]' on a machine with an NVIDIA GPU)")
     else:
-        found.append(f"unknown backend {record.backend!r} (this mfr knows tensorrt, onnxruntime and openvino)")
+        built, here = version_tuple(record.backend_version), version_tuple(machine.tensorrt)
+        if record.options.version_compatible:
+            if here[:1] != built[:1] or here < built:
+                found.append(f"built version-compatible with TensorRT {record.backend_version} (runs on that "
+                             f"or a later {built[0]}.x); this machine has TensorRT {machine.tensorrt}")
+        elif here[:3] != built[:3]:
+            found.append(f"built with TensorRT {record.backend_version}; this machine has TensorRT "
+                         f"{machine.tensorrt}")
+    if machine.gpu is None:
+        found.append(f"built for GPU {record.device} (compute capability {record.compute_capability}); "
+                     f"this machine has no usable NVIDIA GPU")
+    elif (machine.gpu.name, machine.gpu.compute_capability) != (record.device, record.compute_capability):
+        found.append(f"built for GPU {record.device} (compute capability {record.compute_capability}); this "
+                     f"machine has {machine.gpu.name} (compute capability {machine.gpu.compute_capability})")
     return found
 
 
-def rebuild_command(record: EngineRecord, engine_dir: Path) -> str:
-    """The build-engine command that makes this engine again, for this machine: every recorded option (an
-    imported OpenVINO IR: the import again)."""
+def onnxruntime_mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
+    """An optimised model needs the same ONNX Runtime release line and its execution providers; a CPU INT8
+    engine a CPU of the same kind (the INT8 weight scheme differs with and without VNNI)."""
+    found = []
+    if version_tuple(record.backend_version)[:2] != version_tuple(machine.onnxruntime)[:2]:
+        found.append(f"optimised by ONNX Runtime {record.backend_version}; this machine has ONNX Runtime "
+                     f"{machine.onnxruntime}")
+    wanted = int8_weight_scheme(machine.instruction_set)
+    if record.instruction_set is not None and record.int8_weights is not None \
+            and int8_weight_scheme(record.instruction_set) != wanted:  # a CPU of the other kind
+        found.append(f"INT8 built for a CPU with {record.instruction_set} ({record.int8_weights} weights); "
+                     f"this CPU has {machine.instruction_set}, for which INT8 is built with {wanted} weights")
+    missing = [p for p in record.providers if p not in machine.providers]
+    if missing:
+        found.append(f"optimised for execution providers {record.providers}; this machine lacks {missing} "
+                     f"(available: {machine.providers})")
+    return found
+
+
+def openvino_mismatches(record: EngineRecord, machine: MachineState) -> list[str]:
+    if machine.openvino is None:
+        return [f"imported for OpenVINO {record.backend_version}; this machine has no OpenVINO (pip install openvino)"]
+    return []
+
+
+def import_ir_command(record: EngineRecord, engine_dir: Path) -> str:
+    """The import that makes an imported OpenVINO IR engine again."""
+    return (f"mfr-export import-ir --package {record.source_package} --ir {record.source_file} "
+            f"--precision {record.precision} --max-batch {record.profile.max} --out {engine_dir} --force")
+
+
+def build_engine_command(record: EngineRecord, engine_dir: Path) -> str:
+    """The build-engine command that makes this engine again, for this machine: every recorded option."""
     profile, options = record.profile, record.options
-    if record.backend == "openvino":
-        return (f"mfr-export import-ir --package {record.source_package} --ir {record.source_file} "
-                f"--precision {record.precision} --max-batch {profile.max} --out {engine_dir} --force")
     parts = ["mfr-export build-engine", f"--package {record.source_package}", f"--precision {record.precision}",
              f"--backend {record.backend}", f"--min-batch {profile.min} --opt-batch {profile.opt} "
              f"--max-batch {profile.max}"]

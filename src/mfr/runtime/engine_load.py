@@ -15,7 +15,8 @@ from mfr.atomic import sha256_file
 from mfr.errors import EngineError, EngineMismatchError
 from mfr.manifest import MANIFEST_NAME, BatchProfile, Manifest, listed_file, load_manifest
 from mfr.runtime.engine import Engine
-from mfr.runtime.engine_check import MachineState, mismatches, rebuild_command
+from mfr.runtime.engine_backends import ENGINE_BACKENDS, mismatches, rebuild_command
+from mfr.runtime.engine_check import MachineState
 from mfr.runtime.engine_triton import is_triton_url, open_triton
 from mfr.runtime.machine import instruction_set, int8_weight_scheme
 
@@ -85,18 +86,7 @@ def open_engine(directory: Path | str, machine: MachineState | None = None) -> E
     path = engine_file(directory, manifest)
     record = manifest.engine
     assert record is not None
-    if record.backend == "tensorrt":
-        from mfr.runtime.engine_trt import TensorRTEngine
-
-        return TensorRTEngine(directory, manifest, path, record.profile,
-                              version_compatible=record.options.version_compatible, dla_core=record.options.dla_core)
-    if record.backend == "openvino":
-        from mfr.runtime.engine_openvino import OpenVinoEngine
-
-        return OpenVinoEngine(directory, manifest, path, record.profile)
-    from mfr.runtime.engine_ort import OnnxRuntimeEngine
-
-    return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)
+    return ENGINE_BACKENDS.entry(record.backend).open(directory, manifest, path, record)
 
 
 def model_file_for(path: Path, manifest: Manifest, precision: str | None,
