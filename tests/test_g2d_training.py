@@ -59,7 +59,7 @@ def test_encoder_is_frozen_after_the_generative_stage_and_trains_in_the_ablation
                                                                                    tiny_folder, tmp_path):
     steps_per_epoch = 3
     generative = train(mobilefacenet_package, tiny_folder, tmp_path / "g2d", max_steps=2 * steps_per_epoch)
-    after_stage_1 = torch.load(tmp_path / "g2d" / "train_state.pt", weights_only=True)["net"]
+    after_stage_1 = torch.load(tmp_path / "g2d" / "train_state.pt", weights_only=True)["modules"]["net"]
     generative = train(mobilefacenet_package, tiny_folder, tmp_path / "g2d", resume=True, force=False)
     final = torch.load(generative.student, weights_only=True)
     encoder = [k for k in final if k.startswith("encoder.")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -81,3 +82,59 @@ def test_the_shipped_searches_and_backends_are_registered():
     assert list(SEARCHES) == ["auto", "exact", "faiss-ivfpq", "usearch-hnsw", "pgvector"]
     assert set(ENGINE_BUILDERS) <= set(ENGINE_BACKENDS) == {"tensorrt", "onnxruntime", "openvino"}
     assert not ENGINE_BACKENDS["openvino"].built_here  # imported by mfr-export import-ir, never built
+
+
+DUMMY_METHOD = """
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfr.training.fit import TeacherRun, Trainer
+
+
+@dataclass(frozen=True, kw_only=True)
+class DummyConfig(TeacherRun):
+    epochs: int = 1
+
+
+class DummyTrainer(Trainer):
+    def __call__(self, log=print, progress=None):
+        Path(self.config.out).mkdir(parents=True, exist_ok=True)
+        facts = {"epochs": self.config.epochs, "looks": list(self.config.mask_looks)}
+        (Path(self.config.out) / "config.json").write_text(json.dumps(facts))
+        return facts
+"""
+
+
+def test_a_training_method_registered_gets_a_train_command_with_its_options(tmp_path):
+    """A new method is a module (a TeacherRun configuration and a Trainer) and one registry line: mfr train
+    lists it, and its command takes every field of its configuration as an option."""
+    (tmp_path / "dummy_method.py").write_text(DUMMY_METHOD)
+    script = (
+        "import sys, json\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from mfr.training.methods import TRAINERS, TrainerEntry\n"
+        "TRAINERS.register('dummy', TrainerEntry('dummy_method', 'DummyConfig', 'DummyTrainer', 'A dummy method.'))\n"
+        "from click.testing import CliRunner\n"
+        "from mfr.cli.main import cli\n"
+        "listed = CliRunner().invoke(cli, ['train', '--help']).output\n"
+        f"ran = CliRunner().invoke(cli, ['train', 'dummy', '--teacher', 'x', '--out', {str(tmp_path / 'run')!r}, "
+        "'--epochs', '3', '--mask-looks', 'templates'])\n"
+        "print(json.dumps({'listed': 'A dummy method.' in listed, 'exit': ran.exit_code, 'output': ran.output}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["listed"] and facts["exit"] == 0, facts
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == {"epochs": 3, "looks": ["templates"]}
+    assert json.loads(facts["output"]) == {"epochs": 3, "looks": ["templates"]}
+
+
+def test_the_shipped_training_methods_are_registered_and_load():
+    from mfr.training.fit import TeacherRun, Trainer
+    from mfr.training.methods import TRAINERS
+
+    assert list(TRAINERS) == ["maskinv", "g2d", "meer"]
+    for entry in TRAINERS.values():
+        config, trainer = entry.load()
+        assert issubclass(config, TeacherRun) and issubclass(trainer, Trainer)

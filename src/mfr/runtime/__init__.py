@@ -1,5 +1,6 @@
-"""The torch-free runtime for deployment: preprocessing (CPU, and the CUDA kernel), detectors, and the
-``Engine`` interface with its ONNX Runtime and TensorRT backends.
+"""The torch-free runtime for deployment: preprocessing (CPU, and the CUDA kernel), detectors (registry
+``detectors.DETECTORS``), and the ``Engine`` interface with its backends (registry
+``engine_backends.ENGINE_BACKENDS``: ONNX Runtime, TensorRT, OpenVINO, and models served by Triton).
 
 Only numpy, OpenCV and onnxruntime/TensorRT/cuda-python may be imported here: on a Jetson that is
 all there is. A test imports this package, builds an engine and embeds faces in a subprocess where

@@ -31,6 +31,7 @@ from mfr.training.looks import TrainingLooks, degrade
 
 IN_MEMORY_FACES = 100_000  # 3.8 GB of 112x112 faces; above this they are memory-mapped from disk
 FACES_NAME = "faces.u8.npy"
+FACES_OUTPUTS = (FACES_NAME, FACES_NAME + ".sha256")  # the decoded faces a run caches, and their stamp
 T = TypeVar("T")
 
 

@@ -37,7 +37,6 @@ the uninterrupted one would (compare ``maskinv``).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,30 +57,26 @@ from mfr.models.split import split_recognizer
 from mfr.progress import Progress, no_progress
 from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
-from mfr.training.batches import FACES_NAME, Batch, TrainingBatches, epoch_plan, iterate_batches
+from mfr.training.batches import Batch, TrainingBatches
 from mfr.training.data import TrainingSet
-from mfr.training.distillation import distillation_set
+from mfr.training.distillation import DistillationSet, distillation_set
 from mfr.training.face_sheet import labelled_rows, sheet_plan
+from mfr.training.fit import FitRecord, TeacherRun, Trainer, fit
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
-from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
+from mfr.training.looks import TRAINING_FAMILIES, TrainingLooks
 from mfr.training.recipes import G2D_RECIPES
 from mfr.training.run_dir import (
     LOG_CSV,
     LOG_JSON,
-    STATE_NAME,
     config_fingerprint,
     config_summary,
     freeze_batchnorm,
-    load_state,
-    prepare_out_dir,
-    save_atomic,
     save_weights,
     write_log_csv,
 )
-from mfr.training.schedule import cosine_lr, pretrained_groups, set_lr, stage_summary
-from mfr.training.teacher import INITS, Teacher, load_teacher
-from mfr.training.validation import format_validation
+from mfr.training.schedule import cosine_lr, pretrained_groups, stage_summary
+from mfr.training.teacher import INITS, Teacher
 
 METHOD = "g2d"  # the student's registry entry (``-<teacher>`` added with ``--init teacher``)
 STAGES = ("holes", "masks", "distill", "classifier")
@@ -92,15 +87,10 @@ LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "reconstruction", "hidden_
 TEACHER = G2D_RECIPES["teacher"]  # the defaults below; --init random's are in G2D_RECIPES["random"]
 
 
-@dataclass(frozen=True)
-class G2DConfig:
-    teacher: Path  # a model package (its export weights are used) or a checkpoint
-    out: Path
-    data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
-    model: str = "mobilefacenet"  # architecture of a checkpoint teacher
+@dataclass(frozen=True, kw_only=True)
+class G2DConfig(TeacherRun):
     init: str = "teacher"  # "teacher": E and R start as the teacher's trunk and head; "random": from scratch
     teacher_lr_scale: float = 0.1  # --init teacher: the teacher's layers learn at this share of a stage's rate
-    validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
     distill_encoder: str = TEACHER.distill_encoder  # stage 2: E "frozen" (the paper's) or "fine-tune"d with R
     keep_weight: float = TEACHER.keep_weight  # stage 1, --init teacher: E's unmasked map kept near the teacher's
     generative: bool = True  # False: the ablation (no stage 1; E trained with R from random weights)
@@ -114,39 +104,21 @@ class G2DConfig:
     classifier_lr: float = 1e-2
     weight_decay: float = 1e-4
     cosine_weight: float = TEACHER.cosine_weight  # direct cosine term towards the teacher's embedding (0: RKD only)
-    mask_probability: float = 0.5  # share of masked faces in stages 2 and 3
-    mask_looks: tuple[str, ...] = LOOKS
     augment_probability: float = 0.5
-    batch_size: int = 64
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-    workers: int = 0
-    max_steps: int | None = None  # stop after this many steps in all (tests, trials)
-    log_every: int = 10
-    resume: bool = False
-    force: bool = False
 
-    def check(self) -> None:
-        problems = [(min(self.holes_epochs, self.masks_epochs, self.classifier_epochs) < 0 or self.distill_epochs < 1,
-                     "need --distill-epochs >= 1 and the other stages' epochs >= 0"),
-                    (self.batch_size < 3, "--batch-size must be >= 3 (relational distillation needs triplets)"),
-                    (not 0 <= self.mask_probability <= 1, "--mask-probability must be in [0, 1]"),
-                    (not 0 <= self.augment_probability <= 1, "--augment-probability must be in [0, 1]"),
-                    (not self.mask_looks or any(look not in LOOKS for look in self.mask_looks),
-                     f"--mask-looks must name some of {', '.join(LOOKS)}"),
-                    (min(self.generative_lr, self.distill_lr, self.classifier_lr) <= 0, "learning rates must be > 0"),
-                    (self.cosine_weight < 0 or self.hidden_weight < 1, "--cosine-weight >= 0, --hidden-weight >= 1"),
-                    (self.workers < 0, "--workers must be >= 0"),
-                    (self.init not in INITS, f"--init must be one of {', '.join(INITS)}"),
-                    (not 0 < self.teacher_lr_scale <= 1, "--teacher-lr-scale must be in (0, 1]"),
-                    (not 0 <= self.validation_people < 1, "--validation-people must be in [0, 1)"),
-                    (self.distill_encoder not in ("frozen", "fine-tune"), "--distill-encoder: frozen or fine-tune"),
-                    (self.keep_weight < 0 or (self.keep_weight > 0 and self.init != "teacher"),
-                     "--keep-weight must be >= 0, and needs --init teacher (features to keep)")]
-        for failed, message in problems:
-            if failed:
-                raise MfrError(message)
+    def problems(self) -> list[tuple[bool, str]]:
+        return super().problems() + [
+            (min(self.holes_epochs, self.masks_epochs, self.classifier_epochs) < 0 or self.distill_epochs < 1,
+             "need --distill-epochs >= 1 and the other stages' epochs >= 0"),
+            (self.batch_size < 3, "--batch-size must be >= 3 (relational distillation needs triplets)"),
+            (not 0 <= self.augment_probability <= 1, "--augment-probability must be in [0, 1]"),
+            (min(self.generative_lr, self.distill_lr, self.classifier_lr) <= 0, "learning rates must be > 0"),
+            (self.cosine_weight < 0 or self.hidden_weight < 1, "--cosine-weight >= 0, --hidden-weight >= 1"),
+            (self.init not in INITS, f"--init must be one of {', '.join(INITS)}"),
+            (not 0 < self.teacher_lr_scale <= 1, "--teacher-lr-scale must be in (0, 1]"),
+            (self.distill_encoder not in ("frozen", "fine-tune"), "--distill-encoder: frozen or fine-tune"),
+            (self.keep_weight < 0 or (self.keep_weight > 0 and self.init != "teacher"),
+             "--keep-weight must be >= 0, and needs --init teacher (features to keep)")]
 
     def schedule(self) -> list[str]:
         """The stage of every epoch, in order."""
@@ -207,22 +179,13 @@ class G2DModules:
         return pretrained_groups(new, old, config.teacher_lr_scale)
 
 
-class G2DTrainer:
-    """Loader-style: the constructor stores the configuration, ``__call__`` trains and writes ``out``."""
-
-    def __init__(self, config: G2DConfig) -> None:
-        config.check()
-        self.config = config
-        self.kept: nn.Module | None = None  # the teacher's trunk, frozen, with --keep-weight
+class G2DTrainer(Trainer):
+    outputs = (STUDENT_NAME, CLASSIFIER_NAME, LOSS_PNG, SHEET_PNG)
+    config: G2DConfig
 
     def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> G2DResult:
         config, out = self.config, Path(self.config.out)
-        prepare_out_dir(out, config.resume, config.force,
-                        (STUDENT_NAME, CLASSIFIER_NAME, LOG_CSV, LOG_JSON, LOSS_PNG, SHEET_PNG, FACES_NAME,
-                         FACES_NAME + ".sha256"))
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        teacher = load_teacher(config.teacher, config.model)
+        teacher = self.begin()
         torch.manual_seed(config.seed)
         entry, net = teacher.student_on(METHOD, config.init)
         assert isinstance(net, G2DNet)
@@ -230,106 +193,105 @@ class G2DTrainer:
         start = distillation_set(teacher, config.data, spec, out, config.device, log, progress,
                                  spec.embedding_dim if config.cosine_weight > 0 else None, config.validation_people,
                                  config.seed)
-        data, images, targets = start.data, start.images, start.targets
+        data = start.data
         modules = G2DModules(net, G2DInpainter(net), nn.Linear(spec.embedding_dim or 128, len(data.people)))
         for module in (modules.net, modules.inpainter, modules.head):
             module.to(config.device)
         # what E must keep (--keep-weight): the teacher's own trunk, frozen
-        self.kept = (split_recognizer(teacher.model())[0].to(config.device).eval().requires_grad_(False)
-                     if config.keep_weight > 0 else None)
-        schedule = config.schedule()
-        keys = start.keys()
+        kept = (split_recognizer(teacher.model())[0].to(config.device).eval().requires_grad_(False)
+                if config.keep_weight > 0 else None)
         looks = TrainingLooks(config.mask_looks, config.seed,
                               TRAINING_FAMILIES if start.validator is not None else DEFAULT_FAMILIES)
-        datasets: dict[str, Any] = {
-            "holes": InpaintingBatches(images, keys, looks, spec, "holes", config.seed),
-            "masks": InpaintingBatches(images, keys, looks, spec, "masks", config.seed),
-            "distill": TrainingBatches(images, keys, looks, spec, config.mask_probability,
-                                       config.augment_probability, config.seed)}
-        datasets["classifier"] = datasets["distill"]
-        rows, validation, start_epoch, step, optimizer_state = self.restore(out, modules, log)
-        if start.validator is not None and not validation:
-            validation.append({"epoch": 0, **start.validator(net, config.device)})
-            log(f"validation before training: {format_validation(validation[-1])}")
-        started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
-        done = start_epoch
-        optimizer: torch.optim.Optimizer | None = None
-        for epoch in range(start_epoch, len(schedule)):
-            stage = schedule[epoch]
-            if epoch == start_epoch or schedule[epoch - 1] != stage:
-                optimizer = torch.optim.AdamW(modules.trained_in(stage, config), lr=config.base_lr(stage),
-                                              weight_decay=config.weight_decay)
-                if optimizer_state is not None and epoch > 0 and schedule[epoch - 1] == stage:
-                    optimizer.load_state_dict(optimizer_state)
-                optimizer_state = None
-            assert optimizer is not None
-            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step, config.max_steps)
-            stage_epochs, in_stage = schedule.count(stage), epoch - schedule.index(stage)
-            label = f"epoch {epoch + 1}/{len(schedule)} ({stage})"
-            per_epoch = max(len(data) // config.batch_size, 1)  # steps of a whole epoch (epoch_plan's count)
-            for number, batch in enumerate(progress(iterate_batches(datasets[stage], plans, config.workers),
-                                                    len(plans), label)):
-                lr = cosine_lr(config.base_lr(stage), (in_stage * per_epoch + number) / (stage_epochs * per_epoch))
-                set_lr(optimizer, lr)
-                row = self.step(stage, modules, optimizer, batch, targets, data.labels)
-                step += 1
-                if step % config.log_every == 0 or number == 0:
-                    rows.append({"step": step, "epoch": epoch, "stage": stage, "lr": lr, **row,
-                                 "seconds": round(time.perf_counter() - started, 2)})
-                if config.max_steps is not None and step >= config.max_steps:
-                    break
-            done = epoch + 1
-            if stage in ("holes", "masks"):
-                write_sheet(out / SHEET_PNG, modules.inpainter, images, keys, looks, spec, config)
-            if start.validator is not None:
-                validation.append({"epoch": done, "stage": stage, **start.validator(net, config.device)})
-            save_atomic({**modules.state(), "optimizer": optimizer.state_dict(), "epoch": done, "step": step,
-                         "log": rows, "validation": validation, "config": config_fingerprint(config)},
-                        out / STATE_NAME)
-            last = rows[-1] if rows else {}
-            log(f"epoch {done}/{len(schedule)} ({stage}): step {step}, loss {last.get('loss', float('nan')):.4f}")
-            if start.validator is not None:
-                log(f"validation after epoch {done}: {format_validation(validation[-1])}")
-            if config.max_steps is not None and step >= config.max_steps:
-                break
-        seconds = round(time.perf_counter() - started, 2)
+        method = G2DMethod(config, modules, start, looks, spec, kept)
+        validator = start.validator
+        record = fit(method, self.fit_options(len(data), config_fingerprint(config)),
+                     (lambda: validator(net, config.device)) if validator is not None else None, log, progress)
         student_path = out / STUDENT_NAME
         save_weights(modules.net, student_path)
         save_weights(modules.head, out / CLASSIFIER_NAME, people=data.people)
         parameters = sum(p.numel() for p in modules.net.parameters())
         macs = count_macs(modules.net.cpu())
-        stages = stage_summary(rows)
-        self.write_logs(out, rows, stages, data, teacher, seconds, step, entry.name, parameters, macs, validation)
-        log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
-        return G2DResult(entry.name, step, done, seconds, stages, student_path, parameters, macs, rows, validation)
+        stages = stage_summary(record.rows)
+        self.write_logs(out, record, stages, data, teacher, entry.name, parameters, macs)
+        log(f"wrote {student_path} after {record.steps} steps in {record.seconds:.0f} s")
+        return G2DResult(entry.name, record.steps, record.epochs_done, record.seconds, stages, student_path,
+                         parameters, macs, record.rows, record.validation)
 
-    def restore(self, out: Path, modules: G2DModules, log: Callable[[str], None]
-                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int, dict[str, Any] | None]:
-        if not self.config.resume:
-            return [], [], 0, 0, None
-        state = load_state(out, config_fingerprint(self.config), self.config.device)
-        modules.load(state)
-        log(f"resuming after epoch {state['epoch']} (step {state['step']})")
-        return (list(state["log"]), list(state.get("validation", [])), int(state["epoch"]), int(state["step"]),
-                state["optimizer"])
+    def write_logs(self, out: Path, record: FitRecord, stages: dict[str, dict[str, Any]], data: TrainingSet,
+                   teacher: Teacher, model: str, parameters: int, macs: int) -> None:
+        write_log_csv(out / LOG_CSV, record.rows, LOG_FIELDS)
+        write_json_atomic(out / LOG_JSON, {
+            "config": config_summary(self.config), "teacher": teacher.describe(),
+            "data": data.summary(),
+            "schedule": self.config.schedule(), "steps": record.steps, "seconds": record.seconds, "stages": stages,
+            "validation": record.validation,
+            "student": {"model": model, "init": self.config.init, "parameters": parameters, "macs": macs}})
+        plot_stages(record.rows, out / LOSS_PNG)
 
-    def step(self, stage: str, modules: G2DModules, optimizer: torch.optim.Optimizer, batch: Any,
-             targets: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+
+class G2DMethod:
+    """G2D for ``fit``: four stages (inpainting with holes, then with masks; distillation; the classifier),
+    each with an AdamW of its own over the parts it trains and a cosine decay within the stage."""
+
+    fresh_optimizer_per_stage = True
+    clip_grad = None
+
+    def __init__(self, config: G2DConfig, modules: G2DModules, start: DistillationSet, looks: TrainingLooks,
+                 spec: PreprocessSpec, kept: nn.Module | None) -> None:
+        self.config, self.modules, self.start, self.looks, self.spec = config, modules, start, looks, spec
+        self.kept = kept  # the teacher's trunk, frozen, with --keep-weight
+        self.schedule = config.schedule()
+        keys = start.keys()
+        distill = TrainingBatches(start.images, keys, looks, spec, config.mask_probability, config.augment_probability,
+                                  config.seed)
+        self.datasets: dict[str, Any] = {
+            "holes": InpaintingBatches(start.images, keys, looks, spec, "holes", config.seed),
+            "masks": InpaintingBatches(start.images, keys, looks, spec, "masks", config.seed),
+            "distill": distill, "classifier": distill}
+
+    def state(self) -> dict[str, Any]:
+        return self.modules.state()
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.modules.load(state)
+
+    def optimizer(self, stage: str) -> torch.optim.Optimizer:
+        config = self.config
+        return torch.optim.AdamW(self.modules.trained_in(stage, config), lr=config.base_lr(stage),
+                                 weight_decay=config.weight_decay)
+
+    def learning_rate(self, epoch: int, number: int, per_epoch: int) -> float:
+        stage = self.schedule[epoch]
+        stage_epochs, in_stage = self.schedule.count(stage), epoch - self.schedule.index(stage)
+        return cosine_lr(self.config.base_lr(stage), (in_stage * per_epoch + number) / (stage_epochs * per_epoch))
+
+    def batches(self, stage: str) -> Any:
+        return self.datasets[stage]
+
+    def begin_epoch(self, stage: str) -> None:
+        pass
+
+    def end_epoch(self, stage: str) -> None:
         if stage in ("holes", "masks"):
-            losses = self.generative_losses(modules, batch)
+            write_sheet(Path(self.config.out) / SHEET_PNG, self.modules.inpainter, self.start.images, self.start.keys(),
+                        self.looks, self.spec, self.config)
+
+    def describe(self, row: dict[str, Any]) -> str:
+        return f"loss {row.get('loss', float('nan')):.4f}"
+
+    def losses(self, stage: str, batch: Any, at: tuple[int, int]) -> tuple[torch.Tensor, dict[str, float]]:
+        if stage in ("holes", "masks"):
+            losses = self.generative_losses(batch)
         elif stage == "distill":
-            losses = self.distillation_losses(modules, batch, targets)
+            losses = self.distillation_losses(batch)
         else:
-            losses = self.classifier_losses(modules, batch, labels)
+            losses = self.classifier_losses(batch)
         loss = losses.pop("loss")
         assert isinstance(loss, torch.Tensor)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {"loss": loss.item(), **{k: float(v) for k, v in losses.items()}}
+        return loss, {k: float(v) for k, v in losses.items()}
 
-    def generative_losses(self, modules: G2DModules, batch: InpaintingBatch) -> dict[str, Any]:
-        config, device = self.config, self.config.device
+    def generative_losses(self, batch: InpaintingBatch) -> dict[str, Any]:
+        config, device, modules = self.config, self.config.device, self.modules
         modules.inpainter.train()
         self.keep_teacher_statistics(modules.net.encoder)
         hidden = batch.hidden.to(device)
@@ -354,8 +316,8 @@ class G2DTrainer:
         if self.config.init == "teacher":
             freeze_batchnorm(module)
 
-    def distillation_losses(self, modules: G2DModules, batch: Batch, targets: np.ndarray) -> dict[str, Any]:
-        config, net = self.config, modules.net
+    def distillation_losses(self, batch: Batch) -> dict[str, Any]:
+        config, net = self.config, self.modules.net
         inputs = batch.inputs.to(config.device)
         if config.generative and config.distill_encoder == "frozen":
             net.reformer.train()
@@ -368,6 +330,7 @@ class G2DTrainer:
             net.train()
             self.keep_teacher_statistics(net)
             embeddings = net(inputs)
+        targets = self.start.targets
         teacher = torch.from_numpy(targets[batch.indices, batch.mirrored.astype(np.int64)]).to(config.device)
         student, teacher = F.normalize(embeddings), F.normalize(teacher)
         distance, angle = rkd_distance_loss(student, teacher), rkd_angle_loss(student, teacher)
@@ -381,29 +344,17 @@ class G2DTrainer:
                 "cosine_masked": float(values[masked].mean()) if masked.any() else float("nan"),
                 "cosine_unmasked": float(values[~masked].mean()) if (~masked).any() else float("nan")}
 
-    def classifier_losses(self, modules: G2DModules, batch: Batch, labels: np.ndarray) -> dict[str, Any]:
-        device = self.config.device
+    def classifier_losses(self, batch: Batch) -> dict[str, Any]:
+        device, modules = self.config.device, self.modules
         modules.net.eval()
         modules.head.train()
         with torch.no_grad():
             embeddings = modules.net(batch.inputs.to(device))
-        target = torch.from_numpy(labels[batch.indices]).to(device)
+        target = torch.from_numpy(self.start.data.labels[batch.indices]).to(device)
         logits = modules.head(embeddings)
         loss = F.cross_entropy(logits, target)
         accuracy = (logits.argmax(1) == target).float().mean()
         return {"loss": loss, "accuracy": accuracy.item()}
-
-    def write_logs(self, out: Path, rows: list[dict[str, Any]], stages: dict[str, dict[str, Any]], data: TrainingSet,
-                   teacher: Teacher, seconds: float, steps: int, model: str, parameters: int, macs: int,
-                   validation: list[dict[str, Any]]) -> None:
-        write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
-        write_json_atomic(out / LOG_JSON, {
-            "config": config_summary(self.config), "teacher": teacher.describe(),
-            "data": data.summary(),
-            "schedule": self.config.schedule(), "steps": steps, "seconds": seconds, "stages": stages,
-            "validation": validation,
-            "student": {"model": model, "init": self.config.init, "parameters": parameters, "macs": macs}})
-        plot_stages(rows, out / LOSS_PNG)
 
 
 def write_sheet(path: Path, inpainter: G2DInpainter, images: np.ndarray, keys: list[str], looks: TrainingLooks,

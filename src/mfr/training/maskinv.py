@@ -23,7 +23,6 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,82 +34,56 @@ from torch import nn
 
 from mfr.atomic import atomic_file, write_json_atomic
 from mfr.augment.masks import DEFAULT_FAMILIES
-from mfr.errors import DataError, MfrError
+from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
-from mfr.training.batches import FACES_NAME, Batch, TrainingBatches, epoch_plan, iterate_batches, load_faces
+from mfr.training.batches import Batch, TrainingBatches, load_faces
 from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
-from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
+from mfr.training.fit import FitRecord, TeacherRun, Trainer, fit
+from mfr.training.looks import TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace, distillation_loss
 from mfr.training.run_dir import (
     LOG_CSV,
     LOG_JSON,
-    STATE_NAME,
     config_fingerprint,
     config_summary,
     freeze_batchnorm,
-    load_state,
-    prepare_out_dir,
-    save_atomic,
     save_weights,
     write_log_csv,
 )
-from mfr.training.schedule import set_lr
-from mfr.training.teacher import Teacher, load_teacher
-from mfr.training.validation import Validator, format_validation, set_aside_validation
+from mfr.training.teacher import Teacher
+from mfr.training.validation import Validator, set_aside_validation
 
 STUDENT_NAME = "student.pt"
 LOSS_PNG = "loss.png"
-LOG_FIELDS = ["step", "epoch", "lr", "loss", "distill", "margin", "cosine_masked", "cosine_unmasked", "seconds"]
+LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", "distill", "margin", "cosine_masked", "cosine_unmasked",
+              "seconds"]
 
 
-@dataclass(frozen=True)
-class MaskInvConfig:
-    teacher: Path  # a model package (its export weights are used) or a checkpoint
-    out: Path
-    data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
-    model: str = "mobilefacenet"  # architecture of a checkpoint teacher (a package names its own)
+@dataclass(frozen=True, kw_only=True)
+class MaskInvConfig(TeacherRun):
     from_scratch: bool = False  # student initialised randomly instead of from the teacher
-    mask_probability: float = 0.5
-    mask_looks: tuple[str, ...] = LOOKS  # drawn uniformly per masked face
     augment_probability: float = 0.5  # share of faces degraded by looks.degrade
     distill_weight: float = 100.0  # lambda
     unmasked_weight: float = 1.0  # distillation weight of unmasked faces relative to masked ones
-    validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
     margin_loss: bool = True
     scale: float = 64.0
     margin: float = 0.5
     margin_std: float = 0.05
     epochs: int = 12
-    batch_size: int = 64
     lr: float = 0.01
     lr_steps: tuple[int, ...] = (8, 10)  # epochs after which the learning rate is divided by 10
     momentum: float = 0.9
     weight_decay: float = 5e-4
     clip_grad: float = 5.0
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0  # torch CPU threads (0: torch's default)
-    workers: int = 0  # processes building batches ahead of the training loop (0: built inline)
-    max_steps: int | None = None  # stop after this many steps in all (tests, trials); resumes at the next epoch
-    log_every: int = 10
-    resume: bool = False
-    force: bool = False
 
-    def check(self) -> None:
-        problems = [(not 0 <= self.mask_probability <= 1, "--mask-probability must be in [0, 1]"),
-                     (self.distill_weight < 0, "--distill-weight must be >= 0"),
-                     (self.unmasked_weight < 0, "--unmasked-weight must be >= 0"),
-                     (not 0 <= self.augment_probability <= 1, "--augment-probability must be in [0, 1]"),
-                     (not 0 <= self.validation_people < 1, "--validation-people must be in [0, 1)"),
-                     (not self.mask_looks or any(look not in LOOKS for look in self.mask_looks),
-                      f"--mask-looks must name some of {', '.join(LOOKS)}"),
-                     (self.distill_weight == 0 and not self.margin_loss, "both losses are off: nothing to learn"),
-                     (self.epochs < 1 or self.batch_size < 2, "need --epochs >= 1 and --batch-size >= 2"),
-                     (self.workers < 0, "--workers must be >= 0"),
-                     (self.lr <= 0, "--lr must be positive")]
-        for failed, message in problems:
-            if failed:
-                raise MfrError(message)
+    def problems(self) -> list[tuple[bool, str]]:
+        return super().problems() + [
+            (self.distill_weight < 0, "--distill-weight must be >= 0"),
+            (self.unmasked_weight < 0, "--unmasked-weight must be >= 0"),
+            (not 0 <= self.augment_probability <= 1, "--augment-probability must be in [0, 1]"),
+            (self.distill_weight == 0 and not self.margin_loss, "both losses are off: nothing to learn"),
+            (self.epochs < 1 or self.batch_size < 2, "need --epochs >= 1 and --batch-size >= 2"),
+            (self.lr <= 0, "--lr must be positive")]
 
 
 @dataclass
@@ -130,19 +103,13 @@ def learning_rate(config: MaskInvConfig, epoch: int) -> float:
     return config.lr * 0.1 ** sum(epoch >= boundary for boundary in config.lr_steps)
 
 
-class MaskInvTrainer:
-    """Loader-style: the constructor stores the configuration, ``__call__`` trains and writes ``out``."""
-
-    def __init__(self, config: MaskInvConfig) -> None:
-        config.check()
-        self.config = config
+class MaskInvTrainer(Trainer):
+    outputs = (STUDENT_NAME, LOSS_PNG)
+    config: MaskInvConfig
 
     def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> TrainingResult:
         config, out = self.config, Path(self.config.out)
-        self.prepare_out_dir(out)
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        teacher = load_teacher(config.teacher, config.model)
+        teacher = self.begin()
         spec = teacher.entry.spec
         data, validator = self.training_and_validation(teacher, log, progress)
         log(f"training data: {len(data)} faces of {len(data.people)} people from {data.source}")
@@ -152,50 +119,19 @@ class MaskInvTrainer:
         student = teacher.student(from_scratch=config.from_scratch).to(config.device)
         head = ElasticArcFace(targets.shape[2], len(data.people), config.scale, config.margin, config.margin_std,
                               centres=class_centres(targets, data.labels, len(data.people))).to(config.device)
-        optimizer = torch.optim.SGD([*student.parameters(), *head.parameters()], lr=config.lr,
-                                    momentum=config.momentum, weight_decay=config.weight_decay)
-        rows, validation, start_epoch, step = self.restore(out, student, head, optimizer, log)
-        if validator is not None and not validation:
-            validation.append({"epoch": 0, **validator(student, config.device)})
-            log(f"validation before training: {format_validation(validation[-1])}")
         looks = TrainingLooks(config.mask_looks, config.seed,
                               TRAINING_FAMILIES if validator is not None else DEFAULT_FAMILIES)
         batches = TrainingBatches(images, data.keys(), looks, spec, config.mask_probability,
                                   config.augment_probability, config.seed)
-        started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
-        done = start_epoch
-        for epoch in range(start_epoch, config.epochs):
-            set_lr(optimizer, learning_rate(config, epoch))
-            plans = epoch_plan(config.seed, epoch, len(data), config.batch_size, step, config.max_steps)
-            student.train()
-            freeze_batchnorm(student)
-            label = f"epoch {epoch + 1}/{config.epochs}"
-            for batch in progress(iterate_batches(batches, plans, config.workers), len(plans), label):
-                row = self.step(student, head, optimizer, batch, targets, data.labels)
-                step += 1
-                if step % config.log_every == 0 or step == 1:
-                    rows.append({"step": step, "epoch": epoch, "lr": learning_rate(config, epoch), **row,
-                                 "seconds": round(time.perf_counter() - started, 2)})
-                if config.max_steps is not None and step >= config.max_steps:
-                    break
-            done = epoch + 1
-            if validator is not None:
-                validation.append({"epoch": done, **validator(student, config.device)})
-            self.checkpoint(out, student, head, optimizer, done, step, rows, validation)
-            log(f"epoch {epoch + 1}: step {step}, loss {rows[-1]['loss']:.4f}, distill {rows[-1]['distill']:.5f}, "
-                f"cosine to teacher masked {rows[-1]['cosine_masked']:.4f} / unmasked "
-                f"{rows[-1]['cosine_unmasked']:.4f}")
-            if validator is not None:
-                log(f"validation after epoch {done}: {format_validation(validation[-1])}")
-            if config.max_steps is not None and step >= config.max_steps:
-                break
-        seconds = round(time.perf_counter() - started, 2)
+        method = MaskInvMethod(config, student, head, batches, targets, data.labels)
+        record = fit(method, self.fit_options(len(data), maskinv_fingerprint(config)),
+                     (lambda: validator(student, config.device)) if validator is not None else None, log, progress)
         student_path = out / STUDENT_NAME
         save_weights(student, student_path)
-        self.write_logs(out, rows, validation, data, teacher, seconds, step)
-        log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
-        return TrainingResult(teacher.entry.name, step, done, seconds, rows[0] if rows else {},
-                              rows[-1] if rows else {}, student_path, rows, validation)
+        self.write_logs(out, record, data, teacher)
+        log(f"wrote {student_path} after {record.steps} steps in {record.seconds:.0f} s")
+        return TrainingResult(teacher.entry.name, record.steps, record.epochs_done, record.seconds, record.first,
+                              record.last, student_path, record.rows, record.validation)
 
     def training_and_validation(self, teacher: Teacher, log: Callable[[str], None],
                                 progress: Progress) -> tuple[TrainingSet, Validator | None]:
@@ -205,60 +141,86 @@ class MaskInvTrainer:
         return set_aside_validation(data, config.validation_people, config.seed, teacher, teacher.entry.spec,
                                     config.device, log, progress)
 
-    def prepare_out_dir(self, out: Path) -> None:
-        prepare_out_dir(out, self.config.resume, self.config.force,
-                        (STUDENT_NAME, LOG_CSV, LOG_JSON, LOSS_PNG, FACES_NAME, FACES_NAME + ".sha256"))
-
-    def step(self, student: nn.Module, head: ElasticArcFace, optimizer: torch.optim.Optimizer, batch: Batch,
-             targets: np.ndarray, all_labels: np.ndarray) -> dict[str, float]:
-        config = self.config
-        indices, masked, mirrored = batch.indices, batch.masked, batch.mirrored
-        inputs = batch.inputs.to(config.device)
-        target = torch.from_numpy(targets[indices, mirrored.astype(np.int64)]).to(config.device)
-        labels = torch.from_numpy(all_labels[indices]).to(config.device)
-        margins = torch.Generator().manual_seed(batch.margin_seed)  # the per-sample margins
-        embeddings = student(inputs)
-        weights = torch.from_numpy(np.where(masked, 1.0, config.unmasked_weight).astype(np.float32)).to(config.device)
-        distill = distillation_loss(embeddings, target, weights)
-        margin = (head(embeddings, labels, margins) if config.margin_loss
-                  else torch.zeros((), device=inputs.device))
-        loss = config.distill_weight * distill + margin
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.clip_grad)
-        optimizer.step()
-        with torch.no_grad():
-            cosine = (nn.functional.normalize(embeddings) * nn.functional.normalize(target)).sum(1).cpu().numpy()
-        return {"loss": loss.item(), "distill": distill.item(), "margin": margin.item(),
-                "cosine_masked": float(cosine[masked].mean()) if masked.any() else float("nan"),
-                "cosine_unmasked": float(cosine[~masked].mean()) if (~masked).any() else float("nan")}
-
-    def restore(self, out: Path, student: nn.Module, head: nn.Module, optimizer: torch.optim.Optimizer,
-                log: Callable[[str], None]) -> tuple[list[dict[str, float]], list[dict[str, float]], int, int]:
-        if not self.config.resume:
-            return [], [], 0, 0
-        state = load_state(out, maskinv_fingerprint(self.config), self.config.device)
-        student.load_state_dict(state["student"], strict=True)
-        head.load_state_dict(state["head"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        log(f"resuming after epoch {state['epoch']} (step {state['step']})")
-        return list(state["log"]), list(state["validation"]), int(state["epoch"]), int(state["step"])
-
-    def checkpoint(self, out: Path, student: nn.Module, head: nn.Module, optimizer: torch.optim.Optimizer, epoch: int,
-                   step: int, rows: list[dict[str, float]], validation: list[dict[str, float]]) -> None:
-        save_atomic({"student": student.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
-                     "epoch": epoch, "step": step, "log": rows, "validation": validation,
-                     "config": maskinv_fingerprint(self.config)}, out / STATE_NAME)
-
-    def write_logs(self, out: Path, rows: list[dict[str, float]], validation: list[dict[str, float]],
-                   data: TrainingSet, teacher: Teacher, seconds: float, steps: int) -> None:
+    def write_logs(self, out: Path, record: FitRecord, data: TrainingSet, teacher: Teacher) -> None:
+        rows = record.rows
         write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
         summary = {"config": config_summary(self.config),
                    "teacher": teacher.describe(), "data": data.summary(),
-                   "steps": steps, "seconds": seconds, "first": rows[0] if rows else None,
-                   "last": rows[-1] if rows else None, "validation": validation}
+                   "steps": record.steps, "seconds": record.seconds, "first": rows[0] if rows else None,
+                   "last": rows[-1] if rows else None, "validation": record.validation}
         write_json_atomic(out / LOG_JSON, summary)
         plot_losses(rows, out / LOSS_PNG)
+
+
+@dataclass
+class MaskInvMethod:
+    """MaskInv for ``fit``: one stage, SGD with step decay, the student's embedding held to the teacher's
+    embedding of the unmasked face (plus the margin loss)."""
+
+    config: MaskInvConfig
+    student: nn.Module
+    head: ElasticArcFace
+    training_batches: TrainingBatches
+    targets: np.ndarray  # (faces, 2, D): the teacher's embeddings of each face and its mirror image
+    labels: np.ndarray
+    fresh_optimizer_per_stage: bool = False
+
+    @property
+    def schedule(self) -> list[str]:
+        return ["train"] * self.config.epochs
+
+    @property
+    def clip_grad(self) -> float | None:
+        return self.config.clip_grad
+
+    def state(self) -> dict[str, Any]:
+        return {"student": self.student.state_dict(), "head": self.head.state_dict()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.student.load_state_dict(state["student"], strict=True)
+        self.head.load_state_dict(state["head"], strict=True)
+
+    def optimizer(self, stage: str) -> torch.optim.Optimizer:
+        config = self.config
+        return torch.optim.SGD([*self.student.parameters(), *self.head.parameters()], lr=config.lr,
+                               momentum=config.momentum, weight_decay=config.weight_decay)
+
+    def learning_rate(self, epoch: int, number: int, per_epoch: int) -> float:
+        return learning_rate(self.config, epoch)
+
+    def batches(self, stage: str) -> TrainingBatches:
+        return self.training_batches
+
+    def begin_epoch(self, stage: str) -> None:
+        self.student.train()
+        freeze_batchnorm(self.student)
+
+    def end_epoch(self, stage: str) -> None:
+        pass
+
+    def losses(self, stage: str, batch: Batch, at: tuple[int, int]) -> tuple[torch.Tensor, dict[str, float]]:
+        config = self.config
+        indices, masked, mirrored = batch.indices, batch.masked, batch.mirrored
+        inputs = batch.inputs.to(config.device)
+        target = torch.from_numpy(self.targets[indices, mirrored.astype(np.int64)]).to(config.device)
+        labels = torch.from_numpy(self.labels[indices]).to(config.device)
+        margins = torch.Generator().manual_seed(batch.margin_seed)  # the per-sample margins
+        embeddings = self.student(inputs)
+        weights = torch.from_numpy(np.where(masked, 1.0, config.unmasked_weight).astype(np.float32)).to(config.device)
+        distill = distillation_loss(embeddings, target, weights)
+        margin = (self.head(embeddings, labels, margins) if config.margin_loss
+                  else torch.zeros((), device=inputs.device))
+        with torch.no_grad():
+            cosine = (nn.functional.normalize(embeddings) * nn.functional.normalize(target)).sum(1).cpu().numpy()
+        return config.distill_weight * distill + margin, {
+            "distill": distill.item(), "margin": margin.item(),
+            "cosine_masked": float(cosine[masked].mean()) if masked.any() else float("nan"),
+            "cosine_unmasked": float(cosine[~masked].mean()) if (~masked).any() else float("nan")}
+
+    def describe(self, row: dict[str, Any]) -> str:
+        return (f"loss {row.get('loss', float('nan')):.4f}, distill {row.get('distill', float('nan')):.5f}, cosine "
+                f"to teacher masked {row.get('cosine_masked', float('nan')):.4f} / unmasked "
+                f"{row.get('cosine_unmasked', float('nan')):.4f}")
 
 
 def maskinv_fingerprint(config: MaskInvConfig) -> dict[str, Any]:

@@ -32,7 +32,6 @@ AdamW with a cosine decay over the whole run; seeded by (seed, epoch, step), res
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,12 +50,12 @@ from mfr.models.meer import MEERNet, MEERRestorer
 from mfr.progress import Progress, no_progress
 from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
-from mfr.training.batches import FACES_NAME, epoch_plan, iterate_batches
 from mfr.training.distillation import DistillationSet, distillation_set
 from mfr.training.face_sheet import labelled_rows, sheet_plan
+from mfr.training.fit import TeacherRun, Trainer, fit
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import masked_l1
-from mfr.training.looks import LOOKS, TRAINING_FAMILIES, TrainingLooks
+from mfr.training.looks import TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace
 from mfr.training.maskinv import class_centres
 from mfr.training.meer_losses import identity_loss, mask_map_iou, mask_map_loss
@@ -64,19 +63,14 @@ from mfr.training.recipes import MEER_RECIPES
 from mfr.training.run_dir import (
     LOG_CSV,
     LOG_JSON,
-    STATE_NAME,
     config_fingerprint,
     config_summary,
     freeze_batchnorm,
-    load_state,
-    prepare_out_dir,
-    save_atomic,
     save_weights,
     write_log_csv,
 )
-from mfr.training.schedule import cosine_lr, pretrained_groups, set_lr, stage_summary
-from mfr.training.teacher import INITS, load_teacher
-from mfr.training.validation import format_validation
+from mfr.training.schedule import cosine_lr, pretrained_groups, stage_summary
+from mfr.training.teacher import INITS
 
 STUDENT_NAME, RESTORER_NAME = "student.pt", "restorer.pt"
 SHEET_PNG = "restored.png"
@@ -88,15 +82,10 @@ LOG_FIELDS = ["step", "epoch", "stage", "lr", "loss", *TERMS, "mask_iou", "cosin
 TEACHER = MEER_RECIPES["teacher"]  # the defaults below; --init random's are in MEER_RECIPES["random"]
 
 
-@dataclass(frozen=True)
-class MEERConfig:
-    teacher: Path  # a model package (its export weights are used) or a checkpoint
-    out: Path
-    data: Path | None = None  # aligned ImageFolder; None: the LFW demo split
-    model: str = "mobilefacenet"  # architecture of a checkpoint teacher
+@dataclass(frozen=True, kw_only=True)
+class MEERConfig(TeacherRun):
     init: str = "teacher"  # "teacher": trunk and head start as the teacher's; "random": the from-scratch ablation
     teacher_lr_scale: float = 0.1  # --init teacher: the teacher's layers learn at this share of --lr
-    validation_people: float = 0.1  # share of eligible training people set aside for validation (0: none)
     decoupling: bool = True  # False: the ablation without the mask decoupling module
     synthesis: bool = True  # False: the ablation without decoder, reconstruction and identity-preserving loss
     epochs: int = TEACHER.epochs
@@ -110,38 +99,21 @@ class MEERConfig:
     scale: float = 64.0
     margin: float = 0.5
     margin_std: float = 0.05
-    mask_probability: float = 0.5
-    mask_looks: tuple[str, ...] = LOOKS
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    batch_size: int = 64
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-    workers: int = 0
-    max_steps: int | None = None
-    log_every: int = 10
-    resume: bool = False
-    force: bool = False
 
-    def check(self) -> None:
-        problems = [(self.epochs < 1 or self.batch_size < 2, "need --epochs >= 1 and --batch-size >= 2"),
-                    (not 0 <= self.warmup_epochs <= self.epochs, "--warmup-epochs must be in [0, --epochs]"),
-                    (not 0 <= self.mask_probability <= 1, "--mask-probability must be in [0, 1]"),
-                    (not self.mask_looks or any(look not in LOOKS for look in self.mask_looks),
-                     f"--mask-looks must name some of {', '.join(LOOKS)}"),
-                    (min(self.identity_weight, self.mask_map_weight, self.reconstruction_weight,
-                         self.preserving_weight) < 0, "loss weights must be >= 0"),
-                    (self.identity_weight == 0 and not self.margin_loss,
-                     "no identity loss (--identity-weight 0 without --margin-loss): nothing to recognise with"),
-                    (self.hidden_weight < 1, "--hidden-weight must be >= 1"),
-                    (self.lr <= 0, "--lr must be positive"), (self.workers < 0, "--workers must be >= 0"),
-                    (self.init not in INITS, f"--init must be one of {', '.join(INITS)}"),
-                    (not 0 < self.teacher_lr_scale <= 1, "--teacher-lr-scale must be in (0, 1]"),
-                    (not 0 <= self.validation_people < 1, "--validation-people must be in [0, 1)")]
-        for failed, message in problems:
-            if failed:
-                raise MfrError(message)
+    def problems(self) -> list[tuple[bool, str]]:
+        return super().problems() + [
+            (self.epochs < 1 or self.batch_size < 2, "need --epochs >= 1 and --batch-size >= 2"),
+            (not 0 <= self.warmup_epochs <= self.epochs, "--warmup-epochs must be in [0, --epochs]"),
+            (min(self.identity_weight, self.mask_map_weight, self.reconstruction_weight,
+                 self.preserving_weight) < 0, "loss weights must be >= 0"),
+            (self.identity_weight == 0 and not self.margin_loss,
+             "no identity loss (--identity-weight 0 without --margin-loss): nothing to recognise with"),
+            (self.hidden_weight < 1, "--hidden-weight must be >= 1"),
+            (self.lr <= 0, "--lr must be positive"),
+            (self.init not in INITS, f"--init must be one of {', '.join(INITS)}"),
+            (not 0 < self.teacher_lr_scale <= 1, "--teacher-lr-scale must be in (0, 1]")]
 
     @property
     def method(self) -> str:
@@ -169,20 +141,13 @@ class MEERResult:
     validation: list[dict[str, Any]] = field(default_factory=list)  # before training, then per epoch
 
 
-class MEERTrainer:
-    """Loader-style: the constructor stores the configuration, ``__call__`` trains and writes ``out``."""
-
-    def __init__(self, config: MEERConfig) -> None:
-        config.check()
-        self.config = config
+class MEERTrainer(Trainer):
+    outputs = (STUDENT_NAME, RESTORER_NAME, SHEET_PNG)
+    config: MEERConfig
 
     def __call__(self, log: Callable[[str], None] = print, progress: Progress = no_progress) -> MEERResult:
         config, out = self.config, Path(self.config.out)
-        prepare_out_dir(out, config.resume, config.force,
-                        (STUDENT_NAME, RESTORER_NAME, LOG_CSV, LOG_JSON, SHEET_PNG, FACES_NAME, FACES_NAME + ".sha256"))
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        teacher = load_teacher(config.teacher, config.model)
+        teacher = self.begin()
         torch.manual_seed(config.seed)
         entry, net = teacher.student_on(config.method, config.init)
         assert isinstance(net, MEERNet)
@@ -196,83 +161,80 @@ class MEERTrainer:
                 if config.margin_loss else None)
         modules = nn.ModuleDict({"net": net, **({"restorer": restorer} if restorer else {}),
                                  **({"head": head} if head else {})}).to(config.device)
-        pretrained = [*net.trunk.parameters(), *net.head.parameters()] if config.init == "teacher" else []
-        taken = {id(p) for p in pretrained}
-        new = [p for p in modules.parameters() if id(p) not in taken]
-        optimizer = torch.optim.AdamW(pretrained_groups(new, pretrained, config.teacher_lr_scale), lr=config.lr,
-                                      weight_decay=config.weight_decay)
-        rows, validation, start_epoch, step = self.restore(out, modules, optimizer, log)
-        if start.validator is not None and not validation:
-            validation.append({"epoch": 0, **start.validator(net, config.device)})
-            log(f"validation before training: {format_validation(validation[-1])}")
         looks = TrainingLooks(config.mask_looks, config.seed,
                               TRAINING_FAMILIES if start.validator is not None else DEFAULT_FAMILIES)
-        batches = InpaintingBatches(start.images, start.keys(), looks, spec, "masks", config.seed,
-                                    config.mask_probability)
-        schedule = config.schedule()
-        started = time.perf_counter() - (rows[-1]["seconds"] if rows else 0.0)
-        done = start_epoch
-        for epoch in range(start_epoch, config.epochs):
-            plans = epoch_plan(config.seed, epoch, len(start.data), config.batch_size, step, config.max_steps)
-            label = f"epoch {epoch + 1}/{config.epochs} ({schedule[epoch]})"
-            per_epoch = max(len(start.data) // config.batch_size, 1)
-            for number, batch in enumerate(progress(iterate_batches(batches, plans, config.workers), len(plans),
-                                                    label)):
-                lr = cosine_lr(config.lr, (epoch * per_epoch + number) / (config.epochs * per_epoch))
-                set_lr(optimizer, lr)
-                row = self.step(net, modules, optimizer, batch, start, schedule[epoch] == "joint", (epoch, step))
-                step += 1
-                if step % config.log_every == 0 or number == 0:
-                    rows.append({"step": step, "epoch": epoch, "stage": schedule[epoch], "lr": lr, **row,
-                                 "seconds": round(time.perf_counter() - started, 2)})
-                if config.max_steps is not None and step >= config.max_steps:
-                    break
-            done = epoch + 1
-            write_sheet(out / SHEET_PNG, net, restorer, start, looks, spec, config)
-            if start.validator is not None:
-                validation.append({"epoch": done, **start.validator(net, config.device)})
-            save_atomic({"modules": modules.state_dict(), "optimizer": optimizer.state_dict(), "epoch": done,
-                         "step": step, "log": rows, "validation": validation, "config": config_fingerprint(config)},
-                        out / STATE_NAME)
-            last = rows[-1] if rows else {}
-            log(f"epoch {done}/{config.epochs} ({schedule[epoch]}): step {step}, loss "
-                f"{last.get('loss', float('nan')):.4f}, mask-map IoU {last.get('mask_iou', float('nan')):.3f}")
-            if start.validator is not None:
-                log(f"validation after epoch {done}: {format_validation(validation[-1])}")
-            if config.max_steps is not None and step >= config.max_steps:
-                break
-        seconds = round(time.perf_counter() - started, 2)
+        method = MEERMethod(config, net, restorer, modules, start, looks, spec)
+        validator = start.validator
+        record = fit(method, self.fit_options(len(start.data), config_fingerprint(config)),
+                     (lambda: validator(net, config.device)) if validator is not None else None, log, progress)
         student_path, restorer_path = out / STUDENT_NAME, out / RESTORER_NAME
         save_weights(net, student_path)
         if restorer is not None:
             save_weights(restorer, restorer_path)
         parameters = sum(p.numel() for p in net.parameters())
         macs = count_macs(net.cpu())
-        stages = stage_summary(rows)
-        write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
+        stages = stage_summary(record.rows)
+        write_log_csv(out / LOG_CSV, record.rows, LOG_FIELDS)
         write_json_atomic(out / LOG_JSON, {
             "config": config_summary(config), "teacher": start.teacher.describe(),
-            "data": start.data.summary(),
-            "schedule": schedule, "steps": step, "seconds": seconds, "stages": stages, "validation": validation,
+            "data": start.data.summary(), "schedule": method.schedule, "steps": record.steps,
+            "seconds": record.seconds, "stages": stages, "validation": record.validation,
             "student": {"model": entry.name, "init": config.init, "parameters": parameters, "macs": macs}})
-        log(f"wrote {student_path} after {step} steps in {seconds:.0f} s")
-        return MEERResult(entry.name, step, done, seconds, stages, student_path,
-                          restorer_path if restorer is not None else None, parameters, macs, rows, validation)
+        log(f"wrote {student_path} after {record.steps} steps in {record.seconds:.0f} s")
+        return MEERResult(entry.name, record.steps, record.epochs_done, record.seconds, stages, student_path,
+                          restorer_path if restorer is not None else None, parameters, macs, record.rows,
+                          record.validation)
 
-    def restore(self, out: Path, modules: nn.ModuleDict, optimizer: torch.optim.Optimizer,
-                log: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
-        if not self.config.resume:
-            return [], [], 0, 0
-        state = load_state(out, config_fingerprint(self.config), self.config.device)
-        modules.load_state_dict(state["modules"], strict=True)
-        optimizer.load_state_dict(state["optimizer"])
-        log(f"resuming after epoch {state['epoch']} (step {state['step']})")
-        return list(state["log"]), list(state.get("validation", [])), int(state["epoch"]), int(state["step"])
 
-    def step(self, net: MEERNet, modules: nn.ModuleDict, optimizer: torch.optim.Optimizer, batch: InpaintingBatch,
-             start: DistillationSet, preserving: bool, at: tuple[int, int]) -> dict[str, float]:
-        """One optimiser step on ``batch`` at (epoch, step); ``net`` is ``modules["net"]``."""
-        config, device = self.config, self.config.device
+class MEERMethod:
+    """MEER for ``fit``: one joint training (after a warm-up without the identity-preserving loss), one AdamW
+    (the teacher's layers at ``teacher_lr_scale``) with a cosine decay over the whole run."""
+
+    fresh_optimizer_per_stage = False
+    clip_grad = None
+
+    def __init__(self, config: MEERConfig, net: MEERNet, restorer: MEERRestorer | None, modules: nn.ModuleDict,
+                 start: DistillationSet, looks: TrainingLooks, spec: PreprocessSpec) -> None:
+        self.config, self.net, self.restorer, self.modules, self.start = config, net, restorer, modules, start
+        self.looks, self.spec = looks, spec
+        self.schedule = config.schedule()
+        self.training_batches = InpaintingBatches(start.images, start.keys(), looks, spec, "masks", config.seed,
+                                                  config.mask_probability)
+
+    def state(self) -> dict[str, Any]:
+        return self.modules.state_dict()
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.modules.load_state_dict(state, strict=True)
+
+    def optimizer(self, stage: str) -> torch.optim.Optimizer:
+        config, net = self.config, self.net
+        pretrained = [*net.trunk.parameters(), *net.head.parameters()] if config.init == "teacher" else []
+        taken = {id(p) for p in pretrained}
+        new = [p for p in self.modules.parameters() if id(p) not in taken]
+        return torch.optim.AdamW(pretrained_groups(new, pretrained, config.teacher_lr_scale), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+
+    def learning_rate(self, epoch: int, number: int, per_epoch: int) -> float:
+        config = self.config
+        return cosine_lr(config.lr, (epoch * per_epoch + number) / (config.epochs * per_epoch))
+
+    def batches(self, stage: str) -> InpaintingBatches:
+        return self.training_batches
+
+    def begin_epoch(self, stage: str) -> None:
+        pass
+
+    def end_epoch(self, stage: str) -> None:
+        write_sheet(Path(self.config.out) / SHEET_PNG, self.net, self.restorer, self.start, self.looks, self.spec,
+                    self.config)
+
+    def describe(self, row: dict[str, Any]) -> str:
+        return f"loss {row.get('loss', float('nan')):.4f}, mask-map IoU {row.get('mask_iou', float('nan')):.3f}"
+
+    def losses(self, stage: str, batch: InpaintingBatch, at: tuple[int, int]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The weighted terms on ``batch`` at (epoch, step); identity-preserving in the joint stage."""
+        config, device, net, modules, start = self.config, self.config.device, self.net, self.modules, self.start
         modules.train()
         if config.init == "teacher":  # the teacher's layers keep the statistics they were trained with (MaskInv's)
             freeze_batchnorm(net.trunk)
@@ -292,22 +254,19 @@ class MEERTrainer:
         if "restorer" in modules:
             restored = modules["restorer"](parts.identity)
             terms["reconstruction"] = masked_l1(restored, clean, hidden, config.hidden_weight)
-            if preserving:
+            if stage == "joint":
                 net.eval()  # the batch-norm statistics stay those of real faces
                 terms["identity_preserving"] = identity_loss(net(restored), teacher)
                 net.train()
         weights = {"identity": config.identity_weight, "margin": 1.0, "mask_map": config.mask_map_weight,
                    "reconstruction": config.reconstruction_weight, "identity_preserving": config.preserving_weight}
         loss = sum((weights[name] * value for name, value in terms.items()), torch.zeros((), device=device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
         with torch.no_grad():
             cosine = nn.functional.cosine_similarity(parts.embedding, teacher).cpu().numpy()
         covered = batch.covered
-        return {"loss": loss.item(), **{name: value.item() for name, value in terms.items()}, **figures,
-                "cosine_masked": float(cosine[covered].mean()) if covered.any() else float("nan"),
-                "cosine_unmasked": float(cosine[~covered].mean()) if (~covered).any() else float("nan")}
+        return loss, {**{name: value.item() for name, value in terms.items()}, **figures,
+                      "cosine_masked": float(cosine[covered].mean()) if covered.any() else float("nan"),
+                      "cosine_unmasked": float(cosine[~covered].mean()) if (~covered).any() else float("nan")}
 
 
 def write_sheet(path: Path, net: MEERNet, restorer: MEERRestorer | None, start: DistillationSet,
