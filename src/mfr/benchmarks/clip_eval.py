@@ -1,7 +1,7 @@
 """How well ``mfr watch`` does on a generated clip with ground truth (``mfr.data.clips``).
 
-The watch loop runs through the clip (every frame, the clip's own clock); each frame's confirmed tracks
-are matched to the true faces by IoU (at least ``min_iou``, optimal assignment). Then:
+A ``WatchSession`` (as ``mfr watch`` runs) goes through the clip (every frame, the clip's own clock);
+each frame's confirmed tracks are matched to the true faces by IoU (at least ``min_iou``, optimal assignment). Then:
 
 - **people**, judged on what is shown frame by frame (the name a track carries on screen), wherever a
   true face is at least ``min_visible`` visible (a face hidden behind another or the pillar is nobody's
@@ -17,7 +17,6 @@ are matched to the true faces by IoU (at least ``min_iou``, optimal assignment).
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,9 +25,11 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from mfr.recognition.events import EventFactory
+from mfr.recognition.session import WatchSession
 from mfr.recognition.sources import VideoFileSource
 from mfr.recognition.tracker import iou_matrix
-from mfr.recognition.watch import EventBus, Watcher, run_watch
+from mfr.recognition.watch import Watcher
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,16 @@ class _Collector:
         self.frames.append([(v.track_id, v.box, v.name) for v in watcher.views()])
 
 
-def run_on_clip(clip: Path, watcher: Watcher) -> tuple[_Collector, dict]:
-    """Run the watcher over ``clip/clip.mp4``; the collected tracks and events, and the truth."""
+def run_on_clip(clip: Path, session: WatchSession) -> tuple[_Collector, dict, Watcher]:
+    """Run ``clip/clip.mp4`` through a session whose sinks are empty; the collected tracks and events, the
+    truth, and the clip's watcher."""
     truth = json.loads((clip / "truth.json").read_text())
-    source = VideoFileSource(clip / "clip.mp4")
     collector = _Collector()
-    bus = EventBus([collector], watcher.clock)
-    try:
-        run_watch([source], [watcher], bus, threading.Event(), collector.on_frame)
-    finally:
-        source.close()
-    return collector, truth
+    session.bus.sinks.append(collector)
+    with session:
+        watcher = session.add(VideoFileSource(clip / "clip.mp4"), EventFactory(str(clip)))
+        session.run(collector.on_frame)
+    return collector, truth, watcher
 
 
 def score_clip(collector: _Collector, truth: dict, embedded_share: float, min_iou: float = 0.3,

@@ -26,9 +26,9 @@ from mfr.benchmarks.clip_eval import ClipScore, run_on_clip, score_clip
 from mfr.data.clips import ClipConfig, make_clip
 from mfr.recognition.cohort import Cohort, cohort_of_model
 from mfr.recognition.decision import DecisionPolicy, Identifier
-from mfr.recognition.events import EventFactory
 from mfr.recognition.gallery import Gallery
 from mfr.recognition.mask_state import MaskClassifier
+from mfr.recognition.session import WatchSession
 from mfr.recognition.track_identity import DEFAULT_LOOKS
 from mfr.recognition.watch import Watcher, WatchOptions
 from mfr.runtime.detection import FaceDetector
@@ -99,11 +99,9 @@ def _enrol(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_p
 def watch_once(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_path: Path, model: str,
                detect_every: int, policy: DecisionPolicy = DEFAULT_POLICY,
                cohort: Cohort | None = None) -> tuple[Any, dict, Watcher]:
-    watcher = Watcher(detector, embedder, _identifier(gallery_path, embedder, model, policy, cohort),
-                      EventFactory(str(clip)),
-                      WatchOptions(detect_every=detect_every, stats_every=0), None, MaskClassifier.load())
-    collector, truth = run_on_clip(clip, watcher)
-    return collector, truth, watcher
+    session = WatchSession(detector, embedder, _identifier(gallery_path, embedder, model, policy, cohort),
+                           WatchOptions(detect_every=detect_every, stats_every=0), [], MaskClassifier.load())
+    return run_on_clip(clip, session)
 
 
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:

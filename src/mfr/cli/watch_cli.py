@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,146 +117,59 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_video_detector
     from mfr.recognition.decision import Identifier
-    from mfr.recognition.events import EventFactory, GallerySink, JsonLinesSink, SnapshotStore
-    from mfr.recognition.latency import StageClock
+    from mfr.recognition.events import SnapshotStore
     from mfr.recognition.mask_state import MaskClassifier
-    from mfr.recognition.sources import LiveOptions, open_source
+    from mfr.recognition.session import WatchSession, event_sinks, start_replica
+    from mfr.recognition.sources import LiveOptions
     from mfr.recognition.track_identity import DecisionConfig
     from mfr.recognition.tracker import TrackerConfig
-    from mfr.recognition.watch import EventBus, Watcher, WatchOptions, run_watch, status_emitter
+    from mfr.recognition.watch import WatchOptions
 
-    embedder = open_embedder(model_dir)
-    decision_policy = policy(target_far, min_margin, threshold, score, looks)
-    recognise_from = str(replica_path) if replica_path else gallery_path
-
-    def load_identifier() -> Any:
-        with open_gallery(recognise_from) as gallery:
-            return Identifier.for_gallery(gallery, embedder, decision_policy, str(model_dir), search), gallery.path
-
-    replica = _start_replica(replica_path, gallery_path, sync_every, lambda: load_identifier()[0]) \
-        if replica_path else None
-    identifier, gallery_file = load_identifier()
-    face_detector = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)[0]
     if len(source_texts) > 1 and (record or show):
         raise click.UsageError("--record and --show take one --source")
-    clock = StageClock()  # events and, with several sources, the shared embed and mask stages
-    sinks: list[Any] = [JsonLinesSink(events_path)]
-    if not no_gallery_events:
-        sinks.append(GallerySink(gallery_file, queue=replica is not None))
-    if mqtt_broker:
-        from mfr.recognition.mqtt import MqttSink
+    embedder = open_embedder(model_dir)
+    decision_policy = policy(target_far, min_margin, threshold, score, looks)
 
-        sinks.append(MqttSink(mqtt_broker, mqtt_prefix))
-    bus = EventBus(sinks, clock)
+    def load_identifier() -> Any:
+        with open_gallery(str(replica_path) if replica_path else gallery_path) as gallery:
+            return Identifier.for_gallery(gallery, embedder, decision_policy, str(model_dir), search), gallery.path
+
+    replica = (start_replica(replica_path, gallery_path, sync_every, lambda: load_identifier()[0], log)
+               if replica_path else None)
+    identifier, gallery_file = load_identifier()
     options = WatchOptions(detect_every=detect_every, tracker=TrackerConfig(lost_seconds=lost_seconds),
                            decision=DecisionConfig(min_observations=min_observations), mask_mode=mask_mode,
                            stats_every=stats_every)
-    classifier = MaskClassifier.load() if mask_mode == "auto" else None
-    store = SnapshotStore(snapshots, keep_snapshots) if snapshots else None
-    sources: list[Any] = []
-    watchers: list[Any] = []
-    try:
-        for text in source_texts:
-            factory = EventFactory(text)
-            source = open_source(text, LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
-                                                   wait_for_source=wait_for_source),
-                                 status_emitter(bus, factory, log), realtime=realtime)
-            sources.append(source)
-            factory.source = source.name
-            watchers.append(Watcher(face_detector, embedder, identifier, factory, options,
-                                    clock if len(source_texts) == 1 else StageClock(), classifier, store))
-    except BaseException:
-        for source in sources:
-            source.close()
-        bus.close()
-        if replica is not None:
-            replica.stop()
-        raise
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        stop.set()
-        for source in sources:
-            source.request_stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    display = _Display(record, show, getattr(sources[0], "fps", 25.0), quiet)
-    try:
-        run_watch(sources, watchers, bus, stop, display.on_frame, max_frames,
-                  reload=replica.take_prepared if replica else None,
-                  shared_clock=clock if len(sources) > 1 else None)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for source in sources:
-            source.close()
-        display.close()
-        bus.close()
-        if replica is not None:
-            replica.stop()
-    per_source = [{"source": source.name, "source_stats": source.stats(), **watcher.stats()}
-                  for source, watcher in zip(sources, watchers, strict=True)]
-    summary = {**_totals(per_source), "events": bus.counts, "stopped_by_signal": stop.is_set()}
-    if len(per_source) > 1:
-        summary["sources"] = per_source
-        summary["latency"] = clock.summary()  # the shared stages: embed, mask, capture_to_event
-    if replica is not None:
-        summary["gallery"] = _replica_summary(replica)
+    with WatchSession(make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)[0],
+                      embedder, identifier, options,
+                      event_sinks(events_path, None if no_gallery_events else gallery_file, replica is not None,
+                                  mqtt_broker, mqtt_prefix),
+                      MaskClassifier.load() if mask_mode == "auto" else None,
+                      SnapshotStore(snapshots, keep_snapshots) if snapshots else None, replica, log) as session:
+        session.open_sources(list(source_texts), LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
+                                                             wait_for_source=wait_for_source), realtime)
+        display = _Display(record, show, getattr(session.sources[0], "fps", 25.0), quiet)
+        with stop_on_signals(session.request_stop):
+            try:
+                session.run(display.on_frame, max_frames)
+            finally:
+                display.close()
+    summary = session.summary()
     if stats_json is not None:
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
 
 
-def _totals(per_source: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run's figures: one source's own, or the sums over several (rates and shares recomputed)."""
-    if len(per_source) == 1:
-        return dict(per_source[0])
-    summed = ("frames", "frames_detected", "frames_per_second", "tracks", "face_frames", "faces_embedded",
-              "faces_below_quality")
-    totals: dict[str, Any] = {key: sum(s[key] for s in per_source) for key in summed}
-    totals["frames_per_second"] = round(totals["frames_per_second"], 2)
-    totals["embedded_share"] = round(totals["faces_embedded"] / totals["face_frames"], 4) if totals["face_frames"] \
-        else 0.0
-    totals["source"] = ", ".join(s["source"] for s in per_source)
-    stats: dict[str, int] = {}
-    for s in per_source:
-        for key, value in s["source_stats"].items():
-            stats[key] = stats.get(key, 0) + value
-    totals["source_stats"] = stats
-    return totals
-
-
-def _start_replica(replica_path: Path, central: str | None, sync_every: float, prepare: Any) -> Any:
-    """Sync the replica once (working offline from the last copy when the server is unreachable), then keep
-    it in sync in the background, where ``prepare`` also builds each pull's decision rule (an index over a
-    large gallery takes seconds: never in the watch loop)."""
-    from mfr.errors import GalleryError, GalleryUnavailable
-    from mfr.paths import default_gallery_location
-    from mfr.recognition.replica import ReplicaWorker, sync_once
-
-    central = central or default_gallery_location()
+@contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``stop`` (the loop finishes its frame and ends cleanly) while inside."""
+    previous = {s: signal.signal(s, lambda _signum, _frame: stop()) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        result = sync_once(replica_path, central)
-        log(f"gallery: replica {replica_path} at revision {result.revision} of {result.central} "
-            f"({result.people} people)")
-    except GalleryUnavailable as exc:
-        if not replica_path.exists():
-            raise GalleryError(f"{exc}; and there is no replica at {replica_path} to work from yet") from None
-        log(f"gallery: {exc}; working offline from the replica {replica_path}")
-    worker = ReplicaWorker(replica_path, central, sync_every, log, prepare)
-    worker.start()
-    return worker
-
-
-def _replica_summary(worker: Any) -> dict[str, Any]:
-    from mfr.recognition.gallery import open_gallery as open_location
-
-    with open_location(worker.replica_path) as replica:
-        queued, revision = replica.count_undelivered(), replica.revision
-    return {"replica": str(worker.replica_path), "revision": revision, "pulls": worker.pulls,
-            "delivered": worker.delivered, "queued": queued, "outages": worker.outages,
-            "reachable_at_end": worker.online}
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class _Display:
