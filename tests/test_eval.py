@@ -223,4 +223,4 @@ def test_several_packages_are_compared_side_by_side(mobilefacenet_package, calib
     assert all(c["accuracy_pp"] == 0 and c["eer_pp"] == 0 for c in change.values())
     refused = run("eval", "--package", mobilefacenet_package, "--package", calibrated[0], "--dataset", "lfw",
                   "--precision", "both")
-    assert refused.exit_code == 2 and "give one --package" in refused.output
+    assert refused.exit_code == 2 and "give one --model" in refused.output

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,83 @@ def progress_bar(items: Iterable[Any], total: int, label: str) -> Iterator[Any]:
     """A click progress bar on stderr, in the (items, total, label) shape the library code accepts."""
     with click.progressbar(items, length=total, label=label, file=sys.stderr) as bar:
         yield from bar
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    """Where a measuring command's results go. ``--json`` prints them as JSON on stdout, as in every other
+    command (the tables then go to stderr, so stdout is one JSON document); ``--report FILE`` writes them to
+    FILE. ``--json FILE``, the older spelling of ``--report FILE``, still writes FILE."""
+
+    stdout_json: bool
+    file: Path | None
+
+    def text(self, text: str) -> None:
+        """Tables and lines for people: stdout, or stderr while stdout carries the JSON."""
+        click.echo(text, err=self.stdout_json)
+
+    def data(self, data: Any) -> None:
+        """The results; a dict gains the command line that produced it (for the docs' figures)."""
+        if isinstance(data, dict) and command_line() is not None:
+            data = {**data, "command": command_line()}
+        if self.file is not None:
+            from mfr.atomic import write_json_atomic
+
+            write_json_atomic(self.file, data)
+            log(f"wrote {self.file}")
+        if self.stdout_json:
+            click.echo(json.dumps(data, indent=2, default=str))
+
+
+def command_line() -> str | None:
+    """How this process was started, as a user would type it (None when not run as ``mfr``/``mfr-export``)."""
+    import shlex
+
+    program = Path(sys.argv[0]).name
+    return shlex.join([program, *sys.argv[1:]]) if program in ("mfr", "mfr-export") else None
+
+
+def report_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` and ``--report FILE`` for a command that measures; it receives them as ``output``."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, json_out: str | None, report_file: Path | None, **kwargs: Any) -> Any:
+        stdout_json = json_out == "-"
+        file = report_file or (Path(json_out) if json_out is not None and not stdout_json else None)
+        return command(*args, output=ReportOutput(stdout_json, file), **kwargs)
+
+    wrapped = click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                           help="Write the results as JSON to this file.")(wrapped)
+    return click.option("--json", "json_out", is_flag=False, flag_value="-", default=None, metavar="",
+                        help="Print the results as JSON on stdout (the tables go to stderr).")(wrapped)
+
+
+class HiddenAliases(click.Option):
+    """An option whose first name alone is shown in ``--help``; its other names (older spellings) still work."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        names = self.opts
+        self.opts = names[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = names
+
+
+class SectionedGroup(MfrGroup):
+    """A group whose ``--help`` lists its commands by section, in the order a user needs them (``sections``:
+    title -> command names); a command in no section is listed last, under "Other"."""
+
+    sections: dict[str, list[str]] = {}
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        commands = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
+        listed = {name for names in self.sections.values() for name in names}
+        sections = [*self.sections.items(), ("Other", sorted(set(commands) - listed))]
+        width = formatter.width - 6 - max((len(name) for name in commands), default=0)
+        for title, names in sections:
+            rows = [(name, commands[name].get_short_help_str(width))  # type: ignore[union-attr]
+                    for name in names if commands.get(name) is not None and not commands[name].hidden]  # type: ignore[union-attr]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)

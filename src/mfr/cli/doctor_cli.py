@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from mfr.cli.common import log
+from mfr.cli.common import ReportOutput, log, report_options
 from mfr.registry import DEFAULT_RECOGNITION_MODEL as RECOGNITION_MODEL
 
 
@@ -45,17 +45,15 @@ def doctor_package(package: Path | None, cache_dir: Path, log: Callable[[str], N
               help="RetinaFace package [default: exported into the cache where torch is installed].")
 @click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Keep the engines built here [default: a temporary directory, removed afterwards].")
-@click.option("--json", "json_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the report as JSON.")
+@report_options
 def doctor_command(package: Path | None, detector_package: Path | None, work: Path | None,
-                   json_out: Path | None) -> None:
+                   output: ReportOutput) -> None:
     """Check this machine for mfr: versions and what is missing, then build FP32/FP16/INT8 engines of the
     recognition model and FP32/FP16 engines of RetinaFace with every backend here (each compared with
     ONNX Runtime on real faces or photos, and timed), and run the CUDA preprocessing kernel against the
     CPU path. Run it on a GPU server or a Jetson after installing; without a GPU it says what it could not
     check and exits 0. Exits 1 if a check that ran failed.
     """
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.doctor import markdown_table, run_doctor
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import detector_package as find_detector_package
@@ -71,10 +69,8 @@ def doctor_command(package: Path | None, detector_package: Path | None, work: Pa
         log(str(exc))
         detector_package = None
     with tempfile.TemporaryDirectory() as scratch:
-        report = run_doctor(package, detector_package, work or Path(scratch), log)
-    click.echo(markdown_table(report))
-    if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
-        log(f"wrote {json_out}")
-    if report.failed:
+        found = run_doctor(package, detector_package, work or Path(scratch), log)
+    output.text(markdown_table(found))
+    output.data(found.to_dict())
+    if found.failed:
         raise click.ClickException("a check failed (see the table above)")

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MODEL_LOCATION, echo_json, int_list, log, progress_bar
+from mfr.cli.common import MODEL_LOCATION, HiddenAliases, echo_json, int_list, log, progress_bar
 from mfr.paths import default_gallery_location, is_gallery_url
 from mfr.recognition.decision import SCORES
 from mfr.runtime.detectors import DETECTORS
@@ -27,7 +27,7 @@ def gallery_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def model_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--package", "--engine", "model_dir", type=MODEL_LOCATION,
+    return click.option("--model", "--package", "--engine", "model_dir", cls=HiddenAliases, type=MODEL_LOCATION,
                         required=True, help="Recognition model: a package, an engine directory from "
                                             "mfr-export build-engine, or a served model "
                                             "(triton://HOST:PORT/MODEL, see mfr serve).")(command)
@@ -127,7 +127,7 @@ def score_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="raw: cosine against the manifest's thresholds (union bound over the gallery's templates); as-norm: "
              "scores normalised against the model's cohort of strangers (written by mfr thresholds --write) and "
              "the threshold calibrated on this gallery, the cohort playing strangers; names more people at the "
-             "same stranger rate where the cohort resembles the camera's faces (README: Normalised scores)."
+             "same stranger rate where the cohort resembles the camera's faces (docs/recognition.md: Normalised scores)."
     )(command)
 
 
@@ -462,7 +462,8 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
 @click.command("thresholds")
 @model_option
 @click.option("--write", is_flag=True, help="Store the thresholds in the package's (or engine's) manifest.json.")
-@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
+@click.option("--seed", "--mask-seed", "mask_seed", cls=HiddenAliases, type=int, default=0, show_default=True,
+              help="Seed of the synthetic masks.")
 @click.option("--folds", default=None,
               help="Measure on the people of these LFW folds (comma-separated, 1-based; e.g. 6,7,8,9,10) instead "
                    "of the people in no pair. For a model trained on the LFW demo split, whose training people "

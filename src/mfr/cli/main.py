@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mfr.cli.common import MODEL_LOCATION, MfrGroup, echo_json, int_list, local_only, log, progress_bar
+from mfr.cli.common import (
+    MODEL_LOCATION,
+    HiddenAliases,
+    ReportOutput,
+    SectionedGroup,
+    echo_json,
+    int_list,
+    local_only,
+    log,
+    progress_bar,
+    report_options,
+)
 from mfr.cli.gallery_cli import looks_option
 from mfr.manifest import load_manifest
 from mfr.recognition.decision import SCORES
@@ -16,7 +28,16 @@ from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_na
 from mfr.runtime.detectors import DETECTORS
 
 
-@click.group(cls=MfrGroup)
+class MfrCommands(SectionedGroup):
+    sections = {
+        "Deploy a model (mfr-export: onnx, calibrate, build-engine)": ["thresholds", "info", "models", "doctor"],
+        "Recognise people": ["gallery", "identify", "watch", "serve"],
+        "Measure": ["eval", "bench"],
+        "Train": ["train", "restore", "mask-sheet"],
+    }
+
+
+@click.group(cls=MfrCommands)
 @click.version_option(package_name="mfr")
 def cli() -> None:
     """Masked face recognition at the edge: inspect, evaluate and run model packages."""
@@ -67,14 +88,13 @@ def info_command(package: Path, as_json: bool) -> None:
 
 def openset(packages: tuple[Path | str, ...], dataset: str, precision: str | None, detector: Any, detector_name: str,
             folds: tuple[int, ...] | None, mask_seed: int, cache_dir: Path | None, sizes: list[int], target_far: float,
-            min_margin: float | None, masked_templates: bool, json_out: Path | None,
+            min_margin: float | None, masked_templates: bool, output: ReportOutput,
             enrol_photos: tuple[int, ...] = (1,), fusion: str = "templates", scores: tuple[str, ...] = ("raw",),
             cohort_faces: Any = None) -> None:
     """``mfr eval --dataset lfw-openset|mfr2-openset``: every package (and precision, and score) in one run;
     ``cohort_faces`` (``ThresholdFaces``) are embedded by each model for normalised scores."""
     from functools import partial
 
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.openset import (
         check_cohort_people,
         judged_people,
@@ -108,10 +128,8 @@ def openset(packages: tuple[Path | str, ...], dataset: str, precision: str | Non
                 job = partial(mfr2_openset, embedder, detector, detector_name, policy, cohort=chosen_cohort,
                               progress=progress_bar)
             reports.append(run_openset(embedder, package, dataset, policy, job))
-            click.echo(markdown_table(reports[-1]) + "\n")
-    if json_out is not None:
-        write_json_atomic(json_out, [r.to_dict() for r in reports])
-        log(f"wrote {json_out}")
+            output.text(markdown_table(reports[-1]) + "\n")
+    output.data([r.to_dict() for r in reports])
 
 
 def cohort_faces(folds: str | None, people: Path | None) -> Any:
@@ -141,8 +159,40 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
         rebuild_if_mismatched(directory, log)
 
 
+def video_detector_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The face detector of the camera loop, as mfr watch chooses it."""
+    command = click.option("--detector-package", type=MODEL_LOCATION, default=None,
+                           help="RetinaFace package (default: exported once into the cache).")(command)
+    return click.option("--detector", type=click.Choice(list(DETECTORS)), default="yunet", show_default=True,
+                        help="Face detector, as mfr watch --detector.")(command)
+
+
+VERIFICATION = ("lfw", "lfw-masked", "mfr2")
+OPENSET = ("lfw-openset", "mfr2-openset")
+# the --dataset values each mfr eval option applies to (the others refuse it rather than ignore it)
+EVAL_SCOPES: dict[str, tuple[str, ...]] = {
+    "flip": VERIFICATION, "data_dir": VERIFICATION, "bootstrap": VERIFICATION, "plots": VERIFICATION,
+    "errors_out": VERIFICATION, "mask_renderer": ("lfw-masked",), "no_face": ("mfr2",),
+    "detector": ("mfr2", "mfr2-openset"), "detector_package": ("mfr2", "mfr2-openset"),
+    "gallery_sizes": ("lfw-openset",), "masked_templates": ("lfw-openset",), "enrol_photos": ("lfw-openset",),
+    "fusion": ("lfw-openset",), "target_far": OPENSET, "min_margin": OPENSET, "scores": OPENSET,
+    "cohort_folds": OPENSET, "cohort_people": OPENSET}
+
+
+def refuse_options_outside(ctx: click.Context, mode: str, scopes: dict[str, tuple[str, ...]]) -> None:
+    """An option given on the command line whose scope does not hold the value of ``mode`` is an error (a
+    command with modes never ignores an option silently)."""
+    value = ctx.params[mode]
+    for name, values in scopes.items():
+        source = ctx.get_parameter_source(name)
+        if value not in values and source is not None and source != click.core.ParameterSource.DEFAULT:
+            option = next(p for p in ctx.command.params if p.name == name)
+            name = "/".join(option.opts[:1] + getattr(option, "secondary_opts", []))
+            raise click.UsageError(f"{name} applies to --{mode} {', '.join(values)}; not to {value}")
+
+
 @cli.command("eval")
-@click.option("--package", "packages", type=MODEL_LOCATION, required=True, multiple=True,
+@click.option("--model", "--package", "packages", cls=HiddenAliases, type=MODEL_LOCATION, required=True, multiple=True,
               help="Recognition model package, an engine directory from mfr-export build-engine, or a served "
                    "model (triton://HOST:PORT/MODEL, see mfr serve). Repeat to compare models side by side on "
                    "the same pairs (e.g. teacher and student).")
@@ -167,7 +217,8 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
               help="RetinaFace package, engine or served model (default: exported once into the cache).")
 @click.option("--no-face", type=click.Choice(["fail", "center"]), default="fail", show_default=True,
               help="When no face is found: stop, or use a centred crop (counted in the report).")
-@click.option("--mask-seed", type=int, default=0, show_default=True, help="Seed of the synthetic masks.")
+@click.option("--seed", "--mask-seed", "mask_seed", cls=HiddenAliases, type=int, default=0, show_default=True,
+              help="Seed of the synthetic masks.")
 @click.option("--mask-renderer", type=click.Choice(["templates", "procedural"]), default="templates",
               show_default=True,
               help="lfw-masked: MaskTheFace templates (what training uses) or procedural shapes no training sees "
@@ -179,7 +230,7 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
               help="Embedding cache (default: $MFR_CACHE_DIR or ~/.cache/mfr).")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write cached embeddings.")
 @click.option("--plots", type=click.Path(path_type=Path), default=None, help="Write ROC and DET PNGs here.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write results as JSON.")
+@report_options
 @click.option("--errors", "errors_out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the pairs the 10-fold accuracy counts wrong (every package, protocol and precision) as "
                    "CSV: the two photos, same person or not, the score and the threshold it was judged at.")
@@ -213,79 +264,73 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
 def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool,
                  flip: bool, data_dir: Path | None, detector: str, detector_package: Path | str | None, no_face: str,
                  mask_seed: int, mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None,
-                 no_cache: bool, plots: Path | None, json_out: Path | None, errors_out: Path | None,
+                 no_cache: bool, plots: Path | None, output: ReportOutput, errors_out: Path | None,
                  gallery_sizes: str, target_far: float, min_margin: float | None, masked_templates: bool,
                  enrol_photos: str, fusion: str, scores: tuple[str, ...], cohort_folds: str | None,
                  cohort_people: Path | None) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
     -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
     measured by mfr thresholds)."""
-    from mfr.atomic import write_json_atomic
-    from mfr.benchmarks.compare import compare_precisions, drop_table, side_by_side, side_by_side_table
-    from mfr.benchmarks.report import markdown_table, save_curves, write_errors_csv
-    from mfr.benchmarks.verification import EvalReport, Evaluation
+    from functools import partial
+
+    from mfr.benchmarks.verification import Evaluation
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_detector
 
+    refuse_options_outside(click.get_current_context(), "dataset", EVAL_SCOPES)
+    if len(packages) > 1 and precision == "both":
+        raise click.BadParameter("--precision both compares the precisions of one package; give one --model",
+                                 param_hint="--precision")
+    if (cohort_folds or cohort_people) and "as-norm" not in scores:
+        raise click.BadParameter("a cohort is used by normalised scores only: add --score as-norm",
+                                 param_hint="--cohort-folds/--cohort-people")
     cache_root = cache_dir or default_cache_dir()
     face_detector, detector_name = (None, "none")
     if dataset in ("mfr2", "mfr2-openset"):
         face_detector, detector_name = make_detector(detector, detector_package, cache_root, log)
     fold_list = tuple(f - 1 for f in int_list(folds, "--folds", "fold numbers")) if folds else None
-
-    if len(packages) > 1 and precision == "both":
-        raise click.BadParameter("--precision both compares the precisions of one package; give one --package",
-                                 param_hint="--precision")
     if rebuild_on_mismatch:
         rebuild_engines_that_do_not_fit(local_only(packages))
-    if dataset != "lfw-openset" and (enrol_photos.strip() != "1" or fusion != "templates"):
-        raise click.BadParameter("several enrolment photos are measured on lfw-openset only",
-                                 param_hint="--enrol-photos/--fusion")
-    if not dataset.endswith("-openset") and set(scores) != {"raw"}:
-        raise click.BadParameter("verification scores pairs by raw cosine; --score applies to the open-set "
-                                 "datasets", param_hint="--score")
-    if (cohort_folds or cohort_people) and "as-norm" not in scores:
-        raise click.BadParameter("a cohort is used by normalised scores only: add --score as-norm",
-                                 param_hint="--cohort-folds/--cohort-people")
     if dataset.endswith("-openset"):
-        if errors_out is not None:
-            raise click.BadParameter("lists verification pairs; the open-set datasets have none", param_hint="--errors")
         openset(packages, dataset, precision, face_detector, detector_name, fold_list, mask_seed,
                 None if no_cache else cache_root, int_list(gallery_sizes, "--gallery-size", "sizes", positive=True),
-                target_far, min_margin, masked_templates, json_out,
+                target_far, min_margin, masked_templates, output,
                 tuple(int_list(enrol_photos, "--enrol-photos", "photo counts", positive=True)), fusion,
                 tuple(dict.fromkeys(scores)),
                 cohort_faces(cohort_folds, cohort_people) if "as-norm" in scores else None)
         return
+    evaluation = partial(Evaluation, dataset=dataset, flip=flip, data_dir=data_dir, detector=face_detector,
+                         detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
+                         mask_seed=mask_seed,
+                         mask_renderer=mask_renderer, folds=fold_list, cache_dir=None if no_cache else cache_root,
+                         bootstrap=bootstrap)
+    runs = [(packages[0], p) for p in ("fp32", "int8")] if precision == "both" else \
+        [(package, precision) for package in packages]
+    verification([evaluation(package=package, precision=chosen)(progress=progress_bar) for package, chosen in runs],
+                 precision == "both", output, plots, errors_out)
 
-    def run(package: Path | str, chosen: str | None) -> EvalReport:
-        return Evaluation(
-            package=package, dataset=dataset, precision=chosen, flip=flip, data_dir=data_dir,
-            detector=face_detector, detector_name=detector_name, no_face=no_face,  # type: ignore[arg-type]
-            mask_seed=mask_seed, mask_renderer=mask_renderer, folds=fold_list,
-            cache_dir=None if no_cache else cache_root, bootstrap=bootstrap,
-        )(progress=progress_bar)
 
-    if precision == "both":
-        reports = [run(packages[0], p) for p in ("fp32", "int8")]
-    else:
-        reports = [run(package, precision) for package in packages]
+def verification(reports: list[Any], compare_precisions_of_one: bool, output: ReportOutput, plots: Path | None,
+                 errors_out: Path | None) -> None:
+    """``mfr eval`` on a verification dataset: each report's table, then the precisions' drop (one package at
+    fp32 and int8) or the packages side by side; curves, the JSON, the pairs judged wrongly."""
+    from mfr.benchmarks.compare import compare_precisions, drop_table, side_by_side, side_by_side_table
+    from mfr.benchmarks.report import markdown_table, save_curves, write_errors_csv
+
     for report in reports:
-        click.echo(markdown_table(report) + "\n")
+        output.text(markdown_table(report) + "\n")
     result: dict[str, Any] = reports[0].to_dict()
-    if precision == "both":
+    if compare_precisions_of_one:
         result = compare_precisions(*reports)
-        click.echo(drop_table(result))
+        output.text(drop_table(result))
     elif len(reports) > 1:
         result = side_by_side(reports)
-        click.echo(side_by_side_table(reports))
+        output.text(side_by_side_table(reports))
     if plots is not None:
         for report in reports:
             for path in save_curves(report, plots):
                 log(f"wrote {path}")
-    if json_out is not None:
-        write_json_atomic(json_out, result)
-        log(f"wrote {json_out}")
+    output.data(result)
     if errors_out is not None:
         log(f"wrote {errors_out}: {write_errors_csv(reports, errors_out)} wrongly judged pairs")
 
@@ -296,7 +341,7 @@ def bench_group() -> None:
 
 
 @bench_group.command("latency")
-@click.option("--engine", "engines", type=MODEL_LOCATION, multiple=True, required=True,
+@click.option("--model", "--engine", "engines", cls=HiddenAliases, type=MODEL_LOCATION, multiple=True, required=True,
               help="Engine directory (from mfr-export build-engine), or a served model (triton://HOST:PORT/MODEL); "
                    "repeat to compare them in one run.")
 @click.option("--batch", "batches", default=None,
@@ -316,11 +361,10 @@ def bench_group() -> None:
               help="Timed calls per engine before the next engine takes its turn.")
 @click.option("--rebuild-on-mismatch", is_flag=True,
               help="Rebuild an engine built for another machine from its source ONNX instead of failing.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None,
-              help="Write every figure and the hardware/software fingerprint as JSON.")
+@report_options
 def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, clients: str | None, seconds: float,
                           rounds: int, warmup: int, block: int, rebuild_on_mismatch: bool,
-                          json_out: Path | None) -> None:
+                          output: ReportOutput) -> None:
     """p50/p95/p99 latency and throughput per batch size, engines interleaved so their ratios are fair.
 
     Engines take turns in blocks of --block calls, each block after a short pause and --warmup untimed
@@ -333,13 +377,12 @@ def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, 
     """
     from contextlib import ExitStack
 
-    from mfr.atomic import write_json_atomic
     from mfr.runtime.engine_load import open_engine
 
     sizes = int_list(batches or ("1" if clients else "1,8,32,128"), "--batch", "batch sizes", positive=True)
     labels = [str(e) for e in engines]
     if len(set(labels)) != len(labels):
-        raise click.BadParameter("the same engine was given twice", param_hint="--engine")
+        raise click.BadParameter("the same engine was given twice", param_hint="--model")
     if rebuild_on_mismatch:
         rebuild_engines_that_do_not_fit(local_only(engines))
     report: Any
@@ -352,7 +395,7 @@ def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, 
             raise click.BadParameter("with --clients give one batch size", param_hint="--batch")
         log(f"measuring {len(engines)} engine(s) with {counts} concurrent clients, {seconds:g} s each")
         report = measure_concurrency(dict(zip(labels, engines, strict=True)), counts, sizes[0], seconds)
-        click.echo(concurrency_table(report))
+        output.text(concurrency_table(report))
     else:
         from mfr.benchmarks.latency import markdown_table, measure_latency
 
@@ -362,14 +405,13 @@ def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, 
             log(f"measuring {len(opened)} engine(s) at batch sizes {sizes}: {rounds} timed calls each, in blocks of "
                 f"{block} after {warmup} untimed calls")
             report = measure_latency(opened, sizes, rounds=rounds, warmup=warmup, block=block)
-        click.echo(markdown_table(report))
-    if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
-        log(f"wrote {json_out}")
+        output.text(markdown_table(report))
+    output.data(report.to_dict())
 
 
 @bench_group.command("pipeline")
-@click.option("--engine", "--package", "engines", type=click.Path(path_type=Path, file_okay=False), multiple=True,
+@click.option("--model", "--engine", "--package", "engines", cls=HiddenAliases,
+              type=click.Path(path_type=Path, file_okay=False), multiple=True,
               required=True, help="Recognition engine or package; repeat to compare (e.g. FP32 and INT8).")
 @click.option("--resolutions", default="480p,720p,1080p", show_default=True, help="Comma-separated: 480p, 720p, 1080p.")
 @click.option("--faces", default="1,5,10,20", show_default=True, help="Comma-separated faces on screen.")
@@ -378,18 +420,19 @@ def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, 
 @click.option("--seconds", type=click.FloatRange(2, 600), default=8.0, show_default=True,
               help="Length of each generated clip (30 frames/s).")
 @click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True)
+@video_detector_options
 @click.option("--repeats", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Rounds per clip and interval; engines take turns each round, the median round is reported.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@report_options
 def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: str, detect_every: str, seconds: float,
-                           detect_size: int, repeats: int, json_out: Path | None) -> None:
+                           detect_size: int, detector: str, detector_package: Path | str | None, repeats: int,
+                           output: ReportOutput) -> None:
     """End-to-end frames/s and per-stage latency of mfr watch on generated clips, by resolution, faces and engine.
 
     Each clip is synthetic (real photos pasted on a drawn scene, see mfr.data.clips) and read from the file as
     fast as the machine goes, decoding included, every frame. Engines take turns on the same clip for
     --repeats rounds; each reports its median round, the rounds' range and its ratio to the first --engine.
     """
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.pipeline import RESOLUTIONS, markdown_table, measure_pipeline
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_video_detector
@@ -399,19 +442,19 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
     unknown = [r for r in chosen if r not in RESOLUTIONS]
     if unknown or not chosen:
         raise click.BadParameter(f"choose from {', '.join(RESOLUTIONS)}", param_hint="--resolutions")
-    detector, name = make_video_detector("yunet", None, detect_size, default_cache_dir(), log)
+    face_detector, name = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)
     opened = {str(e): FaceEmbedder.open(e) for e in engines}
-    report = measure_pipeline(opened, detector, name, chosen, int_list(faces, "--faces", "face counts", True),
+    report = measure_pipeline(opened, face_detector, name, chosen, int_list(faces, "--faces", "face counts", True),
                               int_list(detect_every, "--detect-every", "intervals", True), seconds, log, repeats)
-    click.echo(markdown_table(report))
+    output.text(markdown_table(report))
     log(f"detector {name}; {report.machine['cpu']} ({report.machine['cpu_count']} cores, "
         f"{report.machine['instruction_set']})")
-    if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
+    output.data(report.to_dict())
 
 
 @bench_group.command("watch")
-@click.option("--engine", "--package", "model_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+@click.option("--model", "--engine", "--package", "model_dir", cls=HiddenAliases,
+              type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Recognition engine or package (with measured thresholds).")
 @click.option("--clip", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="A clip from mfr bench make-clip [default: generate the clip of each --seeds].")
@@ -423,9 +466,10 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
               help="The decision's score (as mfr watch --score); repeat to judge both on the same clips. as-norm uses "
                    "the model's cohort less everyone the clip shows.")
 @looks_option
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@video_detector_options
+@report_options
 def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_every: int, scores: tuple[str, ...],
-                        looks: int, json_out: Path | None) -> None:
+                        looks: int, detector: str, detector_package: Path | str | None, output: ReportOutput) -> None:
     """Accuracy of mfr watch on synthetic clips with ground truth: people named, strangers named, MOT metrics.
 
     The clip's known people are enrolled from their enrolment photos (never shown in the clip) into a
@@ -434,7 +478,6 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
     """
     import tempfile
 
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.clip_eval import score_as_dict
     from mfr.benchmarks.pipeline import watch_accuracy
     from mfr.cache import default_cache_dir
@@ -447,7 +490,7 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
     seed_list = int_list(seeds, "--seeds", "seeds")
     if clip is not None and seeds != "0":
         raise click.BadParameter("judges the given --clip; --seeds chooses generated clips", param_hint="--seeds")
-    detector, name = make_video_detector("yunet", None, 640, default_cache_dir(), log)
+    face_detector, name = make_video_detector(detector, detector_package, 640, default_cache_dir(), log)
     embedder = FaceEmbedder.open(model_dir)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mfr-clip-") as tmp:
@@ -456,12 +499,12 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
             if seed is not None:
                 log(f"generating the clip of seed {seed}: {make_clip(path, ClipConfig(seed=seed))}")
             for score in dict.fromkeys(scores):
-                result, stats = watch_accuracy(path, embedder, detector, str(model_dir), detect_every,
+                result, stats = watch_accuracy(path, embedder, face_detector, str(model_dir), detect_every,
                                                DecisionPolicy(score=score, looks=looks))
                 s: dict[str, Any] = score_as_dict(result)
                 runs.append({"seed": seed, "clip": str(clip) if seed is None else "generated", "score_rule": score,
                              "looks": looks, "score": s, "stats": stats})
-                click.echo(
+                output.text(
                     f"{'clip ' + str(clip) if seed is None else f'seed {seed}'}, {score}: enrolled appearances named "
                     f"correctly: {s['enrolled_named_correctly']}/{s['enrolled_appearances']} "
                     f"({100 * s['enrolled_correct_rate']:.1f} %), named wrongly: {s['enrolled_named_wrongly']}; "
@@ -471,8 +514,7 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
                     f"one: {s['face_frames_named_correctly']}; IDF1 {s['idf1']:.3f}, ID switches {s['id_switches']}, "
                     f"fragmentations {s['fragmentations']}, MOTA {s['mota']:.3f}; embedded "
                     f"{100 * s['embedded_share']:.1f} % of face-frames; {stats['frames_per_second']} frames/s")
-    if json_out is not None:
-        write_json_atomic(json_out, {"runs": runs, "detector": name, "machine": fingerprint()})
+    output.data({"runs": runs, "detector": name, "machine": fingerprint()})
 
 
 @bench_group.command("make-clip")
@@ -497,20 +539,19 @@ def bench_make_clip_command(out: Path, width: int, height: int, fps: float, seed
 @click.option("--templates", "sizes", default="1000,10000,100000", show_default=True,
               help="Comma-separated gallery sizes (templates).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True, help="Probes per search call.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
-def bench_search_command(sizes: str, batch: int, json_out: Path | None) -> None:
+@report_options
+def bench_search_command(sizes: str, batch: int, output: ReportOutput) -> None:
     """Time of the exact gallery search (best template per person, top two) by gallery size."""
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.search import markdown_table, measure_search
 
     report = measure_search(int_list(sizes, "--templates", "sizes", positive=True), batch=batch)
-    click.echo(markdown_table(report))
-    if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
+    output.text(markdown_table(report))
+    output.data(report.to_dict())
 
 
 @bench_group.command("gallery")
-@click.option("--package", "--engine", "model_dir", type=click.Path(path_type=Path, file_okay=False),
+@click.option("--model", "--package", "--engine", "model_dir", cls=HiddenAliases,
+              type=click.Path(path_type=Path, file_okay=False),
               required=True, help="Recognition model whose embeddings of LFW photos the synthetic galleries are "
                                   "modelled on.")
 @click.option("--sizes", default="1e3,1e4,1e5,1e6", show_default=True,
@@ -532,19 +573,18 @@ def bench_search_command(sizes: str, batch: int, json_out: Path | None) -> None:
               help="Real LFW photos embedded to fit the model the galleries are drawn from.")
 @click.option("--cache", "cache_root", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Cache for the LFW embeddings [default: the mfr cache].")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@report_options
 @click.option("--markdown", "markdown_out", type=click.Path(path_type=Path), default=None)
 def bench_gallery_command(model_dir: Path, sizes: str, methods: str | None, ivf_shares: str, hnsw_ef: str, pg_ef: str,
                           candidates: int,
                           postgres_url: str | None, probes: int, lfw_photos: int, cache_root: Path | None,
-                          json_out: Path | None,
+                          output: ReportOutput,
                           markdown_out: Path | None) -> None:
     """Search latency (p50/p95), recall@1 against exact search, memory and enrolment rate by gallery size.
 
     The galleries are synthetic, drawn from a two-covariance model fitted to the model's embeddings of real
     LFW photos (see mfr.benchmarks.gallery_scale); one template per person, probes searched one at a time.
     """
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.gallery_scale import lfw_statistics, markdown_table, measurable_searches, measure_gallery
     from mfr.cache import default_cache_dir
     from mfr.runtime.embedder import FaceEmbedder
@@ -570,26 +610,25 @@ def bench_gallery_command(model_dir: Path, sizes: str, methods: str | None, ivf_
     if "pgvector" in chosen and not postgres_url:
         report.notes.append("pgvector not measured: no --postgres server given")
     table = markdown_table(report)
-    click.echo(table)
+    output.text(table)
     if markdown_out is not None:
         markdown_out.write_text(table + "\n")
-    if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
+    output.data(report.to_dict())
 
 
 @bench_group.command("recognition")
-@click.option("--package", "--engine", "model_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+@click.option("--model", "--package", "--engine", "model_dir", cls=HiddenAliases,
+              type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Recognition package or engine directory.")
 @click.option("--photos", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="A folder of photos [default: the demo photos].")
 @click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--detector-package", type=click.Path(path_type=Path), default=None,
               help="RetinaFace package (default: exported once into the cache).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@report_options
 def bench_recognition_command(model_dir: Path, photos: Path | None, rounds: int, detector_package: Path | None,
-                              json_out: Path | None) -> None:
+                              output: ReportOutput) -> None:
     """Enrolment photos/s and identification faces/s, the whole per-photo path of mfr gallery / mfr identify."""
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.recognition_speed import measure_recognition_speed
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_detector
@@ -600,9 +639,8 @@ def bench_recognition_command(model_dir: Path, photos: Path | None, rounds: int,
     files = photo_files([photos or dataset_dir("demo") / "examples"])
     detector, name = make_detector("retinaface", detector_package, default_cache_dir(), log)
     report = measure_recognition_speed(FaceEmbedder.open(model_dir), detector, name, files, rounds)
-    click.echo(report.summary())
-    if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
+    output.text(report.summary())
+    output.data(report.to_dict())
 
 
 @bench_group.command("preprocess")
@@ -615,15 +653,14 @@ def bench_recognition_command(model_dir: Path, photos: Path | None, rounds: int,
               help="Whose preprocessing spec (crop size, template, colour order, normalisation) is measured.")
 @click.option("--detector-package", type=click.Path(path_type=Path), default=None,
               help="RetinaFace package for the landmarks (default: exported once into the cache).")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@report_options
 def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int, model_name: str,
-                             detector_package: Path | None, json_out: Path | None) -> None:
+                             detector_package: Path | None, output: ReportOutput) -> None:
     """Faces/s and effective bandwidth of the CUDA preprocessing kernel vs the CPU path (OpenCV), interleaved.
 
     The faces of one frame (detected by RetinaFace) are repeated up to each batch size. Without a GPU
     only the CPU path is measured, and the report says why.
     """
-    from mfr.atomic import write_json_atomic
     from mfr.benchmarks.preprocess import PreprocessReport, markdown_table, measure_preprocess
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_detector
@@ -650,15 +687,13 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
         log(f"GPU path not measured: {missing}")
     report = PreprocessReport(str(path), list(frame.shape), measure_preprocess(frame, landmarks, spec, sizes, gpu,
                                                                                rounds=rounds), rounds, missing)
-    click.echo(markdown_table(report))
-    if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
-        log(f"wrote {json_out}")
+    output.text(markdown_table(report))
+    output.data(report.to_dict())
 
 
 @cli.command("restore")
 @click.argument("photo", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--package", type=click.Path(path_type=Path), required=True,
+@click.option("--model", "--package", "package", cls=HiddenAliases, type=click.Path(path_type=Path), required=True,
               help="MEER package with a restoring decoder (from mfr train meer).")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True, help="PNG file to write.")
 @click.option("--detector", type=click.Choice(list(DETECTORS)), default="retinaface", show_default=True,
@@ -712,7 +747,7 @@ def restore_command(photo: Path, package: Path, out: Path, detector: str, detect
 @cli.command("mask-sheet")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
 @click.option("--count", type=click.IntRange(min=1), default=24, show_default=True, help="LFW faces to mask.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Mask seed (as in mfr eval --mask-seed).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Mask seed (as in mfr eval --seed).")
 @click.option("--renderer", type=click.Choice(["templates", "procedural"]), default="templates", show_default=True,
               help="Which mask renderer (as in mfr eval --mask-renderer).")
 def mask_sheet_command(out: Path, count: int, seed: int, renderer: str) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import log
+from mfr.cli.common import HiddenAliases, log
 
 SERVE_HELP = """Serve model packages or engine directories to many clients through Triton Inference Server.
 
@@ -68,7 +68,8 @@ def served_models(specs: tuple[str, ...], precision: str | None) -> list[Any]:
 
 
 @click.command("serve", help=SERVE_HELP)
-@click.option("--package", "--engine", "specs", multiple=True, required=True, metavar="[NAME=]DIR",
+@click.option("--model", "--package", "--engine", "specs", cls=HiddenAliases, multiple=True, required=True,
+              metavar="[NAME=]DIR",
               help="Model package or engine directory to serve; repeat for several (recognition, detection).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
               help="Which model of a package (default fp32); an engine directory serves its own.")

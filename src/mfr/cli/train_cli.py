@@ -412,7 +412,8 @@ def _option_for(field: dataclasses.Field[Any], hint: Any) -> click.Option:
         text = ",".join(str(v) for v in default) if default is not None else None
         return click.Option([flag, field.name], default=text, show_default=True, required=required,
                             help="Comma-separated.")
-    kind = {Path: click.Path(path_type=Path), int: int, float: float}.get(base, str)
+    kinds: dict[Any, Any] = {Path: click.Path(path_type=Path), int: int, float: float}
+    kind = kinds.get(base, str)
     return click.Option([flag, field.name], type=kind, default=default, show_default=default is not None,
                         required=required)
 

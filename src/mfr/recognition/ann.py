@@ -5,7 +5,7 @@ CPU (1.3 ms per probe at 100k templates, 15 ms at 1M on 2 cores). An approximate
 ``candidates`` nearest templates of a probe; every template of those candidates' people is then scored
 exactly, with the same mask rules and offsets as ``ExactSearch``, so the decision rule sees exact scores
 and the only approximation is which people are looked at. Recall@1 against exact search is what
-``mfr bench gallery`` reports (README, "A fleet").
+``mfr bench gallery`` reports (docs/fleet-and-serving.md).
 
 Two indexes, measured against each other on face-like galleries of up to a million templates:
 

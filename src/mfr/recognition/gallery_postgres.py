@@ -28,8 +28,8 @@ from mfr.recognition.gallery import SCHEMA_VERSION, Connection, Cursor, Gallery,
 from mfr.recognition.search import PersonScores
 
 # The templates' HNSW index (cosine). At 1M face-like templates pgvector's defaults (m 16, ef_construction
-# 64) found the exact best person for 74 % of probes at ef_search 160; these options for 95 % (README, "A
-# fleet"), for a build four times as long (18 min on 2 cores) and slower inserts.
+# 64) found the exact best person for 74 % of probes at ef_search 160; these options for 95 % (docs/fleet-
+# and-serving.md), for a build four times as long (18 min on 2 cores) and slower inserts.
 HNSW_OPTIONS = "m = 32, ef_construction = 128"
 VECTOR_INDEX = f"CREATE INDEX templates_vec_hnsw ON templates USING hnsw (vec vector_cosine_ops) WITH ({HNSW_OPTIONS})"
 _MIGRATION_LOCK = 0x6D667267  # pg_advisory_xact_lock key: one migrating process at a time

@@ -7,8 +7,8 @@ upper face (eyes and forehead), so skin tone and lighting cancel and what is lef
 face still looks like the same skin. Standardised, then one logistic unit: a few microseconds per face.
 
 Trained by ``mfr train mask-classifier`` on synthetic masks (the judging sets stay out) and shipped as
-``mfr/weights/mask-classifier/mask_classifier.npz``; its accuracy on MFR2's real mask labels is in the
-README.
+``mfr/weights/mask-classifier/mask_classifier.npz``; its accuracy on MFR2's real mask labels is in
+docs/recognition.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The schedules G2D and MEER train with when an option is not given, one per ``--init``.
 
 A student that starts from the teacher already recognises faces: it needs a short schedule, and the
-measured recipes that make each method beat its teacher within an hour on a 2-core CPU (README,
+measured recipes that make each method beat its teacher within an hour on a 2-core CPU (docs/training.md,
 "Starting from the pretrained recognizer") differ from the from-scratch ones the papers' schedules were
 scaled down to. So the defaults follow ``--init``: ``mfr train g2d --teacher T --out O`` runs the kept
 G2D recipe, ``... --init random`` the from-scratch ablation as it was measured. Options given on the
