@@ -39,9 +39,19 @@ Row = dict[str, Any]
 
 
 class TrainingMethod(Protocol):
-    schedule: list[str]  # the stage of every epoch
-    fresh_optimizer_per_stage: bool
-    clip_grad: float | None  # the largest gradient norm (None: no clipping)
+    @property
+    def schedule(self) -> list[str]:
+        """The stage of every epoch."""
+        ...
+
+    @property
+    def fresh_optimizer_per_stage(self) -> bool:
+        ...
+
+    @property
+    def clip_grad(self) -> float | None:
+        """The largest gradient norm (None: no clipping)."""
+        ...
 
     def state(self) -> dict[str, Any]:
         """Everything trained, for the checkpoint."""
