@@ -127,7 +127,8 @@ def score_option(command: Callable[..., Any]) -> Callable[..., Any]:
         help="raw: cosine against the manifest's thresholds (union bound over the gallery's templates); as-norm: "
              "scores normalised against the model's cohort of strangers (written by mfr thresholds --write) and "
              "the threshold calibrated on this gallery, the cohort playing strangers; names more people at the "
-             "same stranger rate where the cohort resembles the camera's faces (docs/recognition.md: Normalised scores)."
+             "same stranger rate where the cohort resembles the camera's faces (docs/recognition.md: Normalised "
+             "scores)."
     )(command)
 
 
