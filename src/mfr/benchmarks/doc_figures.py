@@ -47,10 +47,14 @@ def render_eval(reports: list[dict[str, Any]]) -> str:
     lines = ["| model | precision | dataset | protocol | accuracy | EER (95 % CI) | TAR@FAR=1e-3 | wall time |",
              "|---|---|---|---|---:|---:|---:|---:|"]
     for report in reports:
+        dataset = report["dataset"]
+        if report.get("detection"):  # photos detected and aligned: which detector, and faces it missed
+            found = report["detection"]
+            dataset += f" ({found['detector'].split()[0]}, {found['no_face']} missed)"
         for name, figures in report["protocols"].items():
             low, high = figures["eer_ci95"]
             lines.append(
-                f"| {report['model']} | {report['precision']} ({report['backend']}) | {report['dataset']} | {name} | "
+                f"| {report['model']} | {report['precision']} ({report['backend']}) | {dataset} | {name} | "
                 f"{_percent(figures['accuracy'])} ± {100 * figures['accuracy_std']:.2f} | "
                 f"{_percent(figures['eer'])} ({100 * low:.2f}–{100 * high:.2f}) | "
                 f"{_percent(figures['tar_at_far']['1e-3'])} | {report['seconds']:.0f} s |")
