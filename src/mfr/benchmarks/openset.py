@@ -245,16 +245,11 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
         enrolled = np.array([ids[p.parent.name] for p in enrol])
         weights = (np.array([aligned_quality(crops.crop(p, masked=False)) for p in enrol])
                    if chosen.weighted else np.ones(len(enrol)))
-        bare, bare_people = chosen.fuse(bank.embed(enrol, masked=False)[0], enrolled, weights)
+        bare = chosen.fuse(bank.embed(enrol, masked=False)[0], enrolled, weights)
         for protocol in ("unmasked", "masked"):
             masked_protocol = protocol == "masked"
-            templates, people = bare, bare_people
-            flags = np.zeros(len(templates), bool)
-            if masked_protocol and masked_templates:  # enrolment adds synthetic-masked templates, fused alike
-                covered, covered_people = chosen.fuse(bank.embed(enrol, masked=True)[0], enrolled, weights)
-                templates = np.vstack([templates, covered])
-                people = np.concatenate([people, covered_people])
-                flags = np.concatenate([flags, np.ones(len(covered), bool)])
+            templates, people, flags = fused_templates(bare, bank, chosen, enrol, enrolled, weights,
+                                                       masked_protocol and masked_templates)
             embeddings, detected = bank.embed(probes, masked=masked_protocol)
             rates = score(_identifier(embedder, templates, people, flags, names, policy, cohort), names, embeddings,
                           detected, truth)
@@ -268,6 +263,21 @@ def lfw_openset(embedder: FaceEmbedder, sizes: list[int], policy: DecisionPolicy
             f"each; masks seed {mask_seed}; {'with' if masked_templates else 'without'} synthetic-masked templates"
             + trained_note(trained) + cohort_note(cohort))
     return results, data
+
+
+def fused_templates(bare: tuple[np.ndarray, np.ndarray], bank: FaceBank, fusion: Any, enrol: list[Path],
+                    enrolled: np.ndarray, weights: np.ndarray,
+                    with_masked: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(templates, their people, masked flags): the enrolment photos' ``bare`` (fused) templates and people;
+    with ``with_masked``, also their synthetic-masked templates, fused alike (as enrolment adds them)."""
+    templates, people = bare
+    flags = np.zeros(len(templates), bool)
+    if with_masked:
+        covered, covered_people = fusion.fuse(bank.embed(enrol, masked=True)[0], enrolled, weights)
+        templates = np.vstack([templates, covered])
+        people = np.concatenate([people, covered_people])
+        flags = np.concatenate([flags, np.ones(len(covered), bool)])
+    return templates, people, flags
 
 
 def unseen_people(people: set[str], embedder: FaceEmbedder) -> tuple[list[str], list[str]]:

@@ -42,6 +42,26 @@ def _scale(amax: float) -> float:
     return max(amax, 1e-8) / INT8_MAX
 
 
+def int8_weight(graph: onnx.GraphProto, initializer: onnx.TensorProto, axis: int,
+                new_nodes: list[onnx.NodeProto]) -> str:
+    """The weight ``initializer`` as int8 per channel along ``axis`` (the output channels) behind a
+    DequantizeLinear appended to ``new_nodes``; the name of the dequantized tensor."""
+    name = initializer.name
+    tensor = numpy_helper.to_array(initializer).astype(np.float32)
+    channels = np.moveaxis(tensor, axis, 0)
+    amax = np.abs(channels.reshape(channels.shape[0], -1)).max(axis=1)
+    scales = (np.maximum(amax, 1e-8) / INT8_MAX).astype(np.float32)
+    shape = [1] * tensor.ndim
+    shape[axis] = -1
+    q = np.clip(np.round(tensor / scales.reshape(shape)), -127, 127).astype(np.int8)
+    graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
+                              numpy_helper.from_array(scales, f"{name}_scale"),
+                              numpy_helper.from_array(np.zeros(len(scales), np.int8), f"{name}_zero")])
+    new_nodes.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
+                                      [f"{name}_dq"], name=f"{name}_DequantizeLinear", axis=axis))
+    return f"{name}_dq"
+
+
 def write_trt_int8(fp32_path: Path, ranges: dict[str, tuple[float, float]], out: Path,
                    exclude: list[str] | None = None) -> None:
     """Insert Q/DQ pairs into a copy of the FP32 model; ``exclude`` nodes stay entirely float."""
@@ -65,22 +85,6 @@ def write_trt_int8(fp32_path: Path, ranges: dict[str, tuple[float, float]], out:
             quantized[name] = f"{name}_dq"
         return quantized[name]
 
-    def weight(name: str, axis: int) -> str:
-        """int8 per-channel along ``axis`` (the output channels) behind a DequantizeLinear."""
-        tensor = numpy_helper.to_array(initializers[name]).astype(np.float32)
-        channels = np.moveaxis(tensor, axis, 0)
-        amax = np.abs(channels.reshape(channels.shape[0], -1)).max(axis=1)
-        scales = (np.maximum(amax, 1e-8) / INT8_MAX).astype(np.float32)
-        shape = [1] * tensor.ndim
-        shape[axis] = -1
-        q = np.clip(np.round(tensor / scales.reshape(shape)), -127, 127).astype(np.int8)
-        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_int8"),
-                                  numpy_helper.from_array(scales, f"{name}_scale"),
-                                  numpy_helper.from_array(np.zeros(len(scales), np.int8), f"{name}_zero")])
-        new_nodes.append(helper.make_node("DequantizeLinear", [f"{name}_int8", f"{name}_scale", f"{name}_zero"],
-                                          [f"{name}_dq"], name=f"{name}_DequantizeLinear", axis=axis))
-        return f"{name}_dq"
-
     main_branch = main_branch_inputs(graph, set(initializers))
     for node in list(graph.node):
         if node.name in skip:
@@ -89,7 +93,7 @@ def write_trt_int8(fp32_path: Path, ranges: dict[str, tuple[float, float]], out:
             node.input[0] = activation(node.input[0])
             axis = weight_channel_axis(node)
             if len(node.input) > 1 and node.input[1] in initializers and axis is not None:
-                node.input[1] = weight(node.input[1], axis)
+                node.input[1] = int8_weight(graph, initializers[node.input[1]], axis, new_nodes)
         elif node.op_type == "Add" and all(i not in initializers for i in node.input):
             for index, name in enumerate(node.input):
                 if (node.name, name) not in main_branch:

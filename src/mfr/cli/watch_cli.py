@@ -116,30 +116,20 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
     """
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_video_detector
-    from mfr.recognition.decision import Identifier
     from mfr.recognition.events import SnapshotStore
     from mfr.recognition.mask_state import MaskClassifier
     from mfr.recognition.session import WatchSession, event_sinks, start_replica
     from mfr.recognition.sources import LiveOptions
-    from mfr.recognition.track_identity import DecisionConfig
-    from mfr.recognition.tracker import TrackerConfig
-    from mfr.recognition.watch import WatchOptions
 
     if len(source_texts) > 1 and (record or show):
         raise click.UsageError("--record and --show take one --source")
     embedder = open_embedder(model_dir)
-    decision_policy = policy(target_far, min_margin, threshold, score, looks)
-
-    def load_identifier() -> Any:
-        with open_gallery(str(replica_path) if replica_path else gallery_path) as gallery:
-            return Identifier.for_gallery(gallery, embedder, decision_policy, str(model_dir), search), gallery.path
-
+    load_identifier = identifier_loader(str(replica_path) if replica_path else gallery_path, embedder,
+                                        policy(target_far, min_margin, threshold, score, looks), model_dir, search)
     replica = (start_replica(replica_path, gallery_path, sync_every, lambda: load_identifier()[0], log)
                if replica_path else None)
     identifier, gallery_file = load_identifier()
-    options = WatchOptions(detect_every=detect_every, tracker=TrackerConfig(lost_seconds=lost_seconds),
-                           decision=DecisionConfig(min_observations=min_observations), mask_mode=mask_mode,
-                           stats_every=stats_every)
+    options = _watch_options(detect_every, lost_seconds, min_observations, mask_mode, stats_every)
     with WatchSession(make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)[0],
                       embedder, identifier, options,
                       event_sinks(events_path, None if no_gallery_events else gallery_file, replica is not None,
@@ -159,6 +149,29 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
+
+
+def identifier_loader(location: str | None, embedder: Any, rule: Any, model_dir: Path | str,
+                      search: str) -> Callable[[], tuple[Any, str]]:
+    """What (re)builds the decision rule from the gallery at ``location``: (the rule, the gallery's path)."""
+    from mfr.recognition.decision import Identifier
+
+    def load() -> tuple[Any, str]:
+        with open_gallery(location) as gallery:
+            return Identifier.for_gallery(gallery, embedder, rule, str(model_dir), search), gallery.path
+
+    return load
+
+
+def _watch_options(detect_every: int, lost_seconds: float, min_observations: int, mask_mode: str,
+                   stats_every: float) -> Any:
+    from mfr.recognition.track_identity import DecisionConfig
+    from mfr.recognition.tracker import TrackerConfig
+    from mfr.recognition.watch import WatchOptions
+
+    return WatchOptions(detect_every=detect_every, tracker=TrackerConfig(lost_seconds=lost_seconds),
+                        decision=DecisionConfig(min_observations=min_observations), mask_mode=mask_mode,
+                        stats_every=stats_every)
 
 
 @contextmanager

@@ -26,11 +26,21 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from mfr.atomic import write_json_atomic
 from mfr.errors import MfrError
 from mfr.progress import Progress, no_progress
 from mfr.training.batches import FACES_OUTPUTS, epoch_plan, iterate_batches
 from mfr.training.looks import LOOKS
-from mfr.training.run_dir import LOG_CSV, LOG_JSON, STATE_NAME, load_state, prepare_out_dir, save_atomic
+from mfr.training.run_dir import (
+    LOG_CSV,
+    LOG_JSON,
+    STATE_NAME,
+    config_summary,
+    load_state,
+    prepare_out_dir,
+    save_atomic,
+    write_log_csv,
+)
 from mfr.training.schedule import set_lr
 from mfr.training.teacher import Teacher, load_teacher
 from mfr.training.validation import format_validation
@@ -141,6 +151,16 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         return load_teacher(config.teacher, config.model)
+
+    def write_logs(self, record: FitRecord, fields: list[str], teacher: Teacher, data: Any, **summary: Any) -> None:
+        """train_log.csv (a row per logged step, columns ``fields``) and train_log.json (the options, the
+        teacher, the data, the run, the method's ``summary``, the validation), which an exported package
+        records (``mfr.training.record``)."""
+        out = Path(self.config.out)
+        write_log_csv(out / LOG_CSV, record.rows, fields)
+        write_json_atomic(out / LOG_JSON, {"config": config_summary(self.config), "teacher": teacher.describe(),
+                                           "data": data.summary(), "steps": record.steps, "seconds": record.seconds,
+                                           **summary, "validation": record.validation})
 
     def fit_options(self, items: int, fingerprint: dict[str, Any]) -> FitOptions:
         config: TeacherRun = self.config

@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfr.atomic import atomic_file, write_json_atomic
+from mfr.atomic import atomic_file
 from mfr.augment.masks import DEFAULT_FAMILIES
 from mfr.errors import MfrError
 from mfr.models.blocks import count_macs
@@ -58,25 +58,21 @@ from mfr.progress import Progress, no_progress
 from mfr.runtime.preprocess import denormalize
 from mfr.spec import PreprocessSpec
 from mfr.training.batches import Batch, TrainingBatches
-from mfr.training.data import TrainingSet
 from mfr.training.distillation import DistillationSet, distillation_set
 from mfr.training.face_sheet import labelled_rows, sheet_plan
-from mfr.training.fit import FitRecord, TeacherRun, Trainer, fit
+from mfr.training.fit import TeacherRun, Trainer, fit
 from mfr.training.g2d_batches import InpaintingBatch, InpaintingBatches
 from mfr.training.g2d_losses import ANGLE_WEIGHT, DISTANCE_WEIGHT, masked_l1, rkd_angle_loss, rkd_distance_loss
 from mfr.training.looks import TRAINING_FAMILIES, TrainingLooks
 from mfr.training.recipes import G2D_RECIPES
 from mfr.training.run_dir import (
-    LOG_CSV,
-    LOG_JSON,
     config_fingerprint,
-    config_summary,
     freeze_batchnorm,
+    save_figure,
     save_weights,
-    write_log_csv,
 )
 from mfr.training.schedule import cosine_lr, pretrained_groups, stage_summary
-from mfr.training.teacher import INITS, Teacher
+from mfr.training.teacher import INITS
 
 METHOD = "g2d"  # the student's registry entry (``-<teacher>`` added with ``--init teacher``)
 STAGES = ("holes", "masks", "distill", "classifier")
@@ -212,22 +208,12 @@ class G2DTrainer(Trainer):
         parameters = sum(p.numel() for p in modules.net.parameters())
         macs = count_macs(modules.net.cpu())
         stages = stage_summary(record.rows)
-        self.write_logs(out, record, stages, data, teacher, entry.name, parameters, macs)
+        self.write_logs(record, LOG_FIELDS, teacher, data, schedule=config.schedule(), stages=stages,
+                        student={"model": entry.name, "init": config.init, "parameters": parameters, "macs": macs})
+        plot_stages(record.rows, out / LOSS_PNG)
         log(f"wrote {student_path} after {record.steps} steps in {record.seconds:.0f} s")
         return G2DResult(entry.name, record.steps, record.epochs_done, record.seconds, stages, student_path,
                          parameters, macs, record.rows, record.validation)
-
-    def write_logs(self, out: Path, record: FitRecord, stages: dict[str, dict[str, Any]], data: TrainingSet,
-                   teacher: Teacher, model: str, parameters: int, macs: int) -> None:
-        write_log_csv(out / LOG_CSV, record.rows, LOG_FIELDS)
-        write_json_atomic(out / LOG_JSON, {
-            "config": config_summary(self.config), "teacher": teacher.describe(),
-            "data": data.summary(),
-            "schedule": self.config.schedule(), "steps": record.steps, "seconds": record.seconds, "stages": stages,
-            "validation": record.validation,
-            "student": {"model": model, "init": self.config.init, "parameters": parameters, "macs": macs}})
-        plot_stages(record.rows, out / LOSS_PNG)
-
 
 class G2DMethod:
     """G2D for ``fit``: four stages (inpainting with holes, then with masks; distillation; the classifier),
@@ -397,7 +383,4 @@ def plot_stages(rows: list[dict[str, Any]], path: Path) -> None:
         axis.set_title(stage)
         axis.set_xlabel("step")
         axis.legend()
-    figure.tight_layout()
-    with atomic_file(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)

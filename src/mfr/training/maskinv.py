@@ -32,23 +32,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfr.atomic import atomic_file, write_json_atomic
 from mfr.augment.masks import DEFAULT_FAMILIES
 from mfr.errors import DataError
 from mfr.progress import Progress, no_progress
 from mfr.training.batches import Batch, TrainingBatches, load_faces
 from mfr.training.data import TrainingSet, lfw_demo_split, read_image_folder
-from mfr.training.fit import FitRecord, TeacherRun, Trainer, fit
+from mfr.training.fit import TeacherRun, Trainer, fit
 from mfr.training.looks import TRAINING_FAMILIES, TrainingLooks
 from mfr.training.losses import ElasticArcFace, distillation_loss
 from mfr.training.run_dir import (
-    LOG_CSV,
-    LOG_JSON,
     config_fingerprint,
-    config_summary,
     freeze_batchnorm,
+    save_figure,
     save_weights,
-    write_log_csv,
 )
 from mfr.training.teacher import Teacher
 from mfr.training.validation import Validator, set_aside_validation
@@ -128,7 +124,8 @@ class MaskInvTrainer(Trainer):
                      (lambda: validator(student, config.device)) if validator is not None else None, log, progress)
         student_path = out / STUDENT_NAME
         save_weights(student, student_path)
-        self.write_logs(out, record, data, teacher)
+        self.write_logs(record, LOG_FIELDS, teacher, data, first=record.first or None, last=record.last or None)
+        plot_losses(record.rows, out / LOSS_PNG)
         log(f"wrote {student_path} after {record.steps} steps in {record.seconds:.0f} s")
         return TrainingResult(teacher.entry.name, record.steps, record.epochs_done, record.seconds, record.first,
                               record.last, student_path, record.rows, record.validation)
@@ -140,17 +137,6 @@ class MaskInvTrainer(Trainer):
         data = read_image_folder(config.data) if config.data is not None else lfw_demo_split()
         return set_aside_validation(data, config.validation_people, config.seed, teacher, teacher.entry.spec,
                                     config.device, log, progress)
-
-    def write_logs(self, out: Path, record: FitRecord, data: TrainingSet, teacher: Teacher) -> None:
-        rows = record.rows
-        write_log_csv(out / LOG_CSV, rows, LOG_FIELDS)
-        summary = {"config": config_summary(self.config),
-                   "teacher": teacher.describe(), "data": data.summary(),
-                   "steps": record.steps, "seconds": record.seconds, "first": rows[0] if rows else None,
-                   "last": rows[-1] if rows else None, "validation": record.validation}
-        write_json_atomic(out / LOG_JSON, summary)
-        plot_losses(rows, out / LOSS_PNG)
-
 
 @dataclass
 class MaskInvMethod:
@@ -258,7 +244,4 @@ def plot_losses(rows: list[dict[str, float]], path: Path) -> None:
     right.set_xlabel("step")
     right.set_ylabel("cosine student vs teacher (unmasked)")
     right.legend()
-    figure.tight_layout()
-    with atomic_file(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)

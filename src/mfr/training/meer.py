@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfr.atomic import atomic_file, write_json_atomic
+from mfr.atomic import atomic_file
 from mfr.augment.masks import DEFAULT_FAMILIES
 from mfr.errors import MfrError
 from mfr.models.blocks import count_macs
@@ -61,13 +61,9 @@ from mfr.training.maskinv import class_centres
 from mfr.training.meer_losses import identity_loss, mask_map_iou, mask_map_loss
 from mfr.training.recipes import MEER_RECIPES
 from mfr.training.run_dir import (
-    LOG_CSV,
-    LOG_JSON,
     config_fingerprint,
-    config_summary,
     freeze_batchnorm,
     save_weights,
-    write_log_csv,
 )
 from mfr.training.schedule import cosine_lr, pretrained_groups, stage_summary
 from mfr.training.teacher import INITS
@@ -174,12 +170,8 @@ class MEERTrainer(Trainer):
         parameters = sum(p.numel() for p in net.parameters())
         macs = count_macs(net.cpu())
         stages = stage_summary(record.rows)
-        write_log_csv(out / LOG_CSV, record.rows, LOG_FIELDS)
-        write_json_atomic(out / LOG_JSON, {
-            "config": config_summary(config), "teacher": start.teacher.describe(),
-            "data": start.data.summary(), "schedule": method.schedule, "steps": record.steps,
-            "seconds": record.seconds, "stages": stages, "validation": record.validation,
-            "student": {"model": entry.name, "init": config.init, "parameters": parameters, "macs": macs}})
+        self.write_logs(record, LOG_FIELDS, start.teacher, start.data, schedule=method.schedule, stages=stages,
+                        student={"model": entry.name, "init": config.init, "parameters": parameters, "macs": macs})
         log(f"wrote {student_path} after {record.steps} steps in {record.seconds:.0f} s")
         return MEERResult(entry.name, record.steps, record.epochs_done, record.seconds, stages, student_path,
                           restorer_path if restorer is not None else None, parameters, macs, record.rows,

@@ -96,3 +96,13 @@ def freeze_batchnorm(model: nn.Module) -> None:
 def config_summary(config: Any) -> dict[str, Any]:
     """A dataclass ``config`` as JSON-ready values, for a run's log."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()}
+
+
+def save_figure(figure: Any, path: Path) -> None:
+    """A matplotlib figure as a PNG (laid out tight, 100 dpi), written atomically, then closed."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    with atomic_file(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
