@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -151,16 +151,16 @@ class SectionedGroup(MfrGroup):
     """A group whose ``--help`` lists its commands by section, in the order a user needs them (``sections``:
     title -> command names); a command in no section is listed last, under "Other"."""
 
-    sections: dict[str, list[str]] = {}
+    sections: ClassVar[dict[str, list[str]]] = {}
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        commands = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
+        found = {name: self.get_command(ctx, name) for name in self.list_commands(ctx)}
+        commands = {name: command for name, command in found.items() if command is not None and not command.hidden}
         listed = {name for names in self.sections.values() for name in names}
         sections = [*self.sections.items(), ("Other", sorted(set(commands) - listed))]
         width = formatter.width - 6 - max((len(name) for name in commands), default=0)
         for title, names in sections:
-            rows = [(name, commands[name].get_short_help_str(width))  # type: ignore[union-attr]
-                    for name in names if commands.get(name) is not None and not commands[name].hidden]  # type: ignore[union-attr]
+            rows = [(name, commands[name].get_short_help_str(width)) for name in names if name in commands]
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
