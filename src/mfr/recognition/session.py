@@ -33,6 +33,9 @@ Log = Callable[[str], None]
 
 
 class WatchSession:
+    """One watch run: ``open_sources`` (or ``add``), ``run``, then ``close`` (a context manager) and
+    ``summary``."""
+
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, identifier: Identifier, options: WatchOptions,
                  sinks: list[EventSink], classifier: MaskClassifier | None = None,
                  snapshots: SnapshotStore | None = None, replica: ReplicaWorker | None = None,
