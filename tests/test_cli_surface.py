@@ -41,3 +41,33 @@ def test_old_option_names_still_work_and_help_shows_the_new_ones():
     for spelling in ("--model", "--package"):  # both reach the same option: the error is about the model
         result = runner.invoke(cli, ["eval", spelling, "nowhere", "--dataset", "lfw", "--no-cache"])
         assert result.exit_code == 1 and "nowhere" in result.output, result.output
+
+
+def test_the_previous_quick_starts_spellings_still_parse():
+    """The option names of the README's earlier quick starts reach the same parameters as the new names."""
+    old_and_new = [
+        (["eval", "--package", "p", "--dataset", "lfw", "--json", "x.json", "--mask-seed", "3"],
+         ["eval", "--model", "p", "--dataset", "lfw", "--report", "x.json", "--seed", "3"]),
+        (["watch", "--source", "v.mp4", "--gallery", "g.db", "--engine", "e"],
+         ["watch", "--source", "v.mp4", "--gallery", "g.db", "--model", "e"]),
+        (["thresholds", "--package", "p", "--mask-seed", "2"], ["thresholds", "--model", "p", "--seed", "2"]),
+        (["bench", "latency", "--engine", "a", "--engine", "b"], ["bench", "latency", "--model", "a", "--model", "b"]),
+        (["bench", "watch", "--engine", "e"], ["bench", "watch", "--model", "e"]),
+        (["identify", "x.jpg", "--package", "p"], ["identify", "x.jpg", "--model", "p"]),
+    ]
+
+    def parsed(args: list[str]) -> dict:
+        group, command = cli, None
+        while True:
+            command = group.get_command(None, args[0])  # type: ignore[arg-type]
+            args = args[1:]
+            if not hasattr(command, "get_command"):
+                break
+            group = command
+        params = dict(command.make_context(command.name, list(args)).params)
+        for name in ("json_out", "report_file"):  # the two spellings of one file, compared below as one
+            params.pop(name, None)
+        return params
+
+    for old, new in old_and_new:
+        assert parsed(old) == parsed(new), old
