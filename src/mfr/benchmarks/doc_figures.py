@@ -90,8 +90,16 @@ def render_watch(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines + _sources(reports))
 
 
+def render_latency(reports: list[dict[str, Any]]) -> str:
+    """``mfr bench latency`` reports, as the command prints them."""
+    from mfr.benchmarks.latency import LatencyReport, markdown_table
+
+    return "\n\n".join(markdown_table(LatencyReport.from_dict(r)) for r in reports) + "\n" + "\n".join(
+        _sources(reports))
+
+
 RENDERERS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
-    "eval": render_eval, "drop": render_drop, "watch": render_watch}
+    "eval": render_eval, "drop": render_drop, "watch": render_watch, "latency": render_latency}
 
 
 def render_block(spec: str, root: Path) -> str:

@@ -51,6 +51,12 @@ class LatencyReport:
         data["ratios"] = self.ratios()
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LatencyReport:
+        """The report ``to_dict`` wrote (the ratios are recomputed from the results)."""
+        return cls([LatencyResult(**r) for r in data["results"]], data["warmup"], data["rounds"], data["block"],
+                   data["machine"])
+
     def ratios(self) -> dict[str, dict[str, float]]:
         """Throughput of each engine relative to the first one, per batch size."""
         out: dict[str, dict[str, float]] = {}
