@@ -33,7 +33,7 @@ from mfr.runtime.cuda_preprocess import (
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.spec import PreprocessSpec
-from tests.host_gpu import BoundInputEngine, HostKernelPreprocessor, compile_host_kernel
+from tests.host_gpu import BoundInputEngine, HostKernelPreprocessor, compile_host_kernel, run_host_kernel
 from tests.locked_releases import library_release
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,11 +244,9 @@ def test_crops_laid_out_as_a_frame_are_normalised_exactly(host_kernel, frames_wi
     tall, matrices = crops_as_frame(crops)
     height, width = spec.input_size or (0, 0)
     out = np.full((2 * len(crops), 3, height, width), np.nan, np.float32)
-    plan, pointer = channel_plan(spec, "BGR"), ctypes.c_void_p
-    frame = frame_struct(tall.ctypes.data, tall.shape[1], tall.shape[0], tall.shape[1] * 3, "BGR")
-    host_kernel.mfr_warp_normalize_host(ctypes.byref(frame), matrices.ctypes.data_as(pointer), len(crops), 1, height,
-                                        width, plan.source.ctypes.data_as(pointer), plan.gain.ctypes.data_as(pointer),
-                                        plan.offset.ctypes.data_as(pointer), out.ctypes.data_as(pointer))
+    written = run_host_kernel(host_kernel, tall, tall.shape[1], tall.shape[0], tall.shape[1] * 3, "BGR", matrices, spec,
+                              out.ctypes.data, mirror=True)
+    assert written == 2 * len(crops)
     expected = normalize(crops, spec)
     np.testing.assert_array_equal(out[:len(crops)], expected)
     np.testing.assert_array_equal(out[len(crops):], expected[..., ::-1])

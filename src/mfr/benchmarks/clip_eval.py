@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from mfr.recognition.events import EventFactory
+from mfr.recognition.events import EventFactory, EventSink
 from mfr.recognition.session import WatchSession
 from mfr.recognition.sources import VideoFileSource
 from mfr.recognition.tracker import iou_matrix
@@ -77,13 +78,13 @@ class _Collector:
         self.frames.append([(v.track_id, v.box, v.name) for v in watcher.views()])
 
 
-def run_on_clip(clip: Path, session: WatchSession) -> tuple[_Collector, dict, Watcher]:
-    """Run ``clip/clip.mp4`` through a session whose sinks are empty; the collected tracks and events, the
-    truth, and the clip's watcher."""
+def run_on_clip(clip: Path,
+                open_session: Callable[[list[EventSink]], WatchSession]) -> tuple[_Collector, dict, Watcher]:
+    """Run ``clip/clip.mp4`` through the session ``open_session`` makes with the given event sinks; the
+    collected tracks and events, the truth, and the clip's watcher."""
     truth = json.loads((clip / "truth.json").read_text())
     collector = _Collector()
-    session.bus.sinks.append(collector)
-    with session:
+    with open_session([collector]) as session:
         watcher = session.add(VideoFileSource(clip / "clip.mp4"), EventFactory(str(clip)))
         session.run(collector.on_frame)
     return collector, truth, watcher

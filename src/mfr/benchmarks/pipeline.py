@@ -99,9 +99,10 @@ def _enrol(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_p
 def watch_once(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_path: Path, model: str,
                detect_every: int, policy: DecisionPolicy = DEFAULT_POLICY,
                cohort: Cohort | None = None) -> tuple[Any, dict, Watcher]:
-    session = WatchSession(detector, embedder, _identifier(gallery_path, embedder, model, policy, cohort),
-                           WatchOptions(detect_every=detect_every, stats_every=0), [], MaskClassifier.load())
-    return run_on_clip(clip, session)
+    identifier = _identifier(gallery_path, embedder, model, policy, cohort)
+    options = WatchOptions(detect_every=detect_every, stats_every=0)
+    return run_on_clip(clip, lambda sinks: WatchSession(detector, embedder, identifier, options, sinks,
+                                                         MaskClassifier.load()))
 
 
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:

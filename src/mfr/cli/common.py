@@ -101,8 +101,9 @@ class ReportOutput:
 
     def data(self, data: Any) -> None:
         """The results; a dict gains the command line that produced it (for the docs' figures)."""
-        if isinstance(data, dict) and command_line() is not None:
-            data = {**data, "command": command_line()}
+        command = command_line()
+        if isinstance(data, dict) and command is not None:
+            data = {**data, "command": command}
         if self.file is not None:
             from mfr.atomic import write_json_atomic
 

@@ -194,7 +194,7 @@ class FitRecord:
 
 
 @dataclass
-class _Progress:
+class _RunState:
     rows: list[Row]
     validation: list[Row]
     epoch: int  # epochs done
@@ -268,14 +268,14 @@ def _run_epoch(method: TrainingMethod, options: FitOptions, optimizer: torch.opt
     return step
 
 
-def _restore(method: TrainingMethod, options: FitOptions, log: Callable[[str], None]) -> _Progress:
+def _restore(method: TrainingMethod, options: FitOptions, log: Callable[[str], None]) -> _RunState:
     if not options.resume:
-        return _Progress([], [], 0, 0, None)
+        return _RunState([], [], 0, 0, None)
     state = load_state(options.out, options.fingerprint, options.device)
     if "modules" not in state:
         raise MfrError(f"{options.out / STATE_NAME} was written by an older mfr, whose checkpoints this one does not "
                        f"read; train again without --resume")
     method.load(state["modules"])
     log(f"resuming after epoch {state['epoch']} (step {state['step']})")
-    return _Progress(list(state["log"]), list(state.get("validation", [])), int(state["epoch"]), int(state["step"]),
+    return _RunState(list(state["log"]), list(state.get("validation", [])), int(state["epoch"]), int(state["step"]),
                      state["optimizer"])
