@@ -96,3 +96,27 @@ class BoundInputEngine:
 
     def raw_embeddings(self, inputs: np.ndarray) -> np.ndarray:
         return self.engine.raw_embeddings(inputs)
+
+
+class DeviceBoundEngine(BoundInputEngine):
+    """The same over device memory, for the tests marked ``gpu``: the binding is a ``cudaMalloc`` buffer that
+    the real CUDA kernel writes, and ``infer_bound_input`` downloads it on the kernel's stream before the
+    ONNX Runtime engine runs (where TensorRT would read it in place). Only TensorRT is replaced."""
+
+    def __init__(self, engine: Engine, max_batch: int, stream: object) -> None:
+        from mfr.runtime.cuda_memory import DeviceBuffer
+
+        super().__init__(engine, max_batch)
+        self.backend, self.stream = "cuda-kernel", stream
+        self.device = DeviceBuffer(self.binding.nbytes)
+        self.input_pointer = self.device.ptr
+
+    def infer_bound_input(self, count: int) -> dict[str, np.ndarray]:
+        from mfr.runtime.cuda_memory import synchronize
+
+        self.device.download(self.binding, self.stream)
+        synchronize(self.stream)
+        return super().infer_bound_input(count)
+
+    def close(self) -> None:
+        self.device.free()

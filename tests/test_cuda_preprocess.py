@@ -23,6 +23,7 @@ from mfr.paths import dataset_dir
 from mfr.registry import MODELS
 from mfr.runtime.cuda_kernels import CI_ARCHITECTURES
 from mfr.runtime.cuda_preprocess import (
+    CudaPreprocessor,
     MfrFrame,
     channel_plan,
     crops_as_frame,
@@ -33,7 +34,13 @@ from mfr.runtime.cuda_preprocess import (
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import align_faces, normalize
 from mfr.spec import PreprocessSpec
-from tests.host_gpu import BoundInputEngine, HostKernelPreprocessor, compile_host_kernel, run_host_kernel
+from tests.host_gpu import (
+    BoundInputEngine,
+    DeviceBoundEngine,
+    HostKernelPreprocessor,
+    compile_host_kernel,
+    run_host_kernel,
+)
 from tests.locked_releases import library_release
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,20 +259,35 @@ def test_crops_laid_out_as_a_frame_are_normalised_exactly(host_kernel, frames_wi
     np.testing.assert_array_equal(out[len(crops):], expected[..., ::-1])
 
 
+def embedder_on_a_gpu_path(kernel: str, engine, request, max_batch: int = 4):
+    """``FaceEmbedder``'s GPU path over ``engine``: the kernel's host build writing host memory ("host"), or the
+    real CUDA kernel writing device memory ("cuda", on a GPU). Returns the embedder and its bound engine."""
+    from mfr.runtime.embedder import FaceEmbedder
+
+    if kernel == "host":
+        bound = BoundInputEngine(engine, max_batch)
+        preprocessor = HostKernelPreprocessor(request.getfixturevalue("host_kernel"), SPEC)
+    else:
+        preprocessor = CudaPreprocessor(SPEC, max_faces=max_batch)
+        bound = DeviceBoundEngine(engine, max_batch, preprocessor.stream)
+    embedder = FaceEmbedder(bound, gpu_preprocessing=False)  # type: ignore[arg-type]
+    embedder.gpu = preprocessor
+    return embedder, bound
+
+
+@pytest.mark.parametrize("kernel", ["host", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("flip", [True, False])
-def test_the_gpu_path_gives_the_embedding_the_cpu_path_gives(host_kernel, frames_with_faces, mobilefacenet_package,
-                                                             flip):
-    """One embedding contract: ``FaceEmbedder`` on its GPU path (the kernel's arithmetic on the host, the
-    engine behind TensorRT's bound-input calls; batches of at most 4 items, so 2 faces and their mirror
-    images per call) gives the CPU path's embedding, flip-sum or not, from a frame and from aligned crops."""
+def test_the_gpu_path_gives_the_embedding_the_cpu_path_gives(frames_with_faces, mobilefacenet_package, flip, kernel,
+                                                             request):
+    """One embedding contract: ``FaceEmbedder`` on its GPU path (the kernel's arithmetic, on the host or on
+    the GPU; the engine behind TensorRT's bound-input calls; batches of at most 4 items, so 2 faces and their
+    mirror images per call) gives the CPU path's embedding, flip-sum or not, from a frame and from crops."""
     from mfr.runtime.embedder import FaceEmbedder
     from mfr.runtime.engine_load import open_model
 
     with open_model(mobilefacenet_package) as engine:
         cpu = FaceEmbedder(engine)
-        bound = BoundInputEngine(engine, max_batch=4)
-        gpu = FaceEmbedder(bound, gpu_preprocessing=False)  # type: ignore[arg-type]
-        gpu.gpu = HostKernelPreprocessor(host_kernel, SPEC)
+        gpu, bound = embedder_on_a_gpu_path(kernel, engine, request)
         for _, image, landmarks in frames_with_faces:
             landmarks = (landmarks * 3)[:5]  # more faces than one engine call holds
             crops = align_faces(image, landmarks, SPEC)
@@ -274,6 +296,30 @@ def test_the_gpu_path_gives_the_embedding_the_cpu_path_gives(host_kernel, frames
             np.testing.assert_allclose(gpu.embed_frame_faces(image, landmarks, flip=flip), expected, atol=tolerance)
             np.testing.assert_allclose(gpu.embed_crops(crops, flip=flip), expected, atol=1e-6)
         assert max(bound.items_run) == 4
+
+
+@pytest.mark.gpu
+def test_the_gpu_kernel_computes_what_its_host_build_computes(host_kernel, frames_with_faces):
+    """The kernel spells out every rounding (``__fmaf_rn``, ``__fmul_rn``, ``__fadd_rn``), so on a GPU it
+    gives its host build's values bit for bit: faces from frames, their mirror images, and crops laid out
+    as a tall frame (which equal ``normalize``). What CI checks on the host build then holds on the device."""
+    from mfr.runtime.cuda_memory import DeviceBuffer
+
+    pre = CudaPreprocessor(SPEC, max_faces=64)
+    for _, image, landmarks in frames_with_faces:
+        frame = frame_struct(image.ctypes.data, image.shape[1], image.shape[0], image.shape[1] * 3, "BGR")
+        np.testing.assert_array_equal(pre.to_host(image, landmarks, mirror=True),
+                                      run_host(host_kernel, frame, landmarks, "BGR", mirror=True))
+    crops = np.concatenate([align_faces(image, landmarks, SPEC) for _, image, landmarks in frames_with_faces])[:32]
+    out = DeviceBuffer(pre.output_bytes(2 * len(crops)))
+    try:
+        written = pre.crops(crops, out.ptr, mirror=True)
+        got = np.empty((written, 3, *SPEC.input_size), np.float32)  # type: ignore[misc]
+        out.download(got, pre.stream)
+        pre.synchronize()
+    finally:
+        out.free()
+    np.testing.assert_array_equal(got, np.concatenate([normalize(crops, SPEC), normalize(crops, SPEC)[..., ::-1]]))
 
 
 def test_faces_outside_the_frame_get_the_black_border(host_kernel):
@@ -303,8 +349,6 @@ def test_bad_frames_are_refused():
 @pytest.mark.gpu
 @pytest.mark.parametrize("frame_format", ["BGR", "NV12"])
 def test_gpu_kernel_matches_the_cpu_path(frames_with_faces, frame_format):
-    from mfr.runtime.cuda_preprocess import CudaPreprocessor
-
     pre = CudaPreprocessor(SPEC, max_faces=64, frame_format=frame_format)
     comparison = OpenCvComparison()
     for name, image, landmarks in frames_with_faces:
@@ -323,7 +367,6 @@ def test_gpu_kernel_matches_the_cpu_path(frames_with_faces, frame_format):
 
 @pytest.mark.gpu
 def test_gpu_preprocessing_gives_the_same_embeddings(frames_with_faces, mobilefacenet_package):
-    from mfr.runtime.cuda_preprocess import CudaPreprocessor
     from mfr.runtime.engine_load import open_model
 
     pre = CudaPreprocessor(SPEC, max_faces=16)

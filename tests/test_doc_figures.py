@@ -29,3 +29,30 @@ def test_a_number_changed_by_hand_is_caught():
     digit = "2" if text[start] == "1" else "1"
     tampered = text[:start] + digit + text[start + 1:]
     assert tampered != text and rendered(tampered, ROOT) == text
+
+
+def test_reports_name_data_images_relative_to_the_data_root(tmp_path, monkeypatch):
+    """A committed report names the image ("mfr2/X/X_0001.png"), not where one machine keeps its data."""
+    from mfr.paths import DATA_ENV, report_path
+
+    image = tmp_path / "data" / "mfr2" / "X" / "X_0001.png"
+    image.parent.mkdir(parents=True)
+    image.touch()
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "data"))
+    assert report_path(image) == "mfr2/X/X_0001.png"
+    assert report_path(tmp_path / "elsewhere.png") == str(tmp_path / "elsewhere.png")
+
+
+def test_committed_reports_hold_no_absolute_paths_outside_their_command_and_machine():
+    import json
+
+    def strings(value):
+        if isinstance(value, dict):
+            return [s for key, item in value.items() if key not in ("command", "machine") for s in strings(item)]
+        if isinstance(value, list):
+            return [s for item in value for s in strings(item)]
+        return [value] if isinstance(value, str) else []
+
+    for path in sorted((ROOT / "docs" / "figures").glob("*.json")):
+        absolute = [s for s in strings(json.loads(path.read_text())) if s.startswith("/")]
+        assert not absolute, f"{path.name}: {absolute}"

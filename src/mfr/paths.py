@@ -46,6 +46,18 @@ def dataset_dir(name: str) -> Path:
     return path
 
 
+def report_path(path: Path | str) -> str:
+    """``path`` as a report records it: relative to the face-data root when it lies under it
+    ("mfr2/AdrianDunbar/AdrianDunbar_0001.png"), so that a committed report names the image and not where
+    one machine keeps its data; any other path as given."""
+    try:
+        root = data_root().resolve()
+    except DataError:
+        return str(path)
+    resolved = Path(path).resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else str(path)
+
+
 def is_gallery_url(location: str) -> bool:
     """A gallery on a server (PostgreSQL) rather than a file."""
     return location.startswith(("postgresql://", "postgres://"))

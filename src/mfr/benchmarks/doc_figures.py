@@ -98,8 +98,17 @@ def render_latency(reports: list[dict[str, Any]]) -> str:
         _sources(reports))
 
 
+def render_preprocess(reports: list[dict[str, Any]]) -> str:
+    """``mfr bench preprocess`` reports, as the command prints them."""
+    from mfr.benchmarks.preprocess import PreprocessReport, markdown_table
+
+    return "\n\n".join(markdown_table(PreprocessReport.from_dict(r)) for r in reports) + "\n" + "\n".join(
+        _sources(reports))
+
+
 RENDERERS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
-    "eval": render_eval, "drop": render_drop, "watch": render_watch, "latency": render_latency}
+    "eval": render_eval, "drop": render_drop, "watch": render_watch, "latency": render_latency,
+    "preprocess": render_preprocess}
 
 
 def render_block(spec: str, root: Path) -> str:

@@ -43,6 +43,12 @@ class PreprocessReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessReport:
+        """The report ``to_dict`` wrote."""
+        return cls(data["frame"], data["frame_shape"], [PreprocessResult(**r) for r in data["results"]],
+                   data["rounds"], data["gpu_missing"], data["machine"])
+
 
 def gpu_peak_bandwidth_gb_s(device: int = 0) -> float | None:
     """Peak DRAM bandwidth: memory clock x bus width x 2 (DDR), from device attributes.

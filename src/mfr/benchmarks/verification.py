@@ -22,6 +22,7 @@ from mfr.data.lfw import read_lfw
 from mfr.data.mfr2 import read_mfr2
 from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
+from mfr.paths import report_path
 from mfr.progress import Progress, no_progress
 from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
 from mfr.runtime.detection import FaceDetector, largest_face
@@ -83,7 +84,7 @@ class CropMaker:
         if face is None:
             self.report.no_face += 1
             if len(self.report.no_face_examples) < 5:
-                self.report.no_face_examples.append(str(path))
+                self.report.no_face_examples.append(report_path(path))
             if self.policy == "fail":
                 raise DataError(f"{path}: no face found (use --no-face center to fall back to a centred crop)")
             side = min(height, width)  # the template scaled into the largest centred square

@@ -665,7 +665,7 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_detector
     from mfr.errors import EngineError, MfrError
-    from mfr.paths import dataset_dir
+    from mfr.paths import dataset_dir, report_path
     from mfr.registry import MODELS
     from mfr.runtime.image_io import read_image_bgr
 
@@ -685,8 +685,8 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
     except EngineError as exc:
         missing = str(exc)
         log(f"GPU path not measured: {missing}")
-    report = PreprocessReport(str(path), list(frame.shape), measure_preprocess(frame, landmarks, spec, sizes, gpu,
-                                                                               rounds=rounds), rounds, missing)
+    results = measure_preprocess(frame, landmarks, spec, sizes, gpu, rounds=rounds)
+    report = PreprocessReport(report_path(path), list(frame.shape), results, rounds, missing)
     output.text(markdown_table(report))
     output.data(report.to_dict())
 
