@@ -57,6 +57,43 @@ def test_estimate_similarity_rejects_wrong_landmarks():
         estimate_similarity(np.full((5, 2), np.nan), MFN)
 
 
+def _random_faces(count: int, seed: int = 0) -> np.ndarray:
+    """Landmark sets as detectors give them: the template rotated, scaled, moved and jittered."""
+    rng = np.random.default_rng(seed)
+    template = np.array(ARCFACE_TEMPLATE_112)
+    angles = rng.uniform(-np.pi, np.pi, count)
+    rotations = np.stack([np.cos(angles), -np.sin(angles), np.sin(angles), np.cos(angles)], 1).reshape(count, 2, 2)
+    faces = template * rng.uniform(0.3, 6, (count, 1, 1)) + rng.normal(0, 4, (count, 5, 2))
+    return np.matmul(faces, rotations) + rng.uniform(0, 1500, (count, 1, 2))
+
+
+def test_faces_fitted_together_get_the_matrix_each_gets_alone():
+    """The camera loop and the GPU path fit a frame's faces in one batch; each must get, bit for bit, the
+    matrix ``estimate_similarity`` gives it alone (enrolment, the CPU path)."""
+    from mfr.runtime.align import estimate_similarities
+
+    faces = _random_faces(2000)
+    together = estimate_similarities(faces, MFN)
+    alone = np.stack([estimate_similarity(face, MFN) for face in faces])
+    assert np.array_equal(together, alone)
+    assert estimate_similarities([], MFN).shape == (0, 2, 3)
+    with pytest.raises(ValueError, match=r"5 finite .* got \(4, 2\), \(5, 2\)"):
+        estimate_similarities([np.zeros((5, 2)), np.zeros((4, 2))], MFN)
+
+
+def test_matrices_are_inverted_as_opencv_inverts_them():
+    """``invert_affine_many`` is OpenCV's invertAffineTransform for N matrices at once (the GPU path's
+    crop->frame matrices must be the very ones warpAffine uses inside), singular ones included."""
+    import cv2
+
+    from mfr.runtime.align import estimate_similarities, invert_affine_many
+
+    matrices = np.concatenate([estimate_similarities(_random_faces(2000, seed=1), MFN),
+                               np.random.default_rng(2).normal(0, 50, (500, 2, 3)), np.zeros((1, 2, 3))])
+    expected = np.stack([cv2.invertAffineTransform(m).ravel() for m in matrices])
+    assert np.array_equal(invert_affine_many(matrices), expected)
+
+
 def test_normalize_matches_hand_computed_values():
     image = np.zeros((112, 112, 3), np.uint8)
     image[0, 0] = (10, 20, 30)  # B, G, R as OpenCV reads it

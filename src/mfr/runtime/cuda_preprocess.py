@@ -7,7 +7,8 @@ crop's mirror image too (2N items: the flip-sum of the embedding contract in one
 side here:
 
 - ``face_matrices``: crop->frame affine matrices from the 5 landmarks, by the same
-  ``estimate_similarity`` the CPU path uses (then inverted as OpenCV does inside warpAffine);
+  ``estimate_similarities`` the CPU path uses (then inverted as OpenCV does inside warpAffine), every face
+  of the call at once;
 - ``channel_plan``: which frame channel feeds each model channel, and the spec's gain/offset;
 - ``crops_as_frame``: crops already aligned on the CPU, laid out so the same kernel normalises them exactly;
 - ``CudaPreprocessor``: pinned host buffers, asynchronous uploads on the engine's stream, device
@@ -24,11 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
 
 from mfr.errors import EngineError
-from mfr.runtime.align import estimate_similarity
+from mfr.runtime.align import estimate_similarities, invert_affine_many
 from mfr.runtime.cuda_memory import DeviceBuffer, PinnedBuffer, checked, create_stream, synchronize
 from mfr.spec import PreprocessSpec
 
@@ -73,11 +73,9 @@ def channel_plan(spec: PreprocessSpec, frame_format: str) -> ChannelPlan:
 
 
 def face_matrices(landmarks: Sequence[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """(N, 6) float32 crop->frame matrices: the inverse of what ``warp_face`` hands to OpenCV, inverted by
-    OpenCV's own routine and rounded to float32 as OpenCV's warpAffine does."""
-    out = [cv2.invertAffineTransform(np.asarray(estimate_similarity(points, spec), np.float64)).ravel()
-           for points in landmarks]
-    return np.asarray(out, np.float32).reshape(-1, 6)
+    """(N, 6) float32 crop->frame matrices: the inverse of what ``warp_face`` hands to OpenCV, inverted as
+    OpenCV's own routine does and rounded to float32 as OpenCV's warpAffine does."""
+    return invert_affine_many(estimate_similarities(landmarks, spec)).astype(np.float32)
 
 
 def crops_as_frame(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

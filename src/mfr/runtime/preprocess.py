@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity
+from mfr.runtime.align import aligned_crop_landmarks, estimate_similarities, estimate_similarity
 from mfr.spec import ColorOrder, PreprocessSpec
 
 
@@ -38,7 +38,7 @@ def crop_from_aligned(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
 
 def align_faces(image: np.ndarray, landmarks: Sequence[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Aligned uint8 crops (N, H, W, 3), same colour order as ``image``, one per 5-landmark set."""
-    crops = [warp_face(image, estimate_similarity(points, spec), spec) for points in landmarks]
+    crops = [warp_face(image, matrix, spec) for matrix in estimate_similarities(landmarks, spec)]
     if not crops:
         height, width = spec.input_size or (0, 0)
         return np.zeros((0, height, width, 3), np.uint8)
