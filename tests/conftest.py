@@ -113,7 +113,7 @@ def thresholded_package(mobilefacenet_package: Path, tmp_path_factory: pytest.Te
 
     target = tmp_path_factory.mktemp("thresholds") / "mfn"
     shutil.copytree(mobilefacenet_package, target)
-    result = CliRunner().invoke(cli, ["thresholds", "--package", str(target), "--images", "200", "--write", "--json"])
+    result = CliRunner().invoke(cli, ["thresholds", "--model", str(target), "--images", "200", "--write", "--json"])
     assert result.exit_code == 0, result.output
     return target
 
@@ -130,7 +130,7 @@ def cohort_package(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPat
 
     target = tmp_path_factory.mktemp("cohort") / "mfn"
     shutil.copytree(mobilefacenet_package, target)
-    result = CliRunner().invoke(cli, ["thresholds", "--package", str(target), "--images", "300", "--write"])
+    result = CliRunner().invoke(cli, ["thresholds", "--model", str(target), "--images", "300", "--write"])
     assert result.exit_code == 0, result.output
     return target
 
@@ -156,7 +156,7 @@ def calibrated(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFac
     result = CliRunner().invoke(cli, ["calibrate", "--package", str(mobilefacenet_package), "--out", str(out),
                                       "--num-images", "64", "--no-lfw-check", "--fallback-budget", "4", "--json"])
     assert result.exit_code == 0, result.output
-    return out, json.loads(result.output[result.output.index("{"):])
+    return out, json.loads(result.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,10 @@ def test_calibration_writes_four_artefacts_from_one_set_of_ranges(calibrated):
                       ("onnx_int8_trt", "model.int8.trt.onnx"), ("trt_calibration_cache", "calibration.cache")):
         assert manifest["files"][key] == name and (out / name).is_file()
     assert record["images"] == 64 and record["masked"] == 32
+    # the report (--json, --report) is the manifest's record with the model and the machine it ran on
+    assert record["model"] == "mobilefacenet" and record["machine"]["instruction_set"]
+    assert {k: v for k, v in record.items() if k not in ("model", "package", "machine")} == \
+        manifest["stages"]["calibration"]
     scales = read_calibration_cache(out / "calibration.cache")
     calibration = load_manifest(out).stages.calibration
     assert calibration is not None and calibration.images == 64
@@ -123,7 +127,7 @@ def test_int8_package_evaluates_with_both_precisions(calibrated, tmp_path):
 
     out, _ = calibrated
     report = tmp_path / "both.json"
-    result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(out), "--dataset", "lfw", "--folds", "3",
+    result = CliRunner().invoke(mfr_cli, ["eval", "--model", str(out), "--dataset", "lfw", "--folds", "3",
                                           "--precision", "both", "--bootstrap", "0", "--no-cache",
                                           "--json", str(report)])
     assert result.exit_code == 0, result.output

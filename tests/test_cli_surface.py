@@ -23,6 +23,8 @@ def test_json_prints_one_json_document_on_stdout_and_report_writes_a_file(tmp_pa
     assert json.loads((tmp_path / "a.json").read_text())["results"][0]["templates"] == 200
     older = runner.invoke(cli, ["bench", "search", "--templates", "200", "--json", str(tmp_path / "b.json")])
     assert older.exit_code == 0 and json.loads((tmp_path / "b.json").read_text())["results"][0]["templates"] == 200
+    assert "--json FILE is an older spelling of --report FILE" in older.stderr
+    assert "older spelling" not in written.stderr + printed.stderr
 
 
 def test_eval_refuses_an_option_of_the_other_mode_instead_of_ignoring_it():
@@ -71,3 +73,17 @@ def test_the_previous_quick_starts_spellings_still_parse():
 
     for old, new in old_and_new:
         assert parsed(old) == parsed(new), old
+
+
+def test_an_older_spelling_gets_a_note_naming_the_current_one(tmp_path):
+    """The aliases work for a release, and say so on stderr (stdout keeps only the command's output)."""
+    runner = CliRunner()
+    for command, older, current in ((["bench", "latency"], "--engine", "--model"), (["eval"], "--package", "--model"),
+                                    (["gallery", "reembed"], "--package", "--model")):
+        result = runner.invoke(cli, [*command, older, str(tmp_path / "missing")])
+        assert f"Note: {older} is an older spelling of {current}" in result.stderr
+        assert "older spelling" not in result.stdout
+    current = runner.invoke(cli, ["bench", "latency", "--model", str(tmp_path / "missing")])
+    assert "older spelling" not in current.stderr
+    seed = runner.invoke(cli, ["thresholds", "--model", str(tmp_path / "missing"), "--mask-seed", "2"])
+    assert "Note: --mask-seed is an older spelling of --seed" in seed.stderr

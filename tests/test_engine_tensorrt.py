@@ -68,11 +68,11 @@ def test_tensorrt_int8_from_the_qdq_model(calibrated, tmp_path, faces):
 def test_eval_and_bench_run_a_tensorrt_engine(mobilefacenet_package, tmp_path):
     engine_dir = build(mobilefacenet_package, tmp_path / "fp32")
     out = tmp_path / "lfw.json"
-    result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(engine_dir), "--dataset", "lfw", "--folds", "2",
+    result = CliRunner().invoke(mfr_cli, ["eval", "--model", str(engine_dir), "--dataset", "lfw", "--folds", "2",
                                           "--bootstrap", "0", "--no-cache", "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert json.loads(out.read_text())["accuracy"] >= 0.97
-    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(engine_dir), "--batch", "1,32",
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--model", str(engine_dir), "--batch", "1,32",
                                           "--rounds", "5"])
     assert result.exit_code == 0 and "tensorrt" in result.output, result.output
 

@@ -322,11 +322,11 @@ def test_tensorrt_engine_from_another_machine_is_refused_with_the_rebuild_comman
 def test_onnxruntime_version_mismatch_is_refused_then_rebuilt_on_request(fp32_engine, tmp_path, faces):
     engine = copy_engine(fp32_engine, tmp_path)
     edit_record(engine, backend_version="1.16.3")
-    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(engine), "--batch", "1", "--rounds", "1"])
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--model", str(engine), "--batch", "1", "--rounds", "1"])
     assert result.exit_code == 1
     assert "optimised by ONNX Runtime 1.16.3; this machine has ONNX Runtime" in result.output
     assert "--rebuild-on-mismatch" in result.output
-    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(engine), "--batch", "1", "--rounds", "1",
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--model", str(engine), "--batch", "1", "--rounds", "1",
                                           "--rebuild-on-mismatch"])
     assert result.exit_code == 0, result.output
     assert "rebuilding" in result.output and "optimised by ONNX Runtime 1.16.3" in result.output
@@ -350,7 +350,7 @@ def test_eval_on_an_engine_reproduces_the_package(fp32_engine, mobilefacenet_pac
     reports = {}
     for name, path in (("package", mobilefacenet_package), ("engine", fp32_engine)):
         out = tmp_path / f"{name}.json"
-        result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(path), "--dataset", "lfw", "--folds", "2",
+        result = CliRunner().invoke(mfr_cli, ["eval", "--model", str(path), "--dataset", "lfw", "--folds", "2",
                                               "--bootstrap", "0", "--no-cache", "--json", str(out)])
         assert result.exit_code == 0, result.output
         reports[name] = json.loads(out.read_text())
@@ -360,14 +360,14 @@ def test_eval_on_an_engine_reproduces_the_package(fp32_engine, mobilefacenet_pac
 
 
 def test_eval_refuses_both_precisions_on_one_engine(fp32_engine):
-    result = CliRunner().invoke(mfr_cli, ["eval", "--package", str(fp32_engine), "--dataset", "lfw",
+    result = CliRunner().invoke(mfr_cli, ["eval", "--model", str(fp32_engine), "--dataset", "lfw",
                                           "--precision", "int8"])
     assert result.exit_code == 1 and "is a fp32 engine" in result.output
 
 
 def test_bench_latency_measures_engines_interleaved(fp32_engine, int8_engine, tmp_path):
     out = tmp_path / "latency.json"
-    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(fp32_engine), "--engine",
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--model", str(fp32_engine), "--model",
                                           str(int8_engine), "--batch", "1,20", "--rounds", "3", "--block", "2",
                                           "--warmup", "1", "--json", str(out)])
     assert result.exit_code == 0, result.output
@@ -384,7 +384,7 @@ def test_bench_latency_measures_engines_interleaved(fp32_engine, int8_engine, tm
 
 
 def test_bench_latency_refuses_a_plain_package(mobilefacenet_package):
-    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--engine", str(mobilefacenet_package)])
+    result = CliRunner().invoke(mfr_cli, ["bench", "latency", "--model", str(mobilefacenet_package)])
     assert result.exit_code == 1 and "mfr-export build-engine" in result.output
 
 

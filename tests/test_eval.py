@@ -25,7 +25,7 @@ def run(*args: str):
 
 def test_lfw_fold_meets_the_bar_and_writes_json(mobilefacenet_package, tmp_path):
     out = tmp_path / "lfw.json"
-    args = ["eval", "--package", mobilefacenet_package, "--dataset", "lfw", "--folds", "1", "--bootstrap", "100",
+    args = ["eval", "--model", mobilefacenet_package, "--dataset", "lfw", "--folds", "1", "--bootstrap", "100",
             "--cache-dir", tmp_path / "cache", "--json", out, "--errors", tmp_path / "errors.csv"]
     result = run(*args)
     assert result.exit_code == 0, result.output
@@ -54,7 +54,7 @@ def test_lfw_fold_meets_the_bar_and_writes_json(mobilefacenet_package, tmp_path)
 
 def test_masked_protocols_are_harder_than_unmasked(mobilefacenet_package, tmp_path):
     out = tmp_path / "masked.json"
-    result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw-masked", "--folds", "2",
+    result = run("eval", "--model", mobilefacenet_package, "--dataset", "lfw-masked", "--folds", "2",
                  "--no-flip", "--bootstrap", "0", "--no-cache", "--json", out, "--plots", tmp_path / "plots")
     assert result.exit_code == 0, result.output
     protocols = json.loads(out.read_text())["protocols"]
@@ -71,7 +71,7 @@ def test_the_judging_mask_renderer_draws_other_masks_that_are_as_hard(mobileface
     reports = {}
     for renderer in ("templates", "procedural"):
         out = tmp_path / f"{renderer}.json"
-        result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw-masked", "--folds", "2",
+        result = run("eval", "--model", mobilefacenet_package, "--dataset", "lfw-masked", "--folds", "2",
                      "--no-flip", "--bootstrap", "0", "--cache-dir", tmp_path / "cache", "--mask-renderer", renderer,
                      "--json", out)
         assert result.exit_code == 0, result.output
@@ -85,7 +85,7 @@ def test_the_judging_mask_renderer_draws_other_masks_that_are_as_hard(mobileface
 
 def test_mfr2_with_retinaface_is_near_the_reference(mobilefacenet_package, retinaface_package, tmp_path):
     out = tmp_path / "mfr2.json"
-    result = run("eval", "--package", mobilefacenet_package, "--dataset", "mfr2", "--detector-package",
+    result = run("eval", "--model", mobilefacenet_package, "--dataset", "mfr2", "--detector-package",
                  retinaface_package, "--bootstrap", "200", "--no-cache", "--json", out)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -101,7 +101,7 @@ def test_mfr2_with_retinaface_is_near_the_reference(mobilefacenet_package, retin
 
 
 def test_int8_without_calibration_says_what_to_run(mobilefacenet_package):
-    result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw", "--precision", "int8")
+    result = run("eval", "--model", mobilefacenet_package, "--dataset", "lfw", "--precision", "int8")
     assert result.exit_code == 1 and "has no int8 model" in result.output and "mfr-export calibrate" in result.output
 
 
@@ -132,13 +132,13 @@ def test_unreadable_image_names_the_file(mobilefacenet_package, tmp_path):
     (root / "Zed").mkdir()
     broken = root / "Zed" / "Zed_0001.jpg"
     broken.write_bytes(b"not a jpeg at all")
-    result = run("eval", "--package", mobilefacenet_package, "--dataset", "lfw", "--data-dir", root, "--no-cache")
+    result = run("eval", "--model", mobilefacenet_package, "--dataset", "lfw", "--data-dir", root, "--no-cache")
     assert result.exit_code == 1 and str(broken) in result.output and "not a readable image" in result.output
 
 
 def test_empty_dataset_directory_is_an_error(mobilefacenet_package, tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run("eval", "--package", mobilefacenet_package, "--dataset", "mfr2", "--data-dir", tmp_path / "empty",
+    result = run("eval", "--model", mobilefacenet_package, "--dataset", "mfr2", "--data-dir", tmp_path / "empty",
                  "--detector", "yunet")
     assert result.exit_code == 1 and "pairs.txt not found" in result.output
 
@@ -183,7 +183,7 @@ def _mini_mfr2(tmp_path: Path, blank: bool) -> Path:
 
 def test_no_face_fails_or_falls_back_and_is_reported(mobilefacenet_package, retinaface_package, tmp_path):
     root = _mini_mfr2(tmp_path, blank=True)
-    common = ["eval", "--package", mobilefacenet_package, "--dataset", "mfr2", "--data-dir", root,
+    common = ["eval", "--model", mobilefacenet_package, "--dataset", "mfr2", "--data-dir", root,
               "--detector-package", retinaface_package, "--no-cache", "--bootstrap", "0"]
     failed = run(*common)
     assert failed.exit_code == 1 and "Blank_0001.png: no face found" in failed.output
@@ -208,7 +208,7 @@ def test_mfr2_mask_labels_cover_every_image():
 def test_several_packages_are_compared_side_by_side(mobilefacenet_package, calibrated, tmp_path):
     """Teacher vs student style: one run, same pairs, change relative to the first package."""
     out = tmp_path / "both.json"
-    result = run("eval", "--package", mobilefacenet_package, "--package", calibrated[0], "--dataset", "lfw-masked",
+    result = run("eval", "--model", mobilefacenet_package, "--model", calibrated[0], "--dataset", "lfw-masked",
                  "--folds", "7", "--bootstrap", "0", "--no-cache", "--json", out)
     assert result.exit_code == 0, result.output
     assert "change relative to" in result.output and "| M-U |" in result.output
@@ -221,6 +221,6 @@ def test_several_packages_are_compared_side_by_side(mobilefacenet_package, calib
         assert change[name]["eer_pp"] == pytest.approx(expected, abs=1e-3)
     # the calibrated package's FP32 model is the same ONNX model: no change at all
     assert all(c["accuracy_pp"] == 0 and c["eer_pp"] == 0 for c in change.values())
-    refused = run("eval", "--package", mobilefacenet_package, "--package", calibrated[0], "--dataset", "lfw",
+    refused = run("eval", "--model", mobilefacenet_package, "--model", calibrated[0], "--dataset", "lfw",
                   "--precision", "both")
     assert refused.exit_code == 2 and "give one --model" in refused.output

@@ -42,19 +42,19 @@ def unit(rng: np.random.Generator, count: int) -> np.ndarray:
 def test_enrol_and_identify_through_a_postgres_gallery(postgres_server, thresholded_package, retinaface_package,
                                                        tmp_path):
     url = postgres_server.database("demo")
-    result = run("gallery", "enroll-dir", DEMO / "train", "--gallery", url, "--package", thresholded_package,
+    result = run("gallery", "enroll-dir", DEMO / "train", "--gallery", url, "--model", thresholded_package,
                  "--detector-package", retinaface_package)
     assert result.exit_code == 0, result.output
     listed = run("gallery", "list", "--gallery", url, "--json")
     people = {p["name"] for p in json.loads(listed.output)["people"]}
     assert people == {p.name for p in (DEMO / "train").iterdir() if p.is_dir()}
-    found = run("identify", DEMO / "test", "--gallery", url, "--package", thresholded_package, "--detector-package",
+    found = run("identify", DEMO / "test", "--gallery", url, "--model", thresholded_package, "--detector-package",
                 retinaface_package, "--json")
     assert found.exit_code == 0, found.output
     named = {Path(r["photo"]).name: sorted(f["name"] for f in r["faces"] if f["name"]) for r in json.loads(
         found.output)}
     assert named == DEMO_TRUTH  # the same answers as from an SQLite gallery
-    in_database = run("identify", DEMO / "test", "--gallery", url, "--package", thresholded_package,
+    in_database = run("identify", DEMO / "test", "--gallery", url, "--model", thresholded_package,
                       "--detector-package", retinaface_package, "--search", "pgvector", "--json")
     assert in_database.exit_code == 0, in_database.output
     assert json.loads(in_database.output) == json.loads(found.output)  # the database's search: the same answers
@@ -71,7 +71,7 @@ def test_enrol_and_identify_through_a_postgres_gallery(postgres_server, threshol
     copied = json.loads(run("gallery", "list", "--gallery", tmp_path / "copy.db", "--json").output)["people"]
     assert {(p["name"], p["templates"]) for p in copied} == {(p["name"], p["templates"])
                                                              for p in json.loads(listed.output)["people"]}
-    on_sqlite = run("identify", DEMO / "test", "--gallery", tmp_path / "copy.db", "--package", thresholded_package,
+    on_sqlite = run("identify", DEMO / "test", "--gallery", tmp_path / "copy.db", "--model", thresholded_package,
                     "--search", "pgvector")
     assert on_sqlite.exit_code == 1 and "pgvector search runs in a PostgreSQL gallery" in on_sqlite.output
     unreachable = run("gallery", "remove", "obama", "--gallery", "postgresql://nobody@/x?host=/nonexistent")
@@ -137,14 +137,14 @@ def test_four_writers_at_once_lose_and_duplicate_nothing_and_a_replica_decides_a
 def test_a_device_keeps_recognising_through_a_server_outage_and_delivers_every_event_once(
         postgres_server, small_clip, thresholded_package, tmp_path):
     url = postgres_server.database("site")
-    enrolled = run("gallery", "enroll-dir", small_clip / "enrol", "--gallery", url, "--package", thresholded_package,
+    enrolled = run("gallery", "enroll-dir", small_clip / "enrol", "--gallery", url, "--model", thresholded_package,
                    "--detector", "yunet")
     assert enrolled.exit_code == 0, enrolled.output
     events_file, stats_file, replica = tmp_path / "device.jsonl", tmp_path / "stats.json", tmp_path / "replica.db"
     truth = json.loads((small_clip / "truth.json").read_text())
     watch = subprocess.Popen(
         [sys.executable, "-m", "mfr.cli.main", "watch", "--source", str(small_clip / "clip.mp4"), "--realtime",
-         "--gallery", url, "--gallery-replica", str(replica), "--sync-every", "0.3", "--package",
+         "--gallery", url, "--gallery-replica", str(replica), "--sync-every", "0.3", "--model",
          str(thresholded_package), "--events", str(events_file), "--stats-json", str(stats_file), "--quiet",
          "--stats-every", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -46,7 +46,7 @@ def package(thresholded_package: Path) -> Path:
 @pytest.fixture(scope="module")
 def enrolled(package: Path, retinaface_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     gallery = tmp_path_factory.mktemp("gallery") / "g.db"
-    result = run("gallery", "enroll-dir", DEMO / "train", "--gallery", gallery, "--package", package,
+    result = run("gallery", "enroll-dir", DEMO / "train", "--gallery", gallery, "--model", package,
                  "--detector-package", retinaface_package, "--json")
     assert result.exit_code == 0, result.output
     return gallery
@@ -80,7 +80,7 @@ def test_thresholds_are_measured_into_the_manifest(package):
 
 def test_enrolled_people_are_named_in_other_photos(enrolled, package, retinaface_package):
     assert people(enrolled) == {"alex_lacamoire": 2, "biden": 4, "kit_harington": 4, "obama": 4, "rose_leslie": 4}
-    result = run("identify", DEMO / "test", "--gallery", enrolled, "--package", package, "--detector-package",
+    result = run("identify", DEMO / "test", "--gallery", enrolled, "--model", package, "--detector-package",
                  retinaface_package, "--json")
     assert result.exit_code == 0, result.output
     found = {Path(r["photo"]).name: sorted(f["name"] for f in r["faces"] if f["name"]) for r in json.loads(
@@ -94,7 +94,7 @@ def test_strangers_are_unknown(enrolled, package, retinaface_package, tmp_path):
     folder.mkdir()
     for path in strangers:  # LFW crops are small: enlarge them so the detector sees the faces
         cv2.imwrite(str(folder / path.name), cv2.resize(cv2.imread(str(path)), (336, 336)))
-    result = run("identify", folder, "--gallery", enrolled, "--package", package, "--detector-package",
+    result = run("identify", folder, "--gallery", enrolled, "--model", package, "--detector-package",
                  retinaface_package, "--json")
     assert result.exit_code == 0, result.output
     faces = [f for r in json.loads(result.output) for f in r["faces"]]
@@ -113,24 +113,24 @@ def test_normalised_scores_use_the_cohort_written_beside_the_thresholds(enrolled
     with np.load(cohort_file) as cohort:  # the 300 faces, bare and masked, of the people measured on
         assert cohort["bare"].shape == cohort["masked"].shape == (300, 128)
         assert len(set(cohort["people"].tolist())) == record["people"]
-    result = run("identify", DEMO / "test", "--gallery", enrolled, "--package", target, "--detector-package",
+    result = run("identify", DEMO / "test", "--gallery", enrolled, "--model", target, "--detector-package",
                  retinaface_package, "--score", "as-norm", "--json")
     assert result.exit_code == 0, result.output
     found = {Path(r["photo"]).name: sorted(f["name"] for f in r["faces"] if f["name"]) for r in json.loads(
         result.output)}
     assert found == DEMO_TRUTH
     # the package without its thresholds' cohort (200 faces: too few for 1 % with confidence), then damaged
-    small = run("identify", DEMO / "test", "--gallery", enrolled, "--package", package, "--detector-package",
+    small = run("identify", DEMO / "test", "--gallery", enrolled, "--model", package, "--detector-package",
                 retinaface_package, "--score", "as-norm")
     assert small.exit_code != 0 and "too few to show a stranger rate of 0.01" in small.output
     cohort_file.write_bytes(cohort_file.read_bytes()[:-10])
-    damaged = run("identify", DEMO / "test", "--gallery", enrolled, "--package", target, "--score", "as-norm")
+    damaged = run("identify", DEMO / "test", "--gallery", enrolled, "--model", target, "--score", "as-norm")
     assert damaged.exit_code != 0 and f"{cohort_file}: sha256 differs" in damaged.output
 
 
 def test_enrolling_the_same_photos_again_changes_nothing(enrolled, package, retinaface_package, tmp_path):
     gallery = copy_gallery(enrolled, tmp_path)
-    result = run("gallery", "enroll", "--name", "obama", DEMO / "train" / "obama", "--gallery", gallery, "--package",
+    result = run("gallery", "enroll", "--name", "obama", DEMO / "train" / "obama", "--gallery", gallery, "--model",
                  package, "--detector-package", retinaface_package, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)[0]["added"] == 0 and json.loads(result.output)[0]["already_enrolled"] == 4
@@ -140,7 +140,7 @@ def test_enrolling_the_same_photos_again_changes_nothing(enrolled, package, reti
 def test_a_face_of_someone_enrolled_is_refused_under_another_name(enrolled, package, retinaface_package, tmp_path):
     gallery = copy_gallery(enrolled, tmp_path)
     photo = DEMO / "test" / "obama1.jpg"
-    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    common = ["--gallery", gallery, "--model", package, "--detector-package", retinaface_package]
     refused = run("gallery", "enroll", "--name", "barack", photo, *common)
     assert refused.exit_code == 1 and "matches 'obama'" in refused.output and "--force" in refused.output
     assert "barack" not in people(gallery)
@@ -155,7 +155,7 @@ def test_one_person_in_two_folders_of_one_run_is_refused(package, retinaface_pac
     (people_dir / "barack").mkdir()
     shutil.copy(DEMO / "test" / "obama1.jpg", people_dir / "barack")
     gallery = tmp_path / "g.db"
-    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    common = ["--gallery", gallery, "--model", package, "--detector-package", retinaface_package]
     refused = run("gallery", "enroll-dir", people_dir, *common)
     assert refused.exit_code == 1, refused.output
     assert "matches 'obama'" in refused.output and "matches 'barack'" in refused.output
@@ -178,7 +178,7 @@ def test_list_show_rename_remove_and_negatives(enrolled, package, retinaface_pac
     stranger = tmp_path / "stranger.jpg"
     cv2.imwrite(str(stranger), cv2.resize(cv2.imread(str(lfw_root() / "Aaron_Eckhart" / "Aaron_Eckhart_0001.jpg")),
                                           (336, 336)))
-    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    common = ["--gallery", gallery, "--model", package, "--detector-package", retinaface_package]
     lax = ["--threshold", "0", "--margin", "0", "--masked", "no", "--json"]
     named = json.loads(run("identify", stranger, *common, *lax).output)[0]["faces"][0]["name"]
     assert named is not None
@@ -215,12 +215,12 @@ def test_another_model_is_refused_until_the_gallery_is_reembedded(enrolled, cali
                                             "--out", str(engine)])
     assert built.exit_code == 0, built.output
     photo = DEMO / "test" / "obama1.jpg"
-    refused = run("identify", photo, "--gallery", gallery, "--engine", engine, "--threshold", "0.4")
+    refused = run("identify", photo, "--gallery", gallery, "--model", engine, "--threshold", "0.4")
     assert refused.exit_code == 1 and "holds embeddings of another model" in refused.output
     assert "mobilefacenet fp32" in refused.output and "mobilefacenet int8" in refused.output
     assert f"mfr gallery reembed --gallery {gallery} --package {engine}" in refused.output
-    assert run("gallery", "reembed", "--gallery", gallery, "--engine", engine).exit_code == 0
-    result = run("identify", photo, "--gallery", gallery, "--engine", engine, "--threshold", "0.4",
+    assert run("gallery", "reembed", "--gallery", gallery, "--model", engine).exit_code == 0
+    result = run("identify", photo, "--gallery", gallery, "--model", engine, "--threshold", "0.4",
                  "--detector-package", retinaface_package, "--json")
     assert result.exit_code == 0, result.output
     assert [f["name"] for f in json.loads(result.output)[0]["faces"]] == ["obama"]
@@ -236,7 +236,7 @@ def unchanged_after(gallery: Path, *args: object, message: str) -> None:
 
 def test_bad_input_is_an_error_and_leaves_the_gallery_unchanged(enrolled, package, retinaface_package, tmp_path):
     gallery = copy_gallery(enrolled, tmp_path)
-    common = ["--gallery", gallery, "--package", package, "--detector-package", retinaface_package]
+    common = ["--gallery", gallery, "--model", package, "--detector-package", retinaface_package]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     blank = tmp_path / "blank.png"
@@ -249,7 +249,7 @@ def test_bad_input_is_an_error_and_leaves_the_gallery_unchanged(enrolled, packag
     unchanged_after(gallery, "gallery", "rename", "nobody", "x", "--gallery", gallery, message="no person named")
     unchanged_after(gallery, "gallery", "rename", "obama", "biden", "--gallery", gallery, message="already enrolled")
     new = tmp_path / "new.db"  # a failed first enrolment leaves no gallery behind
-    result = run("gallery", "enroll", "--name", "x", blank, "--gallery", new, "--package", package,
+    result = run("gallery", "enroll", "--name", "x", blank, "--gallery", new, "--model", package,
                  "--detector-package", retinaface_package)
     assert result.exit_code == 1 and "no face found" in result.output
     assert not list(tmp_path.glob("new.db*"))
@@ -308,7 +308,7 @@ def test_a_killed_enrolment_leaves_every_person_whole_or_absent(package, tmp_pat
         shutil.copytree(lfw_root() / name, source / name, ignore=lambda d, files: sorted(files)[3:])
     def command(gallery: Path) -> list[str]:
         return [sys.executable, "-m", "mfr.cli.main", "gallery", "enroll-dir", str(source), "--gallery", str(gallery),
-                "--package", str(package), "--no-add-masked", "--threshold", "0.99", "--skip-unusable"]
+                "--model", str(package), "--no-add-masked", "--threshold", "0.99", "--skip-unusable"]
 
     subprocess.run(command(tmp_path / "whole.db"), check=True, capture_output=True)
     whole = people(tmp_path / "whole.db")  # each person's templates when nothing interrupts
@@ -339,10 +339,10 @@ def test_a_killed_enrolment_leaves_every_person_whole_or_absent(package, tmp_pat
 
 def test_open_set_evaluation_holds_strangers_near_the_target(package, tmp_path):
     out = tmp_path / "openset.json"
-    result = run("eval", "--package", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
+    result = run("eval", "--model", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
                  "--no-cache", "--json", out)
     assert result.exit_code == 0, result.output
-    (report,) = json.loads(out.read_text())
+    (report,) = json.loads(out.read_text())["reports"]
     unmasked, masked = report["results"]
     assert unmasked["protocol"] == "unmasked" and masked["protocol"] == "masked"
     assert unmasked["gallery_size"] == 20 and unmasked["stranger_probes"] >= 300
@@ -355,10 +355,10 @@ def test_open_set_evaluation_holds_strangers_near_the_target(package, tmp_path):
 
 def test_open_set_with_several_enrolment_photos_compares_on_the_same_probes(package, tmp_path):
     out = tmp_path / "openset.json"
-    result = run("eval", "--package", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
+    result = run("eval", "--model", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
                  "--enrol-photos", "1,2", "--fusion", "mean", "--json", out)
     assert result.exit_code == 0, result.output
-    (report,) = json.loads(out.read_text())
+    (report,) = json.loads(out.read_text())["reports"]
     rows = report["results"]
     assert [(r["enrol_photos"], r["protocol"]) for r in rows] == [(1, "unmasked"), (1, "masked"), (2, "unmasked"),
                                                                  (2, "masked")]
@@ -367,17 +367,17 @@ def test_open_set_with_several_enrolment_photos_compares_on_the_same_probes(pack
     for key in ("known_probes", "stranger_probes"):
         assert rows[0][key] == rows[2][key]
     assert "| unmasked | raw | 20 | 2 (mean) |" in result.output
-    refused = run("eval", "--package", package, "--dataset", "mfr2-openset", "--enrol-photos", "2")
+    refused = run("eval", "--model", package, "--dataset", "mfr2-openset", "--enrol-photos", "2")
     assert refused.exit_code != 0
     assert "--enrol-photos applies to --dataset lfw-openset; not to mfr2-openset" in refused.output
 
 
 def test_open_set_with_normalised_scores_compares_on_the_same_probes_and_holds_strangers(package, tmp_path):
     out = tmp_path / "openset.json"
-    result = run("eval", "--package", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
+    result = run("eval", "--model", package, "--dataset", "lfw-openset", "--gallery-size", "20", "--folds", "7",
                  "--score", "raw", "--score", "as-norm", "--cohort-folds", "8", "--json", out)
     assert result.exit_code == 0, result.output
-    raw, normalised = json.loads(out.read_text())
+    raw, normalised = json.loads(out.read_text())["reports"]
     assert [r["score"] for r in raw["results"]] == ["raw", "raw"]
     assert [r["score"] for r in normalised["results"]] == ["as-norm", "as-norm"]
     for before, after in zip(raw["results"], normalised["results"], strict=True):
@@ -387,7 +387,7 @@ def test_open_set_with_normalised_scores_compares_on_the_same_probes_and_holds_s
     assert unmasked["dir_rate"] >= 0.7 and masked["dir_rate"] < unmasked["dir_rate"]
     assert "cohort: LFW people of folds 8" in normalised["data"]
     assert "| unmasked | as-norm | 20 |" in result.output
-    refused = run("eval", "--package", package, "--dataset", "lfw-openset", "--folds", "7", "--score", "as-norm",
+    refused = run("eval", "--model", package, "--dataset", "lfw-openset", "--folds", "7", "--score", "as-norm",
                   "--cohort-folds", "6,7")
     assert refused.exit_code != 0 and "are among the people the LFW open set judges" in refused.output
 

@@ -78,7 +78,7 @@ def test_bench_gallery_measures_every_search_against_a_real_pgvector(mobilefacen
                                                                      tmp_path):
     url = postgres_server.database("bench")
     out = tmp_path / "gallery.json"
-    result = CliRunner().invoke(cli, ["bench", "gallery", "--package", str(mobilefacenet_package), "--sizes", "2e3",
+    result = CliRunner().invoke(cli, ["bench", "gallery", "--model", str(mobilefacenet_package), "--sizes", "2e3",
                                       "--probes", "50", "--lfw-photos", "600", "--postgres", url, "--json", str(out),
                                       "--cache", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output

@@ -36,7 +36,7 @@ def test_beats_its_teacher_on_masked_faces_of_unseen_people(masked_package, mobi
     M-U and M-M EERs are below the teacher's (measured on folds 6-10: 2.1 / 2.4 % against 5.9 / 7.1 %), and
     its unmasked accuracy stays within 1 pp of the teacher's (6 of the fold's 600 pairs)."""
     out = tmp_path / "eval.json"
-    result = CliRunner().invoke(cli, ["eval", "--package", str(mobilefacenet_package), "--package",
+    result = CliRunner().invoke(cli, ["eval", "--model", str(mobilefacenet_package), "--model",
                                       str(masked_package), "--dataset", "lfw-masked", "--mask-renderer",
                                       "procedural", "--folds", "6", "--bootstrap", "0", "--no-cache",
                                       "--json", str(out)])
@@ -65,7 +65,7 @@ def test_its_training_people_travel_with_it_and_thresholds_refuse_them(masked_pa
     assert len(outside & trained) > 0.85 * len(outside)  # 10 % of all eligible people were set aside
 
     def thresholds(*options: str):
-        return CliRunner().invoke(cli, ["thresholds", "--package", str(masked_package), "--images", "60", *options])
+        return CliRunner().invoke(cli, ["thresholds", "--model", str(masked_package), "--images", "60", *options])
 
     refused = thresholds()  # the default set: LFW people in no pair, which it trained on
     assert refused.exit_code != 0 and "trained on" in refused.output and "--folds 6,7,8,9,10" in refused.output

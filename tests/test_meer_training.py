@@ -151,7 +151,7 @@ def test_restore_draws_a_labelled_synthesis_and_refuses_packages_without_a_decod
     unaligned = dataset_dir("demo") / "examples" / "knn_examples" / "test" / "obama1.jpg"
     for photo, aligned_input in ((aligned, True), (unaligned, False)):
         png = tmp_path / f"{photo.stem}.png"
-        result = CliRunner().invoke(cli, ["restore", str(photo), "--package", str(out / "package"), "--out", str(png),
+        result = CliRunner().invoke(cli, ["restore", str(photo), "--model", str(out / "package"), "--out", str(png),
                                           "--detector-package", str(retinaface_package), "--json"])
         assert result.exit_code == 0, result.output
         summary = json.loads(result.output[result.output.index("{"):])
@@ -159,7 +159,7 @@ def test_restore_draws_a_labelled_synthesis_and_refuses_packages_without_a_decod
         sheet = cv2.imread(str(png))
         assert sheet.shape == (52 + 24 + 224, 448, 3)
         assert (sheet[5, :, 2] == 160).mean() > 0.5  # the red banner that labels it a synthesis
-    refused = CliRunner().invoke(cli, ["restore", str(aligned), "--package", str(mobilefacenet_package), "--out",
+    refused = CliRunner().invoke(cli, ["restore", str(aligned), "--model", str(mobilefacenet_package), "--out",
                                        str(tmp_path / "no.png")])
     assert refused.exit_code == 1 and "no restoring decoder" in refused.output
     assert not (tmp_path / "no.png").exists()

@@ -42,7 +42,7 @@ def test_folds_outside_lfw_are_refused():
 
 
 def test_thresholds_on_fold_people_name_them(mobilefacenet_package: Path):
-    result = CliRunner().invoke(cli, ["thresholds", "--package", str(mobilefacenet_package), "--folds", "6,7,8,9,10",
+    result = CliRunner().invoke(cli, ["thresholds", "--model", str(mobilefacenet_package), "--folds", "6,7,8,9,10",
                                       "--per-person", "2", "--images", "120", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
@@ -60,7 +60,7 @@ def test_own_people_aligned_crops_or_photos(mobilefacenet_package: Path, retinaf
     for path in (p for p in fold_6 if p.parent.name in people):
         (crops / path.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, crops / path.parent.name / path.name)
-    result = CliRunner().invoke(cli, ["thresholds", "--package", str(mobilefacenet_package), "--people", str(crops),
+    result = CliRunner().invoke(cli, ["thresholds", "--model", str(mobilefacenet_package), "--people", str(crops),
                                       "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
@@ -70,11 +70,11 @@ def test_own_people_aligned_crops_or_photos(mobilefacenet_package: Path, retinaf
     assert record["seen_people"] is None  # the bundled teacher does not say whom it trained on
     photos = dataset_dir("demo") / "examples" / "knn_examples" / "train"  # unaligned photos: detected and aligned first
     expected = sum(min(4, len(list(person.iterdir()))) for person in photos.iterdir())
-    result = CliRunner().invoke(cli, ["thresholds", "--package", str(mobilefacenet_package), "--people", str(photos),
+    result = CliRunner().invoke(cli, ["thresholds", "--model", str(mobilefacenet_package), "--people", str(photos),
                                       "--detector-package", str(retinaface_package), "--json"])
     assert result.exit_code == 0, result.output
     assert (json.loads(result.stdout)["images"], json.loads(result.stdout)["people"]) == (expected, 5)
     lonely = tmp_path / "one"
     shutil.copytree(crops / sorted(p.name for p in crops.iterdir())[0], lonely / "someone")
-    result = CliRunner().invoke(cli, ["thresholds", "--package", str(mobilefacenet_package), "--people", str(lonely)])
+    result = CliRunner().invoke(cli, ["thresholds", "--model", str(mobilefacenet_package), "--people", str(lonely)])
     assert result.exit_code != 0 and str(lonely) in result.output and "at least 2 people" in result.output

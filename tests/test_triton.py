@@ -200,7 +200,7 @@ def test_a_served_model_is_evaluated_like_a_local_one(served, thresholded_packag
     results = {}
     for label, package in (("local", str(thresholded_package)), ("served", url(ports, "grpc"))):
         out = tmp_path / f"{label}.json"
-        result = CliRunner().invoke(cli, ["eval", "--package", package, "--dataset", "lfw", "--folds", "1",
+        result = CliRunner().invoke(cli, ["eval", "--model", package, "--dataset", "lfw", "--folds", "1",
                                           "--no-cache", "--bootstrap", "0", "--json", str(out)])
         assert result.exit_code == 0, result.output
         results[label] = json.loads(out.read_text())
@@ -211,7 +211,7 @@ def test_a_served_model_is_evaluated_like_a_local_one(served, thresholded_packag
 
 
 def _serve_process(package: Path, ports: ServerPorts, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mfr.cli.main", "serve", "--package", f"faces={package}", "--host",
+    command = [sys.executable, "-m", "mfr.cli.main", "serve", "--model", f"faces={package}", "--host",
                "127.0.0.1", "--port", str(ports.http), "--grpc-port", str(ports.grpc),
                "--metrics-port", str(ports.metrics), "--exit-timeout", "3", "--json"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True)  # noqa: SIM115
@@ -264,9 +264,9 @@ def test_mfr_serve_stops_on_sigterm_and_a_client_reconnects_after_a_restart(thre
 def test_serve_refuses_what_it_cannot_serve(thresholded_package, tmp_path):
     from mfr.cli.main import cli
 
-    result = CliRunner().invoke(cli, ["serve", "--package", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["serve", "--model", str(tmp_path)])
     assert result.exit_code == 1 and "manifest.json" in result.output
-    result = CliRunner().invoke(cli, ["serve", "--package", f"a={thresholded_package}", "--package",
+    result = CliRunner().invoke(cli, ["serve", "--model", f"a={thresholded_package}", "--model",
                                       f"a={thresholded_package}", "--tritonserver", sys.executable])
     assert result.exit_code == 1 and "NAME=DIR" in result.output, result.output
     assert os.path.isdir(thresholded_package)
@@ -280,12 +280,12 @@ def test_a_camera_keeps_watching_through_a_server_restart(small_clip, thresholde
     _install()
     gallery = tmp_path / "g.db"  # enrolled through the local package: the same model fingerprint
     result = CliRunner().invoke(cli, ["gallery", "enroll-dir", str(small_clip / "enrol"), "--gallery", str(gallery),
-                                      "--package", str(thresholded_package), "--detector", "yunet"])
+                                      "--model", str(thresholded_package), "--detector", "yunet"])
     assert result.exit_code == 0, result.output
     ports, log, events = free_ports(), tmp_path / "serve.log", tmp_path / "events.jsonl"
     server = _serve_process(thresholded_package, ports, log)
     watch = subprocess.Popen([sys.executable, "-m", "mfr.cli.main", "watch", "--source", str(small_clip / "clip.mp4"),
-                              "--realtime", "--gallery", str(gallery), "--engine",
+                              "--realtime", "--gallery", str(gallery), "--model",
                               url(ports, query="retries=1&timeout=2"), "--detector", "yunet", "--events", str(events),
                               "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -47,7 +47,7 @@ def clip(small_clip: Path) -> Path:
 @pytest.fixture(scope="module")
 def gallery(clip: Path, thresholded_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("gallery") / "g.db"
-    result = run("gallery", "enroll-dir", clip / "enrol", "--gallery", path, "--package", thresholded_package,
+    result = run("gallery", "enroll-dir", clip / "enrol", "--gallery", path, "--model", thresholded_package,
                  "--detector", "yunet")
     assert result.exit_code == 0, result.output
     return path
@@ -86,7 +86,7 @@ def test_the_clip_generator_is_deterministic_and_says_it_is_synthetic(clip, tmp_
 
 def test_watch_names_enrolled_people_and_never_a_stranger(clip, gallery, thresholded_package, tmp_path):
     events_file, stats_file, snapshots = tmp_path / "events.jsonl", tmp_path / "stats.json", tmp_path / "snaps"
-    result = run("watch", "--source", clip / "clip.mp4", "--gallery", gallery, "--package", thresholded_package,
+    result = run("watch", "--source", clip / "clip.mp4", "--gallery", gallery, "--model", thresholded_package,
                  "--events", events_file, "--stats-json", stats_file, "--snapshots", snapshots, "--quiet",
                  "--record", tmp_path / "annotated.mp4")
     assert result.exit_code == 0, result.output
@@ -118,7 +118,7 @@ def test_watch_names_enrolled_people_and_never_a_stranger(clip, gallery, thresho
 
 
 def test_bad_sources_and_a_gallery_of_another_model_are_errors(clip, gallery, thresholded_package, tmp_path):
-    common = ["--gallery", gallery, "--package", thresholded_package, "--quiet"]
+    common = ["--gallery", gallery, "--model", thresholded_package, "--quiet"]
     missing = run("watch", "--source", tmp_path / "nothing.mp4", *common)
     assert missing.exit_code == 1 and "nothing.mp4: no such file" in missing.output
     port = free_port()  # closed again: nothing listens there
@@ -134,7 +134,7 @@ def test_bad_sources_and_a_gallery_of_another_model_are_errors(clip, gallery, th
     shutil.copy(gallery, other)
     with sqlite3.connect(other) as db:
         db.execute("UPDATE meta SET value = 'another-model:0123456789abcdef:01234567' WHERE key = 'fingerprint'")
-    refused = run("watch", "--source", clip / "clip.mp4", "--gallery", other, "--package", thresholded_package)
+    refused = run("watch", "--source", clip / "clip.mp4", "--gallery", other, "--model", thresholded_package)
     assert refused.exit_code == 1 and "mfr gallery reembed" in refused.output
 
 
@@ -146,7 +146,7 @@ def test_frames_the_decoder_cannot_read_are_skipped_and_counted(clip, gallery, t
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
     stats_file = tmp_path / "stats.json"
-    result = run("watch", "--source", damaged, "--gallery", gallery, "--package", thresholded_package, "--quiet",
+    result = run("watch", "--source", damaged, "--gallery", gallery, "--model", thresholded_package, "--quiet",
                  "--events", tmp_path / "e.jsonl", "--stats-json", stats_file, "--no-gallery-events")
     assert result.exit_code == 0, result.output
     stats = json.loads(stats_file.read_text())
@@ -191,7 +191,7 @@ def test_a_stream_that_goes_down_is_reconnected_and_nothing_is_lost(clip, galler
     port, events_file = free_port(), tmp_path / "events.jsonl"
     server = _start_rtsp(port, clip / "clip.mp4")
     watch = subprocess.Popen([sys.executable, "-m", "mfr.cli.main", "watch", "--source",
-                              f"rtsp://127.0.0.1:{port}/clip", "--gallery", str(gallery), "--package",
+                              f"rtsp://127.0.0.1:{port}/clip", "--gallery", str(gallery), "--model",
                               str(thresholded_package), "--events", str(events_file), "--read-timeout", "2",
                               "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -247,7 +247,7 @@ def test_events_are_published_to_a_real_mqtt_broker(clip, gallery, thresholded_p
         subscriber.loop_start()
         time.sleep(0.3)
         events_file = tmp_path / "events.jsonl"
-        result = run("watch", "--source", clip / "clip.mp4", "--gallery", gallery, "--package", thresholded_package,
+        result = run("watch", "--source", clip / "clip.mp4", "--gallery", gallery, "--model", thresholded_package,
                      "--events", events_file, "--mqtt", f"127.0.0.1:{port}", "--quiet", "--no-gallery-events",
                      "--max-frames", "150")
         assert result.exit_code == 0, result.output
@@ -339,7 +339,7 @@ def test_watch_serves_several_cameras_with_per_source_stats(clip, gallery, thres
     second = tmp_path / "door.mp4"
     shutil.copy(clip / "clip.mp4", second)
     events_file, stats_file = tmp_path / "events.jsonl", tmp_path / "stats.json"
-    result = run("watch", "--source", clip / "clip.mp4", "--source", second, "--gallery", gallery, "--package",
+    result = run("watch", "--source", clip / "clip.mp4", "--source", second, "--gallery", gallery, "--model",
                  thresholded_package, "--events", events_file, "--stats-json", stats_file, "--quiet")
     assert result.exit_code == 0, result.output
     truth = json.loads((clip / "truth.json").read_text())
@@ -353,14 +353,14 @@ def test_watch_serves_several_cameras_with_per_source_stats(clip, gallery, thres
         named = names_by_appearance([e for e in events if e["source"] == source], truth)
         assert named and not [a for a in actors.values() if not a["enrolled"] and named[a["actor"]] - {None}]
         assert not [a for a in actors.values() if a["enrolled"] and named[a["actor"]] - {a["identity"], None}]
-    bad = run("watch", "--source", clip / "clip.mp4", "--source", second, "--gallery", gallery, "--package",
+    bad = run("watch", "--source", clip / "clip.mp4", "--source", second, "--gallery", gallery, "--model",
               thresholded_package, "--record", tmp_path / "x.mp4")
     assert bad.exit_code == 2 and "one --source" in bad.output
 
 
 def test_bench_watch_judges_both_scores_on_one_clip_against_its_truth(clip, cohort_package, tmp_path):
     out = tmp_path / "bench.json"
-    result = run("bench", "watch", "--engine", cohort_package, "--clip", clip, "--score", "raw", "--score", "as-norm",
+    result = run("bench", "watch", "--model", cohort_package, "--clip", clip, "--score", "raw", "--score", "as-norm",
                  "--json", out)
     assert result.exit_code == 0, result.output
     truth = json.loads((clip / "truth.json").read_text())
@@ -372,5 +372,5 @@ def test_bench_watch_judges_both_scores_on_one_clip_against_its_truth(clip, coho
         assert judged["stranger_appearances"] == len(truth["actors"]) - enrolled
         assert judged["strangers_named"] == 0 and judged["face_frames_named_wrongly"] == 0
         assert judged["enrolled_named_correctly"] >= 0.5 * enrolled  # the floor of the watch test above
-    refused = run("bench", "watch", "--engine", cohort_package, "--clip", clip, "--seeds", "1,2")
+    refused = run("bench", "watch", "--model", cohort_package, "--clip", clip, "--seeds", "1,2")
     assert refused.exit_code != 0 and "--seeds chooses generated clips" in refused.output

@@ -92,6 +92,12 @@ class GalleryReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GalleryReport:
+        """The report ``to_dict`` wrote."""
+        return cls(data["dim"], data["probes"], data["data"], [GalleryRow(**row) for row in data["rows"]],
+                   data["notes"], data["machine"])
+
 
 def measurable_searches() -> list[str]:
     """The searches ``mfr bench gallery`` measures: every registered one but ``auto`` (exact or an index)."""

@@ -95,6 +95,12 @@ class OpenSetReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OpenSetReport:
+        """The report ``to_dict`` wrote."""
+        fields = {**data, "results": [OpenSetResult(**r) for r in data["results"]]}
+        return cls(**{name: fields[name] for name in cls.__dataclass_fields__})
+
 
 class FaceBank:
     """Embeddings and mask-classifier calls of (image, masked) faces, computed once and cached."""

@@ -30,6 +30,7 @@ from mfr.data.lfw import lfw_images_of_folds, lfw_images_outside_pairs, lfw_root
 from mfr.data.pairs import PairDataset
 from mfr.errors import DataError
 from mfr.manifest import ThresholdRecord, ThresholdTable, TrainingRecord
+from mfr.paths import report_path
 from mfr.progress import Progress, no_progress
 from mfr.recognition.cohort import Cohort
 from mfr.runtime.align import is_aligned_crop
@@ -150,8 +151,8 @@ def embed_cohort(embedder: FaceEmbedder, faces: ThresholdFaces, mask_seed: int =
     names, people = np.unique([path.parent.name for path in paths], return_inverse=True)
     return Cohort(np.concatenate(unmasked), np.concatenate(masked), people.astype(np.int64),
                   tuple(str(n) for n in names),
-                  f"{faces.what}: {len(paths):,} images of {len(names):,} people ({base}); masked by the synthetic "
-                  f"generator, seed {mask_seed}")
+                  f"{faces.what}: {len(paths):,} images of {len(names):,} people ({report_path(base)}); masked by "
+                  f"the synthetic generator, seed {mask_seed}")
 
 
 def thresholds_of_cohort(embedder: FaceEmbedder, cohort: Cohort, images: int,

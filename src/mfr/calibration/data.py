@@ -16,6 +16,7 @@ import numpy as np
 from mfr.augment.masks import MaskGenerator
 from mfr.data.lfw import lfw_images_outside_pairs, lfw_root
 from mfr.errors import DataError
+from mfr.paths import report_path
 from mfr.runtime.align import ALIGNED_CROP_SIZE, aligned_crop_landmarks, estimate_similarity, is_aligned_crop
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
@@ -50,7 +51,7 @@ def load_calibration_set(spec: PreprocessSpec, num_images: int, masked_share: fl
         source = str(calib_dir)
     else:
         pool = lfw_images_outside_pairs()
-        source = f"LFW people in no evaluation pair ({lfw_root()})"
+        source = f"LFW people in no evaluation pair ({report_path(lfw_root())})"
     if len(pool) < skip + num_images:
         raise DataError(f"{source}: {len(pool)} images found, calibration needs {skip + num_images} "
                         f"(at least {MIN_IMAGES})")

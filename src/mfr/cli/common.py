@@ -25,6 +25,19 @@ class MfrGroup(click.Group):
         except MfrError as exc:
             raise click.ClickException(str(exc)) from exc
 
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                             list[str]]:
+        """Also says, on stderr, when an option is given by an older spelling (a ``HiddenAliases`` name)."""
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            for option in command.params:
+                if isinstance(option, HiddenAliases):
+                    option.note_older_spellings(rest)
+        return name, command, rest
+
+
+MfrGroup.group_class = MfrGroup  # subgroups (mfr bench, mfr gallery ...) behave the same
+
 
 class ModelLocation(click.ParamType):
     """A model to run: a package or engine directory (a ``Path``), or the address of a model a Triton server
@@ -128,6 +141,9 @@ def report_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, json_out: str | None, report_file: Path | None, **kwargs: Any) -> Any:
         stdout_json = json_out == "-"
         file = report_file or (Path(json_out) if json_out is not None and not stdout_json else None)
+        if json_out is not None and not stdout_json:
+            click.echo("Note: --json FILE is an older spelling of --report FILE; it still works in this release.",
+                       err=True)
         return command(*args, output=ReportOutput(stdout_json, file), **kwargs)
 
     wrapped = click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -137,7 +153,14 @@ def report_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class HiddenAliases(click.Option):
-    """An option whose first name alone is shown in ``--help``; its other names (older spellings) still work."""
+    """An option whose first name alone is shown in ``--help``; its other names (older spellings) still work,
+    with a note on stderr naming the current one, so scripts keep running while their authors learn it."""
+
+    def note_older_spellings(self, args: list[str]) -> None:
+        for older in self.opts[1:]:
+            if any(arg == older or arg.startswith(f"{older}=") for arg in args):
+                click.echo(f"Note: {older} is an older spelling of {self.opts[0]}; it still works in this "
+                           f"release.", err=True)
 
     def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
         names = self.opts

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
-from mfr.cli.common import MfrGroup, echo_json, log, progress_bar, require_extra
+from mfr.cli.common import MfrGroup, ReportOutput, echo_json, log, progress_bar, report_options, require_extra
 from mfr.cli.serve_cli import batching_options, check_max_batch
 from mfr.export.engine_builders import backend_choices
-from mfr.manifest import BatchProfile
+from mfr.manifest import BatchProfile, CalibrationRecord
 from mfr.registry import MODELS
 
 DEFAULT_PROFILE = BatchProfile()
@@ -96,12 +97,11 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Embedding cache directory.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the calibration record as JSON on stdout.")
+@report_options
 def calibrate_command(package: Path, out: Path, num_images: int, masked_share: float, method: str,
                       percentile: float, calib_dir: Path | None, detector_package: Path | None, max_drop: float,
                       min_cosine: float, fallback_budget: int, no_lfw_check: bool, seed: int,
-                      cache_dir: Path | None, force: bool,
-                      as_json: bool) -> None:
+                      cache_dir: Path | None, force: bool, output: ReportOutput) -> None:
     """INT8-calibrate a package on real faces: model.int8.onnx (ONNX Runtime), model.int8.trt.onnx
     (TensorRT explicit Q/DQ) and calibration.cache (TensorRT implicit INT8), all from one set of ranges.
 
@@ -126,17 +126,25 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
         min_cosine=min_cosine, fallback_budget=fallback_budget, seed=seed, check_lfw=not no_lfw_check,
         cache_dir=cache_root, force=force,
     )(log=log, progress=progress_bar)
-    if as_json:
-        echo_json(asdict(record))
-        return
-    click.echo(f"wrote {out} ({record.images} faces, {record.masked} masked, {record.method}; "
-               f"ranges in {record.seconds_ranges} s, total {record.seconds_total} s)")
+    output.text(f"wrote {out} ({record.images} faces, {record.masked} masked, {record.method}; "
+                f"ranges in {record.seconds_ranges} s, total {record.seconds_total} s)")
     for label, part in (("ONNX Runtime INT8", record.onnxruntime), ("TensorRT Q/DQ", record.tensorrt_qdq)):
         last = part.steps[-1]
         drop = "" if last.lfw_drop_pp is None else f", drop on {part.checked_on} {last.lfw_drop_pp:.3f} pp"
-        click.echo(f"{label}: {len(part.fp_layers)} layers kept FP32 {part.fp_layers}; target "
-                   f"{'met' if part.target_met else 'missed'}; last step: held-out cosine {last.heldout_cosine:.5f}"
-                   + drop)
+        output.text(f"{label}: {len(part.fp_layers)} layers kept FP32 {part.fp_layers}; target "
+                    f"{'met' if part.target_met else 'missed'}; last step: held-out cosine "
+                    f"{last.heldout_cosine:.5f}" + drop)
+    output.data(calibration_report(out, record))
+
+
+def calibration_report(package: Path, record: CalibrationRecord) -> dict[str, Any]:
+    """The calibration record with the model it calibrated and the machine it ran on (the fallback's
+    figures depend on neither, its times on the machine)."""
+    from mfr.manifest import load_manifest
+    from mfr.runtime.machine import fingerprint
+
+    return {"model": load_manifest(package).model, "package": str(package), **asdict(record),
+            "machine": fingerprint()}
 
 
 

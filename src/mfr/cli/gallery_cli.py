@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MODEL_LOCATION, HiddenAliases, echo_json, int_list, log, progress_bar
+from mfr.cli.common import MODEL_LOCATION, HiddenAliases, MfrGroup, echo_json, int_list, log, progress_bar
 from mfr.paths import default_gallery_location, is_gallery_url
 from mfr.recognition.decision import SCORES
 from mfr.runtime.detectors import DETECTORS
@@ -148,7 +148,7 @@ def mask_generator(add_masked: bool | None) -> Any:
         return None
 
 
-@click.group("gallery")
+@click.group("gallery", cls=MfrGroup)
 def gallery_group() -> None:
     """The enrolment gallery: who is known, with templates of one model (SQLite, one file)."""
 

@@ -129,7 +129,7 @@ def openset(packages: tuple[Path | str, ...], dataset: str, precision: str | Non
                               progress=progress_bar)
             reports.append(run_openset(embedder, package, dataset, policy, job))
             output.text(markdown_table(reports[-1]) + "\n")
-    output.data([r.to_dict() for r in reports])
+    output.data({"reports": [r.to_dict() for r in reports]})
 
 
 def cohort_faces(folds: str | None, people: Path | None) -> Any:

@@ -16,6 +16,7 @@ from mfr.errors import DataError
 from mfr.export.onnx_export import INPUT_NAME
 from mfr.export.real_inputs import detector_photos, sample_faces
 from mfr.manifest import ParityReport
+from mfr.paths import report_path
 from mfr.registry import ModelEntry
 from mfr.runtime.similarity import row_cosines
 
@@ -26,7 +27,7 @@ def recognition_batches(entry: ModelEntry, num_faces: int) -> tuple[list[np.ndar
     """Aligned LFW faces, normalised by the spec, in batches (so the dynamic batch is exercised too)."""
     faces = sample_faces(num_faces, entry.spec)
     batches = [faces[i:i + _BATCH] for i in range(0, len(faces), _BATCH)]
-    return batches, f"{len(faces)} aligned LFW faces ({lfw_root()})"
+    return batches, f"{len(faces)} aligned LFW faces ({report_path(lfw_root())})"
 
 
 def detector_batches(entry: ModelEntry, num_photos: int) -> tuple[list[np.ndarray], str]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from mfr.data.lfw import sample_images
 from mfr.errors import DataError
-from mfr.paths import dataset_dir
+from mfr.paths import dataset_dir, report_path
 from mfr.runtime.detection import fit_longest_side
 from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import crop_from_aligned, normalize
@@ -37,4 +37,4 @@ def detector_photos(count: int, spec: PreprocessSpec,
     if not paths:
         raise DataError(f"{root}: no photos for the detector check")
     photos = [normalize(fit_longest_side(read_image_bgr(path), max_side)[0], spec) for path in paths]
-    return photos, f"{len(paths)} demo photos ({root}), longest side <= {max_side}"
+    return photos, f"{len(paths)} demo photos ({report_path(root)}), longest side <= {max_side}"
