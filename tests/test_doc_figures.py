@@ -56,3 +56,15 @@ def test_committed_reports_hold_no_absolute_paths_outside_their_command_and_mach
     for path in sorted((ROOT / "docs" / "figures").glob("*.json")):
         absolute = [s for s in strings(json.loads(path.read_text())) if s.startswith("/")]
         assert not absolute, f"{path.name}: {absolute}"
+
+
+def test_a_figure_whose_json_is_missing_is_named_and_left_as_it_is(tmp_path, monkeypatch, capsys):
+    from mfr.benchmarks.doc_figures import main
+
+    (tmp_path / "docs").mkdir()
+    block = "<!-- figure: eval docs/figures/gone.json -->\nold table\n<!-- /figure -->\n"
+    (tmp_path / "README.md").write_text(block)
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 2
+    assert "docs/figures/gone.json: not found" in capsys.readouterr().err
+    assert (tmp_path / "README.md").read_text() == block

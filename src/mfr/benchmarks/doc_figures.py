@@ -128,37 +128,38 @@ def render_watch(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines + _sources(reports))
 
 
+def _as_printed(table: Callable[[dict[str, Any]], str], reports: list[dict[str, Any]]) -> str:
+    """Reports as their command prints them (``table``), then the commands and machines they came from."""
+    return "\n\n".join(table(report) for report in reports) + "\n" + "\n".join(_sources(reports))
+
+
 def render_latency(reports: list[dict[str, Any]]) -> str:
-    """``mfr bench latency`` reports, as the command prints them."""
+    """``mfr bench latency`` reports."""
     from mfr.benchmarks.latency import LatencyReport, markdown_table
 
-    return "\n\n".join(markdown_table(LatencyReport.from_dict(r)) for r in reports) + "\n" + "\n".join(
-        _sources(reports))
+    return _as_printed(lambda report: markdown_table(LatencyReport.from_dict(report)), reports)
 
 
 def render_preprocess(reports: list[dict[str, Any]]) -> str:
-    """``mfr bench preprocess`` reports, as the command prints them."""
+    """``mfr bench preprocess`` reports."""
     from mfr.benchmarks.preprocess import PreprocessReport, markdown_table
 
-    return "\n\n".join(markdown_table(PreprocessReport.from_dict(r)) for r in reports) + "\n" + "\n".join(
-        _sources(reports))
+    return _as_printed(lambda report: markdown_table(PreprocessReport.from_dict(report)), reports)
 
 
 def render_openset(runs: list[dict[str, Any]]) -> str:
-    """``mfr eval --dataset lfw-openset|mfr2-openset`` runs (each a list of reports), as the command prints them."""
+    """``mfr eval --dataset lfw-openset|mfr2-openset`` runs, each holding one report per model and precision."""
     from mfr.benchmarks.openset import OpenSetReport, markdown_table
 
-    tables = [markdown_table(OpenSetReport.from_dict(report)) for run in runs for report in run["reports"]]
-    return "\n\n".join(tables) + "\n" + "\n".join(
-        _sources([{**report, "command": run.get("command")} for run in runs for report in run["reports"]]))
+    reports = [{**report, "command": run.get("command")} for run in runs for report in run["reports"]]
+    return _as_printed(lambda report: markdown_table(OpenSetReport.from_dict(report)), reports)
 
 
 def render_gallery(reports: list[dict[str, Any]]) -> str:
-    """``mfr bench gallery`` reports, as the command prints them."""
+    """``mfr bench gallery`` reports."""
     from mfr.benchmarks.gallery_scale import GalleryReport, markdown_table
 
-    return "\n\n".join(markdown_table(GalleryReport.from_dict(r)) for r in reports) + "\n" + "\n".join(
-        _sources(reports))
+    return _as_printed(lambda report: markdown_table(GalleryReport.from_dict(report)), reports)
 
 
 RENDERERS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
@@ -173,8 +174,8 @@ def render_block(spec: str, root: Path) -> str:
         raise ValueError(f"unknown figure {kind!r}; choose from {', '.join(RENDERERS)}")
     missing = [name for name in files if not (root / name).is_file()]
     if missing:
-        raise ValueError(f"figure {kind!r} names {', '.join(missing)}, which does not exist (run the command that "
-                         f"writes it, with --report)")
+        raise ValueError(f"figure {kind!r} needs {', '.join(missing)}: not found (run the command that writes it, "
+                         f"with --report)")
     return RENDERERS[kind]([json.loads((root / name).read_text()) for name in files]) + "\n"
 
 
