@@ -85,7 +85,7 @@ def is_aligned_crop(image: np.ndarray) -> bool:
 
 def estimate_similarity(landmarks: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """The 2x3 matrix mapping frame coordinates to the model's crop, from 5 landmarks (x, y)."""
-    return estimate_similarities(np.asarray(landmarks, dtype=np.float64).reshape(1, -1), spec)[0]
+    return estimate_similarities([np.asarray(landmarks, dtype=np.float64)], spec)[0]
 
 
 def estimate_similarities(landmarks: Sequence[np.ndarray] | np.ndarray, spec: PreprocessSpec) -> np.ndarray:
