@@ -114,7 +114,7 @@ class DeviceBoundEngine(BoundInputEngine):
     def infer_bound_input(self, count: int) -> dict[str, np.ndarray]:
         from mfr.runtime.cuda_memory import synchronize
 
-        self.device.download(self.binding, self.stream)
+        self.device.download(self.binding[:count], self.stream)
         synchronize(self.stream)
         return super().infer_bound_input(count)
 

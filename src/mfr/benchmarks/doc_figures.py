@@ -47,18 +47,24 @@ def _sources(reports: list[dict[str, Any]]) -> list[str]:
     return ["", *[f"- {line}" for line in lines]]
 
 
+def _dataset(report: dict[str, Any]) -> str:
+    """What an ``mfr eval`` report was judged on: the dataset, its pairs (folds 6-10 of LFW: 3,000), the masks
+    drawn on it, and for photos the detector that aligned them and the faces it missed."""
+    details = [f"{next(iter(report['protocols'].values()))['pairs']:,} pairs"]
+    if report.get("masks"):
+        details.append(f"masks {report['masks']}")
+    if report.get("detection"):
+        found = report["detection"]
+        details.append(f"{found['detector'].split()[0]}, {found['no_face']} missed")
+    return f"{report['dataset']} ({'; '.join(details)})"
+
+
 def render_eval(reports: list[dict[str, Any]]) -> str:
     """``mfr eval`` reports (verification): one row per model, precision, dataset and protocol."""
     lines = ["| model | precision | dataset | protocol | accuracy | EER (95 % CI) | TAR@FAR=1e-3 | wall time |",
              "|---|---|---|---|---:|---:|---:|---:|"]
     for report in reports:
-        details = [f"{next(iter(report['protocols'].values()))['pairs']:,} pairs"]  # folds 6-10 of LFW: 3,000
-        if report.get("masks"):
-            details.append(f"masks {report['masks']}")
-        if report.get("detection"):  # photos detected and aligned: which detector, and faces it missed
-            found = report["detection"]
-            details.append(f"{found['detector'].split()[0]}, {found['no_face']} missed")
-        dataset = f"{report['dataset']} ({'; '.join(details)})"
+        dataset = _dataset(report)
         for name, figures in report["protocols"].items():
             low, high = figures["eer_ci95"]
             lines.append(
@@ -77,11 +83,11 @@ def render_drop(reports: list[dict[str, Any]]) -> str:
              "|---|---|---|---:|---:|---:|---:|"]
     for report in reports:
         fp32, int8, cosine = report["fp32"], report["int8"], report["embedding_cosine"]
+        dataset = _dataset(fp32)
         for name, change in report["drop"].items():
             a, b = fp32["protocols"][name], int8["protocols"][name]
             tar = change["tar_at_far_1e-3_pp"]  # the drops are FP32 - INT8; shown as INT8 - FP32, like the EER
-            masks = f"; masks {fp32['masks']}" if fp32.get("masks") else ""
-            lines.append(f"| {fp32['model']} | {fp32['dataset']} ({a['pairs']:,} pairs{masks}) | {name} | "
+            lines.append(f"| {fp32['model']} | {dataset} | {name} | "
                          f"{_percent(a['accuracy'])} → {_percent(b['accuracy'])} ({_change(-change['accuracy_pp'])}) | "
                          f"{_percent(a['eer'])} → {_percent(b['eer'])} ({change['eer_rise_pp']:+.3f} pp) | "
                          f"{'n/r' if tar is None else _change(-tar)} | {cosine['mean']:.5f} / {cosine['p1']:.5f} / "
