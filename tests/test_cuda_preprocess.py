@@ -158,9 +158,9 @@ def padded(image: np.ndarray, extra: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def frames_with_faces(retinaface_package) -> list[tuple[str, np.ndarray, list[np.ndarray]]]:
     """Real frames with detector landmarks: the demo photos and a few MFR2 photos (masked faces)."""
-    from mfr.runtime.retinaface import RetinaFaceDetector
+    from mfr.runtime.package_detector import PackageDetector
 
-    detector = RetinaFaceDetector(retinaface_package)
+    detector = PackageDetector(retinaface_package)
     paths = sorted(dataset_dir("demo").rglob("*.jp*g"))[:6] + read_mfr2().images()[:4]
     frames = []
     for path in paths:

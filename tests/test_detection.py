@@ -1,4 +1,4 @@
-"""Torch-free detectors on real photos: RetinaFace (exported package) and YuNet (shipped ONNX)."""
+"""Torch-free detectors on real photos: RetinaFace (exported package) and YuNet (shipped package)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 
 from mfr.paths import bundled_weights, dataset_dir
 from mfr.runtime.detection import Face, fit_longest_side, largest_face, nms
+from mfr.runtime.detectors import shipped_yunet
 from mfr.runtime.image_io import read_image_bgr
-from mfr.runtime.yunet import DEFAULT_MODEL, YuNetDetector
+from mfr.runtime.package_detector import PackageDetector
+from mfr.runtime.yunet import DEFAULT_MODEL
 
 
 def demo(name: str) -> np.ndarray:
@@ -46,9 +48,8 @@ def _check_faces(faces, expected: int) -> None:
 
 
 def test_retinaface_finds_real_faces_in_original_coordinates(retinaface_package):
-    from mfr.runtime.retinaface import RetinaFaceDetector
 
-    detector = RetinaFaceDetector(retinaface_package)
+    detector = PackageDetector(retinaface_package)
     image = demo("obama_and_biden.jpg")  # 2000x1428: downscaled for the network, mapped back
     faces = detector.detect(image)
     assert len(faces) >= 2
@@ -64,17 +65,16 @@ def test_retinaface_finds_real_faces_in_original_coordinates(retinaface_package)
 
 def test_retinaface_refuses_a_package_without_decoder(mobilefacenet_package):
     from mfr.errors import ManifestError
-    from mfr.runtime.retinaface import RetinaFaceDetector
 
-    with pytest.raises(ManifestError, match="no RetinaFace decoder"):
-        RetinaFaceDetector(mobilefacenet_package)
+    with pytest.raises(ManifestError, match="no decoder section"):
+        PackageDetector(mobilefacenet_package)
 
 
 @pytest.mark.parametrize("name", ["obama.jpg", "obama_and_biden.jpg", "kit_with_rose.jpg"])
 def test_yunet_decoding_matches_opencv_facedetectoryn(name):
     """OpenCV's FaceDetectorYN runs the same ONNX file with its own C++ decoder: ours must agree."""
     image = cv2.resize(demo(name), None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
-    ours = YuNetDetector(score_threshold=0.6, nms_threshold=0.3, max_side=10_000).detect(image)
+    ours = shipped_yunet(score_threshold=0.6, nms_threshold=0.3, max_side=10_000).detect(image)
     height, width = image.shape[:2]
     reference = cv2.FaceDetectorYN.create(str(bundled_weights("yunet", DEFAULT_MODEL)), "", (width, height),
                                           0.6, 0.3)
@@ -101,7 +101,7 @@ def test_largest_face_picks_by_area_not_score_or_width():
 
 
 def test_largest_face_on_a_photo_is_the_front_person():
-    faces = YuNetDetector().detect(demo("obama_and_biden.jpg"))
+    faces = shipped_yunet().detect(demo("obama_and_biden.jpg"))
     assert len(faces) >= 2
     widths = sorted(f.box[2] - f.box[0] for f in faces)
     chosen = largest_face(faces)

@@ -29,11 +29,12 @@ def test_the_shipped_detectors_are_registered():
 
 
 def test_a_detector_registered_before_the_cli_loads_is_a_choice_of_every_detector_option():
-    """A new detector is a file with a factory and one registration line; here the line runs in a fresh
-    interpreter before the CLI is imported, as a plug-in module imported by mfr would."""
+    """A new detector is a decoder file (its ``DETECTOR_HEADS`` line) and one registration line of its
+    settings; here the line runs in a fresh interpreter before the CLI is imported, as a plug-in module
+    imported by mfr would."""
     script = (
-        "from mfr.runtime.detectors import DETECTORS, DetectorEntry\n"
-        "DETECTORS.register('dummy', DetectorEntry(lambda package: None, lambda package, size: None))\n"
+        "from mfr.runtime.detectors import DETECTORS, DetectorEntry, DetectorSettings\n"
+        "DETECTORS.register('dummy', DetectorEntry(DetectorSettings(0.5, 0.4), DetectorSettings(0.3, 0.4), 'dummy'))\n"
         "from click.testing import CliRunner\n"
         "from mfr.cli.main import cli\n"
         "for command in (['watch'], ['identify'], ['eval'], ['gallery', 'enroll']):\n"

@@ -125,11 +125,11 @@ def test_an_engine_with_a_minimum_batch_serves_single_faces(served, min4_engine,
 
 def test_a_served_detector_finds_the_faces_the_local_one_finds(served, retinaface_package):
     from mfr.paths import dataset_dir
-    from mfr.runtime.retinaface import RetinaFaceDetector
+    from mfr.runtime.package_detector import PackageDetector
 
     _, ports = served
-    local = RetinaFaceDetector(retinaface_package)
-    remote = RetinaFaceDetector(f"triton+grpc://127.0.0.1:{ports.grpc}/detector")
+    local = PackageDetector(retinaface_package)
+    remote = PackageDetector(f"triton+grpc://127.0.0.1:{ports.grpc}/detector")
     for photo in sorted(dataset_dir("demo").rglob("*.jpg"))[:3]:
         image = read_image_bgr(photo)
         near, far = local.detect(image), remote.detect(image)  # different image sizes: one shape per request

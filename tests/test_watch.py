@@ -288,8 +288,8 @@ def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(c
     from mfr.recognition.mask_state import MaskClassifier
     from mfr.recognition.sources import VideoFileSource
     from mfr.recognition.watch import Watcher, WatchOptions, tick
+    from mfr.runtime.detectors import shipped_yunet
     from mfr.runtime.embedder import FaceEmbedder
-    from mfr.runtime.yunet import YuNetDetector
 
     cpu = FaceEmbedder.open(thresholded_package)
     embedder = _CountingEmbedder(cpu if path == "cpu-path" else host_gpu_embedder(cpu, tmp_path))
@@ -298,7 +298,7 @@ def test_several_sources_share_one_embedding_call_per_tick_and_decide_as_alone(c
     classifier, options = MaskClassifier.load(), WatchOptions(stats_every=0)
 
     def watcher(name: str) -> Watcher:
-        return Watcher(YuNetDetector(score_threshold=0.3, max_side=640), embedder, identifier, EventFactory(name),
+        return Watcher(shipped_yunet(score_threshold=0.3, max_side=640), embedder, identifier, EventFactory(name),
                        options, None, classifier)
 
     source = VideoFileSource(clip / "clip.mp4")
@@ -374,3 +374,96 @@ def test_bench_watch_judges_both_scores_on_one_clip_against_its_truth(clip, coho
         assert judged["enrolled_named_correctly"] >= 0.5 * enrolled  # the floor of the watch test above
     refused = run("bench", "watch", "--model", cohort_package, "--clip", clip, "--seeds", "1,2")
     assert refused.exit_code != 0 and "--seeds chooses generated clips" in refused.output
+
+
+def _session_events(clip: Path, gallery: Path, package: Path, pipeline, every: int = 1) -> list[dict]:
+    from mfr.recognition.decision import DecisionPolicy, Identifier
+    from mfr.recognition.events import EventFactory
+    from mfr.recognition.mask_state import MaskClassifier
+    from mfr.recognition.session import WatchSession
+    from mfr.recognition.sources import VideoFileSource
+    from mfr.recognition.watch import WatchOptions
+    from mfr.runtime.detectors import shipped_yunet
+    from mfr.runtime.embedder import FaceEmbedder
+
+    embedder = FaceEmbedder.open(package)
+    with Gallery.open(gallery) as g:
+        identifier = Identifier.for_gallery(g, embedder, DecisionPolicy(), str(package))
+    collected: list[dict] = []
+
+    class Sink:
+        def write(self, events: list[dict]) -> None:
+            collected.extend(events)
+
+        def close(self) -> None:
+            pass
+
+    detector = shipped_yunet(score_threshold=0.3, max_side=640, threads=1)
+    with WatchSession(detector, embedder, identifier, WatchOptions(detect_every=every, stats_every=0), [Sink()],
+                      MaskClassifier.load(), pipeline=pipeline) as session:
+        session.add(VideoFileSource(clip / "clip.mp4"), EventFactory("clip"))
+        session.run()
+    return collected
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_the_pipelined_loop_gives_the_sequential_loops_events_frame_for_frame(clip, gallery, thresholded_package,
+                                                                             every):
+    """A file is read on the stream's clock, every frame: detecting ahead in worker threads changes when a
+    frame is detected, never what is decided about it."""
+    from mfr.recognition.watch import Pipeline
+
+    def answers(events: list[dict]) -> list[tuple]:
+        return [(e["kind"], e.get("track"), e.get("name"), e.get("frame"), e.get("score"), e.get("box"))
+                for e in events]
+
+    sequential = _session_events(clip, gallery, thresholded_package, None, every)
+    pipelined = _session_events(clip, gallery, thresholded_package, Pipeline(detect_workers=2, depth=2), every)
+    assert any(e["kind"] == "identified" for e in sequential)
+    assert answers(pipelined) == answers(sequential)
+
+
+class _SlowDetector:
+    """A real detector that takes ``delay`` seconds more per frame: more than the camera's frame interval."""
+
+    def __init__(self, detector, delay: float) -> None:
+        self.detector, self.delay = detector, delay
+
+    def detect(self, image):
+        time.sleep(self.delay)
+        return self.detector.detect(image)
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_overload_drops_frames_counts_them_and_keeps_latency_bounded(clip, gallery, thresholded_package, pipelined):
+    """A camera-paced source and a loop slower than the camera: frames are dropped at the source and
+    counted, every frame read is either processed or counted as dropped, and a frame's capture-to-processed
+    time stays bounded by the queue's depth instead of growing with the length of the run."""
+    from mfr.recognition.decision import DecisionPolicy, Identifier
+    from mfr.recognition.events import EventFactory
+    from mfr.recognition.session import WatchSession
+    from mfr.recognition.sources import RealtimeFileSource
+    from mfr.recognition.watch import Pipeline, WatchOptions
+    from mfr.runtime.detectors import shipped_yunet
+    from mfr.runtime.embedder import FaceEmbedder
+
+    embedder = FaceEmbedder.open(thresholded_package)
+    with Gallery.open(gallery) as g:
+        identifier = Identifier.for_gallery(g, embedder, DecisionPolicy(), str(thresholded_package))
+    source = RealtimeFileSource(clip / "clip.mp4")
+    interval = 1 / source.fps
+    delay = 3 * interval  # the loop keeps up with a third of the frames at most
+    pipeline = Pipeline(detect_workers=1, depth=2) if pipelined else None
+    detector = _SlowDetector(shipped_yunet(score_threshold=0.3, max_side=640, threads=1), delay)
+    with WatchSession(detector, embedder, identifier, WatchOptions(stats_every=0), [], pipeline=pipeline) as session:
+        watcher = session.add(source, EventFactory("camera"))
+        session.run()
+    stats = source.stats()
+    truth = json.loads((clip / "truth.json").read_text())
+    assert stats["frames_read"] == truth["frames"]
+    assert stats["frames_dropped"] > truth["frames"] / 2
+    # the loop's own mailbox may hold one frame the source already handed over; nothing else goes missing
+    assert watcher.counts.frames + stats["frames_dropped"] == stats["frames_read"]
+    latency = watcher.clock.summary()["capture_to_done"]
+    in_flight = (pipeline.depth + 1) if pipeline else 1
+    assert latency["p95_ms"] < 1000 * (in_flight + 2) * delay * 1.5, latency

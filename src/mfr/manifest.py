@@ -119,8 +119,12 @@ class FallbackStep:
     """One accepted step of the accuracy-aware fallback."""
 
     fp_layers: list[str]
-    heldout_cosine: float  # mean embedding cosine INT8 vs FP32 on the held-out calibration faces
+    heldout_cosine: float  # mean cosine INT8 vs FP32 on the held-out inputs (embeddings; a detector's raw outputs)
     lfw_drop_pp: float | None = None  # accuracy drop on the pairs named by the record's ``checked_on``
+    # detectors: on the held-out frames, the FP32 faces (score >= 0.5) the INT8 model misses (pp), and the
+    # landmark error of the faces it finds against FP32's, in % of the inter-ocular distance
+    recall_drop_pp: float | None = None
+    landmark_nme_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,9 @@ class FallbackRecord:
     target_met: bool
     min_cosine: float
     steps: list[FallbackStep]
-    max_drop_pp: float | None = None
-    checked_on: str | None = None  # the pairs the drop was measured on (never the pairs that judge)
+    max_drop_pp: float | None = None  # a recogniser: LFW accuracy; a detector: recall of the FP32 faces
+    checked_on: str | None = None  # the pairs (frames) the drop was measured on (never those that judge)
+    max_nme_pct: float | None = None  # a detector: the landmark error bar against FP32
 
     @classmethod
     def from_dict(cls, data: Any, what: str) -> FallbackRecord:

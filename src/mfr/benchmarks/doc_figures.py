@@ -168,10 +168,34 @@ def render_gallery(reports: list[dict[str, Any]]) -> str:
     return _as_printed(lambda report: markdown_table(GalleryReport.from_dict(report)), reports)
 
 
+def render_cameras(reports: list[dict[str, Any]]) -> str:
+    """``mfr bench cameras`` reports: cameras per box."""
+    from mfr.benchmarks.cameras import markdown_table
+
+    return _as_printed(markdown_table, reports)
+
+
+def render_detection(runs: list[dict[str, Any]]) -> str:
+    """``mfr eval --dataset detection`` runs, each holding one report per detector package."""
+    from mfr.benchmarks.detection_eval import markdown_table
+
+    reports = [{**report, "command": run.get("command")} for run in runs for report in run["reports"]]
+    return _as_printed(markdown_table, reports)
+
+
+def render_pipeline(reports: list[dict[str, Any]]) -> str:
+    """``mfr bench pipeline`` reports."""
+    from mfr.benchmarks.pipeline import markdown_table
+
+    return _as_printed(lambda report: markdown_table(report) + f"\n\ndetector {report['detector']}; "
+                       f"{report.get('loop', 'sequential')} loop", reports)
+
+
 RENDERERS: dict[str, Callable[[list[dict[str, Any]]], str]] = {
     "eval": render_eval, "drop": render_drop, "calibration": render_calibration, "watch": render_watch,
     "latency": render_latency, "preprocess": render_preprocess, "openset": render_openset,
-    "gallery": render_gallery}
+    "gallery": render_gallery, "cameras": render_cameras, "detection": render_detection,
+    "pipeline": render_pipeline}
 
 
 def render_block(spec: str, root: Path) -> str:

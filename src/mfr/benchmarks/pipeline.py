@@ -30,7 +30,7 @@ from mfr.recognition.gallery import Gallery
 from mfr.recognition.mask_state import MaskClassifier
 from mfr.recognition.session import WatchSession
 from mfr.recognition.track_identity import DEFAULT_LOOKS
-from mfr.recognition.watch import Watcher, WatchOptions
+from mfr.recognition.watch import Pipeline, Watcher, WatchOptions
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 from mfr.runtime.machine import fingerprint
@@ -73,10 +73,16 @@ class PipelineRun:
 class PipelineReport:
     runs: list[PipelineRun] = field(default_factory=list)
     detector: str = ""
+    loop: str = "sequential"  # or "pipelined, N detection threads" (loop_name)
     machine: dict[str, Any] = field(default_factory=fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector, "machine": self.machine, "runs": [asdict(r) for r in self.runs]}
+        return {"detector": self.detector, "loop": self.loop, "machine": self.machine,
+                "runs": [asdict(r) for r in self.runs]}
+
+
+def loop_name(pipeline: Pipeline | None) -> str:
+    return "sequential" if pipeline is None else f"pipelined, {pipeline.detect_workers} detection threads"
 
 
 def _identifier(gallery_path: Path, embedder: FaceEmbedder, model: str, policy: DecisionPolicy = DEFAULT_POLICY,
@@ -98,11 +104,11 @@ def _enrol(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_p
 
 def watch_once(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, gallery_path: Path, model: str,
                detect_every: int, policy: DecisionPolicy = DEFAULT_POLICY,
-               cohort: Cohort | None = None) -> tuple[Any, dict, Watcher]:
+               cohort: Cohort | None = None, pipeline: Pipeline | None = None) -> tuple[Any, dict, Watcher]:
     identifier = _identifier(gallery_path, embedder, model, policy, cohort)
     options = WatchOptions(detect_every=detect_every, stats_every=0)
     return run_on_clip(clip, lambda sinks: WatchSession(detector, embedder, identifier, options, sinks,
-                                                         MaskClassifier.load()))
+                                                         MaskClassifier.load(), pipeline=pipeline))
 
 
 def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,8 +120,8 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 def measure_pipeline(engines: dict[str, FaceEmbedder], detector: FaceDetector, detector_name: str,
                      resolutions: list[str], faces: list[int], detect_every: list[int], seconds: float,
-                     log: Any = lambda _: None, repeats: int = 3) -> PipelineReport:
-    report = PipelineReport(detector=detector_name)
+                     log: Any = lambda _: None, repeats: int = 3, pipeline: Pipeline | None = None) -> PipelineReport:
+    report = PipelineReport(detector=detector_name, loop=loop_name(pipeline))
     with tempfile.TemporaryDirectory(prefix="mfr-bench-pipeline-") as tmp:
         for resolution in resolutions:
             for count in faces:
@@ -128,7 +134,8 @@ def measure_pipeline(engines: dict[str, FaceEmbedder], detector: FaceDetector, d
                     rounds: dict[str, list[dict[str, Any]]] = {label: [] for label in engines}
                     for round_index in range(repeats):
                         for label, embedder in engines.items():
-                            _, truth, watcher = watch_once(clip, embedder, detector, galleries[label], label, every)
+                            _, truth, watcher = watch_once(clip, embedder, detector, galleries[label], label, every,
+                                                           pipeline=pipeline)
                             rounds[label].append(watcher.stats())
                             log(f"{label} {resolution} {count} faces, detect every {every}, round "
                                 f"{round_index + 1}/{repeats}: {rounds[label][-1]['frames_per_second']} frames/s")
@@ -144,25 +151,25 @@ def measure_pipeline(engines: dict[str, FaceEmbedder], detector: FaceDetector, d
     return report
 
 
-def markdown_table(report: PipelineReport) -> str:
+def markdown_table(report: dict[str, Any]) -> str:
+    """The table of a report's JSON (``PipelineReport.to_dict``)."""
     stages = ("decode", "detect", "track", "align", "embed", "mask", "match")
     lines = ["| engine | resolution | faces (mean) | detect every | frames/s (rounds' range) | vs first | embedded | "
              + " | ".join(f"{s} p50/p95 ms" for s in stages) + " |",
              "|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(stages)]
-    for r in report.runs:
-        cells = [f"{r.latency[s]['p50_ms']:.1f}/{r.latency[s]['p95_ms']:.1f}" if s in r.latency else "-"
-                 for s in stages]
-        spread = f" ({min(r.rounds_frames_per_second):.1f}-{max(r.rounds_frames_per_second):.1f})" \
-            if len(r.rounds_frames_per_second) > 1 else ""
-        lines.append(f"| {r.engine} | {r.resolution} | {r.faces_target} ({r.faces_mean}) | {r.detect_every} | "
-                     f"{r.frames_per_second:.1f}{spread} | {r.vs_first:.2f}x | {100 * r.embedded_share:.1f} % | "
-                     + " | ".join(cells) + " |")
+    for r in report["runs"]:
+        latency, rounds = r["latency"], r["rounds_frames_per_second"]
+        cells = [f"{latency[s]['p50_ms']:.1f}/{latency[s]['p95_ms']:.1f}" if s in latency else "-" for s in stages]
+        spread = f" ({min(rounds):.1f}-{max(rounds):.1f})" if len(rounds) > 1 else ""
+        lines.append(f"| {r['engine']} | {r['resolution']} | {r['faces_target']} ({r['faces_mean']}) | "
+                     f"{r['detect_every']} | {r['frames_per_second']:.1f}{spread} | {r['vs_first']:.2f}x | "
+                     f"{100 * r['embedded_share']:.1f} % | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def watch_accuracy(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, model: str,
-                   detect_every: int = 1,
-                   policy: DecisionPolicy = DEFAULT_POLICY) -> tuple[ClipScore, dict[str, Any]]:
+                   detect_every: int = 1, policy: DecisionPolicy = DEFAULT_POLICY,
+                   pipeline: Pipeline | None = None) -> tuple[ClipScore, dict[str, Any]]:
     """Enrol the clip's known people into a fresh gallery, watch the clip, score it against its truth. With
     normalised scores the model's cohort is used less everyone the clip shows (enrolled or stranger)."""
     cohort = None
@@ -172,7 +179,8 @@ def watch_accuracy(clip: Path, embedder: FaceEmbedder, detector: FaceDetector, m
     with tempfile.TemporaryDirectory(prefix="mfr-bench-watch-") as tmp:
         gallery = Path(tmp) / "gallery.db"
         _enrol(clip, embedder, detector, gallery)
-        collector, truth, watcher = watch_once(clip, embedder, detector, gallery, model, detect_every, policy, cohort)
+        collector, truth, watcher = watch_once(clip, embedder, detector, gallery, model, detect_every, policy, cohort,
+                                               pipeline)
         stats = watcher.stats()
     return score_clip(collector, truth, stats["embedded_share"]), stats
 

@@ -28,7 +28,7 @@ from mfr.calibration.fallback import (
 from mfr.calibration.lfw_check import FALLBACK_FOLDS_LABEL, LfwFoldCheck
 from mfr.calibration.ort_qdq import write_ort_int8
 from mfr.calibration.ranges import collect_stats, compute_ranges
-from mfr.calibration.sensitivity import layer_sensitivity, run_model
+from mfr.calibration.sensitivity import embedding_distance, layer_sensitivity, run_model
 from mfr.calibration.trt_qdq import write_trt_int8
 from mfr.errors import ManifestError
 from mfr.export.fp16 import to_fp16
@@ -85,9 +85,10 @@ class PackageCalibrator:
         calibration_seconds = time.perf_counter() - started
         model = onnx.load(str(fp32_path))
         # the ranking costs one quantize-and-run per layer: only when layers may fall back at all
-        sensitivity = layer_sensitivity(model, ranges, heldout.inputs, progress) if self.fallback_budget else {}
-        search = FallbackSearch(self, source, fp32_path, ranges, heldout.inputs, run_model(model, heldout.inputs),
-                                list(sensitivity), log)
+        reference = run_model(model, heldout.inputs)
+        sensitivity = layer_sensitivity(model, ranges, embedding_distance(heldout.inputs, reference),
+                                        progress) if self.fallback_budget else {}
+        search = FallbackSearch(self, source, fp32_path, ranges, heldout.inputs, reference, list(sensitivity), log)
         with staged_output_dir(Path(self.out), self.force) as stage:
             for key, name in source.files.items():  # the FP32 model and what came with it (the FP16 model)
                 shutil.copy(listed_file(self.package, source, key, f"{self.package} lists {name}, which is missing"),

@@ -188,3 +188,18 @@ class SectionedGroup(MfrGroup):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
+
+
+def refuse_options_outside(ctx: click.Context, mode: str, scopes: dict[str, tuple[str, ...]],
+                           value: str | None = None) -> None:
+    """An option given on the command line whose scope does not hold the value of ``mode`` (an option's value,
+    or ``value``: e.g. the kind of the package given) is an error (a command with modes never ignores an
+    option silently)."""
+    label = f"--{mode}" if value is None else mode
+    value = value if value is not None else ctx.params[mode]
+    for name, values in scopes.items():
+        source = ctx.get_parameter_source(name)
+        if value not in values and source is not None and source != click.core.ParameterSource.DEFAULT:
+            option = next(p for p in ctx.command.params if p.name == name)
+            name = "/".join(option.opts[:1] + getattr(option, "secondary_opts", []))
+            raise click.UsageError(f"{name} applies to {label} {', '.join(values)}; not to {value}")

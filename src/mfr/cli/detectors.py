@@ -1,8 +1,9 @@
 """Choosing a face detector for a command (``mfr.runtime.detectors``), and the package one needs.
 
-RetinaFace needs an exported package. If none is given, one exported earlier into the cache is used,
-or (where torch is installed) exported there once from the shipped weights; on a torch-free box the
-error says which command to run.
+A detector runs the package given (``--detector-package``: a package, a calibrated package, an engine
+directory or a served model), else its default: YuNet's ships inside mfr; RetinaFace's is exported once
+into the cache from the shipped weights where torch is installed (on a torch-free box the error says which
+command to run). ``--detector-precision int8`` runs a calibrated package's INT8 model.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ from mfr.runtime.detectors import DETECTORS, DetectorEntry
 
 def detector_package(name: str, entry: DetectorEntry, package: Path | str | None, cache_dir: Path,
                      log: Callable[[str], None]) -> Path | str | None:
-    """The package the detector runs: the one given, else one exported earlier into the cache, else (with
-    torch) exported there now from the shipped weights. None for a detector that needs no package."""
+    """The package the detector runs: the one given, else its default (None: the package shipped with mfr),
+    else one exported earlier into the cache, else (with torch) exported there now."""
     model = entry.package_model
-    if model is None:
-        return None
-    if package is not None:
+    if package is not None or model is None:
         return package
     cached = cache_dir / "packages" / model
     if (cached / MANIFEST_NAME).is_file():
@@ -39,15 +38,17 @@ def detector_package(name: str, entry: DetectorEntry, package: Path | str | None
     return cached
 
 
-def make_detector(name: str, package: Path | str | None, cache_dir: Path,
-                  log: Callable[[str], None]) -> tuple[FaceDetector, str]:
+def make_detector(name: str, package: Path | str | None, cache_dir: Path, log: Callable[[str], None],
+                  precision: str | None = None) -> tuple[FaceDetector, str]:
     """The detector for photos and a name recording exactly which one (for cache keys and reports)."""
     entry = DETECTORS.entry(name)
-    return entry.photos(detector_package(name, entry, package, cache_dir, log))
+    return entry.make(name, detector_package(name, entry, package, cache_dir, log), precision)
 
 
 def make_video_detector(name: str, package: Path | str | None, detect_size: int, cache_dir: Path,
-                        log: Callable[[str], None]) -> tuple[FaceDetector, str]:
-    """The detector for video (``mfr watch``, its benchmarks), frames resized to ``detect_size``."""
+                        log: Callable[[str], None], precision: str | None = None,
+                        threads: int = 0) -> tuple[FaceDetector, str]:
+    """The detector for video (``mfr watch``, its benchmarks), frames resized to ``detect_size``; ``threads``:
+    CPU threads of one detection (0: every core; 1 in the pipelined loop, whose workers are the parallelism)."""
     entry = DETECTORS.entry(name)
-    return entry.video(detector_package(name, entry, package, cache_dir, log), detect_size)
+    return entry.make(name, detector_package(name, entry, package, cache_dir, log), precision, detect_size, threads)

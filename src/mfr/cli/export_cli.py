@@ -8,7 +8,17 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MfrGroup, ReportOutput, echo_json, log, progress_bar, report_options, require_extra
+from mfr.cli.common import (
+    HiddenAliases,
+    MfrGroup,
+    ReportOutput,
+    echo_json,
+    log,
+    progress_bar,
+    refuse_options_outside,
+    report_options,
+    require_extra,
+)
 from mfr.cli.serve_cli import batching_options, check_max_batch
 from mfr.export.engine_builders import backend_choices
 from mfr.manifest import BatchProfile, CalibrationRecord
@@ -29,7 +39,8 @@ def cli() -> None:
 
 @cli.command("onnx")
 @click.option("--model", "model_name", required=True, metavar="NAME",
-              help=f"Registered model: {', '.join(MODELS)}.")
+              help=f"Registered model: {', '.join(MODELS)}; or yunet (the face detector shipped as a package: "
+                   "copied, for calibration).")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="Checkpoint (state_dict) to load; default: the weights shipped with mfr, if any.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Package directory to write.")
@@ -47,7 +58,16 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
     detectors) with min cosine >= 0.9999 through ONNX Runtime, else nothing is written.
     """
     from mfr.registry import get_model_entry
+    from mfr.runtime.detectors import DETECTORS
 
+    shipped = {name: entry.default_package() for name, entry in DETECTORS.items() if entry.shipped is not None}
+    if model_name in shipped:  # a model shipped as a package already (no torch): a verified copy of it
+        from mfr.export.shipped import copy_package
+
+        manifest = copy_package(Path(str(shipped[model_name])), out, force, log)
+        if as_json:
+            echo_json(manifest.to_dict())
+        return
     entry = get_model_entry(model_name)  # unknown names fail before torch is imported
     require_extra("torch", "export")
     require_extra("onnx", "export")
@@ -66,11 +86,21 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
                f"max abs diff {parity.max_abs_diff:.3g}")
 
 
+# the options each kind of package takes (the others refuse them rather than ignore them)
+CALIBRATE_SCOPES: dict[str, tuple[str, ...]] = {
+    "masked_share": ("recognition",), "detector_package": ("recognition",), "max_drop": ("recognition",),
+    "min_cosine": ("recognition",), "no_lfw_check": ("recognition",), "cache_dir": ("recognition",),
+    "max_recall_drop": ("detection",), "max_nme": ("detection",), "heldout_frames": ("detection",),
+    "detect_size": ("detection",)}
+
+
 @cli.command("calibrate")
-@click.option("--package", type=click.Path(path_type=Path), required=True, help="FP32 recognition package.")
+@click.option("--model", "--package", "package", cls=HiddenAliases, type=click.Path(path_type=Path), required=True,
+              help="FP32 package: a recogniser, or a face detector (retinaface-mnet025 from mfr-export onnx; yunet "
+                   "from mfr-export onnx --model yunet).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Calibrated package to write.")
-@click.option("--num-images", type=click.IntRange(min=1), default=512, show_default=True,
-              help="Calibration faces (at least 64).")
+@click.option("--num-images", type=click.IntRange(min=1), default=None,
+              help="Calibration faces (at least 64) [default: 512]; for a detector, calibration frames [default: 96].")
 @click.option("--masked-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Share of calibration faces given a synthetic mask.")
 @click.option("--method", type=click.Choice(["percentile", "minmax", "entropy"]), default="percentile",
@@ -78,8 +108,8 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
 @click.option("--percentile", type=click.FloatRange(90, 100), default=99.999, show_default=True,
               help="Share of each tensor's values inside its range (--method percentile).")
 @click.option("--calib-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="Your own face images (aligned 112x112 crops on the ArcFace template, or photos to detect "
-                   "and align).")
+              help="Your own images: for a recogniser, faces (aligned 112x112 crops on the ArcFace template, or "
+                   "photos to detect and align); for a detector, whole photos or frames from your cameras.")
 @click.option("--detector-package", type=click.Path(path_type=Path), default=None,
               help="RetinaFace package used to align --calib-dir photos (default: exported into the cache).")
 @click.option("--max-drop", type=click.FloatRange(min=0), default=0.10, show_default=True,
@@ -91,6 +121,16 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
                    "graph adds conversions and layout changes around it): a model that cannot reach the "
                    "default within the budget keeps every layer of it; a lower target stops once the LFW "
                    "drop is within --max-drop.")
+@click.option("--max-recall-drop", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Detector: largest share of the FP32 model's faces (held-out frames) the INT8 model may miss, "
+                   "in percentage points.")
+@click.option("--max-nme", type=click.FloatRange(min=0), default=0.5, show_default=True,
+              help="Detector: largest landmark error of the INT8 model against FP32's landmarks, in % of the "
+                   "inter-ocular distance.")
+@click.option("--heldout-frames", type=click.IntRange(min=4), default=48, show_default=True,
+              help="Detector: frames the fallback is judged on, never calibrated on.")
+@click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True,
+              help="Detector: the longest side frames are fitted to, as mfr watch --detect-size.")
 @click.option("--fallback-budget", type=click.IntRange(min=0), default=8, show_default=True,
               help="Most layers that may be kept in floating point.")
 @click.option("--no-lfw-check", is_flag=True, help="Steer the fallback by the held-out cosine only, without LFW.")
@@ -98,18 +138,53 @@ def onnx_command(model_name: str, weights: Path | None, out: Path, opset: int, p
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Embedding cache directory.")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")
 @report_options
-def calibrate_command(package: Path, out: Path, num_images: int, masked_share: float, method: str,
+def calibrate_command(package: Path, out: Path, num_images: int | None, masked_share: float, method: str,
                       percentile: float, calib_dir: Path | None, detector_package: Path | None, max_drop: float,
-                      min_cosine: float, fallback_budget: int, no_lfw_check: bool, seed: int,
+                      min_cosine: float, max_recall_drop: float, max_nme: float, heldout_frames: int,
+                      detect_size: int, fallback_budget: int, no_lfw_check: bool, seed: int,
                       cache_dir: Path | None, force: bool, output: ReportOutput) -> None:
-    """INT8-calibrate a package on real faces: model.int8.onnx (ONNX Runtime), model.int8.trt.onnx
-    (TensorRT explicit Q/DQ) and calibration.cache (TensorRT implicit INT8), all from one set of ranges.
+    """INT8-calibrate a package on real inputs: model.int8.onnx (ONNX Runtime; model.int8.u8.onnx for x86
+    CPUs without VNNI), model.int8.trt.onnx (TensorRT explicit Q/DQ) and calibration.cache (TensorRT
+    implicit INT8), all from one set of ranges.
 
-    Calibration faces are LFW people who appear in no evaluation pair, half of them masked. The most
-    sensitive layers stay in floating point until the accuracy drop on LFW folds 1-5 is within --max-drop
-    and the held-out cosine reaches --min-cosine. Judge the result where nothing was tuned:
-    mfr eval --package OUT --precision both --dataset lfw --folds 6,7,8,9,10 (and lfw-masked, mfr2).
+    A recogniser: calibration faces are LFW people who appear in no evaluation pair, half of them masked.
+    The most sensitive layers stay in floating point until the accuracy drop on LFW folds 1-5 is within
+    --max-drop and the held-out cosine reaches --min-cosine. Judge the result where nothing was tuned:
+    mfr eval --model OUT --precision both --dataset lfw --folds 6,7,8,9,10 (and lfw-masked, mfr2).
+
+    A face detector: calibration frames come from generated clips of their own seeds (or --calib-dir),
+    fitted to --detect-size; layers stay in floating point until, on held-out frames, the INT8 model misses
+    at most --max-recall-drop of the FP32 model's faces and its landmarks lie within --max-nme of FP32's.
+    Judge it with mfr eval --model OUT --dataset detection --precision both.
     """
+    from mfr.manifest import load_manifest
+
+    kind = load_manifest(package).kind
+    refuse_options_outside(click.get_current_context(), "packages of kind", CALIBRATE_SCOPES, value=kind)
+    if kind == "detection":
+        record = detector_calibration(package, out, num_images or 96, heldout_frames, method, percentile, calib_dir,
+                                      detect_size, max_recall_drop, max_nme, fallback_budget, seed, force)
+    else:
+        record = recognition_calibration(package, out, num_images or 512, masked_share, method, percentile,
+                                         calib_dir, detector_package, max_drop, min_cosine, fallback_budget,
+                                         no_lfw_check, seed, cache_dir, force)
+    output.text(f"wrote {out} ({record.images} {'frames' if kind == 'detection' else 'faces'}, "
+                f"{record.method}; ranges in {record.seconds_ranges} s, total {record.seconds_total} s)")
+    for label, part in (("ONNX Runtime INT8", record.onnxruntime), ("TensorRT Q/DQ", record.tensorrt_qdq)):
+        last = part.steps[-1]
+        measured = (f", FP32 faces missed {last.recall_drop_pp:.2f} pp, landmark NME {last.landmark_nme_pct:.3f} % "
+                    f"on {part.checked_on}" if last.recall_drop_pp is not None and last.landmark_nme_pct is not None
+                    else "" if last.lfw_drop_pp is None else f", drop on {part.checked_on} {last.lfw_drop_pp:.3f} pp")
+        output.text(f"{label}: {len(part.fp_layers)} layers kept FP32 {part.fp_layers}; target "
+                    f"{'met' if part.target_met else 'missed'}; last step: held-out cosine "
+                    f"{last.heldout_cosine:.5f}" + measured)
+    output.data(calibration_report(out, record))
+
+
+def recognition_calibration(package: Path, out: Path, num_images: int, masked_share: float, method: str,
+                            percentile: float, calib_dir: Path | None, detector_package: Path | None,
+                            max_drop: float, min_cosine: float, fallback_budget: int, no_lfw_check: bool, seed: int,
+                            cache_dir: Path | None, force: bool) -> CalibrationRecord:
     from mfr.cache import default_cache_dir
     from mfr.calibration.package import PackageCalibrator
 
@@ -119,22 +194,24 @@ def calibrate_command(package: Path, out: Path, num_images: int, masked_share: f
         from mfr.cli.detectors import make_detector
 
         detector = make_detector("retinaface", detector_package, cache_root, log)[0]
-
-    record = PackageCalibrator(
+    return PackageCalibrator(
         package=package, out=out, num_images=num_images, masked_share=masked_share, method=method,
         percentile=percentile, calib_dir=calib_dir, detector=detector, max_drop_pp=max_drop,
         min_cosine=min_cosine, fallback_budget=fallback_budget, seed=seed, check_lfw=not no_lfw_check,
         cache_dir=cache_root, force=force,
     )(log=log, progress=progress_bar)
-    output.text(f"wrote {out} ({record.images} faces, {record.masked} masked, {record.method}; "
-                f"ranges in {record.seconds_ranges} s, total {record.seconds_total} s)")
-    for label, part in (("ONNX Runtime INT8", record.onnxruntime), ("TensorRT Q/DQ", record.tensorrt_qdq)):
-        last = part.steps[-1]
-        drop = "" if last.lfw_drop_pp is None else f", drop on {part.checked_on} {last.lfw_drop_pp:.3f} pp"
-        output.text(f"{label}: {len(part.fp_layers)} layers kept FP32 {part.fp_layers}; target "
-                    f"{'met' if part.target_met else 'missed'}; last step: held-out cosine "
-                    f"{last.heldout_cosine:.5f}" + drop)
-    output.data(calibration_report(out, record))
+
+
+def detector_calibration(package: Path, out: Path, num_frames: int, heldout_frames: int, method: str,
+                         percentile: float, calib_dir: Path | None, detect_size: int, max_recall_drop: float,
+                         max_nme: float, fallback_budget: int, seed: int, force: bool) -> CalibrationRecord:
+    from mfr.calibration.detector_package import DetectorCalibrator
+
+    return DetectorCalibrator(
+        package=package, out=out, num_frames=num_frames, heldout_frames=heldout_frames, method=method,
+        percentile=percentile, calib_dir=calib_dir, max_side=detect_size, max_recall_drop_pp=max_recall_drop,
+        max_nme_pct=max_nme, fallback_budget=fallback_budget, seed=seed, force=force,
+    )(log=log, progress=progress_bar)
 
 
 def calibration_report(package: Path, record: CalibrationRecord) -> dict[str, Any]:

@@ -89,10 +89,10 @@ def gallery_to_write(location: str | None) -> Iterator[Any]:
     gallery.close()
 
 
-def open_embedder(model_dir: Path | str) -> Any:
+def open_embedder(model_dir: Path | str, threads: int = 0) -> Any:
     from mfr.runtime.embedder import FaceEmbedder
 
-    return FaceEmbedder.open(model_dir)
+    return FaceEmbedder.open(model_dir, threads=threads)
 
 
 def make_face_detector(name: str, package: Path | str | None) -> Any:

@@ -18,6 +18,7 @@ from mfr.cli.common import (
     local_only,
     log,
     progress_bar,
+    refuse_options_outside,
     report_options,
 )
 from mfr.cli.gallery_cli import looks_option
@@ -160,11 +161,28 @@ def rebuild_engines_that_do_not_fit(directories: list[Path]) -> None:
 
 
 def video_detector_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The face detector of the camera loop, as mfr watch chooses it."""
+    """The face detector of the camera loop and the loop's shape, as mfr watch chooses them."""
+    from mfr.cli.watch_cli import loop_options
+
+    command = loop_options(command)
     command = click.option("--detector-package", type=MODEL_LOCATION, default=None,
-                           help="RetinaFace package (default: exported once into the cache).")(command)
+                           help="Detector package, calibrated package or engine directory, as mfr watch "
+                                "--detector-package.")(command)
     return click.option("--detector", type=click.Choice(list(DETECTORS)), default="yunet", show_default=True,
                         help="Face detector, as mfr watch --detector.")(command)
+
+
+def loop_detector(detector: str, package: Path | str | None, precision: str | None, detect_size: int,
+                  pipeline: bool, detect_workers: int) -> tuple[Any, str, Any]:
+    """The video detector (one thread per call in the pipelined loop), its name, and the loop's settings."""
+    from mfr.cache import default_cache_dir
+    from mfr.cli.detectors import make_video_detector
+    from mfr.cli.watch_cli import frame_loop
+
+    loop = frame_loop(pipeline, detect_workers)
+    face_detector, name = make_video_detector(detector, package, detect_size, default_cache_dir(), log, precision,
+                                              threads=1 if loop is not None else 0)
+    return face_detector, name, loop
 
 
 VERIFICATION = ("lfw", "lfw-masked", "mfr2")
@@ -174,21 +192,11 @@ EVAL_SCOPES: dict[str, tuple[str, ...]] = {
     "flip": VERIFICATION, "data_dir": VERIFICATION, "bootstrap": VERIFICATION, "plots": VERIFICATION,
     "errors_out": VERIFICATION, "mask_renderer": ("lfw-masked",), "no_face": ("mfr2",),
     "detector": ("mfr2", "mfr2-openset"), "detector_package": ("mfr2", "mfr2-openset"),
+    "detector_precision": ("mfr2", "mfr2-openset"),
     "gallery_sizes": ("lfw-openset",), "masked_templates": ("lfw-openset",), "enrol_photos": ("lfw-openset",),
     "fusion": ("lfw-openset",), "target_far": OPENSET, "min_margin": OPENSET, "scores": OPENSET,
-    "cohort_folds": OPENSET, "cohort_people": OPENSET}
-
-
-def refuse_options_outside(ctx: click.Context, mode: str, scopes: dict[str, tuple[str, ...]]) -> None:
-    """An option given on the command line whose scope does not hold the value of ``mode`` is an error (a
-    command with modes never ignores an option silently)."""
-    value = ctx.params[mode]
-    for name, values in scopes.items():
-        source = ctx.get_parameter_source(name)
-        if value not in values and source is not None and source != click.core.ParameterSource.DEFAULT:
-            option = next(p for p in ctx.command.params if p.name == name)
-            name = "/".join(option.opts[:1] + getattr(option, "secondary_opts", []))
-            raise click.UsageError(f"{name} applies to --{mode} {', '.join(values)}; not to {value}")
+    "cohort_folds": OPENSET, "cohort_people": OPENSET, "clip_seeds": ("detection",),
+    "detect_size": ("detection",)}
 
 
 @cli.command("eval")
@@ -196,11 +204,13 @@ def refuse_options_outside(ctx: click.Context, mode: str, scopes: dict[str, tupl
               help="Recognition model package, an engine directory from mfr-export build-engine, or a served "
                    "model (triton://HOST:PORT/MODEL, see mfr serve). Repeat to compare models side by side on "
                    "the same pairs (e.g. teacher and student).")
-@click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2", "lfw-openset", "mfr2-openset"]),
+@click.option("--dataset", type=click.Choice(["lfw", "lfw-masked", "mfr2", "lfw-openset", "mfr2-openset", "detection"]),
               required=True,
               help="lfw: View 2, 6,000 pairs; lfw-masked: the same pairs with synthetic masks (U-U, M-U, M-M); "
                    "mfr2: 848 pairs of real masked faces (detected and re-aligned); lfw-openset / mfr2-openset: "
-                   "open-set identification (enrol people, probe them and strangers; see --gallery-size).")
+                   "open-set identification (enrol people, probe them and strangers; see --gallery-size); "
+                   "detection: a face detector package (--model) on generated clips against their boxes, and "
+                   "against its FP32 model on MFR2 and the demo photos (--precision both: FP32 and INT8).")
 @click.option("--precision", type=click.Choice(["fp32", "fp16", "int8", "both"]), default=None,
               help="Which model of a package: fp32 (default), fp16 (model.fp16.onnx), int8, or both (fp32 and int8) "
                    "in one run, with the accuracy drop and embedding cosine between them. An engine directory runs "
@@ -214,7 +224,11 @@ def refuse_options_outside(ctx: click.Context, mode: str, scopes: dict[str, tupl
 @click.option("--detector", type=click.Choice(list(DETECTORS)), default="retinaface", show_default=True,
               help="Face detector for unaligned photos (MFR2).")
 @click.option("--detector-package", type=MODEL_LOCATION, default=None,
-              help="RetinaFace package, engine or served model (default: exported once into the cache).")
+              help="Detector package, calibrated package, engine or served model (default: YuNet's shipped package; "
+                   "RetinaFace's exported once into the cache).")
+@click.option("--detector-precision", type=click.Choice(["fp32", "int8"]), default=None,
+              help="Which model of the detector package aligns the photos: fp32 (default) or int8 (a calibrated "
+                   "package).")
 @click.option("--no-face", type=click.Choice(["fail", "center"]), default="fail", show_default=True,
               help="When no face is found: stop, or use a centred crop (counted in the report).")
 @click.option("--seed", "--mask-seed", "mask_seed", cls=HiddenAliases, type=int, default=0, show_default=True,
@@ -261,13 +275,18 @@ def refuse_options_outside(ctx: click.Context, mode: str, scopes: dict[str, tupl
 @click.option("--cohort-people", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Open-set with as-norm: your own cohort, one sub-folder of aligned 112x112 faces per person, "
                    "people never enrolled.")
+@click.option("--clip-seeds", default="0,1,2", show_default=True,
+              help="detection only: seeds of the generated clips judged on (calibration never uses these).")
+@click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True,
+              help="detection only: the longest side frames are fitted to, as mfr watch --detect-size.")
 def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str | None, rebuild_on_mismatch: bool,
-                 flip: bool, data_dir: Path | None, detector: str, detector_package: Path | str | None, no_face: str,
+                 flip: bool, data_dir: Path | None, detector: str, detector_package: Path | str | None,
+                 detector_precision: str | None, no_face: str,
                  mask_seed: int, mask_renderer: str, folds: str | None, bootstrap: int, cache_dir: Path | None,
                  no_cache: bool, plots: Path | None, output: ReportOutput, errors_out: Path | None,
                  gallery_sizes: str, target_far: float, min_margin: float | None, masked_templates: bool,
                  enrol_photos: str, fusion: str, scores: tuple[str, ...], cohort_folds: str | None,
-                 cohort_people: Path | None) -> None:
+                 cohort_people: Path | None, clip_seeds: str, detect_size: int) -> None:
     """Verification accuracy of a model package: 10-fold accuracy, EER, TAR@FAR, FNMR@FMR; or, with an
     -openset dataset, open-set identification: DIR, strangers named, rank-1 (thresholds from the manifest,
     measured by mfr thresholds)."""
@@ -285,9 +304,13 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
         raise click.BadParameter("a cohort is used by normalised scores only: add --score as-norm",
                                  param_hint="--cohort-folds/--cohort-people")
     cache_root = cache_dir or default_cache_dir()
+    if dataset == "detection":
+        detection(packages, precision, cache_root, tuple(int_list(clip_seeds, "--clip-seeds", "seeds")), detect_size,
+                  output)
+        return
     face_detector, detector_name = (None, "none")
     if dataset in ("mfr2", "mfr2-openset"):
-        face_detector, detector_name = make_detector(detector, detector_package, cache_root, log)
+        face_detector, detector_name = make_detector(detector, detector_package, cache_root, log, detector_precision)
     fold_list = tuple(f - 1 for f in int_list(folds, "--folds", "fold numbers")) if folds else None
     if rebuild_on_mismatch:
         rebuild_engines_that_do_not_fit(local_only(packages))
@@ -308,6 +331,21 @@ def eval_command(packages: tuple[Path | str, ...], dataset: str, precision: str 
         [(package, precision) for package in packages]
     verification([evaluation(package=package, precision=chosen)(progress=progress_bar) for package, chosen in runs],
                  precision == "both", output, plots, errors_out)
+
+
+def detection(packages: tuple[Path | str, ...], precision: str | None, cache_dir: Path, seeds: tuple[int, ...],
+              detect_size: int, output: ReportOutput) -> None:
+    """``mfr eval --dataset detection``: each detector package at its precision(s), one table."""
+    from mfr.benchmarks.detection_eval import evaluate_detector, markdown_table
+
+    precisions = ["fp32", "int8"] if precision == "both" else [precision or "fp32"]
+    reports = [evaluate_detector(package, precisions, cache_dir, seeds, detect_size, log=log, progress=progress_bar)
+               for package in packages]
+    for report in reports:
+        output.text(markdown_table(report.to_dict()) + "\n")
+    machine = reports[0].machine
+    log(f"{machine['cpu']} ({machine['cpu_count']} cores, {machine['instruction_set']})")
+    output.data({"reports": [report.to_dict() for report in reports]})
 
 
 def verification(reports: list[Any], compare_precisions_of_one: bool, output: ReportOutput, plots: Path | None,
@@ -425,7 +463,8 @@ def bench_latency_command(engines: tuple[Path | str, ...], batches: str | None, 
               help="Rounds per clip and interval; engines take turns each round, the median round is reported.")
 @report_options
 def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: str, detect_every: str, seconds: float,
-                           detect_size: int, detector: str, detector_package: Path | str | None, repeats: int,
+                           detect_size: int, detector: str, detector_package: Path | str | None,
+                           detector_precision: str | None, pipeline: bool, detect_workers: int, repeats: int,
                            output: ReportOutput) -> None:
     """End-to-end frames/s and per-stage latency of mfr watch on generated clips, by resolution, faces and engine.
 
@@ -434,20 +473,20 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
     --repeats rounds; each reports its median round, the rounds' range and its ratio to the first --engine.
     """
     from mfr.benchmarks.pipeline import RESOLUTIONS, markdown_table, measure_pipeline
-    from mfr.cache import default_cache_dir
-    from mfr.cli.detectors import make_video_detector
     from mfr.runtime.embedder import FaceEmbedder
 
     chosen = [r.strip() for r in resolutions.split(",") if r.strip()]
     unknown = [r for r in chosen if r not in RESOLUTIONS]
     if unknown or not chosen:
         raise click.BadParameter(f"choose from {', '.join(RESOLUTIONS)}", param_hint="--resolutions")
-    face_detector, name = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)
+    face_detector, name, loop = loop_detector(detector, detector_package, detector_precision, detect_size, pipeline,
+                                              detect_workers)
     opened = {str(e): FaceEmbedder.open(e) for e in engines}
     report = measure_pipeline(opened, face_detector, name, chosen, int_list(faces, "--faces", "face counts", True),
-                              int_list(detect_every, "--detect-every", "intervals", True), seconds, log, repeats)
-    output.text(markdown_table(report))
-    log(f"detector {name}; {report.machine['cpu']} ({report.machine['cpu_count']} cores, "
+                              int_list(detect_every, "--detect-every", "intervals", True), seconds, log, repeats,
+                              loop)
+    output.text(markdown_table(report.to_dict()))
+    log(f"detector {name}; {report.loop} loop; {report.machine['cpu']} ({report.machine['cpu_count']} cores, "
         f"{report.machine['instruction_set']})")
     output.data(report.to_dict())
 
@@ -469,7 +508,8 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
 @video_detector_options
 @report_options
 def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_every: int, scores: tuple[str, ...],
-                        looks: int, detector: str, detector_package: Path | str | None, output: ReportOutput) -> None:
+                        looks: int, detector: str, detector_package: Path | str | None, detector_precision: str | None,
+                        pipeline: bool, detect_workers: int, output: ReportOutput) -> None:
     """Accuracy of mfr watch on synthetic clips with ground truth: people named, strangers named, MOT metrics.
 
     The clip's known people are enrolled from their enrolment photos (never shown in the clip) into a
@@ -480,8 +520,6 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
 
     from mfr.benchmarks.clip_eval import score_as_dict
     from mfr.benchmarks.pipeline import watch_accuracy
-    from mfr.cache import default_cache_dir
-    from mfr.cli.detectors import make_video_detector
     from mfr.data.clips import ClipConfig, make_clip
     from mfr.recognition.decision import DecisionPolicy
     from mfr.runtime.embedder import FaceEmbedder
@@ -490,7 +528,8 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
     seed_list = int_list(seeds, "--seeds", "seeds")
     if clip is not None and seeds != "0":
         raise click.BadParameter("judges the given --clip; --seeds chooses generated clips", param_hint="--seeds")
-    face_detector, name = make_video_detector(detector, detector_package, 640, default_cache_dir(), log)
+    face_detector, name, loop = loop_detector(detector, detector_package, detector_precision, 640, pipeline,
+                                              detect_workers)
     embedder = FaceEmbedder.open(model_dir)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mfr-clip-") as tmp:
@@ -500,7 +539,7 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
                 log(f"generating the clip of seed {seed}: {make_clip(path, ClipConfig(seed=seed))}")
             for score in dict.fromkeys(scores):
                 result, stats = watch_accuracy(path, embedder, face_detector, str(model_dir), detect_every,
-                                               DecisionPolicy(score=score, looks=looks))
+                                               DecisionPolicy(score=score, looks=looks), loop)
                 s: dict[str, Any] = score_as_dict(result)
                 runs.append({"seed": seed, "clip": str(clip) if seed is None else "generated", "score_rule": score,
                              "looks": looks, "score": s, "stats": stats})
@@ -515,6 +554,73 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
                     f"fragmentations {s['fragmentations']}, MOTA {s['mota']:.3f}; embedded "
                     f"{100 * s['embedded_share']:.1f} % of face-frames; {stats['frames_per_second']} frames/s")
     output.data({"runs": runs, "detector": name, "machine": fingerprint()})
+
+
+@bench_group.command("cameras")
+@click.option("--model", "model_dir", type=MODEL_LOCATION, required=True,
+              help="Recognition engine or package (with measured thresholds), as mfr watch --model.")
+@click.option("--detector", type=click.Choice(list(DETECTORS)), default="yunet", show_default=True,
+              help="Face detector, as mfr watch --detector.")
+@click.option("--detector-package", type=MODEL_LOCATION, default=None,
+              help="Detector package (a calibrated one for int8), as mfr watch --detector-package.")
+@click.option("--detector-precisions", default="fp32", show_default=True,
+              help="Comma-separated detector precisions to size for (fp32, int8: a calibrated --detector-package).")
+@click.option("--resolutions", default="720p", show_default=True, help="Comma-separated: 480p, 720p, 1080p.")
+@click.option("--faces", default="5", show_default=True, help="Comma-separated faces on screen per camera.")
+@click.option("--detect-every", "detect_every", default="1,2", show_default=True,
+              help="Comma-separated detection intervals (frames).")
+@click.option("--fps", type=click.FloatRange(1, 60), default=15.0, show_default=True, help="Each camera's frame rate.")
+@click.option("--seconds", type=click.FloatRange(4, 600), default=12.0, show_default=True,
+              help="Length of each trial (each camera's generated clip).")
+@click.option("--max-p95", type=click.FloatRange(1), default=200.0, show_default=True,
+              help="Capture-to-processed p95 (ms) every stream must stay within.")
+@click.option("--limit", type=click.IntRange(1, 256), default=32, show_default=True, help="Most cameras tried.")
+@click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True)
+@click.option("--pipeline/--no-pipeline", default=True, show_default=True, help="As mfr watch --pipeline.")
+@click.option("--detect-workers", type=click.IntRange(1, 16), default=None,
+              help="As mfr watch --detect-workers [default: as mfr watch].")
+@report_options
+def bench_cameras_command(model_dir: Path | str, detector: str, detector_package: Path | str | None,
+                          detector_precisions: str, resolutions: str, faces: str, detect_every: str, fps: float,
+                          seconds: float, max_p95: float, limit: int, detect_size: int, pipeline: bool,
+                          detect_workers: int | None, output: ReportOutput) -> None:
+    """How many real-time cameras one mfr watch process serves on this machine: cameras per box.
+
+    Each camera is a generated clip with its own faces (synthetic: real photos pasted on a drawn scene),
+    played at --fps on its own clock as a camera delivers frames (a frame the loop has no time for is
+    dropped). A number of cameras holds when no stream drops a frame and every stream's capture-to-processed
+    p95 is within --max-p95; the number is doubled until it fails, then bisected. One row per detector
+    precision, resolution, faces and detection interval, with the share of core-time per stage.
+    """
+    import tempfile
+
+    from mfr.benchmarks.cameras import CameraLoad, markdown_table, measure_cameras
+    from mfr.benchmarks.pipeline import RESOLUTIONS
+    from mfr.cache import default_cache_dir
+    from mfr.cli.watch_cli import DEFAULT_DETECT_WORKERS, PIPELINED_EMBEDDER_THREADS
+    from mfr.runtime.embedder import FaceEmbedder
+
+    chosen = [r.strip() for r in resolutions.split(",") if r.strip()]
+    if not chosen or any(r not in RESOLUTIONS for r in chosen):
+        raise click.BadParameter(f"choose from {', '.join(RESOLUTIONS)}", param_hint="--resolutions")
+    precisions = [p.strip() for p in detector_precisions.split(",") if p.strip()]
+    if not precisions or any(p not in ("fp32", "int8") for p in precisions):
+        raise click.BadParameter("choose from fp32, int8", param_hint="--detector-precisions")
+    detectors = {}
+    for precision in precisions:
+        face_detector, name, loop = loop_detector(detector, detector_package, precision, detect_size, pipeline,
+                                                  detect_workers or DEFAULT_DETECT_WORKERS)
+        detectors[name] = face_detector
+    loads = [CameraLoad(resolution, count, fps, seconds, every, max_p95) for resolution in chosen
+             for count in int_list(faces, "--faces", "face counts", True)
+             for every in int_list(detect_every, "--detect-every", "intervals", True)]
+    embedder = FaceEmbedder.open(model_dir, threads=PIPELINED_EMBEDDER_THREADS if loop is not None else 0)
+    with tempfile.TemporaryDirectory(prefix="mfr-bench-cameras-") as scratch:
+        report = measure_cameras(str(model_dir), embedder, detectors, loads, default_cache_dir(), Path(scratch), loop,
+                                 limit, log)
+    output.text(markdown_table(report.to_dict()))
+    log(f"{report.machine['cpu']} ({report.machine['cpu_count']} cores, {report.machine['instruction_set']})")
+    output.data(report.to_dict())
 
 
 @bench_group.command("make-clip")

@@ -9,6 +9,7 @@ camera that cannot be opened, a gallery of another model); 2 for a wrong option.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,11 @@ from mfr.cli.gallery_cli import (
 )
 from mfr.runtime.detectors import DETECTORS
 
+# one detection per core, up to 4 (beyond that the tracking and recognition thread is the bottleneck)
+DEFAULT_DETECT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# the pipelined loop's embedder: every core, its idle threads sleeping (not spinning) beside the detection workers
+PIPELINED_EMBEDDER_THREADS = os.cpu_count() or 1
+
 
 def watch_options(command: Any) -> Any:
     options = [
@@ -40,15 +46,35 @@ def watch_options(command: Any) -> Any:
         click.option("--detector", type=click.Choice(list(DETECTORS)), default="yunet", show_default=True,
                      help="Face detector (YuNet ships with mfr; RetinaFace needs a package)."),
         click.option("--detector-package", type=MODEL_LOCATION, default=None,
-                     help="RetinaFace package (default: exported once into the cache)."),
+                     help="Detector package, calibrated package or engine directory (default: YuNet's shipped "
+                          "package; RetinaFace's exported once into the cache)."),
         click.option("--detect-size", type=click.IntRange(160, 4096), default=640, show_default=True,
                      help="Longest side frames are resized to for detection."),
+
         click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto",
                      show_default=True, help="Mask state of faces: the mask classifier decides (auto), or fixed."),
         click.option("--min-observations", type=click.IntRange(1, 100), default=3, show_default=True,
                      help="Embeddings of a track before it is named or declared unknown."),
         click.option("--lost-seconds", type=click.FloatRange(0.1, 60), default=1.5, show_default=True,
                      help="A track unseen this long ends."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return loop_options(command)
+
+
+def loop_options(command: Any) -> Any:
+    """The detector's precision and the frame loop's shape: mfr watch's, and its benchmarks'."""
+    options = [
+        click.option("--detector-precision", type=click.Choice(["fp32", "int8"]), default=None,
+                     help="Which model of a detector package: fp32 (default) or int8 (a package from mfr-export "
+                          "calibrate). An engine directory runs its own precision."),
+        click.option("--pipeline/--no-pipeline", default=True, show_default=True,
+                     help="Detect frames in worker threads ahead of tracking and recognition (the same events; "
+                          "more frames/s on several cores); --no-pipeline runs each frame to its end first."),
+        click.option("--detect-workers", type=click.IntRange(1, 16), default=DEFAULT_DETECT_WORKERS,
+                     show_default=True, help="Detection threads of the pipelined loop, each running one frame on "
+                                             "one core."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -60,8 +86,8 @@ def watch_options(command: Any) -> Any:
               help="Video file, folder of images, camera index (0) or rtsp:// / http(s):// (MJPEG) URL. Repeat for "
                    "several cameras: one loop serves them all, their faces embedded in one batch per tick.")
 @click.option("--realtime", is_flag=True,
-              help="Play video files at their frame rate, as a camera would deliver them (default: as fast as "
-                   "they can be processed).")
+              help="Play video files at their frame rate, as a camera would deliver them: frames the loop has no "
+                   "time for are dropped and counted (default: every frame, as fast as they can be processed).")
 @gallery_option
 @model_option
 @watch_options
@@ -98,8 +124,9 @@ def watch_options(command: Any) -> Any:
               help="Seconds a live source may stay silent (open and read) before it is reconnected.")
 @click.option("--quiet", is_flag=True, help="No progress line on the terminal.")
 def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: str | None, model_dir: Path | str,
-                  detect_every: int, detector: str,
-                  detector_package: Path | str | None, detect_size: int, mask_mode: str, min_observations: int,
+                  detect_every: int, detector: str, detector_package: Path | str | None,
+                  detector_precision: str | None, detect_size: int, pipeline: bool, detect_workers: int,
+                  mask_mode: str, min_observations: int,
                   lost_seconds: float, target_far: float, min_margin: float, threshold: float | None, score: str,
                   looks: int, search: str,
                   events_path: Path | None, no_gallery_events: bool, replica_path: Path | None, sync_every: float,
@@ -123,19 +150,22 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
 
     if len(source_texts) > 1 and (record or show):
         raise click.UsageError("--record and --show take one --source")
-    embedder = open_embedder(model_dir)
+    loop = frame_loop(pipeline, detect_workers)
+    embedder = open_embedder(model_dir, PIPELINED_EMBEDDER_THREADS if loop is not None else 0)
     load_identifier = identifier_loader(str(replica_path) if replica_path else gallery_path, embedder,
                                         policy(target_far, min_margin, threshold, score, looks), model_dir, search)
     replica = (start_replica(replica_path, gallery_path, sync_every, lambda: load_identifier()[0], log)
                if replica_path else None)
     identifier, gallery_file = load_identifier()
     options = _watch_options(detect_every, lost_seconds, min_observations, mask_mode, stats_every)
-    with WatchSession(make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log)[0],
-                      embedder, identifier, options,
+    face_detector = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log,
+                                        detector_precision, threads=1 if loop is not None else 0)[0]
+    with WatchSession(face_detector, embedder, identifier, options,
                       event_sinks(events_path, None if no_gallery_events else gallery_file, replica is not None,
                                   mqtt_broker, mqtt_prefix),
                       MaskClassifier.load() if mask_mode == "auto" else None,
-                      SnapshotStore(snapshots, keep_snapshots) if snapshots else None, replica, log) as session:
+                      SnapshotStore(snapshots, keep_snapshots) if snapshots else None, replica, log,
+                      loop) as session:
         session.open_sources(list(source_texts), LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
                                                              wait_for_source=wait_for_source), realtime)
         display = _Display(record, show, getattr(session.sources[0], "fps", 25.0), quiet)
@@ -149,6 +179,14 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
         stats_json.parent.mkdir(parents=True, exist_ok=True)
         stats_json.write_text(json.dumps(summary, indent=2))
     _print_summary(summary)
+
+
+def frame_loop(pipeline: bool, detect_workers: int) -> Any:
+    """The pipelined loop's settings (None: the sequential loop). Its detector runs one thread per call:
+    the workers are the parallelism."""
+    from mfr.recognition.watch import Pipeline
+
+    return Pipeline(detect_workers=detect_workers) if pipeline else None
 
 
 def identifier_loader(location: str | None, embedder: Any, rule: Any, model_dir: Path | str,

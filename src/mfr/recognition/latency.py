@@ -2,7 +2,8 @@
 
 Stages (``STAGES``): capture (waiting for and demuxing a frame), decode, detect, track, align (crops and
 normalisation of the faces embedded), embed (the engine), mask (mask state), match (gallery search and
-decision), and capture_to_event (from the frame's capture to its event written). Each keeps its newest
+decision), capture_to_event (from the frame's capture to its event written) and capture_to_done (from
+the capture to the frame fully processed, every frame: what a camera's latency budget is about). Each keeps its newest
 ``keep`` samples, so a run of days has bounded memory and the percentiles describe recent behaviour.
 """
 
@@ -15,7 +16,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-STAGES = ("capture", "decode", "detect", "track", "align", "embed", "mask", "match", "capture_to_event")
+STAGES = ("capture", "decode", "detect", "track", "align", "embed", "mask", "match", "capture_to_event",
+          "capture_to_done")
 
 
 class StageClock:

@@ -49,28 +49,36 @@ class SourceMux:
         self._ready = threading.Condition()
         self._readers = [_Reader(i, s, self._ready) for i, s in enumerate(sources)]
 
+    def start(self) -> None:
+        for reader in self._readers:
+            if not reader.is_alive() and not reader.done:
+                reader.start()
+
+    def take(self, timeout: float) -> list[tuple[int, Frame]] | None:
+        """(source index, frame) of every source with a frame ready, waiting up to ``timeout`` seconds for
+        one (an empty list when none came); None once every source ended and no frame is left."""
+        with self._ready:
+            self._ready.wait_for(lambda: any(r.frame is not None or r.done for r in self._readers),
+                                 timeout=timeout)
+            taken = [(r.index, r.frame) for r in self._readers if r.frame is not None]
+            for r in self._readers:
+                r.frame = None
+            self._ready.notify_all()
+            failed = next((r.error for r in self._readers if r.error is not None), None)
+            ended = all(r.done for r in self._readers)
+        if failed is not None:
+            raise failed
+        if ended and not taken:
+            return None
+        return [(i, f) for i, f in taken if f is not None]
+
     def ticks(self, idle_seconds: float = 0.5) -> Iterator[list[tuple[int, Frame]]]:
         """(source index, frame) of every source with a frame ready; an empty list after ``idle_seconds``
         without any (the loop's chance to write what sources reported). Ends when every source ended."""
-        for reader in self._readers:
-            reader.start()
+        self.start()
         try:
-            while True:
-                with self._ready:
-                    self._ready.wait_for(lambda: any(r.frame is not None or r.done for r in self._readers),
-                                         timeout=idle_seconds)
-                    taken = [(r.index, r.frame) for r in self._readers if r.frame is not None]
-                    for r in self._readers:
-                        r.frame = None
-                    self._ready.notify_all()
-                    failed = next((r.error for r in self._readers if r.error is not None), None)
-                    ended = all(r.done for r in self._readers)
-                if failed is not None:
-                    raise failed
-                if taken or not ended:
-                    yield [(i, f) for i, f in taken if f is not None]
-                if ended and not taken:
-                    return
+            while (taken := self.take(idle_seconds)) is not None:
+                yield taken
         finally:
             self.cancel()
 

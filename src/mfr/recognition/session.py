@@ -25,7 +25,7 @@ from mfr.recognition.latency import StageClock
 from mfr.recognition.mask_state import MaskClassifier
 from mfr.recognition.replica import ReplicaWorker, sync_once
 from mfr.recognition.sources import Frame, FrameSource, LiveOptions, open_source
-from mfr.recognition.watch import EventBus, Watcher, WatchOptions, run_watch, status_emitter
+from mfr.recognition.watch import EventBus, Pipeline, Watcher, WatchOptions, run_watch, status_emitter
 from mfr.runtime.detection import FaceDetector
 from mfr.runtime.embedder import FaceEmbedder
 
@@ -39,8 +39,9 @@ class WatchSession:
     def __init__(self, detector: FaceDetector, embedder: FaceEmbedder, identifier: Identifier, options: WatchOptions,
                  sinks: list[EventSink], classifier: MaskClassifier | None = None,
                  snapshots: SnapshotStore | None = None, replica: ReplicaWorker | None = None,
-                 log: Log = lambda _: None) -> None:
+                 log: Log = lambda _: None, pipeline: Pipeline | None = None) -> None:
         self.detector, self.embedder, self.identifier, self.options = detector, embedder, identifier, options
+        self.pipeline = pipeline
         self.classifier, self.snapshots, self.replica, self.log = classifier, snapshots, replica, log
         self.clock = StageClock()  # events and, with several sources, the shared embed and mask stages
         self.bus = EventBus(sinks, self.clock)
@@ -81,7 +82,7 @@ class WatchSession:
         """Every source through its watcher until they end, ``request_stop`` or ``max_frames``."""
         run_watch(self.sources, self.watchers, self.bus, self.stop, on_frame, max_frames,
                   reload=self.replica.take_prepared if self.replica is not None else None,
-                  shared_clock=self.clock if len(self.sources) > 1 else None)
+                  shared_clock=self.clock if len(self.sources) > 1 else None, pipeline=self.pipeline)
 
     def close(self) -> None:
         for source in self.sources:

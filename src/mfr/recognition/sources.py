@@ -90,7 +90,7 @@ def open_source(text: str, live_options: LiveOptions = LiveOptions(),
     if path.is_dir():
         return FolderSource(path)
     if path.is_file():
-        return VideoFileSource(path, realtime=realtime)
+        return RealtimeFileSource(path) if realtime else VideoFileSource(path)
     raise DataError(f"{text}: no such file or folder (a source is a video file, a folder of images, a camera "
                     "index such as 0, or an rtsp:// or http(s):// URL)")
 
@@ -107,8 +107,8 @@ def _redact(url: str) -> str:
 class VideoFileSource:
     live = False
 
-    def __init__(self, path: Path, max_bad_frames: int = 25, realtime: bool = False) -> None:
-        self.path, self.name, self.realtime = path, str(path), realtime
+    def __init__(self, path: Path, max_bad_frames: int = 25) -> None:
+        self.path, self.name = path, str(path)
         self.capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
         if not self.capture.isOpened():
             raise DataError(f"{path}: not a video file OpenCV's FFmpeg can read")
@@ -122,7 +122,6 @@ class VideoFileSource:
 
     def frames(self) -> Iterator[Frame]:
         bad_in_a_row = 0
-        started = time.monotonic()
         while not self._stopping:
             start = time.perf_counter()
             grabbed = self.capture.grab()
@@ -140,8 +139,6 @@ class VideoFileSource:
                 self._bad += 1
                 continue
             bad_in_a_row = 0
-            if self.realtime:
-                time.sleep(max(0.0, started + index / self.fps - time.monotonic()))
             yield Frame(image, index, index / self.fps, time.monotonic(), 1000 * (grabbed_at - start),
                         1000 * (decoded_at - grabbed_at))
 
@@ -153,6 +150,66 @@ class VideoFileSource:
 
     def close(self) -> None:
         self.capture.release()
+
+
+class RealtimeFileSource:
+    """A video file played as a camera would deliver it: a thread decodes every frame at the file's frame
+    rate into a one-frame slot, whether or not the loop takes it; a frame still in the slot when the next
+    is decoded is dropped and counted (``frames_dropped``), so a slow loop loses frames, never falls
+    behind. Timestamps are the stream's (index / FPS), as for ``VideoFileSource``; ends at the file's end."""
+
+    live = False
+
+    def __init__(self, path: Path) -> None:
+        self.reader = VideoFileSource(path)
+        self.path, self.name, self.fps = path, str(path), self.reader.fps
+        self._slot: Frame | None = None
+        self._ended = False
+        self._condition = threading.Condition()
+        self._dropped = 0
+        self._thread: threading.Thread | None = None
+
+    def _play(self) -> None:
+        started = time.monotonic()
+        try:
+            for frame in self.reader.frames():
+                time.sleep(max(0.0, started + frame.index / self.fps - time.monotonic()))
+                frame = Frame(frame.image, frame.index, frame.time, time.monotonic(), frame.capture_ms,
+                              frame.decode_ms)
+                with self._condition:
+                    if self._slot is not None:
+                        self._dropped += 1
+                    self._slot = frame
+                    self._condition.notify_all()
+        finally:
+            with self._condition:
+                self._ended = True
+                self._condition.notify_all()
+
+    def frames(self) -> Iterator[Frame | None]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._play, name=f"play {self.name}", daemon=True)
+            self._thread.start()
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._slot is not None or self._ended, timeout=0.5)
+                frame, self._slot = self._slot, None
+                ended = self._ended
+            if frame is None and ended:
+                return
+            yield frame
+
+    def stats(self) -> dict[str, int]:
+        return {**self.reader.stats(), "frames_dropped": self._dropped}
+
+    def request_stop(self) -> None:
+        self.reader.request_stop()
+
+    def close(self) -> None:
+        self.reader.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.reader.close()
 
 
 class FolderSource:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +74,27 @@ class TrackView:
     masked: bool | None
 
 
+@dataclass(frozen=True)
+class Detection:
+    """The faces of one frame and how long finding them took."""
+
+    faces: list[Face]
+    milliseconds: float
+
+
+INLINE = object()  # Watcher.begin: plan and detect in place (no detection handed in)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The pipelined loop: frames are detected by ``detect_workers`` threads ahead of tracking and
+    recognition, at most ``depth`` ticks waiting behind the one in hand; when that is full the loop waits,
+    and a live source (or a file read in real time) drops the frames it has no room for, counted."""
+
+    detect_workers: int = 2
+    depth: int = 2
+
+
 @dataclass
 class ChosenFaces:
     """The faces of one frame picked for embedding, with what their decisions need."""
@@ -107,12 +130,16 @@ def embed_chosen(batches: list[ChosenFaces], clock: StageClock) -> list[tuple[np
     return out
 
 
-def tick(frames: list[tuple[Watcher, Frame]], clock: StageClock | None = None) -> list[list[dict[str, Any]]]:
+def tick(frames: list[tuple[Watcher, Frame]], clock: StageClock | None = None,
+         detections: list[Detection | None] | None = None) -> list[list[dict[str, Any]]]:
     """One frame from each of several sources (each with its own watcher: tracker, identities, events),
     their chosen faces embedded together; the events of each frame, in the order given. The watchers
     share one embedder, mask classifier and options (the first watcher's are used). The shared embed and
-    mask stages are timed on ``clock`` (default: the first watcher's)."""
-    begun = [watcher.begin(frame) for watcher, frame in frames]
+    mask stages are timed on ``clock`` (default: the first watcher's). ``detections``: each frame's faces
+    found ahead (the pipelined loop; None for a frame its watcher does not detect on), else each watcher
+    detects as it goes."""
+    planned = detections if detections is not None else [INLINE] * len(frames)
+    begun = [watcher.begin(frame, found) for (watcher, frame), found in zip(frames, planned, strict=True)]
     chosen = [c for _, c in begun if c is not None]
     failure = None
     try:
@@ -145,6 +172,7 @@ class Watcher:
         self.counts = WatchCounts()
         self.spec = embedder.manifest.spec
         self._last_stats: float | None = None
+        self._planned = 0  # frames whose detection was planned (plan_detection)
         self.started = time.monotonic()
         self.paused = False  # the embedder's server could not be reached at the last try
 
@@ -154,18 +182,36 @@ class Watcher:
         """Everything one frame causes, as events."""
         return tick([(self, frame)])[0]
 
-    def begin(self, frame: Frame) -> tuple[list[dict[str, Any]], ChosenFaces | None]:
+    def plan_detection(self) -> bool:
+        """Whether the next frame is one to detect on (every ``detect_every``-th; asked once per frame, in
+        order, by whoever runs the detection: this watcher, or the pipelined loop ahead of it)."""
+        now = self._planned % self.options.detect_every == 0
+        self._planned += 1
+        return now
+
+    def detect(self, frame: Frame) -> Detection:
+        """The faces of one frame and the time it took (thread-safe: the detector's engine is)."""
+        start = time.perf_counter()
+        faces = self.detector.detect(frame.image)
+        return Detection(faces, 1000 * (time.perf_counter() - start))
+
+    def begin(self, frame: Frame, detection: Detection | None | object = INLINE
+              ) -> tuple[list[dict[str, Any]], ChosenFaces | None]:
         """Detection, tracking and the quality gate for one frame: its track events, and the faces the
-        schedule wants embedded (None: none); ``conclude`` decides on them once they are embedded."""
+        schedule wants embedded (None: none); ``conclude`` decides on them once they are embedded.
+        ``detection``: the frame's faces found ahead (None: not a frame to detect on); by default this
+        watcher plans and detects itself."""
+        if detection is INLINE:
+            detection = self.detect(frame) if self.plan_detection() else None
         clock, counts = self.clock, self.counts
         clock.add("capture", frame.capture_ms)
         clock.add("decode", frame.decode_ms)
-        detect_now = counts.frames % self.options.detect_every == 0
         counts.frames += 1
-        faces = []
-        if detect_now:
-            with clock.stage("detect"):
-                faces = self.detector.detect(frame.image)
+        detect_now = isinstance(detection, Detection)
+        faces: list[Face] = []
+        if isinstance(detection, Detection):
+            faces = detection.faces
+            clock.add("detect", detection.milliseconds)
             counts.frames_detected += 1
             with clock.stage("track"):
                 update = self.tracker.update(faces, frame.time)
@@ -383,36 +429,62 @@ def status_emitter(bus: EventBus, factory: EventFactory, log: Callable[[str], No
 
 def run_watch(sources: list[FrameSource], watchers: list[Watcher], bus: EventBus, stop: threading.Event,
               on_frame: Callable[[Frame, Watcher], None] | None = None, max_frames: int | None = None,
-              reload: Callable[[], Identifier | None] | None = None, shared_clock: StageClock | None = None) -> None:
+              reload: Callable[[], Identifier | None] | None = None, shared_clock: StageClock | None = None,
+              pipeline: Pipeline | None = None) -> None:
     """Drive each source through its watcher until every source ended, ``stop`` is set or ``max_frames``
     were processed (all sources together); each tick embeds the faces of every source's newest frame in
     one batch. Every track is ended and its events written before returning. ``reload``, asked before
     every tick, returns a new decision rule when the gallery changed (a replica pulled), else None.
     ``shared_clock`` times the stages the sources share (embedding, mask state); default: the first
-    source's watcher's clock."""
+    source's watcher's clock. ``pipeline``: detect frames in worker threads ahead of tracking and
+    recognition (``Pipeline``); the events are those of the sequential loop, frame for frame."""
     mux = SourceMux(sources)
     processed = 0
+    pending: deque[tuple[list[tuple[Watcher, Frame]], list[Future[Detection] | None]]] = deque()
+    workers = ThreadPoolExecutor(pipeline.detect_workers, "detect") if pipeline is not None else None
+
+    def finish_oldest() -> None:
+        nonlocal processed
+        frames, futures = pending.popleft()
+        detections = None if workers is None else [None if f is None else f.result() for f in futures]
+        for (watcher, frame), events in zip(frames, tick(frames, shared_clock, detections), strict=True):
+            bus.emit(events, frame.captured)
+            watcher.clock.add("capture_to_done", 1000 * (time.monotonic() - frame.captured))
+            if on_frame is not None:
+                on_frame(frame, watcher)
+        processed += len(frames)
+
+    def oldest_ready() -> bool:
+        return bool(pending) and all(f is None or f.done() for f in pending[0][1])
+
     try:
-        for ready in mux.ticks():
-            if stop.is_set():
+        mux.start()
+        while not stop.is_set():
+            # wait for frames only as long as nothing detected is waiting to be finished
+            ready = mux.take(0.0 if oldest_ready() else 0.002 if pending else 0.5)
+            if ready is None:
                 break
             if reload is not None:
                 fresh = reload()
                 if fresh is not None:
                     for watcher in watchers:
                         watcher.identifier = fresh
-            if not ready:  # live sources waiting for frames: write what their threads reported
+            if ready:
+                frames = [(watchers[i], frame) for i, frame in ready]
+                futures = [workers.submit(watcher.detect, frame) if workers is not None and watcher.plan_detection()
+                           else None for watcher, frame in frames]
+                pending.append((frames, futures))
+            elif not pending:  # live sources waiting for frames: write what their threads reported
                 bus.flush()
-                continue
-            frames = [(watchers[i], frame) for i, frame in ready]
-            for (watcher, frame), events in zip(frames, tick(frames, shared_clock), strict=True):
-                bus.emit(events, frame.captured)
-                if on_frame is not None:
-                    on_frame(frame, watcher)
-            processed += len(frames)
-            if max_frames is not None and processed >= max_frames or stop.is_set():
+            while pending and (len(pending) > (pipeline.depth if pipeline else 0) or oldest_ready()):
+                finish_oldest()
+            if max_frames is not None and processed >= max_frames:
                 break
+        while pending and not stop.is_set() and (max_frames is None or processed < max_frames):
+            finish_oldest()
     finally:
         mux.cancel()
+        if workers is not None:
+            workers.shutdown(cancel_futures=True)
         for watcher in watchers:
             bus.emit(watcher.finish())

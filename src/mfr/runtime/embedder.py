@@ -116,9 +116,10 @@ class FaceEmbedder:
         return cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_NV12)
 
     @classmethod
-    def open(cls, path: Path | str, precision: str | None = None) -> FaceEmbedder:
-        """From an engine directory, a model package or a served model's address (see ``open_model``)."""
-        return cls(open_model(path, precision))
+    def open(cls, path: Path | str, precision: str | None = None, threads: int = 0) -> FaceEmbedder:
+        """From an engine directory, a model package or a served model's address (see ``open_model``);
+        ``threads``: CPU threads of one call (0: every core)."""
+        return cls(open_model(path, precision, threads))
 
     def model_sha256(self) -> str:
         """Keys cached embeddings: the hash of the file the engine runs (engine directories record it;

@@ -28,29 +28,31 @@ from mfr.runtime.engine_check import (
 
 @dataclass(frozen=True)
 class BackendEntry:
-    open: Callable[[Path, Manifest, Path, EngineRecord], Engine]  # (directory, manifest, engine file, record)
+    # (directory, manifest, engine file, record, CPU threads: 0 for the backend's default)
+    open: Callable[[Path, Manifest, Path, EngineRecord, int], Engine]
     mismatches: Callable[[EngineRecord, MachineState], list[str]]
     remake_command: Callable[[EngineRecord, Path], str] = build_engine_command
     built_here: bool = True  # mfr-export build-engine builds it (so --rebuild-on-mismatch can)
 
 
-def _open_tensorrt(directory: Path, manifest: Manifest, path: Path, record: EngineRecord) -> Engine:
+def _open_tensorrt(directory: Path, manifest: Manifest, path: Path, record: EngineRecord, threads: int) -> Engine:
     from mfr.runtime.engine_trt import TensorRTEngine
 
     return TensorRTEngine(directory, manifest, path, record.profile,
                           version_compatible=record.options.version_compatible, dla_core=record.options.dla_core)
 
 
-def _open_onnxruntime(directory: Path, manifest: Manifest, path: Path, record: EngineRecord) -> Engine:
+def _open_onnxruntime(directory: Path, manifest: Manifest, path: Path, record: EngineRecord,
+                      threads: int) -> Engine:
     from mfr.runtime.engine_ort import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers)
+    return OnnxRuntimeEngine(directory, manifest, path, record.profile, providers=record.providers, threads=threads)
 
 
-def _open_openvino(directory: Path, manifest: Manifest, path: Path, record: EngineRecord) -> Engine:
+def _open_openvino(directory: Path, manifest: Manifest, path: Path, record: EngineRecord, threads: int) -> Engine:
     from mfr.runtime.engine_openvino import OpenVinoEngine
 
-    return OpenVinoEngine(directory, manifest, path, record.profile)
+    return OpenVinoEngine(directory, manifest, path, record.profile, threads=threads)
 
 
 ENGINE_BACKENDS: Registry[BackendEntry] = Registry("engine backend")

@@ -72,9 +72,10 @@ def check_fits_machine(directory: Path, manifest: Manifest, machine: MachineStat
             + "\n(or pass --rebuild-on-mismatch to rebuild it automatically)")
 
 
-def open_engine(directory: Path | str, machine: MachineState | None = None) -> Engine:
+def open_engine(directory: Path | str, machine: MachineState | None = None, threads: int = 0) -> Engine:
     """The engine in ``directory`` (written by ``mfr-export build-engine``), checked against this machine;
-    or the model a Triton server serves at a ``triton://`` address."""
+    or the model a Triton server serves at a ``triton://`` address. ``threads``: CPU threads of one call
+    (0: the backend's default, every core; a GPU engine ignores it)."""
     if is_triton_url(directory):
         return open_triton(str(directory))
     directory = Path(directory)
@@ -86,7 +87,7 @@ def open_engine(directory: Path | str, machine: MachineState | None = None) -> E
     path = engine_file(directory, manifest)
     record = manifest.engine
     assert record is not None
-    return ENGINE_BACKENDS.entry(record.backend).open(directory, manifest, path, record)
+    return ENGINE_BACKENDS.entry(record.backend).open(directory, manifest, path, record, threads)
 
 
 def model_file_for(path: Path, manifest: Manifest, precision: str | None,
@@ -115,7 +116,7 @@ def model_file_for(path: Path, manifest: Manifest, precision: str | None,
                        f"one with: {how}"), precision
 
 
-def open_model(path: Path | str, precision: str | None = None) -> Engine:
+def open_model(path: Path | str, precision: str | None = None, threads: int = 0) -> Engine:
     """An engine directory as it is, a plain package's ``precision`` model run by ONNX Runtime on the CPU,
     or a model served by Triton (``triton://HOST:PORT/MODEL``, see ``mfr.runtime.engine_triton``).
 
@@ -128,7 +129,7 @@ def open_model(path: Path | str, precision: str | None = None) -> Engine:
     manifest = load_manifest(path)
     model, precision = model_file_for(path, manifest, precision)
     if manifest.engine is not None:
-        return open_engine(path)
+        return open_engine(path, threads=threads)
     from mfr.runtime.engine_ort import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(path, manifest, model, BatchProfile(), precision=precision)
+    return OnnxRuntimeEngine(path, manifest, model, BatchProfile(), precision=precision, threads=threads)

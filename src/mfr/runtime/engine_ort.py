@@ -57,6 +57,8 @@ class OnnxRuntimeEngine(Engine):
         if not exact_int8:
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
+        if threads:  # a session given its share of the cores beside others: idle threads sleep, not spin
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime_session(str(model), options, providers)
         except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
