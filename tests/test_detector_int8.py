@@ -144,3 +144,19 @@ def test_matching_is_one_to_one_by_iou_and_nme_is_relative_to_the_eyes():
     agreement = Agreement()
     agreement.add(reference, found)
     assert (agreement.recall, agreement.extra) == (0.5, 2)
+
+
+def test_build_engine_makes_an_int8_detector_engine_that_detects_as_its_package(calibrated_yunet: Path,
+                                                                                 tmp_path: Path):
+    engine_dir = tmp_path / "engine"
+    built = CliRunner().invoke(export_cli, ["build-engine", "--package", str(calibrated_yunet), "--precision", "int8",
+                                            "--out", str(engine_dir)])
+    assert built.exit_code == 0, built.output
+    engine = PackageDetector(engine_dir, score_threshold=0.6, nms_threshold=0.3)
+    package = PackageDetector(calibrated_yunet, "int8", score_threshold=0.6, nms_threshold=0.3)
+    assert engine.precision == "int8" and engine.engine.manifest.engine is not None
+    for path in sorted((dataset_dir("demo") / "examples").rglob("*.jp*g"))[:4]:
+        image = read_image_bgr(path)
+        ours, theirs = engine.detect(image), package.detect(image)
+        assert len(ours) == len(theirs) > 0
+        np.testing.assert_allclose([f.box for f in ours], [f.box for f in theirs], atol=1.0)

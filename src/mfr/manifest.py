@@ -139,6 +139,12 @@ class FallbackRecord:
     checked_on: str | None = None  # the pairs (frames) the drop was measured on (never those that judge)
     max_nme_pct: float | None = None  # a detector: the landmark error bar against FP32
 
+    @property
+    def chosen(self) -> FallbackStep:
+        """The step whose float layers the INT8 model has: the last, unless the target was missed and an
+        earlier step was better (``calibration.fallback.greedy_fallback``)."""
+        return next((step for step in reversed(self.steps) if step.fp_layers == self.fp_layers), self.steps[-1])
+
     @classmethod
     def from_dict(cls, data: Any, what: str) -> FallbackRecord:
         record = _record(cls, data, what)

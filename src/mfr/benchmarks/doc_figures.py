@@ -19,9 +19,11 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from mfr.manifest import FallbackRecord
 from mfr.runtime.machine import cpu_label
 
 BLOCK = re.compile(r"(<!-- figure: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /figure -->)", re.S)
@@ -101,18 +103,23 @@ def render_calibration(reports: list[dict[str, Any]]) -> str:
     models = {"onnxruntime": "`model.int8.onnx` (ONNX Runtime, int8 weights)",
               "onnxruntime_u8_weights": "`model.int8.u8.onnx` (ONNX Runtime, uint8 weights)",
               "tensorrt_qdq": "`model.int8.trt.onnx` (TensorRT Q/DQ)"}
-    lines = ["| model | INT8 model | layers kept in float | held-out cosine | steering drop | target met |",
+    lines = ["| model | INT8 model | layers kept in float | held-out cosine | steering measure | target met |",
              "|---|---|---|---:|---:|---|"]
     for report in reports:
         for key, label in models.items():
             part = report.get(key)
             if not part:
                 continue
-            last = part["steps"][-1]
-            drop = ("not checked" if last["lfw_drop_pp"] is None
-                    else f"{last['lfw_drop_pp'] + 0.0:.3f} pp on {part['checked_on']}")
-            target = f"cosine >= {part['min_cosine']}" + (
-                "" if part.get("max_drop_pp") is None else f", drop <= {part['max_drop_pp']} pp")
+            last = asdict(FallbackRecord.from_dict(part, key).chosen)
+            if last.get("recall_drop_pp") is not None:  # a detector: FP32 faces missed, landmark error
+                drop = (f"{last['recall_drop_pp'] + 0.0:.2f} pp of the FP32 faces missed, landmark NME "
+                        f"{last['landmark_nme_pct']:.2f} % on {part['checked_on']}")
+                target = f"missed <= {part['max_drop_pp']} pp, NME <= {part['max_nme_pct']} %"
+            else:
+                drop = ("not checked" if last["lfw_drop_pp"] is None
+                        else f"{last['lfw_drop_pp'] + 0.0:.3f} pp on {part['checked_on']}")
+                target = f"cosine >= {part['min_cosine']}" + (
+                    "" if part.get("max_drop_pp") is None else f", drop <= {part['max_drop_pp']} pp")
             layers = ", ".join(f"`{layer}`" for layer in part["fp_layers"]) or "none"
             lines.append(f"| {report['model']} | {label} | {layers} | {last['heldout_cosine']:.5f} | {drop} | "
                          f"{'yes' if part['target_met'] else 'no'} ({target}) |")

@@ -171,12 +171,12 @@ def calibrate_command(package: Path, out: Path, num_images: int | None, masked_s
     output.text(f"wrote {out} ({record.images} {'frames' if kind == 'detection' else 'faces'}, "
                 f"{record.method}; ranges in {record.seconds_ranges} s, total {record.seconds_total} s)")
     for label, part in (("ONNX Runtime INT8", record.onnxruntime), ("TensorRT Q/DQ", record.tensorrt_qdq)):
-        last = part.steps[-1]
+        last = part.chosen
         measured = (f", FP32 faces missed {last.recall_drop_pp:.2f} pp, landmark NME {last.landmark_nme_pct:.3f} % "
                     f"on {part.checked_on}" if last.recall_drop_pp is not None and last.landmark_nme_pct is not None
                     else "" if last.lfw_drop_pp is None else f", drop on {part.checked_on} {last.lfw_drop_pp:.3f} pp")
         output.text(f"{label}: {len(part.fp_layers)} layers kept FP32 {part.fp_layers}; target "
-                    f"{'met' if part.target_met else 'missed'}; last step: held-out cosine "
+                    f"{'met' if part.target_met else 'missed'}; held-out cosine "
                     f"{last.heldout_cosine:.5f}" + measured)
     output.data(calibration_report(out, record))
 

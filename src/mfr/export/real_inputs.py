@@ -28,13 +28,19 @@ def sample_faces(count: int, spec: PreprocessSpec, root: Path | None = None) -> 
     return normalize([crop_from_aligned(read_image_bgr(path), spec) for path in sample_images(count, root)], spec)
 
 
-def detector_photos(count: int, spec: PreprocessSpec,
-                    max_side: int = DETECTOR_MAX_SIDE) -> tuple[list[np.ndarray], str]:
+def detector_photos(count: int, spec: PreprocessSpec, max_side: int = DETECTOR_MAX_SIDE,
+                    pad_multiple: int = 1) -> tuple[list[np.ndarray], str]:
     """Real unaligned photos at their own aspect ratios, longest side <= ``max_side``, each a (1, C, H, W)
-    input normalised by ``spec``; and a description of them."""
+    input normalised by ``spec`` and padded with zeros (the mean colour) to a multiple of ``pad_multiple``
+    (a detector's head says which); and a description of them."""
     root = dataset_dir("demo")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
     if not paths:
         raise DataError(f"{root}: no photos for the detector check")
-    photos = [normalize(fit_longest_side(read_image_bgr(path), max_side)[0], spec) for path in paths]
+    photos = []
+    for path in paths:
+        photo = normalize(fit_longest_side(read_image_bgr(path), max_side)[0], spec)
+        height, width = photo.shape[2:]
+        pad_h, pad_w = -height % pad_multiple, -width % pad_multiple
+        photos.append(np.pad(photo, ((0, 0), (0, 0), (0, pad_h), (0, pad_w))) if pad_h or pad_w else photo)
     return photos, f"{len(paths)} demo photos ({report_path(root)}), longest side <= {max_side}"
