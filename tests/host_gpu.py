@@ -40,10 +40,11 @@ def compile_host_kernel(directory: Path) -> ctypes.CDLL:
 
 def run_host_kernel(lib: ctypes.CDLL, frame: np.ndarray, width: int, height: int, pitch: int, frame_format: str,
                     matrices: np.ndarray, spec: PreprocessSpec, out_ptr: int, mirror: bool,
-                    uv_offset: int = 0) -> int:
-    """One "launch": every item into ``out_ptr`` (float32 N x 3 x H x W); returns the number of items."""
+                    uv_offset: int = 0, out_size: tuple[int, int] | None = None) -> int:
+    """One "launch": every item into ``out_ptr`` (float32 N x 3 x H x W, H x W the spec's input size or
+    ``out_size``); returns the number of items."""
     plan = channel_plan(spec, frame_format)
-    out_height, out_width = spec.input_size or (0, 0)
+    out_height, out_width = out_size or spec.input_size or (0, 0)
     data = frame.ctypes.data
     struct = frame_struct(data, width, height, pitch, frame_format, data + uv_offset if uv_offset else 0,
                           width if uv_offset else 0)

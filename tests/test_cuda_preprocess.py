@@ -426,3 +426,75 @@ def test_peak_bandwidth_reads_device_attributes_that_cuda_python_has():
         assert peak is None
     else:  # every CUDA GPU since Maxwell has more than 20 GB/s; Jetson Orin 102-205, H100 ~3,350
         assert peak is not None and 20 < peak < 20_000
+
+
+def test_the_kernel_resizes_whole_frames_for_a_detector_as_the_cpu_path_does(host_kernel, small_clip):
+    """A detector's frame on the GPU path: the same kernel, a scaling matrix (``scale_matrix``). A 1280x720
+    frame halved is the CPU path's INTER_AREA reduction within one grey level; photos scaled by other
+    factors (bilinear on the GPU, INTER_AREA on the CPU) give the CPU path's faces."""
+    from mfr.paths import bundled_weights
+    from mfr.runtime.cuda_preprocess import scale_matrix
+    from mfr.runtime.detection import fitted_size
+    from mfr.runtime.package_detector import PackageDetector, network_input
+
+    detector = PackageDetector(bundled_weights("yunet"), score_threshold=0.6, nms_threshold=0.3)
+    spec, step = detector.manifest.spec, detector.head.pad_multiple
+    capture = cv2.VideoCapture(str(small_clip / "clip.mp4"))
+    for _ in range(40):
+        ok, clip_frame = capture.read()
+    capture.release()
+    assert ok and clip_frame.shape == (720, 1280, 3)
+    photos = sorted((dataset_dir("demo") / "examples").rglob("*.jp*g"))[:4]
+    found = 0
+    for index, image in enumerate([clip_frame] + [read_image_bgr(p) for p in photos]):
+        factor, height, width = fitted_size(image.shape[0], image.shape[1], 640)
+        pad_h, pad_w = -(-height // step) * step, -(-width // step) * step
+        gpu = np.full((1, 3, pad_h, pad_w), np.nan, np.float32)
+        image = np.ascontiguousarray(image)
+        run_host_kernel(host_kernel, image, image.shape[1], image.shape[0], image.shape[1] * 3, "BGR",
+                        scale_matrix(factor), spec, gpu.ctypes.data, False, out_size=(pad_h, pad_w))
+        cpu, cpu_factor, cpu_size = network_input(image, detector.engine, step, 640)
+        assert cpu.shape == gpu.shape and cpu_factor == factor and cpu_size == (height, width)
+        if index == 0:  # exactly half: INTER_AREA's 2x2 mean, bilinear at the pixel centres' midpoints
+            assert np.abs(gpu - cpu).max() <= 1.0
+        ours = detector.faces({k: v[0] for k, v in detector.engine.infer(gpu).items()}, height, width, factor)
+        theirs = detector.detect(image)
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs, strict=True):
+            tolerance = 0.03 * (b.box[2] - b.box[0])
+            np.testing.assert_allclose(a.box, b.box, atol=tolerance)
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=tolerance)
+        found += len(ours)
+    assert found >= 5
+
+
+@pytest.mark.gpu
+def test_the_device_kernel_resizes_frames_for_a_detector_as_its_host_build(host_kernel, small_clip):
+    """The detector's GPU preprocessing through the driver: the device's output equals the host build's."""
+    from mfr.paths import bundled_weights
+    from mfr.runtime.cuda_memory import DeviceBuffer, synchronize
+    from mfr.runtime.cuda_preprocess import scale_matrix
+    from mfr.runtime.detection import fitted_size
+
+    spec = load_manifest(bundled_weights("yunet")).spec
+    pre = CudaPreprocessor(spec, max_faces=1)
+    capture = cv2.VideoCapture(str(small_clip / "clip.mp4"))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    for image in (frame, read_image_bgr(sorted((dataset_dir("demo") / "examples").rglob("*.jp*g"))[0])):
+        image = np.ascontiguousarray(image)
+        factor, height, width = fitted_size(image.shape[0], image.shape[1], 640)
+        pad_h, pad_w = -(-height // 32) * 32, -(-width // 32) * 32
+        host = np.empty((1, 3, pad_h, pad_w), np.float32)
+        run_host_kernel(host_kernel, image, image.shape[1], image.shape[0], image.shape[1] * 3, "BGR",
+                        scale_matrix(factor), spec, host.ctypes.data, False, out_size=(pad_h, pad_w))
+        out = DeviceBuffer(host.nbytes)
+        try:
+            assert pre.resized(image, factor, pad_h, pad_w, out.ptr) == 1
+            device = np.empty_like(host)
+            out.download(device, pre.stream)
+            synchronize(pre.stream)
+        finally:
+            out.free()
+        np.testing.assert_array_equal(device, host)

@@ -11,6 +11,7 @@ side here:
   of the call at once;
 - ``channel_plan``: which frame channel feeds each model channel, and the spec's gain/offset;
 - ``crops_as_frame``: crops already aligned on the CPU, laid out so the same kernel normalises them exactly;
+- ``scale_matrix``: a whole frame resized for a detector, by the same kernel (``CudaPreprocessor.resized``);
 - ``CudaPreprocessor``: pinned host buffers, asynchronous uploads on the engine's stream, device
   buffers reused across calls (grown only for a larger frame), no synchronisation in ``__call__``.
 
@@ -78,6 +79,15 @@ def face_matrices(landmarks: Sequence[np.ndarray] | np.ndarray, spec: Preprocess
     return invert_affine_many(estimate_similarities(landmarks, spec)).astype(np.float32)
 
 
+def scale_matrix(factor: float) -> np.ndarray:
+    """(1, 6) float32 output->frame matrix of a whole frame scaled by ``factor`` with pixel centres aligned, as
+    ``cv2.resize`` maps them (source = (x + 0.5) / factor - 0.5): on the kernel's bilinear warp, a 2x
+    reduction averages each 2x2 block, as ``INTER_AREA`` does (the detectors' CPU path for 1280x720 at 640)."""
+    inverse = 1.0 / factor
+    shift = 0.5 * inverse - 0.5
+    return np.array([[inverse, 0.0, shift, 0.0, inverse, shift]], np.float32)
+
+
 def crops_as_frame(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Aligned crops (N, H, W, 3) as one (N * H, W, 3) frame, and the crop->frame matrices that cut them out
     again: pure translations by whole rows, which sample whole pixels (interpolation weights 0), so the
@@ -121,8 +131,6 @@ class CudaPreprocessor:
                  half_output: bool = False) -> None:
         from mfr.runtime.cuda_kernels import driver_module, load_function
 
-        if spec.input_size is None:
-            raise EngineError("GPU preprocessing needs a spec with a fixed input size")
         self.spec, self.max_faces, self.frame_format, self.half_output = spec, max_faces, frame_format, half_output
         self.plan = channel_plan(spec, frame_format)
         self.crop_plan = channel_plan(spec, "BGR")  # aligned crops are BGR, whatever the frames are
@@ -148,6 +156,13 @@ class CudaPreprocessor:
         return self._run(frame, width, height, self.frame_format, self.plan, face_matrices(landmarks, self.spec),
                          out_ptr, mirror)
 
+    def resized(self, frame: np.ndarray, factor: float, out_height: int, out_width: int, out_ptr: int) -> int:
+        """A whole frame scaled by ``factor`` into an ``out_height`` x ``out_width`` input (a detector's:
+        ``scale_matrix``; beyond the scaled frame, the padding, black), normalised; returns 1 (the item)."""
+        width, height = frame_geometry(frame, self.frame_format)
+        return self._run(frame, width, height, self.frame_format, self.plan, scale_matrix(factor), out_ptr, False,
+                         (out_height, out_width))
+
     def crops(self, crops: np.ndarray, out_ptr: int, mirror: bool = False) -> int:
         """Aligned uint8 BGR crops (N, H, W, 3) into ``out_ptr``, normalised (and with ``mirror`` followed by
         their mirror images), like ``__call__``. The crops go up as one tall frame and each is "warped" by a
@@ -163,7 +178,7 @@ class CudaPreprocessor:
         return self._run(tall, tall.shape[1], tall.shape[0], "BGR", self.crop_plan, matrices, out_ptr, mirror)
 
     def _run(self, frame: np.ndarray, width: int, height: int, frame_format: str, plan: ChannelPlan,
-             matrices: np.ndarray, out_ptr: int, mirror: bool) -> int:
+             matrices: np.ndarray, out_ptr: int, mirror: bool, out_size: tuple[int, int] | None = None) -> int:
         faces = len(matrices)
         items = faces * (2 if mirror else 1)
         if items > self.max_faces:
@@ -183,7 +198,9 @@ class CudaPreprocessor:
             frame_arg = frame_struct(base, width, height, width, "NV12", base + width * height, width)
         else:
             frame_arg = frame_struct(base, width, height, width * 3, frame_format)
-        out_height, out_width = self.spec.input_size or (0, 0)
+        out_height, out_width = out_size or self.spec.input_size or (0, 0)
+        if not out_height or not out_width:
+            raise EngineError("a crop needs the spec's fixed input size; a whole frame, its output size")
         self.launch(frame_arg, faces, mirror, plan, out_height, out_width, out_ptr)
         return items
 

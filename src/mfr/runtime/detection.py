@@ -55,12 +55,21 @@ def fit_longest_side(image: np.ndarray, max_side: int, min_side: int = 0) -> tup
     Small images are upscaled because the detectors place landmarks more accurately on larger faces
     (measured on MFR2's 160x160 crops: RetinaFace landmarks at 2x gave 5.4 % EER instead of 7.1 %).
     """
-    longest = max(image.shape[:2])
-    factor = max_side / longest if longest > max_side else (min_side / longest if longest < min_side else 1.0)
+    factor = fitted_size(image.shape[0], image.shape[1], max_side, min_side)[0]
     if factor != 1.0:
         interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
         image = cv2.resize(image, None, fx=factor, fy=factor, interpolation=interpolation)
     return image, factor
+
+
+def fitted_size(height: int, width: int, max_side: int, min_side: int = 0) -> tuple[float, int, int]:
+    """The factor ``fit_longest_side`` applies to an image of this size, and the (height, width) it makes
+    (OpenCV's resize rounds the scaled size to the nearest integer)."""
+    longest = max(height, width)
+    factor = max_side / longest if longest > max_side else (min_side / longest if longest < min_side else 1.0)
+    if factor == 1.0:
+        return factor, height, width
+    return factor, round(height * factor), round(width * factor)
 
 
 def select_faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, score_threshold: float,

@@ -8,12 +8,14 @@ the calibration and the evaluation decode exactly as the camera loop does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from mfr.runtime.detection import Face, fit_longest_side, select_faces
+from mfr.runtime.detection import Face, fit_longest_side, fitted_size, select_faces
 from mfr.runtime.detector_heads import head_for
 from mfr.runtime.engine import Engine
 from mfr.runtime.engine_load import open_model
@@ -52,24 +54,53 @@ def padding_colour(spec: PreprocessSpec) -> tuple[float, ...]:
 
 
 class PackageDetector:
-    """``detect(image)`` -> faces, highest score first, in the image's own coordinates."""
+    """``detect(image)`` -> faces, highest score first, in the image's own coordinates.
+
+    On a TensorRT engine the frame's resize and normalisation run on the GPU (the CUDA preprocessing
+    kernel, ``CudaPreprocessor.resized``), written straight into the engine's input; elsewhere on the CPU."""
 
     def __init__(self, location: Path | str, precision: str | None = None, score_threshold: float = 0.5,
-                 nms_threshold: float = 0.4, max_side: int = 640, min_side: int = 0, threads: int = 0) -> None:
+                 nms_threshold: float = 0.4, max_side: int = 640, min_side: int = 0, threads: int = 0,
+                 gpu_preprocessing: bool = True, log: Callable[[str], None] = lambda _: None) -> None:
         self.engine = open_model(location, precision, threads)
         self.manifest = self.engine.manifest
         self.head = head_for(self.manifest.decoder, f"{location} (manifest)")
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_side = max_side, min_side
+        self.gpu = self._gpu_preprocessor(log) if gpu_preprocessing else None
+
+    def _gpu_preprocessor(self, log: Callable[[str], None]) -> Any:
+        if self.engine.backend != "tensorrt":
+            return None
+        from mfr.errors import EngineError
+        from mfr.runtime.cuda_preprocess import CudaPreprocessor
+
+        try:
+            return CudaPreprocessor(self.manifest.spec, 1, stream=getattr(self.engine, "stream", None),
+                                    half_output=getattr(self.engine, "input_dtype", np.float32) == np.float16)
+        except EngineError as exc:
+            log(f"GPU preprocessing unavailable ({exc}); using the CPU path")
+            return None
 
     @property
     def precision(self) -> str:
         return self.engine.precision
 
     def detect(self, image: np.ndarray) -> list[Face]:
+        if self.gpu is not None:
+            return self._detect_on_gpu(image)
         batch, factor, (height, width) = network_input(image, self.engine, self.head.pad_multiple, self.max_side,
                                                        self.min_side)
         outputs = self.engine.infer(batch)
+        return self.faces({name: value[0] for name, value in outputs.items()}, height, width, factor)
+
+    def _detect_on_gpu(self, image: np.ndarray) -> list[Face]:
+        factor, height, width = fitted_size(image.shape[0], image.shape[1], self.max_side, self.min_side)
+        step = self.head.pad_multiple
+        pad_h, pad_w = -(-height // step) * step, -(-width // step) * step
+        engine: Any = self.engine
+        self.gpu.resized(image, factor, pad_h, pad_w, engine.input_pointer)
+        outputs = engine.infer_bound_input(1, [1, 3, pad_h, pad_w])
         return self.faces({name: value[0] for name, value in outputs.items()}, height, width, factor)
 
     def faces(self, outputs: dict[str, np.ndarray], height: int, width: int, factor: float) -> list[Face]:
