@@ -74,7 +74,7 @@ def judging_clips(cache_dir: Path, seeds: tuple[int, ...], log: Any = print) -> 
 def clip_frames(clip: Path) -> tuple[list[np.ndarray], list[list[dict[str, Any]]]]:
     truth = json.loads((clip / "truth.json").read_text())
     capture = cv2.VideoCapture(str(clip / "clip.mp4"))
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < len(truth["truth"]):
         ok, image = capture.read()
         if not ok:

@@ -21,7 +21,10 @@ from mfr.runtime.yunet import YuNetHead
 
 
 class DetectorHead(Protocol):
-    pad_multiple: int  # the network input's height and width are padded up to a multiple of this
+    @property
+    def pad_multiple(self) -> int:
+        """The network input's height and width are padded up to a multiple of this."""
+        ...
 
     def decode(self, outputs: dict[str, np.ndarray], height: int,
                width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ def detector_blob(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     if gain != {1.0}:
         return normalize(image, spec)
     mean = tuple(float(m) for m in spec.mean)
-    return cv2.dnn.blobFromImage(image, 1.0, None, mean, spec.color_order == "RGB", False)
+    return np.asarray(cv2.dnn.blobFromImage(image, 1.0, (0, 0), mean, spec.color_order == "RGB", False))
 
 
 def padding_colour(spec: PreprocessSpec) -> tuple[float, ...]:
@@ -99,6 +99,7 @@ class PackageDetector:
         step = self.head.pad_multiple
         pad_h, pad_w = -(-height // step) * step, -(-width // step) * step
         engine: Any = self.engine
+        assert self.gpu is not None
         self.gpu.resized(image, factor, pad_h, pad_w, engine.input_pointer)
         outputs = engine.infer_bound_input(1, [1, 3, pad_h, pad_w])
         return self.faces({name: value[0] for name, value in outputs.items()}, height, width, factor)

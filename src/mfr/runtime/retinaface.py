@@ -17,8 +17,11 @@ class RetinaFacePriors:
     min_sizes: list[list[int]]
     steps: list[int]
     variance: tuple[float, float]
-    pad_multiple: int = 1  # the priors cover any size (ceil of size / step cells)
     _cache: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def pad_multiple(self) -> int:
+        return 1  # the priors cover any size (ceil of size / step cells)
 
     @classmethod
     def from_decoder(cls, decoder: dict[str, Any]) -> RetinaFacePriors:
