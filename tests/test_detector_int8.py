@@ -109,6 +109,7 @@ def test_eval_detection_judges_both_precisions_against_truth_and_fp32(calibrated
     assert (fp32["precision"], int8["precision"]) == ("fp32", "int8")
     assert fp32["clips"]["reference_faces"] > 100 and fp32["clips"]["recall"] > 0.8
     assert not fp32["versus_fp32"] and set(int8["versus_fp32"]) == {"mfr2", "demo", "clips"}
+    assert set(fp32["noise_floor"]) == {"mfr2", "demo"} and fp32["noise_floor"]["demo"]["recall"] > 0.9
     assert int8["versus_fp32"]["mfr2"]["reference_faces"] > 200
     refused = CliRunner().invoke(cli, ["eval", "--model", str(calibrated_yunet), "--dataset", "lfw",
                                        "--clip-seeds", "1"])

@@ -9,7 +9,8 @@ Two references, both reported:
   landmarks are not known exactly, so landmarks are not judged against truth.
 - **The FP32 model** of the same package, on real photos (MFR2, the demo photos) and the clips' frames:
   the FP32 faces (score >= 0.5) the other precision misses, the faces it adds, and its landmark error
-  against FP32's (NME, % of the inter-ocular distance), with the photo settings of the detector.
+  against FP32's (NME, % of the inter-ocular distance), with the photo settings of the detector. For
+  scale, the FP32 row shows the same for FP32 itself on the photos with +-1 grey level of noise added.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class PrecisionResult:
     clips: dict[str, Any]  # Agreement vs truth
     detect_ms_p50: float  # per clip frame (resize, normalise, run, decode, suppress)
     versus_fp32: dict[str, dict[str, Any]] = field(default_factory=dict)  # photo set -> Agreement vs FP32
+    # FP32 itself on the same images with +-1 grey level of noise added (the scale of the NME above: how far
+    # the FP32 landmarks move under the smallest perturbation); reported with the fp32 row
+    noise_floor: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -112,9 +116,18 @@ def evaluate_on_clips(detector: PackageDetector, clips: list[Path], every: int,
 
 def versus_reference(reference: PackageDetector, detector: PackageDetector,
                      images: list[np.ndarray]) -> Agreement:
+    """``detector``'s faces against ``reference``'s (score >= 0.5) on the same images."""
     agreement = Agreement()
     for image in images:
         agreement.add([f for f in reference.detect(image) if f.score >= 0.5], detector.detect(image))
+    return agreement
+
+
+def versus_pairs(detector: PackageDetector, images: list[np.ndarray], others: list[np.ndarray]) -> Agreement:
+    """One detector's faces on ``others`` against its faces (score >= 0.5) on ``images``, image by image."""
+    agreement = Agreement()
+    for image, other in zip(images, others, strict=True):
+        agreement.add([f for f in detector.detect(image) if f.score >= 0.5], detector.detect(other))
     return agreement
 
 
@@ -140,7 +153,13 @@ def evaluate_detector(package: Path | str, precisions: list[str], cache_dir: Pat
         log(f"{name}: judging on the clips")
         agreement, detect_ms = evaluate_on_clips(video, clips, every, progress)
         result = PrecisionResult(precision, name, agreement.to_dict(), round(detect_ms, 2))
-        if precision != "fp32":
+        if precision == "fp32":
+            rng = np.random.default_rng(0)
+            for set_name, pictures in images.items():
+                noisy = [np.clip(p.astype(np.int16) + rng.integers(-1, 2, p.shape), 0, 255).astype(np.uint8)
+                         for p in pictures]
+                result.noise_floor[set_name] = versus_pairs(photo_reference, pictures, noisy).to_dict()
+        else:
             photo_detector = entry.make(fp32.manifest.model, package, precision)[0]
             for set_name, pictures in images.items():
                 result.versus_fp32[set_name] = versus_reference(photo_reference, photo_detector, pictures).to_dict()
@@ -160,9 +179,10 @@ def markdown_table(report: dict[str, Any]) -> str:
         clips = result["clips"]
         head = (f"| {result['precision']} | {100 * clips['recall']:.2f} % ({clips['matched']}/"
                 f"{clips['reference_faces']}) | {clips['extra_per_frame']:.3f} | {result['detect_ms_p50']} ")
-        if not result["versus_fp32"]:
+        rows = result["versus_fp32"] or {f"{name}, +-1 grey level": a for name, a in result["noise_floor"].items()}
+        if not rows:
             lines.append(head + "| - | - | - | - |")
-        for set_name, agreement in result["versus_fp32"].items():
+        for set_name, agreement in rows.items():
             nme = agreement["landmark_nme_pct"]
             lines.append(head + f"| {set_name} ({agreement['reference_faces']} faces) | "
                                 f"{100 * (1 - agreement['recall']):.2f} pp | {agreement['extra']} | "

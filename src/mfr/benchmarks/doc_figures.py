@@ -57,7 +57,8 @@ def _dataset(report: dict[str, Any]) -> str:
         details.append(f"masks {report['masks']}")
     if report.get("detection"):
         found = report["detection"]
-        details.append(f"{found['detector'].split()[0]}, {found['no_face']} missed")
+        precision = " int8" if "int8" in found["detector"] else ""
+        details.append(f"{found['detector'].split()[0]}{precision}, {found['no_face']} missed")
     return f"{report['dataset']} ({'; '.join(details)})"
 
 
