@@ -172,7 +172,9 @@ def test_a_device_keeps_recognising_through_a_server_outage_and_delivers_every_e
     assert "unreachable, working from the replica" in stderr and "gallery: reachable" in stderr
     device = [json.loads(line) for line in _lines(events_file)]
     stats = json.loads(stats_file.read_text())
-    assert stats["frames"] == truth["frames"] and stats["gallery"]["queued"] == 0
+    # played as a camera: every frame processed, or dropped and counted when the loop had no time for it
+    dropped = stats["source_stats"]["frames_dropped"]
+    assert stats["frames"] + dropped == truth["frames"] and stats["gallery"]["queued"] == 0
     assert stats["gallery"]["outages"] >= 1 and stats["gallery"]["pulls"] >= 1
     with open_gallery(replica) as copy:
         assert f"{renamed} (renamed)" in {p.name for p in copy.people()}

@@ -19,7 +19,7 @@ from mfr.runtime.image_io import read_image_bgr
 from mfr.runtime.preprocess import crop_from_aligned, normalize
 from mfr.spec import PreprocessSpec
 
-DETECTOR_MAX_SIDE = 640  # the longest side the detectors are fed by default (RetinaFaceDetector, --detect-size)
+DETECTOR_MAX_SIDE = 640  # the longest side the detectors are fed by default (PackageDetector, --detect-size)
 
 
 def sample_faces(count: int, spec: PreprocessSpec, root: Path | None = None) -> np.ndarray:
