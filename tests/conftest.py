@@ -153,7 +153,7 @@ def calibrated(mobilefacenet_package: Path, tmp_path_factory: pytest.TempPathFac
     from mfr.cli.export_cli import cli
 
     out = tmp_path_factory.mktemp("calibrated") / "mfn-int8"
-    result = CliRunner().invoke(cli, ["calibrate", "--package", str(mobilefacenet_package), "--out", str(out),
+    result = CliRunner().invoke(cli, ["calibrate", "--model", str(mobilefacenet_package), "--out", str(out),
                                       "--num-images", "64", "--no-lfw-check", "--fallback-budget", "4", "--json"])
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout)

@@ -198,7 +198,7 @@ def test_tensorrt_only_requests_fail_clearly_without_tensorrt(mobilefacenet_pack
 def test_an_engine_directory_is_not_a_source_package(fp32_engine, tmp_path):
     result = build("--package", str(fp32_engine), "--out", str(tmp_path / "e"))
     assert result.exit_code == 1 and "is an engine directory" in result.output
-    result = CliRunner().invoke(export_cli, ["calibrate", "--package", str(fp32_engine), "--out", str(tmp_path / "c")])
+    result = CliRunner().invoke(export_cli, ["calibrate", "--model", str(fp32_engine), "--out", str(tmp_path / "c")])
     assert result.exit_code == 1 and "lists no FP32 ONNX model" in result.output
     assert not (tmp_path / "c").exists()
 

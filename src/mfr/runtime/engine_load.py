@@ -106,7 +106,7 @@ def model_file_for(path: Path, manifest: Manifest, precision: str | None,
     if key is None:
         raise EngineError(f"a model package runs fp32, fp16 or int8 (ONNX Runtime); for {precision} build an engine: "
                           f"mfr-export build-engine --package {path} --precision {precision} --out <engine dir>")
-    how = (f"mfr-export calibrate --package {path} --out <calibrated package>" if precision == "int8" else
+    how = (f"mfr-export calibrate --model {path} --out <calibrated package>" if precision == "int8" else
            "mfr-export onnx (it writes model.fp16.onnx when the FP16 model passes its check)")
     which = f"{precision} model"
     if key == UINT8_WEIGHTS_FILE:
