@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mfr.errors import OutputDirError
+from mfr.private import create_private
 
 
 def check_output_dir(out: Path, force: bool) -> None:
@@ -52,28 +53,33 @@ def staged_output_dir(out: Path, force: bool = False) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_file(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_file(path: Path, suffix: str = ".tmp", private: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds.
 
-    ``suffix`` keeps the extension for writers that choose the format by it (matplotlib, OpenCV)."""
+    ``suffix`` keeps the extension for writers that choose the format by it (matplotlib, OpenCV).
+    ``private``: the file holds faces, templates or sightings: the temporary file is created 0600 before
+    the block writes it (writers keep an existing file's mode), so the file is never readable by others
+    (``mfr.private``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{suffix}")
     try:
+        if private:
+            create_private(tmp)
         yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
-    with atomic_file(path) as tmp:
+def write_json_atomic(path: Path, data: Any, private: bool = False) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename (``private``: 0600, see ``atomic_file``)."""
+    with atomic_file(path, private=private) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_file(path) as tmp:
+def write_bytes_atomic(path: Path, data: bytes, private: bool = False) -> None:
+    with atomic_file(path, private=private) as tmp:
         tmp.write_bytes(data)
 
 

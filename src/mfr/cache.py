@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from mfr.private import create_private, private_dir
+
 CACHE_ENV = "MFR_CACHE_DIR"
 
 
@@ -42,7 +44,7 @@ class ArrayCache:
     def put(self, key: str, value: np.ndarray) -> None:
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".{key}.{uuid.uuid4().hex[:8]}.npy"
+        private_dir(self.directory)  # embeddings of faces: the folder 0700, each file 0600
+        tmp = create_private(self.directory / f".{key}.{uuid.uuid4().hex[:8]}.npy")
         np.save(tmp, value, allow_pickle=False)
         os.replace(tmp, self.directory / f"{key}.npy")

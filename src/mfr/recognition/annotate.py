@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from mfr.errors import DataError
+from mfr.private import create_dirs, create_private
 from mfr.recognition.watch import TrackView
 
 _NAMED, _UNKNOWN, _UNDECIDED = (60, 200, 60), (40, 40, 230), (200, 200, 200)
@@ -41,7 +42,8 @@ class Recorder:
 
     def write(self, image: np.ndarray) -> None:
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_dirs(self.path.parent)
+            create_private(self.path)  # faces: 0600 (the writer keeps the mode of the file it truncates)
             self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
                                            (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():

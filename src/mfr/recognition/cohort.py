@@ -62,7 +62,7 @@ class Cohort:
         np.savez(buffer, bare=self.bare.astype(np.float32), masked=self.masked.astype(np.float32),
                  people=self.people.astype(np.int64), people_names=np.array(self.people_names, dtype=str),
                  what=np.array(self.what))
-        write_bytes_atomic(path, buffer.getvalue())
+        write_bytes_atomic(path, buffer.getvalue(), private=True)  # templates of real people: 0600
         return sha256_file(path)
 
     @classmethod

@@ -32,7 +32,9 @@ from typing import IO, Any, Protocol
 import cv2
 import numpy as np
 
+from mfr.atomic import atomic_file
 from mfr.errors import DataError
+from mfr.private import create_dirs, private_dir, private_opener
 
 EVENT_SCHEMA = "mfr.watch.event/1"
 EVENT_KINDS = ("track_started", "identified", "identity_changed", "track_ended", "source_status", "stats")
@@ -80,8 +82,8 @@ class JsonLinesSink:
             self._stream: IO[str] = sys.stdout
         else:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._stream = path.open("a", encoding="utf-8")
+                create_dirs(path.parent)
+                self._stream = open(path, "a", encoding="utf-8", opener=private_opener)  # noqa: SIM115
             except OSError as exc:
                 raise DataError(f"{path}: cannot write events ({exc.strerror})") from None
 
@@ -116,15 +118,18 @@ class GallerySink:
 
 
 class SnapshotStore:
-    """Best-face crops of ended tracks as JPEG files, keeping the newest ``keep``."""
+    """Best-face crops of ended tracks as JPEG files, keeping the newest ``keep``; the folder 0700, each
+    file 0600 (``mfr.private``)."""
 
     def __init__(self, folder: Path, keep: int = 1000) -> None:
         self.folder, self.keep = folder, keep
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
 
     def save(self, name: str, crop: np.ndarray) -> Path:
         path = self.folder / f"{name}.jpg"
-        cv2.imwrite(str(path), crop)
+        with atomic_file(path, suffix=".jpg", private=True) as tmp:
+            if not cv2.imwrite(str(tmp), crop):
+                raise DataError(f"{path}: cannot write the snapshot")
         files = sorted(self.folder.glob("*.jpg"), key=lambda p: p.stat().st_mtime_ns)
         for old in files[:max(0, len(files) - self.keep)]:
             old.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mfr.errors import GalleryError
+from mfr.private import create_dirs, create_private
 from mfr.recognition.gallery import SCHEMA_VERSION, Connection, Gallery, _now
 
 APPLICATION_ID = 0x6D667267  # "mfrg"
@@ -89,8 +90,9 @@ class SqliteGallery(Gallery):
             raise GalleryError(f"no gallery at {path}; enrol someone first: mfr gallery enroll --gallery {path} ...")
         if exists and not path.is_file():
             raise GalleryError(f"{path} is not a file")
-        if not exists:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if not exists:  # created 0600: SQLite gives its -wal and -shm files the database's mode
+            create_dirs(path.parent)
+            create_private(path)
         try:
             db = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         except sqlite3.Error as exc:

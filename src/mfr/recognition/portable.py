@@ -35,7 +35,7 @@ def export_gallery(gallery: Gallery, path: Path) -> int:
     for person in data["people"]:
         person["templates"] = [_encode(t) for t in person["templates"]]
         person["negatives"] = [_encode(n) for n in person["negatives"]]
-    with atomic_file(Path(path)) as tmp:
+    with atomic_file(Path(path), private=True) as tmp:  # templates and crops: biometric data, 0600
         tmp.write_text(json.dumps({"format": FORMAT, "version": VERSION, **data}))
     return len(data["people"])
 

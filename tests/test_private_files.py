@@ -1,0 +1,62 @@
+"""Faces are biometric data: every file mfr writes that holds faces, templates or sightings is created
+0600, and the folders it makes for them 0700, whatever the umask (``mfr.private``)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = r"""
+import json, os, sys
+from pathlib import Path
+from click.testing import CliRunner
+os.umask(0)  # the most permissive umask: every file would be 0666, every folder 0777
+from mfr.cli.main import cli
+from mfr.recognition.events import EventFactory
+from mfr.recognition.gallery import Gallery
+clip, package, root = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+gallery = root / "galleries" / "site" / "g.db"
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+run("gallery", "enroll-dir", clip / "enrol", "--gallery", gallery, "--model", package, "--detector", "yunet")
+run("watch", "--source", clip / "clip.mp4", "--gallery", gallery, "--model", package, "--events",
+    root / "out" / "events.jsonl", "--snapshots", root / "out" / "snapshots", "--record", root / "out" / "rec.mp4",
+    "--max-frames", "90", "--quiet")
+run("gallery", "export", root / "out" / "export.json", "--gallery", gallery)
+run("gallery", "import", root / "out" / "export.json", "--gallery", root / "galleries" / "copy.db")
+run("eval", "--model", package, "--dataset", "lfw", "--folds", "1", "--bootstrap", "0", "--cache-dir",
+    root / "cache")
+modes = {}
+with Gallery.open(gallery) as g:  # open, with a write pending in its WAL: the -wal and -shm files exist
+    g.add_events([EventFactory("check").make("stats", frames=0)])
+    for path in sorted(gallery.parent.iterdir()):
+        modes[str(path)] = os.stat(path).st_mode
+for path in sorted(root.rglob("*")):
+    modes.setdefault(str(path), os.stat(path).st_mode)
+print(json.dumps(modes))
+"""
+
+
+def test_every_file_with_faces_is_private_under_umask_000(small_clip, thresholded_package, tmp_path):
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(small_clip), str(thresholded_package), str(tmp_path)],
+                            capture_output=True, text=True, check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    modes = {Path(path): mode for path, mode in json.loads(result.stdout.strip().splitlines()[-1]).items()}
+    files = {p: m for p, m in modes.items() if stat.S_ISREG(m)}
+    names = {p.name for p in files}
+    # every kind of file: the gallery and its journal, events, snapshots, a recording, an export, a copy
+    # imported from it, cached embeddings
+    assert {"g.db", "g.db-wal", "g.db-shm", "events.jsonl", "rec.mp4", "export.json", "copy.db"} <= names, names
+    assert any(p.suffix == ".jpg" for p in files) and any(p.suffix == ".npy" for p in files)
+    readable = {str(p.relative_to(tmp_path)): oct(m & 0o777) for p, m in files.items() if m & 0o077}
+    assert not readable, readable
+    private_folders = [p for p, m in modes.items() if stat.S_ISDIR(m) and ("snapshots" in p.parts or "cache" in
+                                                                           p.parts or "galleries" in p.parts)]
+    assert private_folders
+    open_folders = {str(p.relative_to(tmp_path)): oct(modes[p] & 0o777) for p in private_folders
+                    if modes[p] & 0o077}
+    assert not open_folders, open_folders
