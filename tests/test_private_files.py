@@ -60,3 +60,25 @@ def test_every_file_with_faces_is_private_under_umask_000(small_clip, thresholde
     open_folders = {str(p.relative_to(tmp_path)): oct(modes[p] & 0o777) for p in private_folders
                     if modes[p] & 0o077}
     assert not open_folders, open_folders
+
+
+def test_gallery_check_names_what_others_can_read_and_exits_1(tmp_path):
+    from click.testing import CliRunner
+
+    from mfr.cli.main import cli
+    from mfr.recognition.gallery import Gallery
+
+    gallery, snapshots = tmp_path / "g.db", tmp_path / "snapshots"
+    with Gallery.open(gallery, create=True):
+        pass
+    snapshots.mkdir(mode=0o700)
+    (snapshots / "a.jpg").write_bytes(b"jpeg")
+    (snapshots / "a.jpg").chmod(0o600)
+    clean = CliRunner().invoke(cli, ["gallery", "check", "--gallery", str(gallery), "--snapshots", str(snapshots)])
+    assert clean.exit_code == 0 and "private:" in clean.output, clean.output
+    gallery.chmod(0o644)  # as a gallery made under umask 022 by an older mfr, or copied by hand
+    (snapshots / "a.jpg").chmod(0o644)
+    found = CliRunner().invoke(cli, ["gallery", "check", "--gallery", str(gallery), "--snapshots", str(snapshots)])
+    assert found.exit_code == 1, found.output
+    assert f"readable by others: {gallery} (mode 0644)" in found.output
+    assert f"readable by others: {snapshots / 'a.jpg'} (mode 0644)" in found.output and "chmod 600" in found.output

@@ -60,3 +60,17 @@ def private_opener(path: str, flags: int) -> int:
 def readable_by_others(path: Path) -> bool:
     """Whether someone other than the owner may read (or, for a folder, list) ``path``."""
     return bool(Path(path).stat().st_mode & (stat.S_IRGRP | stat.S_IROTH))
+
+
+def exposed(paths: list[Path]) -> list[str]:
+    """Each of ``paths`` (files and folders; a folder with everything in it) that someone other than its
+    owner can read, as "PATH (mode 0644)"; a gallery file's -wal and -shm files with it."""
+    found = []
+    for path in paths:
+        path = Path(path)
+        candidates = [path, *sorted(path.rglob("*"))] if path.is_dir() else [
+            path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))]
+        for candidate in candidates:
+            if candidate.exists() and readable_by_others(candidate):
+                found.append(f"{candidate} (mode {oct(candidate.stat().st_mode & 0o777)[2:].zfill(4)})")
+    return found

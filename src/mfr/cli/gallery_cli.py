@@ -327,6 +327,38 @@ def sync_command(gallery_path: str | None, replica_path: Path, as_json: bool) ->
                f"{result.delivered} events, {result.queued} still queued")
 
 
+@gallery_group.command("check")
+@gallery_option
+@click.option("--snapshots", "snapshot_dirs", type=click.Path(path_type=Path, exists=True), multiple=True,
+              help="A folder of snapshots (mfr watch --snapshots), an events file or a gallery export to check too; "
+                   "repeat.")
+def check_command(gallery_path: str | None, snapshot_dirs: tuple[Path, ...]) -> None:
+    """Faces are biometric data: say which gallery file (with its -wal/-shm files), snapshot folder or file
+    others on this machine can read, and how to close it. Exit 1 when any is readable by others.
+
+    Files mfr creates are 0600 and its folders 0700 whatever the umask; a gallery made by an older mfr, or
+    files copied by hand, may not be. A PostgreSQL gallery's access is the server's (not checked here)."""
+    from mfr.errors import MfrError
+    from mfr.paths import default_gallery_location, is_gallery_url
+    from mfr.private import exposed
+
+    location = gallery_path or default_gallery_location()
+    paths = list(snapshot_dirs)
+    if is_gallery_url(location):
+        click.echo(f"{location}: a PostgreSQL gallery: who may read it is the server's configuration")
+    elif Path(location).expanduser().exists():
+        paths.insert(0, Path(location).expanduser())
+    else:
+        raise MfrError(f"no gallery at {location}")
+    found = exposed(paths)
+    for line in found:
+        click.echo(f"readable by others: {line}")
+    if found:
+        raise click.ClickException("others on this machine can read faces or sightings in the files above; close "
+                                   "them with: chmod 600 FILE (chmod 700 for a folder)")
+    click.echo(f"private: {', '.join(str(p) for p in paths) or 'nothing to check'} (owner only)")
+
+
 @gallery_group.command("export")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @gallery_option
