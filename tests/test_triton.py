@@ -210,11 +210,16 @@ def test_a_served_model_is_evaluated_like_a_local_one(served, thresholded_packag
     assert served_report["eer"] == pytest.approx(local["eer"], abs=1 / 300 + 1e-9)
 
 
-def _serve_process(package: Path, ports: ServerPorts, log: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mfr.cli.main", "serve", "--model", f"faces={package}", "--host",
-               "127.0.0.1", "--port", str(ports.http), "--grpc-port", str(ports.grpc),
-               "--metrics-port", str(ports.metrics), "--exit-timeout", "3", "--json"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=open(log, "ab"), text=True)  # noqa: SIM115
+def _serve_command(package: Path, ports: ServerPorts, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "mfr.cli.main", "serve", "--model", f"faces={package}", "--host", host, "--port",
+            str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics), "--exit-timeout",
+            "3", "--json"]
+
+
+def _serve_process(package: Path, ports: ServerPorts, log: Path, host: str = "127.0.0.1",
+                   env: dict[str, str] | None = None) -> subprocess.Popen:
+    process = subprocess.Popen(_serve_command(package, ports, host), stdout=subprocess.PIPE,  # noqa: SIM115
+                               stderr=open(log, "ab"), text=True, env={**os.environ, **(env or {})})
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line, f"mfr serve printed nothing: {log.read_text()}"
@@ -332,3 +337,37 @@ def test_the_concurrency_benchmark_reports_the_batches_the_server_formed(served,
     assert sum(size * count for size, count in remote.server_batches.items()) >= 2 * remote.calls
     assert remote.faces_per_s == pytest.approx(2 * remote.calls / 1.0)
     assert "| served |" in markdown_table(report) and "runs" in markdown_table(report)
+
+
+def test_a_server_beyond_loopback_needs_a_key_and_refuses_clients_without_it(thresholded_package, faces, tmp_path,
+                                                                              monkeypatch):
+    """mfr serve listens on 127.0.0.1 by default; elsewhere without a key it refuses to start. With a key,
+    the real tritonserver refuses every call without it (HTTP and gRPC) and serves a client that sends it;
+    the key appears in no message."""
+    from mfr.runtime.engine_load import open_engine
+
+    _install()
+    open_host = subprocess.run(_serve_command(thresholded_package, free_ports(), "0.0.0.0"), capture_output=True,
+                               text=True, timeout=120, env={**os.environ, "MFR_SERVE_KEY": ""}, check=False)
+    assert open_host.returncode == 2 and "MFR_SERVE_KEY" in open_host.stderr, open_host.stderr
+    key = "k3y-" + "x" * 20
+    ports, log = free_ports(), tmp_path / "serve.log"
+    server = _serve_process(thresholded_package, ports, log, host="0.0.0.0", env={"MFR_SERVE_KEY": key})
+    try:
+        monkeypatch.delenv("MFR_TRITON_KEY", raising=False)
+        for protocol in ("http", "grpc"):
+            with pytest.raises(EngineError) as refused:
+                open_engine(url(ports, protocol, query="retries=0"))
+            assert key not in str(refused.value)
+            with pytest.raises(EngineError) as wrong:
+                open_engine(url(ports, protocol, query="retries=0&key=wrong-key-0123456789"))
+            assert "wrong-key" not in str(wrong.value)
+            local = FaceEmbedder.open(thresholded_package)
+            remote = FaceEmbedder.open(url(ports, protocol, query=f"key={key}"))
+            assert np.sum(remote.embed_crops(faces[:4]) * local.embed_crops(faces[:4]), axis=1).min() >= 0.9999
+        monkeypatch.setenv("MFR_TRITON_KEY", key)
+        assert FaceEmbedder.open(url(ports)).embed_crops(faces[:2]).shape[0] == 2
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert key not in log.read_text()

@@ -454,6 +454,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
     from mfr.recognition.decision import Identifier
     from mfr.recognition.enroll import photo_files
     from mfr.recognition.mask_state import MaskClassifier, classifier_crops
+    from mfr.runtime.engine_triton import redacted
     from mfr.runtime.image_io import read_image_bgr
     from mfr.runtime.preprocess import align_faces
 
@@ -461,7 +462,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
     embedder = open_embedder(model_dir)
     with open_gallery(gallery_path) as gallery:
         identifier = Identifier.for_gallery(gallery, embedder, policy(target_far, min_margin, threshold, score),
-                                            str(model_dir), search)
+                                            redacted(str(model_dir)), search)
     face_detector = make_face_detector(detector, detector_package)
     classifier = MaskClassifier.load() if mask_mode == "auto" else None
     spec = embedder.manifest.spec

@@ -27,6 +27,7 @@ from mfr.recognition.decision import SCORES
 from mfr.recognition.fusion import FUSIONS
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
 from mfr.runtime.detectors import DETECTORS
+from mfr.runtime.engine_triton import redacted
 
 
 class MfrCommands(SectionedGroup):
@@ -538,7 +539,7 @@ def bench_watch_command(model_dir: Path, clip: Path | None, seeds: str, detect_e
             if seed is not None:
                 log(f"generating the clip of seed {seed}: {make_clip(path, ClipConfig(seed=seed))}")
             for score in dict.fromkeys(scores):
-                result, stats = watch_accuracy(path, embedder, face_detector, str(model_dir), detect_every,
+                result, stats = watch_accuracy(path, embedder, face_detector, redacted(str(model_dir)), detect_every,
                                                DecisionPolicy(score=score, looks=looks), loop)
                 s: dict[str, Any] = score_as_dict(result)
                 runs.append({"seed": seed, "clip": str(clip) if seed is None else "generated", "score_rule": score,
@@ -616,8 +617,8 @@ def bench_cameras_command(model_dir: Path | str, detector: str, detector_package
              for every in int_list(detect_every, "--detect-every", "intervals", True)]
     embedder = FaceEmbedder.open(model_dir, threads=PIPELINED_EMBEDDER_THREADS if loop is not None else 0)
     with tempfile.TemporaryDirectory(prefix="mfr-bench-cameras-") as scratch:
-        report = measure_cameras(str(model_dir), embedder, detectors, loads, default_cache_dir(), Path(scratch), loop,
-                                 limit, log)
+        report = measure_cameras(redacted(str(model_dir)), embedder, detectors, loads, default_cache_dir(),
+                                 Path(scratch), loop, limit, log)
     output.text(markdown_table(report.to_dict()))
     log(f"{report.machine['cpu']} ({report.machine['cpu_count']} cores, {report.machine['instruction_set']})")
     output.data(report.to_dict())

@@ -193,10 +193,11 @@ def identifier_loader(location: str | None, embedder: Any, rule: Any, model_dir:
                       search: str) -> Callable[[], tuple[Any, str]]:
     """What (re)builds the decision rule from the gallery at ``location``: (the rule, the gallery's path)."""
     from mfr.recognition.decision import Identifier
+    from mfr.runtime.engine_triton import redacted
 
     def load() -> tuple[Any, str]:
         with open_gallery(location) as gallery:
-            return Identifier.for_gallery(gallery, embedder, rule, str(model_dir), search), gallery.path
+            return Identifier.for_gallery(gallery, embedder, rule, redacted(str(model_dir)), search), gallery.path
 
     return load
 

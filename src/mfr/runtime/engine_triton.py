@@ -3,8 +3,10 @@ server holding a repository from ``mfr-export triton``) used exactly like a loca
 
 ``triton://HOST[:PORT]/MODEL[/VERSION]`` speaks HTTP (default port 8000), ``triton+grpc://`` gRPC (8001).
 Query parameters: ``timeout`` (seconds per call, default 10), ``retries`` (attempts after a connection
-failure, default 3) and ``package`` (a local package whose manifest describes the model, for servers
-whose model configuration does not carry one).
+failure, default 3), ``package`` (a local package whose manifest describes the model, for servers
+whose model configuration does not carry one) and ``key`` (the key of a server started with one, sent in
+the ``KEY_HEADER`` header of every call; default ``$MFR_TRITON_KEY``). A key is never part of what an
+address prints (logs, errors, events).
 
 The manifest, and with it the preprocessing spec, travels with the model: mfr writes it into the model
 configuration's ``parameters`` (``mfr_manifest``), where a client reads it at open. A call that cannot
@@ -18,9 +20,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,6 +37,13 @@ from mfr.runtime.engine import Engine
 
 SCHEMES = {"triton": "http", "triton+http": "http", "triton+grpc": "grpc"}
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001}
+KEY_HEADER = "mfr-key"  # the header a server started with a key (mfr serve, $MFR_SERVE_KEY) expects
+KEY_ENV = "MFR_TRITON_KEY"
+
+
+def redacted(url: str) -> str:
+    """``url`` with the value of its ``key`` parameter hidden (for messages: a key is never echoed)."""
+    return re.sub(r"([?&]key=)[^&]*", r"\1***", url)
 # Model-configuration parameters mfr writes (mfr.serving.model_config) and reads here.
 MANIFEST_PARAMETER = "mfr_manifest"
 PRECISION_PARAMETER = "mfr_precision"
@@ -59,6 +70,7 @@ class TritonAddress:
     timeout_s: float = 10.0
     retries: int = 3
     package: Path | None = None
+    key: str | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, url: str) -> TritonAddress:
@@ -66,20 +78,22 @@ class TritonAddress:
         protocol = SCHEMES.get(parts.scheme)
         path = [p for p in parts.path.split("/") if p]
         if protocol is None or not parts.hostname or not 1 <= len(path) <= 2:
-            raise EngineError(f"{url}: not a Triton model address; expected triton://HOST[:PORT]/MODEL[/VERSION] "
-                              f"(HTTP) or triton+grpc://HOST[:PORT]/MODEL[/VERSION]")
+            raise EngineError(f"{redacted(url)}: not a Triton model address; expected "
+                              f"triton://HOST[:PORT]/MODEL[/VERSION] (HTTP) or triton+grpc://HOST[:PORT]/MODEL[/VERSION]")
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        unknown = sorted(set(query) - {"timeout", "retries", "package"})
+        unknown = sorted(set(query) - {"timeout", "retries", "package", "key"})
         if unknown:
-            raise EngineError(f"{url}: unknown parameter(s) {unknown}; known: timeout, retries, package")
+            raise EngineError(f"{redacted(url)}: unknown parameter(s) {unknown}; known: timeout, retries, package, "
+                              f"key")
         try:
             address = cls(protocol, parts.hostname, parts.port or DEFAULT_PORTS[protocol], path[0],
                           path[1] if len(path) == 2 else "", float(query.get("timeout", 10.0)),
-                          int(query.get("retries", 3)), Path(query["package"]) if "package" in query else None)
+                          int(query.get("retries", 3)), Path(query["package"]) if "package" in query else None,
+                          query.get("key") or os.environ.get(KEY_ENV) or None)
         except ValueError as exc:
-            raise EngineError(f"{url}: {exc}") from None
+            raise EngineError(f"{redacted(url)}: {exc}") from None
         if address.timeout_s <= 0 or address.retries < 0:
-            raise EngineError(f"{url}: timeout must be > 0 and retries >= 0")
+            raise EngineError(f"{redacted(url)}: timeout must be > 0 and retries >= 0")
         return address
 
     @property
@@ -92,9 +106,12 @@ class TritonAddress:
 
 
 def _retryable(exc: Exception) -> bool:
-    """Failures of the connection (server down, restarting, unreachable, silent), not answers from the server."""
+    """Failures of the connection (server down, restarting, unreachable, silent), not answers from the server
+    (a server that wants a key answers gRPC calls without it as UNAVAILABLE, "... is restricted ...")."""
     if isinstance(exc, OSError | http.client.HTTPException):  # HTTP: refused, reset, closed mid-answer, timed out
         return True
+    if "restricted" in _message(exc):
+        return False
     status = getattr(exc, "status", lambda: None)()
     return status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED", "502", "503")
 
@@ -122,19 +139,25 @@ class _Connection:
         else:
             self.client = client.InferenceServerClient(address.endpoint)
 
-    def _timeout(self) -> dict[str, float]:
-        return {} if self.address.protocol == "http" else {"client_timeout": self.address.timeout_s}
+    def _timeout(self) -> dict[str, Any]:
+        """The keyword arguments of every call: its timeout (gRPC) and the server's key, if any."""
+        if self.address.protocol == "http":
+            return {"headers": {KEY_HEADER: self.address.key}} if self.address.key else {}
+        # Triton reads a restricted gRPC protocol's key from metadata named triton-grpc-protocol-<key>
+        headers = {"headers": {f"triton-grpc-protocol-{KEY_HEADER}": self.address.key}} if self.address.key else {}
+        return {"client_timeout": self.address.timeout_s, **headers}
 
     def model_config(self) -> dict[str, Any]:
         if self.address.protocol == "http":
-            return dict(self.client.get_model_config(self.address.model, self.address.version))
+            return dict(self.client.get_model_config(self.address.model, self.address.version, **self._timeout()))
         answer = self.client.get_model_config(self.address.model, self.address.version, as_json=True,
                                               **self._timeout())
         return dict(answer["config"])
 
     def statistics(self) -> dict[str, Any]:
         if self.address.protocol == "http":
-            return dict(self.client.get_inference_statistics(self.address.model, self.address.version))
+            return dict(self.client.get_inference_statistics(self.address.model, self.address.version,
+                                                             **self._timeout()))
         return dict(self.client.get_inference_statistics(self.address.model, self.address.version, as_json=True,
                                                          **self._timeout()))
 
@@ -255,7 +278,9 @@ def call_with_retries(address: TritonAddress, what: str, call: Any, reconnect: A
             return call()
         except Exception as exc:  # tritonclient raises its own, gevent's and socket exception types
             if not _retryable(exc):
-                raise EngineError(f"{address}: the server refused the {what} request: {_message(exc)}") from None
+                hint = f" (the server wants its key: set ${KEY_ENV}, or add ?key=)" if "restricted" in _message(exc) \
+                    else ""
+                raise EngineError(f"{address}: the server refused the {what} request: {_message(exc)}{hint}") from None
             reconnect()
             if attempt == address.retries:
                 raise EngineUnavailable(

@@ -31,16 +31,17 @@ def endpoints(model: str, host: str, ports: ServerPorts) -> Endpoints:
 
 
 @contextmanager
-def serve_models(models: list[ServedModel], options: BatchingOptions, ports: ServerPorts, host: str = "0.0.0.0",
+def serve_models(models: list[ServedModel], options: BatchingOptions, ports: ServerPorts, host: str = "127.0.0.1",
                  install: TritonInstall | None = None, ready_timeout_s: float = 120.0,
                  log_path: Path | None = None, exit_timeout_s: int = 30,
-                 verbose: bool = False) -> Iterator[TritonServer]:
-    """A ready Triton server for ``models``; stopped (SIGTERM, in-flight requests finished) on leaving."""
+                 verbose: bool = False, key: str | None = None) -> Iterator[TritonServer]:
+    """A ready Triton server for ``models``; stopped (SIGTERM, in-flight requests finished) on leaving;
+    with ``key``, refusing every request without it (``TritonServer.restricted``)."""
     install = install or TritonInstall.locate()
     work_dir = Path(tempfile.mkdtemp(prefix="mfr-serve-"))
     try:
         repository = write_python_repository(models, work_dir / "models", options)
-        server = TritonServer(install, repository, work_dir, ports, host, exit_timeout_s, log_path, verbose)
+        server = TritonServer(install, repository, work_dir, ports, host, exit_timeout_s, log_path, verbose, key)
         with server:
             yield server.start(ready_timeout_s)
     finally:

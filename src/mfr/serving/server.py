@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mfr.errors import EngineError
+from mfr.runtime.engine_triton import KEY_HEADER
 
 PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 BACKEND_FILES = ("libtriton_python.so", "triton_python_backend_utils.py")
@@ -106,13 +107,18 @@ class ServerPorts:
         return cls(http, grpc if grpc is not None else http + 1, metrics if metrics is not None else http + 2)
 
 
+# every Triton API but health: a server given a key serves nothing else to a client without it
+RESTRICTED_APIS = ("metadata", "inference", "shared-memory", "model-config", "model-repository", "statistics",
+                   "trace", "logging")
+
 class TritonServer:
     """One ``tritonserver`` process on a model repository; a context manager that stops it on exit."""
 
     def __init__(self, install: TritonInstall, repository: Path, work_dir: Path, ports: ServerPorts,
-                 host: str = "0.0.0.0", exit_timeout_s: int = 30, log_path: Path | None = None,
-                 verbose: bool = False) -> None:
+                 host: str = "127.0.0.1", exit_timeout_s: int = 30, log_path: Path | None = None,
+                 verbose: bool = False, key: str | None = None) -> None:
         self.install, self.repository, self.ports, self.host = install, Path(repository), ports, host
+        self.key = key
         self.exit_timeout_s = exit_timeout_s
         self.work_dir = Path(work_dir)
         self.log_path = log_path or self.work_dir / "tritonserver.log"
@@ -126,7 +132,16 @@ class TritonServer:
                 f"--http-address={host}", f"--http-port={self.ports.http}", f"--grpc-address={host}",
                 f"--grpc-port={self.ports.grpc}", f"--metrics-address={host}", f"--metrics-port={self.ports.metrics}",
                 "--allow-metrics=true", "--allow-gpu-metrics=false", "--strict-readiness=true",
-                f"--exit-timeout-secs={self.exit_timeout_s}", f"--log-verbose={1 if self.verbose else 0}"]
+                f"--exit-timeout-secs={self.exit_timeout_s}", f"--log-verbose={1 if self.verbose else 0}",
+                *self.restricted()]
+
+    def restricted(self) -> list[str]:
+        """Triton's restricted-API settings: with a key, every API but health (readiness checks stay open)
+        answers only requests carrying the ``KEY_HEADER`` header with the key, on HTTP and gRPC alike."""
+        if not self.key:
+            return []
+        setting = f"{','.join(RESTRICTED_APIS)}:{KEY_HEADER}={self.key}"
+        return [f"--http-restricted-api={setting}", f"--grpc-restricted-protocol={setting}"]
 
     def environment(self) -> dict[str, str]:
         folders = [str(python_library_dir())]
