@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = r"""
 import json, os, sys
 from pathlib import Path
@@ -82,3 +84,69 @@ def test_gallery_check_names_what_others_can_read_and_exits_1(tmp_path):
     assert found.exit_code == 1, found.output
     assert f"readable by others: {gallery} (mode 0644)" in found.output
     assert f"readable by others: {snapshots / 'a.jpg'} (mode 0644)" in found.output and "chmod 600" in found.output
+
+
+def test_retention_prunes_old_events_and_snapshots_while_running_and_keeps_undelivered_ones(tmp_path):
+    """Events and snapshots past the retention are deleted during operation (when events are written, at
+    most every ``every_s``), newer ones kept; a replica's events still to be delivered are never deleted."""
+    import os
+    import time
+
+    import numpy as np
+
+    from mfr.recognition.events import EventFactory, GallerySink, Retention, SnapshotStore, utc_now
+    from mfr.recognition.gallery import Gallery
+
+    gallery = tmp_path / "replica.db"
+    with Gallery.open(gallery, create=True):
+        pass
+    factory = EventFactory("door")
+
+    def event(days_ago: float) -> dict:
+        return {**factory.make("stats", frames=1), "time": utc_now(time.time() - days_ago * 86400)}
+
+    old_delivered, old_queued, recent = event(40), event(40), event(1)
+    with Gallery.open(gallery) as g:
+        g.add_events([old_delivered], delivered=True)
+        g.add_events([old_queued], delivered=False)  # the replica's outbox: not yet at the central gallery
+    snapshots = SnapshotStore(tmp_path / "snapshots", keep=100)
+    crop = np.zeros((8, 8, 3), np.uint8)
+    old_crop, new_crop = snapshots.save("old", crop), snapshots.save("new", crop)
+    month_ago = time.time() - 31 * 86400
+    os.utime(old_crop, (month_ago, month_ago))
+    sink = GallerySink(gallery, queue=True, retention=Retention(events_days=30, snapshots_days=30, every_s=3600),
+                       snapshots=snapshots)  # prunes once as it opens
+    with Gallery.open(gallery) as g:
+        ids = {e["event_id"] for e in g.events()}
+    assert old_delivered["event_id"] not in ids and old_queued["event_id"] in ids
+    assert not old_crop.exists() and new_crop.exists()
+    sink.write([recent])
+    with Gallery.open(gallery) as g:
+        assert [e["event_id"] for e in g.undelivered_events()] == [old_queued["event_id"], recent["event_id"]]
+        g.mark_delivered([old_queued["event_id"], recent["event_id"]])  # delivered: now it may go
+    sink.close()  # prunes once more as it stops
+    with Gallery.open(gallery) as g:
+        assert [e["event_id"] for e in g.events()] == [recent["event_id"]]
+    assert sink.pruner is not None and sink.pruner.pruned == {"events": 2, "snapshots": 1}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_gallery_prune_deletes_old_events_of_a_gallery(backend, tmp_path, request):
+    import time
+
+    from click.testing import CliRunner
+
+    from mfr.cli.main import cli
+    from mfr.recognition.events import EventFactory, utc_now
+    from mfr.recognition.gallery import Gallery
+
+    gallery = (str(tmp_path / "central.db") if backend == "sqlite" else
+               request.getfixturevalue("postgres_server").database("prune"))
+    factory = EventFactory("door")
+    old, new = ({**factory.make("stats", frames=1), "time": utc_now(time.time() - days * 86400)} for days in (10, 2))
+    with Gallery.open(gallery, create=True) as g:
+        g.add_events([old, new])
+    result = CliRunner().invoke(cli, ["gallery", "prune", "--gallery", str(gallery), "--events-older-than", "7"])
+    assert result.exit_code == 0 and "deleted 1 events" in result.output, result.output
+    with Gallery.open(gallery) as g:
+        assert [e["event_id"] for e in g.events()] == [new["event_id"]]

@@ -359,6 +359,23 @@ def check_command(gallery_path: str | None, snapshot_dirs: tuple[Path, ...]) -> 
     click.echo(f"private: {', '.join(str(p) for p in paths) or 'nothing to check'} (owner only)")
 
 
+@gallery_group.command("prune")
+@gallery_option
+@click.option("--events-older-than", "days", type=click.FloatRange(min=0, min_open=True), required=True,
+              metavar="DAYS", help="Delete the events older than DAYS.")
+def prune_command(gallery_path: str | None, days: float) -> None:
+    """Delete old sightings from a gallery (a central PostgreSQL gallery, or a file): events older than
+    DAYS, in one transaction; a replica's undelivered events are kept until delivered. For a device, mfr
+    watch --retain-events does this while it runs; on a server, run this from cron or a systemd timer."""
+    import time
+
+    from mfr.recognition.events import utc_now
+
+    with open_gallery(gallery_path) as gallery:
+        deleted = gallery.prune_events(utc_now(time.time() - days * 86400.0))
+    click.echo(f"deleted {deleted} events older than {days:g} days")
+
+
 @gallery_group.command("export")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @gallery_option

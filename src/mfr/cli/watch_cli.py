@@ -108,6 +108,11 @@ def loop_options(command: Any) -> Any:
               help="Folder for each ended track's best face crop (JPEG).")
 @click.option("--keep-snapshots", type=click.IntRange(1), default=1000, show_default=True,
               help="Newest snapshots kept; older ones are deleted.")
+@click.option("--retain-events", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+              help="Delete the gallery's (or replica's) events older than DAYS while running (a replica keeps what it "
+                   "has not delivered yet) [default: kept].")
+@click.option("--retain-snapshots", type=click.FloatRange(min=0, min_open=True), default=None, metavar="DAYS",
+              help="Delete --snapshots files older than DAYS while running [default: only --keep-snapshots].")
 @click.option("--mqtt", "mqtt_broker", default=None, help="Also publish events to this MQTT broker (HOST[:PORT]).")
 @click.option("--mqtt-prefix", default="mfr", show_default=True, help="Topic prefix: PREFIX/SOURCE/KIND.")
 @click.option("--record", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -130,7 +135,8 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
                   lost_seconds: float, target_far: float, min_margin: float, threshold: float | None, score: str,
                   looks: int, search: str,
                   events_path: Path | None, no_gallery_events: bool, replica_path: Path | None, sync_every: float,
-                  snapshots: Path | None, keep_snapshots: int,
+                  snapshots: Path | None, keep_snapshots: int, retain_events: float | None,
+                  retain_snapshots: float | None,
                   mqtt_broker: str | None, mqtt_prefix: str, record: Path | None, show: bool, stats_every: float,
                   stats_json: Path | None, max_frames: int | None, wait_for_source: bool, read_timeout: float,
                   quiet: bool) -> None:
@@ -143,7 +149,7 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
     """
     from mfr.cache import default_cache_dir
     from mfr.cli.detectors import make_video_detector
-    from mfr.recognition.events import SnapshotStore
+    from mfr.recognition.events import Retention, SnapshotStore
     from mfr.recognition.mask_state import MaskClassifier
     from mfr.recognition.session import WatchSession, event_sinks, start_replica
     from mfr.recognition.sources import LiveOptions
@@ -160,11 +166,15 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
     options = _watch_options(detect_every, lost_seconds, min_observations, mask_mode, stats_every)
     face_detector = make_video_detector(detector, detector_package, detect_size, default_cache_dir(), log,
                                         detector_precision, threads=1 if loop is not None else 0)[0]
+    if (retain_events or retain_snapshots) and no_gallery_events:
+        raise click.UsageError("--retain-events/--retain-snapshots prune while events are stored in the gallery; "
+                               "drop --no-gallery-events")
+    store = SnapshotStore(snapshots, keep_snapshots) if snapshots else None
+    retention = Retention(retain_events, retain_snapshots) if retain_events or retain_snapshots else None
     with WatchSession(face_detector, embedder, identifier, options,
                       event_sinks(events_path, None if no_gallery_events else gallery_file, replica is not None,
-                                  mqtt_broker, mqtt_prefix),
-                      MaskClassifier.load() if mask_mode == "auto" else None,
-                      SnapshotStore(snapshots, keep_snapshots) if snapshots else None, replica, log,
+                                  mqtt_broker, mqtt_prefix, retention, store),
+                      MaskClassifier.load() if mask_mode == "auto" else None, store, replica, log,
                       loop) as session:
         session.open_sources(list(source_texts), LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
                                                              wait_for_source=wait_for_source), realtime)

@@ -40,9 +40,48 @@ EVENT_SCHEMA = "mfr.watch.event/1"
 EVENT_KINDS = ("track_started", "identified", "identity_changed", "track_ended", "source_status", "stats")
 
 
-def utc_now() -> str:
-    now = time.time()
+def utc_now(at: float | None = None) -> str:
+    """An event time: UTC, ISO 8601 with milliseconds (``at``: seconds since the epoch; default now). The
+    fixed format orders as text, which is how retention compares times in either gallery backend."""
+    now = time.time() if at is None else at
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long sightings are kept: events (in the gallery's events table) and snapshot files older than
+    these many days are deleted while mfr watch runs, checked at most every ``every_s`` seconds (and when
+    it starts and stops); None keeps them. Events a replica has not yet delivered are kept until it has."""
+
+    events_days: float | None = None
+    snapshots_days: float | None = None
+    every_s: float = 60.0
+
+    def cutoff(self, days: float) -> float:
+        return time.time() - days * 86400.0
+
+
+class Pruner:
+    """Applies a ``Retention`` from the watch loop's thread: ``maybe`` prunes when ``every_s`` has passed."""
+
+    def __init__(self, retention: Retention, gallery: Any = None, snapshots: SnapshotStore | None = None) -> None:
+        self.retention, self.gallery, self.snapshots = retention, gallery, snapshots
+        self._last: float | None = None
+        self.pruned = {"events": 0, "snapshots": 0}
+
+    def maybe(self) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.retention.every_s:
+            return
+        self._last = now
+        self.prune()
+
+    def prune(self) -> None:
+        retention = self.retention
+        if retention.events_days is not None and self.gallery is not None:
+            self.pruned["events"] += self.gallery.prune_events(utc_now(retention.cutoff(retention.events_days)))
+        if retention.snapshots_days is not None and self.snapshots is not None:
+            self.pruned["snapshots"] += self.snapshots.prune_older_than(retention.cutoff(retention.snapshots_days))
 
 
 @dataclass
@@ -101,19 +140,28 @@ class GallerySink:
     """Events into a gallery's events table (its own connection: the watch loop's is read-only).
 
     ``queue=True`` marks them undelivered: a replica's outbox, which ``replica.ReplicaWorker`` delivers to
-    the central gallery when it can be reached."""
+    the central gallery when it can be reached. With a ``Retention``, events (and snapshot files) past it
+    are deleted as events are written, at most every ``every_s`` seconds, and at the start and the end."""
 
-    def __init__(self, location: str | Path, queue: bool = False) -> None:
+    def __init__(self, location: str | Path, queue: bool = False, retention: Retention | None = None,
+                 snapshots: SnapshotStore | None = None) -> None:
         from mfr.recognition.gallery import open_gallery
 
         self.gallery = open_gallery(location)
         self.queue = queue
+        self.pruner = Pruner(retention, self.gallery, snapshots) if retention is not None else None
+        if self.pruner is not None:
+            self.pruner.maybe()
 
     def write(self, events: list[dict[str, Any]]) -> None:
         if events:
             self.gallery.add_events(events, delivered=not self.queue)
+        if self.pruner is not None:
+            self.pruner.maybe()
 
     def close(self) -> None:
+        if self.pruner is not None:
+            self.pruner.prune()
         self.gallery.close()
 
 
@@ -124,6 +172,13 @@ class SnapshotStore:
     def __init__(self, folder: Path, keep: int = 1000) -> None:
         self.folder, self.keep = folder, keep
         private_dir(folder)
+
+    def prune_older_than(self, cutoff: float) -> int:
+        """Delete the snapshots last written before ``cutoff`` (seconds since the epoch); how many."""
+        old = [p for p in self.folder.glob("*.jpg") if p.stat().st_mtime < cutoff]
+        for path in old:
+            path.unlink(missing_ok=True)
+        return len(old)
 
     def save(self, name: str, crop: np.ndarray) -> Path:
         path = self.folder / f"{name}.jpg"

@@ -523,6 +523,13 @@ class Gallery(ABC):
             for event_id in event_ids:
                 db.execute("UPDATE events SET delivered = 1 WHERE event_id = ?", (event_id,))
 
+    def prune_events(self, before: str) -> int:
+        """Delete the events older than ``before`` (an event time, ``events.utc_now``'s format) in one
+        transaction, except those still to be delivered to a central gallery (a replica's outbox keeps them
+        until they are); the number deleted."""
+        with self.transaction() as db:
+            return int(db.execute("DELETE FROM events WHERE time < ? AND delivered = 1", (before,)).rowcount)
+
     def count_undelivered(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM events WHERE delivered = 0").fetchone()[0])
 

@@ -20,7 +20,7 @@ from typing import Any
 from mfr.errors import GalleryError, GalleryUnavailable
 from mfr.paths import default_gallery_location
 from mfr.recognition.decision import Identifier
-from mfr.recognition.events import EventFactory, EventSink, SnapshotStore
+from mfr.recognition.events import EventFactory, EventSink, Retention, SnapshotStore
 from mfr.recognition.latency import StageClock
 from mfr.recognition.mask_state import MaskClassifier
 from mfr.recognition.replica import ReplicaWorker, sync_once
@@ -105,14 +105,16 @@ class WatchSession:
 
 
 def event_sinks(events_path: Path | None, gallery_file: str | None, queue: bool, mqtt_broker: str | None,
-                mqtt_prefix: str = "mfr") -> list[EventSink]:
+                mqtt_prefix: str = "mfr", retention: Retention | None = None,
+                snapshots: SnapshotStore | None = None) -> list[EventSink]:
     """Where a run's events go: JSON Lines (a file, or stdout without one), the gallery's events table (None:
-    not stored; ``queue``: a replica's outbox, delivered to the central gallery), and an MQTT broker."""
+    not stored; ``queue``: a replica's outbox, delivered to the central gallery; ``retention``: what it
+    prunes, with the ``snapshots``), and an MQTT broker."""
     from mfr.recognition.events import GallerySink, JsonLinesSink
 
     sinks: list[EventSink] = [JsonLinesSink(events_path)]
     if gallery_file is not None:
-        sinks.append(GallerySink(gallery_file, queue=queue))
+        sinks.append(GallerySink(gallery_file, queue=queue, retention=retention, snapshots=snapshots))
     if mqtt_broker:
         from mfr.recognition.mqtt import MqttSink
 
