@@ -111,6 +111,7 @@ class ServerPorts:
 RESTRICTED_APIS = ("metadata", "inference", "shared-memory", "model-config", "model-repository", "statistics",
                    "trace", "logging")
 
+
 class TritonServer:
     """One ``tritonserver`` process on a model repository; a context manager that stops it on exit."""
 
