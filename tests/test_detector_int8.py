@@ -128,8 +128,9 @@ def test_the_detectors_blob_is_numpys_normalisation(order: str):
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     plain = PreprocessSpec(None, order, 1.0, (104.0, 117.0, 123.0), (1.0, 1.0, 1.0))  # type: ignore[arg-type]
     np.testing.assert_array_equal(detector_blob(image, plain), normalize(image, plain))
-    scaled = PreprocessSpec(None, order, 1 / 255, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))  # type: ignore[arg-type]
-    np.testing.assert_array_equal(detector_blob(image, scaled), normalize(image, scaled))
+    for scale, mean, std in ((1 / 255, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)), (1 / 255, (0.5, 0.4, 0.3), (1 / 255,) * 3)):
+        other = PreprocessSpec(None, order, scale, mean, std)  # type: ignore[arg-type]
+        np.testing.assert_array_equal(detector_blob(image, other), normalize(image, other))
 
 
 def test_matching_is_one_to_one_by_iou_and_nme_is_relative_to_the_eyes():
@@ -161,3 +162,11 @@ def test_build_engine_makes_an_int8_detector_engine_that_detects_as_its_package(
         ours, theirs = engine.detect(image), package.detect(image)
         assert len(ours) == len(theirs) > 0
         np.testing.assert_allclose([f.box for f in ours], [f.box for f in theirs], atol=1.0)
+
+
+def test_a_detector_package_of_another_family_is_refused_by_name(calibrated_yunet: Path):
+    from mfr.errors import MfrError
+    from mfr.runtime.detectors import DETECTORS
+
+    with pytest.raises(MfrError, match="holds a yunet detector; --detector retinaface runs retinaface packages"):
+        DETECTORS["retinaface"].make("retinaface", calibrated_yunet)

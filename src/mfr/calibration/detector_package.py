@@ -114,7 +114,8 @@ class DetectorCalibrator:
         check_output_dir(Path(self.out), self.force)
         started = time.perf_counter()
         frames = self.frames(log)
-        calib, heldout = split(frames, self.heldout_frames)
+        # a folder smaller than asked for: a third of it held out, the rest calibrates
+        calib, heldout = split(frames, min(self.heldout_frames, max(1, len(frames.frames) // 3)))
         with tempfile.TemporaryDirectory(prefix="mfr-calibrate-") as scratch:
             model = at_least_opset(onnx.load(str(original)), MIN_QDQ_OPSET)
             fp32_path = Path(scratch) / source.files["onnx"]

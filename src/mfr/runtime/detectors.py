@@ -48,11 +48,15 @@ class DetectorEntry:
         CPU threads of one detection (0: every core)."""
         location = package if package is not None else self.default_package()
         if location is None:
-            raise ValueError(f"the {name} detector runs an exported package; none was given")
+            raise MfrError(f"the {name} detector runs an exported package; none was given")
         settings = self.photos if detect_size is None else self.video
         max_side = 640 if detect_size is None else detect_size
         detector = PackageDetector(location, precision, settings.score_threshold, settings.nms_threshold, max_side,
                                    min(settings.min_side, max_side), threads)
+        held = (detector.manifest.decoder or {}).get("type")
+        if held != self.decoder:  # another family's package would run with this one's thresholds
+            raise MfrError(f"{location} holds a {held} detector; --detector {name} runs {self.decoder} packages "
+                           f"(choose --detector {held})")
         engine = detector.engine
         shipped_fp32 = package is None and self.shipped is not None and engine.precision == "fp32"
         label = (engine.model_file.name if shipped_fp32 and engine.model_file is not None

@@ -38,11 +38,10 @@ def network_input(image: np.ndarray, engine: Engine, pad_multiple: int, max_side
 
 def detector_blob(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """``normalize`` of one whole frame, through OpenCV's ``blobFromImage`` where that is the same arithmetic
-    (no per-channel gain: ``p - mean`` exactly, in one pass instead of numpy's three over 0.7 M values;
+    (scale and std 1: ``p - mean`` exactly, in one pass instead of numpy's three over 0.7 M values;
     measured at 640x384 on a 2-core AMD EPYC with AVX-512 VNNI, OpenCV 5.0: 0.55 ms instead of 2.7 ms), else
     ``normalize`` itself."""
-    gain = {spec.scale / s for s in spec.std}
-    if gain != {1.0}:
+    if spec.scale != 1.0 or any(s != 1.0 for s in spec.std):
         return normalize(image, spec)
     mean = tuple(float(m) for m in spec.mean)
     return np.asarray(cv2.dnn.blobFromImage(image, 1.0, (0, 0), mean, spec.color_order == "RGB", False))
