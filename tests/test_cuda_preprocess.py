@@ -453,7 +453,7 @@ def test_the_kernel_resizes_whole_frames_for_a_detector_as_the_cpu_path_does(hos
         image = np.ascontiguousarray(image)
         run_host_kernel(host_kernel, image, image.shape[1], image.shape[0], image.shape[1] * 3, "BGR",
                         scale_matrix(factor), spec, gpu.ctypes.data, False, out_size=(pad_h, pad_w))
-        cpu, cpu_factor, cpu_size = network_input(image, detector.engine, step, 640)
+        cpu, cpu_factor, cpu_size = network_input(image, spec, step, 640)
         assert cpu.shape == gpu.shape and cpu_factor == factor and cpu_size == (height, width)
         if index == 0:  # exactly half: INTER_AREA's 2x2 mean, bilinear at the pixel centres' midpoints
             assert np.abs(gpu - cpu).max() <= 1.0

@@ -42,18 +42,18 @@ def private_dir(path: Path) -> Path:
 
 def create_private(path: Path) -> Path:
     """``path`` created empty (or left as it is, if it exists) and made 0600 before anything is written."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
+    os.close(private_opener(str(path), os.O_WRONLY | os.O_CREAT))
     return Path(path)
 
 
 def private_opener(path: str, flags: int) -> int:
     """An ``opener`` for ``open()``: the file is created 0600 and made so if it existed with another mode."""
     fd = os.open(path, flags, FILE_MODE)
-    os.fchmod(fd, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
     return fd
 
 

@@ -15,17 +15,15 @@ Two references, both reported:
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from mfr.calibration.detection_agreement import Agreement
-from mfr.data.clips import ClipConfig, make_clip
+from mfr.data.clips import ClipConfig, clip_frames, make_clip
 from mfr.paths import dataset_dir, report_path
 from mfr.progress import Progress, no_progress
 from mfr.runtime.detection import Face
@@ -75,19 +73,6 @@ def judging_clips(cache_dir: Path, seeds: tuple[int, ...], log: Any = print) -> 
     return paths
 
 
-def clip_frames(clip: Path) -> tuple[list[np.ndarray], list[list[dict[str, Any]]]]:
-    truth = json.loads((clip / "truth.json").read_text())
-    capture = cv2.VideoCapture(str(clip / "clip.mp4"))
-    frames: list[np.ndarray] = []
-    while len(frames) < len(truth["truth"]):
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames, truth["truth"][:len(frames)]
-
-
 def photo_paths(name: str) -> list[Path]:
     root = dataset_dir(name)
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -104,8 +89,7 @@ def evaluate_on_clips(detector: PackageDetector, clips: list[Path], every: int,
     """Agreement with the clips' truth (every ``every``-th frame) and the median detection time in ms."""
     agreement, times = Agreement(), []
     for clip in progress(clips, len(clips), "clips"):
-        frames, truth = clip_frames(clip)
-        for image, faces in list(zip(frames, truth, strict=True))[::every]:
+        for image, faces in zip(*clip_frames(clip, every), strict=True):
             counted, ignored = _truth_faces(faces)
             start = time.perf_counter()
             found = detector.detect(image)
@@ -114,20 +98,13 @@ def evaluate_on_clips(detector: PackageDetector, clips: list[Path], every: int,
     return agreement, float(np.median(times)) if times else 0.0
 
 
-def versus_reference(reference: PackageDetector, detector: PackageDetector,
-                     images: list[np.ndarray]) -> Agreement:
-    """``detector``'s faces against ``reference``'s (score >= 0.5) on the same images."""
+def versus_reference(reference: PackageDetector, detector: PackageDetector, images: list[np.ndarray],
+                     others: list[np.ndarray] | None = None) -> Agreement:
+    """``detector``'s faces on ``others`` (default: the same images) against ``reference``'s faces (score >=
+    0.5) on ``images``, image by image."""
     agreement = Agreement()
-    for image in images:
-        agreement.add([f for f in reference.detect(image) if f.score >= 0.5], detector.detect(image))
-    return agreement
-
-
-def versus_pairs(detector: PackageDetector, images: list[np.ndarray], others: list[np.ndarray]) -> Agreement:
-    """One detector's faces on ``others`` against its faces (score >= 0.5) on ``images``, image by image."""
-    agreement = Agreement()
-    for image, other in zip(images, others, strict=True):
-        agreement.add([f for f in detector.detect(image) if f.score >= 0.5], detector.detect(other))
+    for image, other in zip(images, images if others is None else others, strict=True):
+        agreement.add([f for f in reference.detect(image) if f.score >= 0.5], detector.detect(other))
     return agreement
 
 
@@ -158,12 +135,13 @@ def evaluate_detector(package: Path | str, precisions: list[str], cache_dir: Pat
             for set_name, pictures in images.items():
                 noisy = [np.clip(p.astype(np.int16) + rng.integers(-1, 2, p.shape), 0, 255).astype(np.uint8)
                          for p in pictures]
-                result.noise_floor[set_name] = versus_pairs(photo_reference, pictures, noisy).to_dict()
+                result.noise_floor[set_name] = versus_reference(photo_reference, photo_reference, pictures,
+                                                                noisy).to_dict()
         else:
             photo_detector = entry.make(fp32.manifest.model, package, precision)[0]
             for set_name, pictures in images.items():
                 result.versus_fp32[set_name] = versus_reference(photo_reference, photo_detector, pictures).to_dict()
-            clip_images = [frame for clip in clips for frame in clip_frames(clip)[0][::every * 4]]
+            clip_images = [frame for clip in clips for frame in clip_frames(clip, every * 4)[0]]
             result.versus_fp32["clips"] = versus_reference(photo_reference, photo_detector, clip_images).to_dict()
         report.results.append(result)
     return report

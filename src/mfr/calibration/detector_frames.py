@@ -14,13 +14,12 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from mfr.data.clips import ClipConfig, make_clip
+from mfr.data.clips import ClipConfig, clip_frames, make_clip
 from mfr.errors import DataError
 from mfr.paths import report_path
-from mfr.runtime.detection import fit_longest_side
+from mfr.runtime.detection import fit_longest_side, padded_size
 from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
 
 MIN_FRAMES = 8
@@ -47,20 +46,13 @@ def generated_frames(count: int, max_side: int, seconds: float = 6.0) -> FrameSe
         for seed, faces, height in CALIBRATION_CLIPS:
             clip = Path(scratch) / str(seed)
             make_clip(clip, calibration_clip_config(seed, faces, height, seconds))
-            frames += _video_frames(clip / "clip.mp4", -(-count // len(CALIBRATION_CLIPS)), max_side)
+            frames += spread_frames(clip_frames(clip)[0], -(-count // len(CALIBRATION_CLIPS)), max_side)
     seeds = ", ".join(str(seed) for seed, _, _ in CALIBRATION_CLIPS)
     return FrameSet(frames, f"generated 720p clips (seeds {seeds}), fitted to {max_side} px")
 
 
-def _video_frames(path: Path, count: int, max_side: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    images = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        images.append(image)
-    capture.release()
+def spread_frames(images: list[np.ndarray], count: int, max_side: int) -> list[np.ndarray]:
+    """``count`` of ``images`` spread evenly over them, fitted to ``max_side``."""
     picks = np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(int)
     return [fit_longest_side(images[i], max_side)[0] for i in picks]
 
@@ -90,7 +82,7 @@ def on_canvas(frames: list[np.ndarray], pad_multiple: int,
     up to ``pad_multiple``), the rest ``fill``; and the canvas size (height, width)."""
     height = max(f.shape[0] for f in frames)
     width = max(f.shape[1] for f in frames)
-    height, width = -(-height // pad_multiple) * pad_multiple, -(-width // pad_multiple) * pad_multiple
+    height, width = padded_size(height, width, pad_multiple)
     canvas = np.empty((len(frames), height, width, 3), np.uint8)
     canvas[:] = np.asarray(fill, np.uint8)
     for i, frame in enumerate(frames):

@@ -212,8 +212,10 @@ class DetectorFallback:
         result = greedy_fallback(order, request.fallback_budget, lambda excluded: first if not excluded else
                                  closeness(excluded), good_enough)
         writer(self.fp32_path, self.ranges, path, result.excluded)
-        steps = [replace(step, lfw_drop_pp=None, recall_drop_pp=drop(step.fp_layers)[0],
-                         landmark_nme_pct=drop(step.fp_layers)[1]) for step in result.steps]
+        steps = []
+        for step in result.steps:
+            recall_drop, nme = drop(step.fp_layers)
+            steps.append(replace(step, lfw_drop_pp=None, recall_drop_pp=recall_drop, landmark_nme_pct=nme))
         return FallbackRecord(result.excluded, result.met, 0.0, steps, max_drop_pp=request.max_recall_drop_pp,
                               checked_on=f"{self.heldout.source} ({len(measure.inputs)} frames, "
                                          f"{sum(map(len, measure.reference_faces))} FP32 faces)",

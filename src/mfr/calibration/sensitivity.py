@@ -32,11 +32,7 @@ def run_outputs(model: onnx.ModelProto, inputs: np.ndarray, batch_size: int = 64
 
 def run_model(model: onnx.ModelProto, inputs: np.ndarray, batch_size: int = 64) -> np.ndarray:
     """L2-normalised first output of ``model`` (a recogniser's embeddings), INT8 evaluated exactly."""
-    session = onnxruntime_session(model.SerializeToString(), exact_session_options())
-    name = session.get_inputs()[0].name
-    out = np.concatenate([session.run(None, {name: inputs[i:i + batch_size]})[0]
-                          for i in range(0, len(inputs), batch_size)])
-    return l2_normalize(out)
+    return l2_normalize(next(iter(run_outputs(model, inputs, batch_size).values())))
 
 
 def embedding_distance(heldout: np.ndarray, reference: np.ndarray) -> Callable[[onnx.ModelProto], float]:

@@ -28,6 +28,7 @@ from mfr.recognition.fusion import FUSIONS
 from mfr.registry import DEFAULT_RECOGNITION_MODEL, MODELS, recognition_model_names
 from mfr.runtime.detectors import DETECTORS
 from mfr.runtime.engine_triton import redacted
+from mfr.runtime.machine import cpu_label
 
 
 class MfrCommands(SectionedGroup):
@@ -344,8 +345,7 @@ def detection(packages: tuple[Path | str, ...], precision: str | None, cache_dir
                for package in packages]
     for report in reports:
         output.text(markdown_table(report.to_dict()) + "\n")
-    machine = reports[0].machine
-    log(f"{machine['cpu']} ({machine['cpu_count']} cores, {machine['instruction_set']})")
+    log(cpu_label(reports[0].machine))
     output.data({"reports": [report.to_dict() for report in reports]})
 
 
@@ -487,8 +487,7 @@ def bench_pipeline_command(engines: tuple[Path, ...], resolutions: str, faces: s
                               int_list(detect_every, "--detect-every", "intervals", True), seconds, log, repeats,
                               loop)
     output.text(markdown_table(report.to_dict()))
-    log(f"detector {name}; {report.loop} loop; {report.machine['cpu']} ({report.machine['cpu_count']} cores, "
-        f"{report.machine['instruction_set']})")
+    log(f"detector {name}; {report.loop} loop; {cpu_label(report.machine)}")
     output.data(report.to_dict())
 
 
@@ -620,7 +619,7 @@ def bench_cameras_command(model_dir: Path | str, detector: str, detector_package
         report = measure_cameras(redacted(str(model_dir)), embedder, detectors, loads, default_cache_dir(),
                                  Path(scratch), loop, limit, log)
     output.text(markdown_table(report.to_dict()))
-    log(f"{report.machine['cpu']} ({report.machine['cpu_count']} cores, {report.machine['instruction_set']})")
+    log(cpu_label(report.machine))
     output.data(report.to_dict())
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from mfr.data.lfw import sample_images
 from mfr.errors import DataError
 from mfr.paths import dataset_dir, report_path
-from mfr.runtime.detection import fit_longest_side
 from mfr.runtime.image_io import read_image_bgr
+from mfr.runtime.package_detector import network_input
 from mfr.runtime.preprocess import crop_from_aligned, normalize
 from mfr.spec import PreprocessSpec
 
@@ -31,16 +31,11 @@ def sample_faces(count: int, spec: PreprocessSpec, root: Path | None = None) -> 
 def detector_photos(count: int, spec: PreprocessSpec, max_side: int = DETECTOR_MAX_SIDE,
                     pad_multiple: int = 1) -> tuple[list[np.ndarray], str]:
     """Real unaligned photos at their own aspect ratios, longest side <= ``max_side``, each a (1, C, H, W)
-    input normalised by ``spec`` and padded with zeros (the mean colour) to a multiple of ``pad_multiple``
-    (a detector's head says which); and a description of them."""
+    input made as the detector makes it (``network_input``: normalised by ``spec``, padded with the mean colour
+    to a multiple of ``pad_multiple``, which a detector's head gives); and a description of them."""
     root = dataset_dir("demo")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:count]
     if not paths:
         raise DataError(f"{root}: no photos for the detector check")
-    photos = []
-    for path in paths:
-        photo = normalize(fit_longest_side(read_image_bgr(path), max_side)[0], spec)
-        height, width = photo.shape[2:]
-        pad_h, pad_w = -height % pad_multiple, -width % pad_multiple
-        photos.append(np.pad(photo, ((0, 0), (0, 0), (0, pad_h), (0, pad_w))) if pad_h or pad_w else photo)
+    photos = [network_input(read_image_bgr(path), spec, pad_multiple, max_side)[0] for path in paths]
     return photos, f"{len(paths)} demo photos ({report_path(root)}), longest side <= {max_side}"

@@ -464,7 +464,7 @@ def run_watch(sources: list[FrameSource], watchers: list[Watcher], bus: EventBus
             ready = mux.take(0.0 if oldest_ready() else 0.002 if pending else 0.5)
             if ready is None:
                 break
-            if reload is not None:
+            if reload is not None and (ready or not pending):  # per tick, not per 2-ms poll of the pipeline
                 fresh = reload()
                 if fresh is not None:
                     for watcher in watchers:

@@ -22,7 +22,7 @@ and runs its per-pixel arithmetic, compiled for the host, against OpenCV.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,21 @@ def face_matrices(landmarks: Sequence[np.ndarray] | np.ndarray, spec: Preprocess
     """(N, 6) float32 crop->frame matrices: the inverse of what ``warp_face`` hands to OpenCV, inverted as
     OpenCV's own routine does and rounded to float32 as OpenCV's warpAffine does."""
     return invert_affine_many(estimate_similarities(landmarks, spec)).astype(np.float32)
+
+
+def engine_preprocessor(engine: Any, max_items: int, frame_format: str = "BGR",
+                        log: Callable[[str], None] = lambda _: None) -> CudaPreprocessor | None:
+    """The CUDA preprocessing that writes into ``engine``'s input when the engine runs on a GPU (TensorRT),
+    for up to ``max_items`` items a call, in the engine's stream and input dtype; else None: the CPU path (the
+    reason logged when a GPU engine cannot have it)."""
+    if engine.backend != "tensorrt":
+        return None
+    try:
+        return CudaPreprocessor(engine.manifest.spec, max_items, frame_format, stream=getattr(engine, "stream", None),
+                                half_output=getattr(engine, "input_dtype", np.float32) == np.float16)
+    except EngineError as exc:
+        log(f"GPU preprocessing unavailable ({exc}); using the CPU path")
+        return None
 
 
 def scale_matrix(factor: float) -> np.ndarray:

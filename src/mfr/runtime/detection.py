@@ -72,6 +72,11 @@ def fitted_size(height: int, width: int, max_side: int, min_side: int = 0) -> tu
     return factor, round(height * factor), round(width * factor)
 
 
+def padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    """(height, width) rounded up to a multiple of ``multiple`` (a detector's largest stride)."""
+    return -(-height // multiple) * multiple, -(-width // multiple) * multiple
+
+
 def select_faces(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, score_threshold: float,
                  iou_threshold: float, factor: float) -> list[Face]:
     """Threshold, NMS, and map back to original coordinates (divide by the resize ``factor``)."""

@@ -35,22 +35,11 @@ class FaceEmbedder:
         self.manifest = engine.manifest
         self.batch_size = batch_size
         self.frame_format = frame_format
-        self.gpu = self._gpu_preprocessor(log) if gpu_preprocessing else None
+        self.gpu: Any = None  # the CUDA preprocessing on a GPU engine (cuda_preprocess.engine_preprocessor)
+        if gpu_preprocessing:
+            from mfr.runtime.cuda_preprocess import engine_preprocessor
 
-    def _gpu_preprocessor(self, log: Callable[[str], None]) -> Any:
-        """The CUDA preprocessing when the engine runs on a GPU (TensorRT), else None: the CPU path."""
-        if self.engine.backend != "tensorrt":
-            return None
-        from mfr.errors import EngineError
-        from mfr.runtime.cuda_preprocess import CudaPreprocessor
-
-        try:
-            return CudaPreprocessor(self.manifest.spec, self.engine.profile.max, self.frame_format,
-                                    stream=getattr(self.engine, "stream", None),
-                                    half_output=getattr(self.engine, "input_dtype", np.float32) == np.float16)
-        except EngineError as exc:
-            log(f"GPU preprocessing unavailable ({exc}); using the CPU path")
-            return None
+            self.gpu = engine_preprocessor(engine, engine.profile.max, frame_format, log)
 
     def embed_frame_faces(self, frame: np.ndarray, landmarks: list[np.ndarray] | np.ndarray,
                           flip: bool = False) -> np.ndarray:

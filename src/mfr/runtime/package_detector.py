@@ -15,25 +15,24 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mfr.runtime.detection import Face, fit_longest_side, fitted_size, select_faces
+from mfr.runtime.detection import Face, fit_longest_side, fitted_size, padded_size, select_faces
 from mfr.runtime.detector_heads import head_for
-from mfr.runtime.engine import Engine
 from mfr.runtime.engine_load import open_model
 from mfr.runtime.preprocess import normalize
 from mfr.spec import PreprocessSpec
 
 
-def network_input(image: np.ndarray, engine: Engine, pad_multiple: int, max_side: int,
+def network_input(image: np.ndarray, spec: PreprocessSpec, pad_multiple: int, max_side: int,
                   min_side: int = 0) -> tuple[np.ndarray, float, tuple[int, int]]:
     """(1, 3, H, W) input of one BGR image, the resize factor applied, and the resized (unpadded) size.
     Padding is zeros after normalisation (the mean colour) on the bottom and right, where no box reaches."""
     resized, factor = fit_longest_side(image, max_side, min_side)
     height, width = resized.shape[:2]
-    pad_h, pad_w = -(-height // pad_multiple) * pad_multiple, -(-width // pad_multiple) * pad_multiple
+    pad_h, pad_w = padded_size(height, width, pad_multiple)
     if (pad_h, pad_w) != (height, width):
         resized = cv2.copyMakeBorder(resized, 0, pad_h - height, 0, pad_w - width, cv2.BORDER_CONSTANT,
-                                     value=padding_colour(engine.manifest.spec))
-    return detector_blob(resized, engine.manifest.spec), factor, (height, width)
+                                     value=padding_colour(spec))
+    return detector_blob(resized, spec), factor, (height, width)
 
 
 def detector_blob(image: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
@@ -67,20 +66,11 @@ class PackageDetector:
         self.head = head_for(self.manifest.decoder, f"{location} (manifest)")
         self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.max_side, self.min_side = max_side, min_side
-        self.gpu = self._gpu_preprocessor(log) if gpu_preprocessing else None
+        self.gpu: Any = None  # the CUDA preprocessing on a GPU engine (cuda_preprocess.engine_preprocessor)
+        if gpu_preprocessing:
+            from mfr.runtime.cuda_preprocess import engine_preprocessor
 
-    def _gpu_preprocessor(self, log: Callable[[str], None]) -> Any:
-        if self.engine.backend != "tensorrt":
-            return None
-        from mfr.errors import EngineError
-        from mfr.runtime.cuda_preprocess import CudaPreprocessor
-
-        try:
-            return CudaPreprocessor(self.manifest.spec, 1, stream=getattr(self.engine, "stream", None),
-                                    half_output=getattr(self.engine, "input_dtype", np.float32) == np.float16)
-        except EngineError as exc:
-            log(f"GPU preprocessing unavailable ({exc}); using the CPU path")
-            return None
+            self.gpu = engine_preprocessor(self.engine, 1, log=log)
 
     @property
     def precision(self) -> str:
@@ -89,15 +79,14 @@ class PackageDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         if self.gpu is not None:
             return self._detect_on_gpu(image)
-        batch, factor, (height, width) = network_input(image, self.engine, self.head.pad_multiple, self.max_side,
-                                                       self.min_side)
+        batch, factor, (height, width) = network_input(image, self.manifest.spec, self.head.pad_multiple,
+                                                       self.max_side, self.min_side)
         outputs = self.engine.infer(batch)
         return self.faces({name: value[0] for name, value in outputs.items()}, height, width, factor)
 
     def _detect_on_gpu(self, image: np.ndarray) -> list[Face]:
         factor, height, width = fitted_size(image.shape[0], image.shape[1], self.max_side, self.min_side)
-        step = self.head.pad_multiple
-        pad_h, pad_w = -(-height // step) * step, -(-width // step) * step
+        pad_h, pad_w = padded_size(height, width, self.head.pad_multiple)
         engine: Any = self.engine
         assert self.gpu is not None
         self.gpu.resized(image, factor, pad_h, pad_w, engine.input_pointer)

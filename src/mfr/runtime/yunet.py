@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from mfr.runtime.detection import padded_size
+
 DEFAULT_MODEL = "yunet_n_dynamic.onnx"
 
 
@@ -30,8 +32,7 @@ class YuNetHead:
 
     def decode(self, outputs: dict[str, np.ndarray], height: int,
                width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        step = self.pad_multiple
-        pad_h, pad_w = -(-height // step) * step, -(-width // step) * step
+        pad_h, pad_w = padded_size(height, width, self.pad_multiple)
         boxes, scores, landmarks = [], [], []
         for stride in self.strides:
             rows, cols = pad_h // stride, pad_w // stride
