@@ -26,6 +26,10 @@ class PostgresServer:
             self._server.cleanup()
             self._server = None
 
+    def checkpoint(self) -> None:
+        """Write every changed page to the data files (so a test can read what the files hold)."""
+        self._server.psql("CHECKPOINT;")
+
     def database(self, name: str) -> str:
         """A new empty database on this server; its URL."""
         self._server.psql(f"CREATE DATABASE {name};")

@@ -285,11 +285,52 @@ def show_command(name: str, gallery_path: str | None, as_json: bool) -> None:
 @gallery_group.command("remove")
 @click.argument("name")
 @gallery_option
-def remove_command(name: str, gallery_path: str | None) -> None:
-    """Remove NAME with all their templates and negatives."""
+@click.option("--events-only", is_flag=True,
+              help="Erase NAME's sightings (events and their snapshots) and keep the enrolment.")
+@click.option("--before", "before", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]),
+              default=None, metavar="DATE",
+              help="Erase only sightings older than DATE (UTC; YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS). Implies "
+                   "--events-only.")
+@click.option("--events-log", "logs", type=click.Path(path_type=Path, dir_okay=False, exists=True), multiple=True,
+              help="Also rewrite this mfr watch --events JSON Lines file without the sightings (repeatable; "
+                   "while no mfr watch writes to it).")
+@click.option("--no-vacuum", is_flag=True,
+              help="PostgreSQL: skip rewriting the tables (VACUUM FULL, which locks them while it runs); the "
+                   "erased rows' bytes then stay in the table files until the space is reused.")
+@click.option("--json", "as_json", is_flag=True)
+def remove_command(name: str, gallery_path: str | None, events_only: bool, before: Any, logs: tuple[Path, ...],
+                   no_vacuum: bool, as_json: bool) -> None:
+    """Erase NAME: their templates, face crops and negatives, every sighting of them (each event of a track
+    that named them, and the track's snapshot file), in one transaction, then the snapshot files and the
+    database's free space. Replicas erase their copies, their events (delivered or not) and their
+    snapshots at their next sync. Running it again finishes an interrupted removal. What is not erased:
+    README, "Privacy"."""
+    import calendar
+
+    from mfr.recognition.erasure import Erasure, erase_from_log, name_digest
+    from mfr.recognition.events import utc_now
+
+    cutoff = None if before is None else utc_now(calendar.timegm(before.timetuple()))
     with open_gallery(gallery_path) as gallery:
-        person = gallery.remove(name)
-    click.echo(f"removed {person.name} ({person.templates} templates)")
+        result = gallery.erase(name, before=cutoff, events_only=events_only or cutoff is not None,
+                               vacuum=not no_vacuum)
+    lines = {str(log): erase_from_log(log, Erasure(name_digest(name), cutoff or utc_now())) for log in logs}
+    person = result.person
+    report = {"name": name, "removed": result.removed,
+              "templates": person.templates if person and result.removed else 0,
+              "negatives": person.negatives if person and result.removed else 0,
+              "events": result.events, "snapshot_files": result.files, "log_lines": lines,
+              "previously_erased": result.previously, "storage": result.scrub}
+    if as_json:
+        echo_json(report)
+        return
+    what = (f"removed {name} ({report['templates']} templates, {report['negatives']} negatives)" if result.removed
+            else f"kept {name}'s enrolment" if person else f"{name} is not enrolled")
+    if result.previously and not result.removed:
+        what += f" (erased before, {result.previously})"
+    click.echo(f"{what}; erased {result.events} sightings and {result.files} snapshot files"
+               + "".join(f"; {count} lines of {log}" for log, count in lines.items()))
+    click.echo(f"storage: {result.scrub}")
 
 
 @gallery_group.command("rename")
@@ -324,7 +365,8 @@ def sync_command(gallery_path: str | None, replica_path: Path, as_json: bool) ->
         return
     click.echo(f"{replica_path}: {'pulled' if result.pulled else 'already at'} revision {result.revision} of "
                f"{result.central} ({result.people} people, {result.templates} templates); delivered "
-               f"{result.delivered} events, {result.queued} still queued")
+               f"{result.delivered} events, {result.queued} still queued"
+               + (f"; applied {result.erasures} erasures" if result.erasures else ""))
 
 
 @gallery_group.command("check")

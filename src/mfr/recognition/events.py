@@ -167,10 +167,11 @@ class GallerySink:
 
 class SnapshotStore:
     """Best-face crops of ended tracks as JPEG files, keeping the newest ``keep``; the folder 0700, each
-    file 0600 (``mfr.private``)."""
+    file 0600 (``mfr.private``). Events name them by absolute path, so an erasure run from another folder
+    finds them."""
 
     def __init__(self, folder: Path, keep: int = 1000) -> None:
-        self.folder, self.keep = folder, keep
+        self.folder, self.keep = folder.absolute(), keep
         private_dir(folder)
 
     def prune_older_than(self, cutoff: float) -> int:

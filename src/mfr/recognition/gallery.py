@@ -35,8 +35,11 @@ import numpy as np
 
 from mfr.errors import GalleryError
 from mfr.paths import is_gallery_url
+from mfr.recognition.erasure import Erasure, erase_sightings, name_digest, sightings
+from mfr.recognition.events import utc_now
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+_END_OF_TIME = "9999"  # later than every event time (they compare as text)
 
 
 def _now() -> str:
@@ -123,7 +126,8 @@ class Connection(Protocol):
 @dataclass(frozen=True)
 class GallerySnapshot:
     """The people, templates and negatives of a gallery at one revision, without crops: what a replica
-    pulls. Rows keep the central ids, so events and replicas name people alike."""
+    pulls, with the erasures it has not applied yet. Rows keep the central ids, so events and replicas
+    name people alike."""
 
     revision: int
     fingerprint: str | None
@@ -131,6 +135,20 @@ class GallerySnapshot:
     people: list[tuple[int, str, str, str]]  # id, name, created, metadata JSON
     templates: list[tuple[Any, ...]]  # id, person_id, embedding, masked, synthetic, quality, source_sha256, created
     negatives: list[tuple[Any, ...]]  # id, person_id, embedding, source_sha256, created
+    erasures: list[tuple[Any, ...]] = field(default_factory=list)  # id, name_sha256, person_id, before, removal, erased
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    """What ``Gallery.erase`` did."""
+
+    name: str
+    person: Person | None  # as enrolled before the erasure (None: not enrolled)
+    removed: bool  # the person's enrolment (templates, crops, negatives) went
+    previously: str | None  # when this name was erased before (a retry, or sightings delivered since)
+    events: int  # sightings deleted from the events table
+    files: int  # snapshot files deleted (with those an interrupted erasure left)
+    scrub: str  # what was done so the deleted bytes leave the storage, or why not
 
 
 class Gallery(ABC):
@@ -316,13 +334,74 @@ class Gallery(ABC):
                     already += 1
         return AddResult(self.person(name), added, already)
 
-    def remove(self, name: str) -> Person:
+    def erase(self, name: str, before: str | None = None, events_only: bool = False,
+              vacuum: bool = True) -> ErasureResult:
+        """Erase ``name``: their enrolment (templates, crops, negatives), unless ``events_only`` or
+        ``before``, and their sightings (``erasure.py``: every event of a track that named them, older than
+        ``before``, an event time; default: all) in one transaction that also records the erasure for replicas; then the
+        snapshot files of those sightings, and the storage's free space (``vacuum``: ``scrub``).
+
+        A retry after a crash, or the same command again, finishes what is left (files) and succeeds; a
+        name that is not enrolled, has no sightings here and was never erased is an error."""
         self._writable()
-        person = self.person(name)
+        digest, now = name_digest(name), utc_now()
         with self.transaction() as db:
+            found = db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone()
+            person = self.person(name) if found is not None else None
+            previously = db.execute("SELECT max(erased) FROM erasures WHERE name_sha256 = ?", (digest,)).fetchone()[0]
+            erasure = Erasure(digest, min(before, now) if before else now, person.id if person else None)
+            events, _ = erase_sightings(db, erasure)
+            if person is None and not events and previously is None:
+                raise GalleryError(f"{self.location}: no person named {name!r}, and no sightings of that name")
+            removal = person is not None and not events_only and before is None
+            if removal:
+                db.execute("DELETE FROM people WHERE name = ?", (name,))
+            db.execute("INSERT INTO erasures(name_sha256, person_id, before, removal, erased) VALUES (?, ?, ?, ?, ?)",
+                       (digest, erasure.person_id, erasure.before, int(removal), now))
             self._changed(db)
-            db.execute("DELETE FROM people WHERE id = ?", (person.id,))
-        return person
+        files = self.finish_pending_files()
+        return ErasureResult(name, person, removal, previously, events, files,
+                             self.scrub() if vacuum else "not scrubbed (asked not to)")
+
+    def finish_pending_files(self) -> int:
+        """Delete the snapshot files that committed erasures queued (``erasure.py``); how many existed."""
+        paths = [str(r[0]) for r in self.db.execute("SELECT path FROM pending_files ORDER BY path").fetchall()]
+        deleted = 0
+        for path in paths:
+            try:
+                Path(path).unlink()
+                deleted += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise GalleryError(f"{path}: cannot delete this erased snapshot ({exc.strerror}); fix that and "
+                                   f"run the command again") from None
+        if paths:
+            with self.transaction() as db:
+                for path in paths:
+                    db.execute("DELETE FROM pending_files WHERE path = ?", (path,))
+        return deleted
+
+    def scrub(self) -> str:
+        """Make the storage let go of deleted rows' bytes (backends: SQLite overwrites them as it deletes and
+        empties its write-ahead log; PostgreSQL rewrites the tables); what was done, for the user."""
+        return "nothing to scrub"
+
+    def _without_erased(self, db: Connection, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``events`` less the sightings of erased people: older than their erasure, or naming someone
+        removed who is not enrolled again (a device that has not yet reloaded its gallery)."""
+        rows = db.execute("SELECT name_sha256, before, removal FROM erasures").fetchall()
+        if not rows or not events:
+            return events
+        erased: set[int] = set()
+        for digest, before, removal in rows:
+            erased |= {id(e) for e in sightings(events, Erasure(digest, before))}
+            named = next((e["name"] for e in events if isinstance(e.get("name"), str)
+                          and name_digest(e["name"]) == digest), None)
+            if removal and named is not None and db.execute("SELECT 1 FROM people WHERE name = ?",
+                                                            (named,)).fetchone() is None:
+                erased |= {id(e) for e in sightings(events, Erasure(digest, _END_OF_TIME))}
+        return [e for e in events if id(e) not in erased]
 
     def rename(self, old: str, new: str) -> Person:
         self._writable()
@@ -454,8 +533,9 @@ class Gallery(ABC):
 
     # --- replicas ----------------------------------------------------------------------------------
 
-    def snapshot(self) -> GallerySnapshot:
-        """People, templates and negatives at one revision (one read transaction), without crops."""
+    def snapshot(self, erasures_after: int = 0) -> GallerySnapshot:
+        """People, templates and negatives at one revision (one read transaction), without crops, with the
+        erasures recorded after id ``erasures_after``."""
         with self.read_transaction() as db:
             revision = int(self._meta("revision", db) or 0)
             people = [tuple(r) for r in db.execute("SELECT id, name, created, metadata FROM people ORDER BY id")]
@@ -465,15 +545,43 @@ class Gallery(ABC):
             negatives = [(r[0], r[1], bytes(r[2]), *r[3:]) for r in db.execute(
                 "SELECT id, person_id, embedding, source_sha256, created FROM negatives ORDER BY id").fetchall()]
             fingerprint, model = self._meta("fingerprint", db), self._meta("model", db)
-        return GallerySnapshot(revision, fingerprint, model, people, templates, negatives)
+            erasures = [tuple(r) for r in db.execute(
+                "SELECT id, name_sha256, person_id, before, removal, erased FROM erasures WHERE id > ? ORDER BY id",
+                (erasures_after,)).fetchall()]
+        return GallerySnapshot(revision, fingerprint, model, people, templates, negatives, erasures)
 
-    def replace_with(self, snapshot: GallerySnapshot, central: str) -> None:
-        """Make this gallery a replica of ``central`` holding ``snapshot``, in one transaction (events stay)."""
+    def last_erasure(self) -> int:
+        """The id of the newest erasure recorded here (a replica's: the newest it applied)."""
+        return int(self.db.execute("SELECT coalesce(max(id), 0) FROM erasures").fetchone()[0])
+
+    def replace_with(self, snapshot: GallerySnapshot, central: str) -> int:
+        """Make this gallery a replica of ``central`` holding ``snapshot``, in one transaction: events stay,
+        except the sightings the snapshot's erasures erase (delivered or not; their snapshot files are
+        queued in ``pending_files``). How many events that erased.
+
+        People are updated in place rather than replaced, so the events keep the person ids they were
+        stored against (an erasure finds them by id even after a rename)."""
+        erased = 0
         with self.transaction() as db:
-            for table in ("templates", "negatives", "people"):
+            now = utc_now()
+            for row_id, digest, person_id, before, removal, erased_at in snapshot.erasures:
+                # a removal reaches a device late: what it recorded until now is the person's too
+                erasure = Erasure(digest, max(before, now) if removal else before, person_id)
+                erased += erase_sightings(db, erasure)[0]
+                db.execute("INSERT INTO erasures(id, name_sha256, person_id, before, removal, erased) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", (row_id, digest, person_id, erasure.before, removal, erased_at))
+            for table in ("templates", "negatives"):
                 db.execute(f"DELETE FROM {table}")
+            keep = {int(row[0]) for row in snapshot.people}
+            for (person_id,) in db.execute("SELECT id FROM people").fetchall():
+                if int(person_id) not in keep:
+                    db.execute("DELETE FROM people WHERE id = ?", (person_id,))
+            # names may have moved between people: clear them all first (the column is unique)
+            db.execute("UPDATE people SET name = ? || CAST(id AS TEXT)", ("\x1fmoving ",))
             for row in snapshot.people:
-                db.execute("INSERT INTO people(id, name, created, metadata) VALUES (?, ?, ?, ?)", row)
+                db.execute("INSERT INTO people(id, name, created, metadata) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO "
+                           "UPDATE SET name = excluded.name, created = excluded.created, metadata = excluded.metadata",
+                           row)
             for t in snapshot.templates:
                 db.execute("INSERT INTO templates(id, person_id, embedding, fingerprint, masked, synthetic, quality, "
                            "source_sha256, crop_png, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -489,16 +597,18 @@ class Gallery(ABC):
                     self._set_meta(db, key, value)
             self._set_meta(db, "revision", str(snapshot.revision))
             self._set_meta(db, "replica_of", central)
+        return erased
 
     # --- events ------------------------------------------------------------------------------------
 
     def add_events(self, events: list[dict[str, Any]], delivered: bool = True) -> int:
         """Store events (``recognition.events``) in one transaction; an event id already stored is skipped,
-        so writing the same events again adds nothing. Returns how many were new. ``delivered=False``
-        queues them for a central gallery (a replica's outbox, ``undelivered_events``)."""
+        so writing the same events again adds nothing, and sightings of an erased person are dropped
+        (``_without_erased``). Returns how many were new. ``delivered=False`` queues them for a central
+        gallery (a replica's outbox, ``undelivered_events``)."""
         added = 0
         with self.transaction() as db:
-            for e in events:
+            for e in self._without_erased(db, events):
                 added += db.execute(
                     "INSERT INTO events (event_id, time, source, kind, person_id, name, score, payload, delivered) "
                     "VALUES (?, ?, ?, ?, (SELECT id FROM people WHERE name = ?), ?, ?, ?, ?) "

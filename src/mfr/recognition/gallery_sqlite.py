@@ -63,6 +63,19 @@ CREATE TABLE events (
     payload TEXT NOT NULL DEFAULT '{}'
 );
 """
+# Erasures (``erasure.py``): what a replica pulls and applies, and snapshot files still to delete
+ERASURE_TABLES = """
+CREATE TABLE erasures (
+    id INTEGER PRIMARY KEY,
+    name_sha256 TEXT NOT NULL,
+    person_id BIGINT,
+    before TEXT NOT NULL,
+    removal INTEGER NOT NULL CHECK (removal IN (0, 1)),
+    erased TEXT NOT NULL
+);
+CREATE INDEX erasures_name ON erasures(name_sha256);
+CREATE TABLE pending_files (path TEXT PRIMARY KEY);
+"""
 # Each migration takes the schema from the version before it to its own; version 1 is the first schema.
 MIGRATIONS: dict[int, str] = {
     1: _SCHEMA_1,
@@ -72,6 +85,7 @@ ALTER TABLE events ADD COLUMN delivered INTEGER NOT NULL DEFAULT 1 CHECK (delive
 CREATE INDEX events_undelivered ON events(delivered) WHERE delivered = 0;
 INSERT INTO meta(key, value) VALUES ('revision', '1') ON CONFLICT(key) DO NOTHING;
 """,
+    3: ERASURE_TABLES,
 }
 
 
@@ -115,6 +129,7 @@ class SqliteGallery(Gallery):
     def _prepare(self, new: bool) -> None:
         db = self._db
         db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten, not left in free pages
         if new:
             with self.transaction():
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -165,3 +180,12 @@ class SqliteGallery(Gallery):
 
     def integrity(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def scrub(self) -> str:
+        """Deleted rows were overwritten as they went (``secure_delete``); their old pages may still be in
+        the write-ahead log, which a truncating checkpoint empties unless another process is reading."""
+        busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            return ("deleted rows overwritten; the write-ahead log could not be emptied while another process "
+                    "reads the gallery (it is, at that process's next checkpoint)")
+        return "deleted rows overwritten and the write-ahead log emptied"

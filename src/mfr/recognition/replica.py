@@ -7,6 +7,10 @@ A device recognises from a replica, an ordinary SQLite gallery marked ``replica_
   negative) is polled; when it differs from the replica's, a consistent snapshot (one read transaction,
   without the crops) replaces the replica's people, templates and negatives in one local transaction.
   Whole pulls rather than deltas keep it simple and always right; a pull of 100k templates is one query.
+- **erasures**: the snapshot carries the erasures the replica has not applied (``erasure.py``); the same
+  transaction deletes their sightings here, delivered or undelivered, and queues their snapshot files,
+  deleted after it commits. Pull runs before delivery, so an erased person's queued events never reach
+  the central gallery.
 - **outbox**: events are first stored in the replica, marked undelivered (``GallerySink(queue=True)``);
   ``deliver`` copies them to the central gallery in batches and marks them delivered after the server
   committed. Event ids are unique there (``ON CONFLICT DO NOTHING``), so a batch sent again after a lost
@@ -37,10 +41,12 @@ class SyncResult:
     templates: int
     delivered: int  # events delivered in this sync
     queued: int  # events still waiting in the outbox
+    erasures: int = 0  # central erasures applied here in this sync
 
 
 def pull(replica: Gallery, central: Gallery) -> bool:
-    """Bring ``replica`` to ``central``'s revision; False when it already was."""
+    """Bring ``replica`` to ``central``'s revision, applying the erasures it has not (their snapshot files
+    deleted after the commit); False when it already was."""
     source = replica.replica_of
     if source is None and replica.size()[0]:
         raise GalleryError(f"{replica.location} is a gallery of its own, not a replica: name a new file "
@@ -49,7 +55,11 @@ def pull(replica: Gallery, central: Gallery) -> bool:
         raise GalleryError(f"{replica.location} is a replica of {source}, not of {central.location}")
     if source is not None and replica.revision == central.revision:
         return False
-    replica.replace_with(central.snapshot(), central.location)
+    snapshot = central.snapshot(erasures_after=replica.last_erasure())
+    replica.replace_with(snapshot, central.location)
+    replica.finish_pending_files()
+    if snapshot.erasures:  # the erased templates' old pages may be in the write-ahead log
+        replica.scrub()
     return True
 
 
@@ -68,11 +78,13 @@ def deliver(replica: Gallery, central: Gallery, batch: int = 500) -> int:
 def sync_once(replica_path: Path, central_location: str) -> SyncResult:
     """Pull and deliver once (``mfr gallery sync``); the replica file is created if new."""
     with open_gallery(central_location) as central, open_gallery(replica_path, create=True) as replica:
+        applied = replica.last_erasure()
         pulled = pull(replica, central)
         delivered = deliver(replica, central)
         people, templates = replica.size()
+        erasures = int(replica.db.execute("SELECT count(*) FROM erasures WHERE id > ?", (applied,)).fetchone()[0])
         return SyncResult(central.location, replica.revision, pulled, people, templates, delivered,
-                          replica.count_undelivered())
+                          replica.count_undelivered(), erasures)
 
 
 class ReplicaWorker(threading.Thread):
