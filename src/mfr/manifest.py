@@ -400,7 +400,7 @@ class Manifest:
                 model=str(data["model"]),
                 kind=str(data["kind"]),
                 spec=PreprocessSpec.from_dict(data["spec"]),
-                files=dict(data["files"]),
+                files=_package_files(data["files"], source),
                 inputs=[TensorInfo(**t) for t in data["inputs"]],
                 outputs=[TensorInfo(**t) for t in data["outputs"]],
                 sha256=dict(data["sha256"]),
@@ -421,6 +421,16 @@ class Manifest:
             raise ManifestError(f"{source}: malformed manifest ({exc})") from None
 
 
+def _package_files(files: Any, source: str) -> dict[str, str]:
+    """The ``files`` of a manifest: names inside the package's folder (a manifest that named ``../x`` or
+    ``/x`` would make mfr read, copy or hash a file elsewhere)."""
+    files = dict(files)
+    for key, name in files.items():
+        if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ManifestError(f"{source}: files[{key!r}] is {name!r}, not a file inside the package")
+    return files
+
+
 def load_manifest(directory: Path) -> Manifest:
     """Read ``directory/manifest.json`` with errors that name the file."""
     path = Path(directory) / MANIFEST_NAME
@@ -428,7 +438,7 @@ def load_manifest(directory: Path) -> Manifest:
         raise ManifestError(f"{path} not found: {directory} is not a model package")
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ManifestError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}: expected a JSON object")

@@ -89,6 +89,15 @@ def log(message: str) -> None:
     click.echo(message, err=True)
 
 
+def max_pixels_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-pixels``: the largest image decoded, checked from its header before decoding."""
+    from mfr.runtime.image_io import MAX_PIXELS
+
+    return click.option("--max-pixels", type=click.IntRange(1), default=MAX_PIXELS, show_default=True,
+                        help="Refuse images that declare more pixels than this, before decoding them (a small "
+                             "file can declare a huge image).")(command)
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 

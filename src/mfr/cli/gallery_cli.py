@@ -14,7 +14,16 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MODEL_LOCATION, HiddenAliases, MfrGroup, echo_json, int_list, log, progress_bar
+from mfr.cli.common import (
+    MODEL_LOCATION,
+    HiddenAliases,
+    MfrGroup,
+    echo_json,
+    int_list,
+    log,
+    max_pixels_option,
+    progress_bar,
+)
 from mfr.paths import default_gallery_location, is_gallery_url
 from mfr.recognition.decision import SCORES
 from mfr.runtime.detectors import DETECTORS
@@ -162,18 +171,20 @@ def enrol_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--add-masked/--no-add-masked", default=None,
                      help="Also store a synthetic-masked template per photo [default: when the mask templates "
                           "are found]."),
-        decision_options, detector_options, model_option, gallery_option,
+        decision_options, detector_options, model_option, gallery_option, max_pixels_option,
     ):
         command = option(command)
     return command
 
 
 def _enroller(gallery: Any, model_dir: Path | str, detector: str, detector_package: Path | str | None,
-              add_masked: bool | None, target_far: float, min_margin: float, threshold: float | None) -> Any:
+              add_masked: bool | None, target_far: float, min_margin: float, threshold: float | None,
+              max_pixels: int) -> Any:
     from mfr.recognition.enroll import Enroller
 
     return Enroller(gallery, open_embedder(model_dir), make_face_detector(detector, detector_package),
-                    policy(target_far, min_margin, threshold), masks=mask_generator(add_masked), log=log)
+                    policy(target_far, min_margin, threshold), masks=mask_generator(add_masked), log=log,
+                    max_pixels=max_pixels)
 
 
 def _report(results: list[tuple[Any, Any]], as_json: bool) -> None:
@@ -197,7 +208,8 @@ def _report(results: list[tuple[Any, Any]], as_json: bool) -> None:
 @enrol_options
 def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path | str, detector: str,
                    detector_package: Path | str | None, target_far: float, min_margin: float, threshold: float | None,
-                   add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool) -> None:
+                   add_masked: bool | None, force: bool, skip_unusable: bool, as_json: bool,
+                   max_pixels: int) -> None:
     """Enrol NAME from PHOTOS (files or folders): one face per photo, checked, aligned, embedded.
 
     A photo with several faces enrols the largest (and says so); photos without a usable face, or whose
@@ -209,7 +221,7 @@ def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: str | None
     files = photo_files(photos)
     with gallery_to_write(gallery_path) as gallery:
         enroller = _enroller(gallery, model_dir, detector, detector_package, add_masked, target_far, min_margin,
-                             threshold)
+                             threshold, max_pixels)
         plan = enroller.plan(name, files)
         _report([(plan, enroller.commit(plan, force, skip_unusable))], as_json)
 
@@ -220,7 +232,7 @@ def enroll_command(name: str, photos: tuple[Path, ...], gallery_path: str | None
 def enroll_dir_command(directory: Path, gallery_path: str | None, model_dir: Path | str, detector: str,
                        detector_package: Path | str | None, target_far: float, min_margin: float,
                        threshold: float | None, add_masked: bool | None, force: bool, skip_unusable: bool,
-                       as_json: bool) -> None:
+                       as_json: bool, max_pixels: int) -> None:
     """Enrol everyone in DIRECTORY: one sub-folder per person, named as the person, holding their photos.
 
     Every photo is checked first; with problems (and without --skip-unusable/--force) nothing is written.
@@ -235,7 +247,7 @@ def enroll_dir_command(directory: Path, gallery_path: str | None, model_dir: Pat
         raise DataError(f"{directory}: no sub-folders (one folder per person, named as the person)")
     with gallery_to_write(gallery_path) as gallery:
         enroller = _enroller(gallery, model_dir, detector, detector_package, add_masked, target_far, min_margin,
-                             threshold)
+                             threshold, max_pixels)
         plans = enroller.plan_many([(folder.name, photo_files([folder])) for folder in folders],
                                    lambda people: progress_bar(people, len(folders), "checking photos"))
         blocking = [line for plan in plans for line in plan.problems()
@@ -499,9 +511,10 @@ def reembed_command(gallery_path: str | None, model_dir: Path) -> None:
 @click.option("--masked", "mask_mode", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Mask state of the faces: auto (the mask classifier decides per face), or all masked / none.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per photo, for machines.")
+@max_pixels_option
 def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_dir: Path | str, detector: str,
                      detector_package: Path | str | None, target_far: float, min_margin: float, threshold: float | None,
-                     score: str, search: str, mask_mode: str, as_json: bool) -> None:
+                     score: str, search: str, mask_mode: str, as_json: bool, max_pixels: int) -> None:
     """Who is in PHOTOS? Every face: the enrolled person's name, or unknown, with score, margin and mask state.
 
     A face is named only if its best person's score clears the model's measured threshold (for the face's
@@ -527,7 +540,7 @@ def identify_command(photos: tuple[Path, ...], gallery_path: str | None, model_d
     spec = embedder.manifest.spec
     results: list[dict[str, Any]] = []
     for path in files:
-        image = read_image_bgr(path)
+        image = read_image_bgr(path, max_pixels)
         faces = face_detector.detect(image)
         crops = align_faces(image, [f.landmarks for f in faces], spec)
         landmarks = [f.landmarks for f in faces]

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from mfr.cli.common import MODEL_LOCATION, log
+from mfr.cli.common import MODEL_LOCATION, log, max_pixels_option
 from mfr.cli.gallery_cli import (
     decision_options,
     gallery_option,
@@ -128,6 +128,7 @@ def loop_options(command: Any) -> Any:
 @click.option("--read-timeout", type=click.FloatRange(0.5, 120), default=5.0, show_default=True,
               help="Seconds a live source may stay silent (open and read) before it is reconnected.")
 @click.option("--quiet", is_flag=True, help="No progress line on the terminal.")
+@max_pixels_option
 def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: str | None, model_dir: Path | str,
                   detect_every: int, detector: str, detector_package: Path | str | None,
                   detector_precision: str | None, detect_size: int, pipeline: bool, detect_workers: int,
@@ -139,7 +140,7 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
                   retain_snapshots: float | None,
                   mqtt_broker: str | None, mqtt_prefix: str, record: Path | None, show: bool, stats_every: float,
                   stats_json: Path | None, max_frames: int | None, wait_for_source: bool, read_timeout: float,
-                  quiet: bool) -> None:
+                  quiet: bool, max_pixels: int) -> None:
     """Recognise the people in a video stream: events on stdout (or --events) as JSON Lines.
 
     Faces are detected, tracked across frames, embedded when their quality improves or at an interval,
@@ -177,7 +178,8 @@ def watch_command(source_texts: tuple[str, ...], realtime: bool, gallery_path: s
                       MaskClassifier.load() if mask_mode == "auto" else None, store, replica, log,
                       loop) as session:
         session.open_sources(list(source_texts), LiveOptions(open_timeout=read_timeout, read_timeout=read_timeout,
-                                                             wait_for_source=wait_for_source), realtime)
+                                                             wait_for_source=wait_for_source, max_pixels=max_pixels),
+                             realtime)
         display = _Display(record, show, getattr(session.sources[0], "fps", 25.0), quiet)
         with stop_on_signals(session.request_stop):
             try:

@@ -34,7 +34,7 @@ from mfr.recognition.search import ExactSearch
 from mfr.runtime.align import aligned_crop_landmarks, estimate_similarity, is_aligned_crop
 from mfr.runtime.detection import FaceDetector, largest_face
 from mfr.runtime.embedder import FaceEmbedder
-from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
+from mfr.runtime.image_io import IMAGE_SUFFIXES, MAX_PIXELS, read_image_bgr
 from mfr.runtime.preprocess import warp_face
 from mfr.spec import PreprocessSpec
 
@@ -103,10 +103,10 @@ def photo_files(inputs: Iterable[Path]) -> list[Path]:
 
 
 def find_face(path: Path, detector: FaceDetector | None, spec: PreprocessSpec, gate: QualityGate,
-              masks: MaskGenerator | None) -> FaceInPhoto | Unusable:
+              masks: MaskGenerator | None, max_pixels: int = MAX_PIXELS) -> FaceInPhoto | Unusable:
     """The one face of a photo, aligned and checked, or why there is none to use."""
     try:
-        image = read_image_bgr(path)
+        image = read_image_bgr(path, max_pixels)
         data = Path(path).read_bytes()
     except (DataError, OSError) as exc:
         return Unusable(path, str(exc).replace(f"{path}: ", ""))
@@ -139,10 +139,11 @@ class Enroller:
 
     def __init__(self, gallery: Gallery, embedder: FaceEmbedder, detector: FaceDetector | None,
                  policy: DecisionPolicy | None = None, gate: QualityGate | None = None,
-                 masks: MaskGenerator | None = None, log: Callable[[str], None] = lambda _: None) -> None:
+                 masks: MaskGenerator | None = None, log: Callable[[str], None] = lambda _: None,
+                 max_pixels: int = MAX_PIXELS) -> None:
         self.gallery, self.embedder, self.detector = gallery, embedder, detector
         self.policy, self.gate = policy or DecisionPolicy(), gate or QualityGate()
-        self.masks, self.log = masks, log
+        self.masks, self.log, self.max_pixels = masks, log, max_pixels
         self.fingerprint, self.model = embedder.fingerprint(), embedder.describe()
         gallery.check_model(self.fingerprint, self.model, f"mfr gallery reembed --gallery {gallery.path} "
                                                           f"--package {embedder.engine.source}")
@@ -155,7 +156,8 @@ class Enroller:
 
     def _faces_of(self, name: str, photos: list[Path]) -> EnrolmentPlan:
         """The usable faces of ``photos`` and their embeddings; no duplicate check yet."""
-        found = [find_face(p, self.detector, self.embedder.manifest.spec, self.gate, self.masks) for p in photos]
+        found = [find_face(p, self.detector, self.embedder.manifest.spec, self.gate, self.masks, self.max_pixels)
+                 for p in photos]
         faces = [f for f in found if isinstance(f, FaceInPhoto)]
         unusable = [f for f in found if isinstance(f, Unusable)]
         for face in faces:

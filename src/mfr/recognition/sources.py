@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from mfr.errors import DataError
-from mfr.runtime.image_io import IMAGE_SUFFIXES, read_image_bgr
+from mfr.runtime.image_io import IMAGE_SUFFIXES, MAX_PIXELS, read_image_bgr
 
 LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 
@@ -71,11 +71,15 @@ class FrameSource(Protocol):
 
 @dataclass(frozen=True)
 class LiveOptions:
+    """How sources are opened and read: timeouts and reconnection for cameras and streams, and the largest
+    image a folder source decodes."""
+
     open_timeout: float = 5.0
     read_timeout: float = 5.0
     first_backoff: float = 0.5
     max_backoff: float = 30.0
     wait_for_source: bool = False  # keep trying when the first open fails, instead of an error
+    max_pixels: int = MAX_PIXELS  # larger images of a folder are skipped unread (and counted)
 
 
 def open_source(text: str, live_options: LiveOptions = LiveOptions(),
@@ -88,7 +92,7 @@ def open_source(text: str, live_options: LiveOptions = LiveOptions(),
         return LiveSource(text, _redact(text), live_options, on_status)
     path = Path(text).expanduser()
     if path.is_dir():
-        return FolderSource(path)
+        return FolderSource(path, live_options.max_pixels)
     if path.is_file():
         return RealtimeFileSource(path) if realtime else VideoFileSource(path)
     raise DataError(f"{text}: no such file or folder (a source is a video file, a folder of images, a camera "
@@ -218,8 +222,8 @@ class FolderSource:
     live = False
     fps = 10.0
 
-    def __init__(self, path: Path) -> None:
-        self.path, self.name = path, str(path)
+    def __init__(self, path: Path, max_pixels: int = MAX_PIXELS) -> None:
+        self.path, self.name, self.max_pixels = path, str(path), max_pixels
         self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.files:
             raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
@@ -232,7 +236,7 @@ class FolderSource:
                 return
             start = time.perf_counter()
             try:
-                image = read_image_bgr(file)
+                image = read_image_bgr(file, self.max_pixels)
             except DataError:
                 self._bad += 1
                 continue
