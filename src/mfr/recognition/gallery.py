@@ -338,8 +338,9 @@ class Gallery(ABC):
               vacuum: bool = True) -> ErasureResult:
         """Erase ``name``: their enrolment (templates, crops, negatives), unless ``events_only`` or
         ``before``, and their sightings (``erasure.py``: every event of a track that named them, older than
-        ``before``, an event time; default: all) in one transaction that also records the erasure for replicas; then the
-        snapshot files of those sightings, and the storage's free space (``vacuum``: ``scrub``).
+        ``before``, an event time; default: all) in one transaction that also records the erasure for
+        replicas; then the snapshot files of those sightings, and the storage's free space (``vacuum``:
+        ``scrub``).
 
         A retry after a crash, or the same command again, finishes what is left (files) and succeeds; a
         name that is not enrolled, has no sightings here and was never erased is an error."""
@@ -390,9 +391,12 @@ class Gallery(ABC):
     def _without_erased(self, db: Connection, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``events`` less the sightings of erased people: older than their erasure, or naming someone
         removed who is not enrolled again (a device that has not yet reloaded its gallery)."""
-        rows = db.execute("SELECT name_sha256, before, removal FROM erasures").fetchall()
-        if not rows or not events:
+        digests = {name_digest(e[key]) for e in events for key in ("name", "previous_name")
+                   if isinstance(e.get(key), str)}
+        if not digests:
             return events
+        rows = db.execute(f"SELECT name_sha256, before, removal FROM erasures WHERE name_sha256 IN "
+                          f"({', '.join('?' * len(digests))})", tuple(sorted(digests))).fetchall()
         erased: set[int] = set()
         for digest, before, removal in rows:
             erased |= {id(e) for e in sightings(events, Erasure(digest, before))}
