@@ -133,7 +133,8 @@ def test_unreadable_image_names_the_file(mobilefacenet_package, tmp_path):
     broken = root / "Zed" / "Zed_0001.jpg"
     broken.write_bytes(b"not a jpeg at all")
     result = run("eval", "--model", mobilefacenet_package, "--dataset", "lfw", "--data-dir", root, "--no-cache")
-    assert result.exit_code == 1 and str(broken) in result.output and "not a JPEG, PNG, BMP or WebP image" in result.output
+    assert result.exit_code == 1 and str(broken) in result.output
+    assert "not a JPEG, PNG, BMP or WebP image" in result.output
 
 
 def test_empty_dataset_directory_is_an_error(mobilefacenet_package, tmp_path):

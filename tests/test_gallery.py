@@ -242,7 +242,8 @@ def test_bad_input_is_an_error_and_leaves_the_gallery_unchanged(enrolled, packag
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((400, 400, 3), 180, np.uint8))
     (tmp_path / "empty").mkdir()
-    unchanged_after(gallery, "gallery", "enroll", "--name", "x", broken, *common, message=f"{broken}: not a JPEG, PNG, BMP or WebP image")
+    unchanged_after(gallery, "gallery", "enroll", "--name", "x", broken, *common,
+                    message=f"{broken}: not a JPEG, PNG, BMP or WebP image")
     unchanged_after(gallery, "gallery", "enroll", "--name", "x", blank, *common, message=f"{blank}: no face found")
     unchanged_after(gallery, "gallery", "enroll", "--name", "x", tmp_path / "empty", *common, message="no photos")
     unchanged_after(gallery, "gallery", "remove", "nobody", "--gallery", gallery, message="no person named 'nobody'")
