@@ -42,6 +42,17 @@ def roc_curve(scores: np.ndarray, same: np.ndarray) -> Roc:
     return Roc(np.concatenate([[np.inf], thresholds]), np.concatenate([[0.0], far]), np.concatenate([[0.0], tar]))
 
 
+def roc_points(scores: np.ndarray, same: np.ndarray, points: int = 120) -> dict[str, list[float]]:
+    """The ROC at about ``points`` operating points spread evenly in log FAR (from the smallest FAR above
+    zero to 1), for plotting ROC and DET curves from a report without its scores."""
+    roc = roc_curve(scores, same)
+    positive = np.flatnonzero(roc.far > 0)
+    grid = np.logspace(np.log10(roc.far[positive[0]]), 0.0, points)
+    chosen = np.unique(np.concatenate([[0, positive[0]], np.searchsorted(roc.far, grid, side="right") - 1,
+                                       [len(roc.far) - 1]]))
+    return {"far": [float(v) for v in roc.far[chosen]], "tar": [float(v) for v in roc.tar[chosen]]}
+
+
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
     """The threshold with the highest accuracy; ties go to the midpoint of the widest best interval."""
     scores, same = _check(scores, same)

@@ -36,6 +36,7 @@ class LatencyResult:
     mean_ms: float
     faces_per_s: float  # batch / median latency
     calls_per_batch: int  # > 1 when the batch exceeds the engine's profile and is split
+    percentiles_ms: list[float] = field(default_factory=list)  # the 0th, 5th, ..., 100th: the latency CDF
 
 
 @dataclass
@@ -88,6 +89,7 @@ def measure_latency(engines: dict[str, Engine], batches: list[int], rounds: int 
                 p50_ms=round(float(p50), 3), p95_ms=round(float(p95), 3), p99_ms=round(float(p99), 3),
                 mean_ms=round(float(ms.mean()), 3), faces_per_s=round(batch / (float(p50) / 1000), 1),
                 calls_per_batch=-(-batch // engine.profile.max),
+                percentiles_ms=[round(float(v), 3) for v in np.percentile(ms, np.arange(0, 101, 5))],
             ))
     return LatencyReport(results, warmup, rounds, block)
 

@@ -117,6 +117,7 @@ class ProtocolResult:
     tar_at_far: dict[str, float | None]
     fnmr_at_fmr: dict[str, float | None]
     threshold: float
+    roc: dict[str, list[float]] = field(default_factory=dict)  # far, tar: ~120 points (metrics.roc_points)
 
 
 def judging_folds(folds: np.ndarray) -> np.ndarray:
@@ -141,6 +142,7 @@ def score_protocol(scores: np.ndarray, same: np.ndarray, folds: np.ndarray, boot
         fnmr_at_fmr={name: metrics.fnmr_at_fmr(scores, same, fmr) for name, fmr in (("FMR100", 1e-2),
                                                                                    ("FMR1000", 1e-3))},
         threshold=float(np.mean(kfold.thresholds)),
+        roc=metrics.roc_points(scores, same),
     )
 
 

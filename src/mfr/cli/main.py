@@ -35,7 +35,7 @@ class MfrCommands(SectionedGroup):
     sections = {
         "Deploy a model (mfr-export: onnx, calibrate, build-engine)": ["thresholds", "info", "models", "doctor"],
         "Recognise people": ["gallery", "identify", "watch", "serve"],
-        "Measure": ["eval", "bench"],
+        "Measure": ["eval", "bench", "report"],
         "Train": ["train", "restore", "mask-sheet"],
     }
 
@@ -795,6 +795,30 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
     report = PreprocessReport(report_path(path), list(frame.shape), results, rounds, missing)
     output.text(markdown_table(report))
     output.data(report.to_dict())
+
+
+@cli.command("report")
+@click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"),
+              show_default=True, help="The HTML file to write (self-contained: it opens offline).")
+@click.option("--title", default="mfr report", show_default=True)
+@click.option("--snapshots", "crops_from", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              multiple=True, help="Where the events' snapshot files are, when they moved since the run.")
+def report_command(outputs: tuple[Path, ...], out: Path, title: str, crops_from: tuple[Path, ...]) -> None:
+    """One HTML page of OUTPUTS, to look at: accuracy (ROC and DET, the INT8 drop, the calibration's
+    fallback), speed (latency CDFs, throughput, the camera loop's stages, cameras per box), a camera run
+    (a timeline per track and the best crop of each, from an mfr watch --events log) and gallery scale,
+    with the docs' tables beside the plots.
+
+    OUTPUTS: the JSON of mfr eval --report, mfr bench ... --report, mfr-export calibrate --report or a
+    package's manifest.json, mfr watch --stats-json, and .jsonl event logs; files of another kind are
+    listed as not shown.
+    """
+    from mfr.benchmarks.page import build_report
+    from mfr.cli.common import command_line
+
+    shown = build_report(list(outputs), out, title, list(crops_from), command_line())
+    click.echo(f"wrote {out}: {', '.join(shown)}")
 
 
 @cli.command("restore")
