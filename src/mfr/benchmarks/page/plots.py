@@ -86,6 +86,7 @@ def fallback_steps(runs: list[tuple[str, list[dict[str, Any]]]]) -> str:
             ax.plot(range(len(steps)), [s["heldout_cosine"] for s in steps], marker="o", ms=3, label=label)
         ax.set(xlabel="layers kept in float", ylabel="held-out cosine (INT8 vs FP32)",
                title="Calibration fallback, step by step")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)
         return to_svg(fig)
