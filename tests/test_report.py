@@ -25,6 +25,7 @@ from mfr.cli.main import cli
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (.ci/run installs Debian's)")
 EVIL = "<script>document.title='owned'</script>"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: object) -> str:
@@ -65,10 +66,12 @@ def outputs(calibrated, thresholded_package, small_clip, tmp_path_factory) -> tu
     first = sorted(p.name for p in (small_clip / "enrol").iterdir())[0]
     run("gallery", "rename", first, EVIL, "--gallery", gallery)
     run("watch", "--source", small_clip / "clip.mp4", "--gallery", gallery, "--model", thresholded_package,
-        "--events", out / "events.jsonl", "--snapshots", out / "snapshots", "--quiet")
+        "--events", out / "events.jsonl", "--snapshots", out / "snapshots", "--stats-json", out / "stats.json",
+        "--quiet")
     files = [out / name for name in ("lfw.json", "lfw-both.json", "mfr2-both.json", "latency.json", "pipeline.json",
-                                     "watch.json", "events.jsonl")]
-    return files + [package / "manifest.json"], out
+                                     "watch.json", "events.jsonl", "stats.json")]
+    committed = [ROOT / "docs" / "figures" / name for name in ("gallery-scale-in-memory.json", "cameras-720p.json")]
+    return files + [package / "manifest.json", *committed], out
 
 
 class RequestTrap:
@@ -135,21 +138,23 @@ def test_the_report_shows_every_section_offline_and_escapes_names(outputs, tmp_p
     files, out = outputs
     page = tmp_path / "report.html"
     built = run("report", *files, "--out", page)
-    assert "accuracy, speed, camera, hardware" in built
+    assert "accuracy, speed, camera, gallery, hardware" in built
     dom, hosts = chromium(page.as_uri())
     screenshot = tmp_path / "report.png"
     hosts |= chromium(page.as_uri(), screenshot)[1]
     assert hosts - browser_own_hosts == set()  # nothing left the page
     sections = dict(re.findall(r'<section id="(\w+)">(.*?)</section>', dom, re.S))
-    assert set(sections) == {"accuracy", "speed", "camera", "hardware"}
+    assert set(sections) == {"accuracy", "speed", "camera", "gallery", "hardware"}
     expected_labels = {
         "accuracy": ["false accept rate (FAR)", "true accept rate (TAR)", "false reject rate (FNMR)",
                      "cosine of INT8 and FP32 embeddings of a face", "layers kept in float"],
         "speed": ["latency per call (ms)", "faces per second (at the median latency)",
                   "milliseconds of work per frame"],
-        "camera": ["seconds since the first event"],
+        "camera": ["seconds since the first event", "milliseconds of work per frame"],
+        "gallery": ["templates in the gallery", "search p95 (ms)", "recall@1"],
     }
-    plots = {"accuracy": 3, "speed": 3, "camera": 1}  # ROC+DET, cosines, fallback; CDF, throughput, stages
+    # ROC+DET, cosines, fallback; CDF, throughput, stages; the run's stages and its tracks
+    plots = {"accuracy": 3, "speed": 3, "camera": 2, "gallery": 1}
     for section, labels in expected_labels.items():
         svgs = re.findall(r"<svg[^>]*>.*?</svg>", sections[section], re.S)
         assert len(svgs) == plots[section], section
@@ -162,6 +167,7 @@ def test_the_report_shows_every_section_offline_and_escapes_names(outputs, tmp_p
     for legend in ("fp32, lfw U-U", "int8, lfw U-U", "fp32, mfr2 MFR2", "int8, mfr2 MFR2"):
         assert legend in sections["accuracy"]
     assert "accuracy FP32 → INT8" in sections["accuracy"] and "enrolled appearances named" in sections["camera"]
+    assert "cameras held" in sections["speed"] and "AVX" in sections["hardware"]
     # the best crop of each named and unknown track, from the snapshots
     crops = re.findall(r'<img alt="([^"]*)" src="data:image/jpeg;base64,([^"]+)"', sections["camera"])
     assert crops and any(alt.startswith("unknown") for alt, _ in crops)

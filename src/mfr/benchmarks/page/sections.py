@@ -80,12 +80,9 @@ def speed(inputs: ReportInputs) -> Section | None:
         bars = []
         for report in pipelines:
             for run in report["runs"]:
-                per_frame = {stage: figures["mean_ms"] * figures["count"] / max(run["frames"], 1)
-                             for stage, figures in run["latency"].items()
-                             if stage not in ("capture_to_event", "capture_to_done")}
                 loop = report.get("loop", "sequential").split(",")[0]
                 bars.append((f"{run['resolution']}, {run['faces_target']} faces, detect 1/{run['detect_every']}, "
-                             f"{loop}", per_frame))
+                             f"{loop}", _per_frame(run["latency"], run["frames"])))
         parts.append(plot(plots.stage_bars(bars), "Mean milliseconds of each stage per frame"))
         parts.append(_table("pipeline", pipelines))
     if cameras:
@@ -93,11 +90,22 @@ def speed(inputs: ReportInputs) -> Section | None:
     return "speed", "Speed", "".join(parts)
 
 
+def _per_frame(latency: dict[str, dict[str, float]], frames: int) -> dict[str, float]:
+    """Mean milliseconds of each stage per frame (a stage that runs per face counts all its faces)."""
+    return {stage: figures["mean_ms"] * figures["count"] / max(frames, 1) for stage, figures in latency.items()
+            if stage not in ("capture_to_event", "capture_to_done")}
+
+
 def camera_run(inputs: ReportInputs, crops_from: list[Path]) -> Section | None:
-    benches, logs = inputs.of("watch_bench"), inputs.events
-    if not (benches or logs):
+    benches, logs, stats = inputs.of("watch_bench"), inputs.events, inputs.of("watch_stats")
+    if not (benches or logs or stats):
         return None
     parts = []
+    if stats:
+        bars = [(f"{Path(s['_file']).name}: {s['frames']} frames, {s['frames_per_second']} frames/s",
+                 _per_frame(s["latency"], s["frames"])) for s in stats]
+        parts.append(plot(plots.stage_bars(bars), "mfr watch --stats-json: mean milliseconds of each stage per "
+                                                  "frame"))
     for path, events in logs:
         tracks = _tracks(events)
         if tracks:
