@@ -193,3 +193,20 @@ def test_report_names_a_file_it_cannot_read_and_lists_what_it_does_not_show(tmp_
     result = CliRunner().invoke(cli, ["report", str(other), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 1 and "nothing to report" in result.output and str(other) in result.output
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_track_line_says_when_it_started_was_contested_named_changed_and_ended():
+    from mfr.benchmarks.page.sections import _tracks
+
+    def event(second: float, kind: str, **fields: object) -> dict:
+        return {"time": f"2026-01-01T00:00:{second:06.3f}Z", "source": "/cams/door.mp4", "kind": kind, "track": 3,
+                **fields}
+
+    events = [event(1.0, "track_started"), event(1.5, "identified", name=None, reason="ambiguous", masked=True),
+              event(2.0, "identity_changed", name="Ada", reason="accepted", masked=True),
+              event(4.25, "track_ended", name="Ada"), {**event(0.5, "track_started"), "track": 4},
+              {**event(0.5, "stats"), "track": None}]
+    first, second = _tracks(events)
+    assert (first["label"], first["start"], first["end"]) == ("door.mp4 #4: unknown", 0.0, 0.0)
+    assert second == {"label": "door.mp4 #3: Ada", "start": 0.5, "end": 3.75, "named_at": 1.0, "name": "Ada",
+                      "masked": True, "changed_at": [1.5], "contested_at": [1.0]}

@@ -153,8 +153,9 @@ def gallery_scale(rows: list[dict[str, Any]]) -> str:
 
 
 def track_timeline(tracks: list[dict[str, Any]]) -> str:
-    """One line per track from its first to its last event: grey while unknown, coloured from the moment
-    it was named, a cross where its identity changed; masked faces drawn dashed."""
+    """One line per track from its first to its last event: grey while undecided, coloured from its first
+    decision, a cross where its identity changed, a diamond where a decision was contested; masked faces
+    drawn dashed."""
     with figure(height=max(2.2, 0.28 * len(tracks) + 1.2)) as (fig, (ax,)):
         for row, track in enumerate(tracks):
             style = "--" if track["masked"] else "-"
@@ -164,9 +165,11 @@ def track_timeline(tracks: list[dict[str, Any]]) -> str:
                         color="tab:green" if track["name"] else "tab:blue")
             for at in track["changed_at"]:
                 ax.plot([at], [row], marker="x", color="tab:red", ms=7)
+            for at in track["contested_at"]:
+                ax.plot([at], [row], marker="D", color="tab:orange", ms=5)
         ax.set_yticks(range(len(tracks)), [t["label"] for t in tracks])
         ax.invert_yaxis()
         ax.set(xlabel="seconds since the first event",
-               title="Tracks: grey undecided, green named, blue unknown, x changed; masked dashed")
+               title="Tracks: grey undecided, green named, blue unknown; x changed, ◆ contested; masked dashed")
         ax.grid(True, axis="x", alpha=0.3)
         return to_svg(fig)

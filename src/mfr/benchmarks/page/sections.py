@@ -117,7 +117,8 @@ def camera_run(inputs: ReportInputs, crops_from: list[Path]) -> Section | None:
 
 
 def _tracks(events: list[dict[str, Any]], limit: int = 60) -> list[dict[str, Any]]:
-    """Per track (source, track id): first and last event, when it was decided, its name, mask state."""
+    """Per track (source, track id): first and last event, when it was decided, its name, mask state, when
+    its identity changed and when the decision was contested (ambiguous, or a negative matched)."""
     from datetime import datetime
 
     def seconds(event: dict[str, Any]) -> float:
@@ -133,7 +134,7 @@ def _tracks(events: list[dict[str, Any]], limit: int = 60) -> list[dict[str, Any
         at = seconds(event) - origin
         track = tracks.setdefault(key, {"label": f"{Path(key[0]).name} #{key[1]}", "start": at, "end": at,
                                         "named_at": None,
-                                        "name": None, "masked": False, "changed_at": []})
+                                        "name": None, "masked": False, "changed_at": [], "contested_at": []})
         track["end"] = max(track["end"], at)
         if event["kind"] in ("identified", "identity_changed"):
             if track["named_at"] is None:
@@ -142,6 +143,8 @@ def _tracks(events: list[dict[str, Any]], limit: int = 60) -> list[dict[str, Any
             track["masked"] = track["masked"] or bool(event.get("masked"))
             if event["kind"] == "identity_changed":
                 track["changed_at"].append(at)
+            if event.get("reason") in ("ambiguous", "negative match"):  # two people close, or "not X" matched
+                track["contested_at"].append(at)
     for track in tracks.values():
         name = track["name"] or "unknown"
         track["label"] += f": {name if len(name) <= 24 else name[:23] + '…'}"
