@@ -309,7 +309,7 @@ def show_command(name: str, gallery_path: str | None, as_json: bool) -> None:
 @click.option("--no-vacuum", is_flag=True,
               help="PostgreSQL: skip rewriting the tables (VACUUM FULL, which locks them while it runs); the "
                    "erased rows' bytes then stay in the table files until the space is reused.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print what was erased as JSON.")
 def remove_command(name: str, gallery_path: str | None, events_only: bool, before: Any, logs: tuple[Path, ...],
                    no_vacuum: bool, as_json: bool) -> None:
     """Erase NAME: their templates, face crops and negatives, every sighting of them (each event of a track

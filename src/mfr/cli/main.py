@@ -801,7 +801,7 @@ def bench_preprocess_command(frame_path: Path | None, batches: str, rounds: int,
 @click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("report.html"),
               show_default=True, help="The HTML file to write (self-contained: it opens offline).")
-@click.option("--title", default="mfr report", show_default=True)
+@click.option("--title", default="mfr report", show_default=True, help="The page's heading (a site, a model).")
 @click.option("--snapshots", "crops_from", type=click.Path(path_type=Path, file_okay=False, exists=True),
               multiple=True, help="Where the events' snapshot files are, when they moved since the run.")
 def report_command(outputs: tuple[Path, ...], out: Path, title: str, crops_from: tuple[Path, ...]) -> None:
