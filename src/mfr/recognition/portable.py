@@ -17,7 +17,7 @@ import numpy as np
 
 from mfr.atomic import atomic_file
 from mfr.errors import DataError, GalleryError
-from mfr.recognition.gallery import Gallery
+from mfr.recognition.gallery import Gallery, decode_png
 from mfr.runtime.image_header import read_header
 
 FORMAT = "mfr-gallery"
@@ -68,6 +68,10 @@ def _decode(row: Any, fields: dict[str, type], what: str) -> dict[str, Any]:
     header = read_header(out["crop_png"], f"{what}: the crop")
     if header.format != "PNG" or header.pixels > CROP_PIXELS:
         raise ValueError(f"{what}: the crop is not a face crop PNG ({header.format}, {header.width} x {header.height})")
+    try:  # its size is bounded above: decoding it is cheap, and a damaged one would break reembed later
+        decode_png(out["crop_png"])
+    except GalleryError:
+        raise ValueError(f"{what}: the crop is a damaged PNG") from None
     return out
 
 
