@@ -129,6 +129,17 @@ def _template(rng: np.random.Generator, photo: str) -> NewTemplate:
                        False)
 
 
+def _ada_and_bob(tmp_path: Path, seed: int) -> tuple[Path, Path]:
+    """A gallery of Ada and Bob, one template each, and an empty snapshot folder beside it."""
+    rng = np.random.default_rng(seed)
+    gallery, snapshots = tmp_path / "g.db", tmp_path / "snapshots"
+    snapshots.mkdir()
+    with Gallery.open(gallery, create=True) as g:
+        g.add_templates("Ada", [_template(rng, "a1")], "fp", "model")
+        g.add_templates("Bob", [_template(rng, "b1")], "fp", "model")
+    return gallery, snapshots
+
+
 def _track(factory: EventFactory, track: int, name: str, folder: Path | None, days_ago: float = 0.0) -> list[dict]:
     """One sighting as mfr watch records it: started, unknown at first, named, ended with its snapshot."""
     at = utc_now(time.time() - days_ago * 86400)
@@ -144,12 +155,7 @@ def _track(factory: EventFactory, track: int, name: str, folder: Path | None, da
 
 
 def test_sightings_only_before_a_date_keep_the_enrolment_and_a_crafted_path_deletes_nothing(tmp_path):
-    rng = np.random.default_rng(0)
-    gallery, snapshots = tmp_path / "g.db", tmp_path / "snapshots"
-    snapshots.mkdir()
-    with Gallery.open(gallery, create=True) as g:
-        g.add_templates("Ada", [_template(rng, "a1")], "fp", "model")
-        g.add_templates("Bob", [_template(rng, "b1")], "fp", "model")
+    gallery, snapshots = _ada_and_bob(tmp_path, seed=0)
     factory = EventFactory("door")
     old, new, bob = (_track(factory, 1, "Ada", snapshots, days_ago=10), _track(factory, 2, "Ada", snapshots),
                      _track(factory, 3, "Bob", snapshots, days_ago=10))
@@ -185,13 +191,9 @@ def test_sightings_only_before_a_date_keep_the_enrolment_and_a_crafted_path_dele
 def test_a_removal_killed_after_its_commit_is_finished_by_a_retry(tmp_path):
     """SIGKILL while the snapshot files are being deleted: the database change is committed and the files
     still to delete are recorded with it, so running the command again deletes the rest."""
-    rng = np.random.default_rng(1)
-    gallery, snapshots = tmp_path / "g.db", tmp_path / "snapshots"
-    snapshots.mkdir()
-    with Gallery.open(gallery, create=True) as g:
-        g.add_templates("Ada", [_template(rng, "a1")], "fp", "model")
-        g.add_templates("Bob", [_template(rng, "b1")], "fp", "model")
-        factory = EventFactory("door")
+    gallery, snapshots = _ada_and_bob(tmp_path, seed=1)
+    factory = EventFactory("door")
+    with Gallery.open(gallery) as g:
         g.add_events([e for track in range(4000) for e in _track(factory, track, "Ada", snapshots)]
                      + _track(factory, 9999, "Bob", snapshots))
     files = sorted(snapshots.glob("*-track*.jpg"))

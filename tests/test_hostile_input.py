@@ -128,6 +128,14 @@ def an_mfr_error_or(check: Any, call: Any) -> None:
     check(result)
 
 
+def cli_result(args: list[str]) -> Any:
+    """Run mfr with ``args``: it succeeds, or fails with exit 1 (its ``Error:`` line); never a traceback."""
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
 def bgr8(image: np.ndarray) -> None:
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.size > 0
 
@@ -237,9 +245,7 @@ def test_a_crafted_manifest_is_read_or_refused_by_name(thresholded_package):
     def check(data: bytes) -> None:
         seen.append(1)
         (package / "manifest.json").write_bytes(data)
-        result = CliRunner().invoke(cli, ["info", str(package), "--json"])
-        assert result.exit_code in (0, 1), result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        result = cli_result(["info", str(package), "--json"])
         if result.exit_code == 1:
             assert result.output.startswith("Error: ") and str(package) in result.output, result.output
 
@@ -279,9 +285,7 @@ def test_a_crafted_gallery_export_is_imported_whole_or_refused_with_nothing_writ
         seen.append(1)
         path.write_bytes(data)
         shutil.copy(empty, gallery)  # each case imports into a new, empty gallery
-        result = CliRunner().invoke(cli, ["gallery", "import", str(path), "--gallery", str(gallery)])
-        assert result.exit_code in (0, 1), result.output
-        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        result = cli_result(["gallery", "import", str(path), "--gallery", str(gallery)])
         if result.exit_code == 1:
             assert result.output.startswith(f"Error: {path}"), result.output
             assert gallery.read_bytes() == empty.read_bytes()  # refused before anything was written

@@ -85,9 +85,9 @@ def snapshot_file(event: dict[str, Any]) -> str | None:
     return path if Path(path).name == f"{run_id(event)}-track{event.get('track')}.jpg" else None
 
 
-def erase_sightings(db: _Statements, erasure: Erasure) -> tuple[int, list[str]]:
+def erase_sightings(db: _Statements, erasure: Erasure) -> int:
     """Delete ``erasure``'s events from a gallery's events table inside the caller's transaction and queue
-    their snapshot files in ``pending_files``; (events deleted, files queued).
+    their snapshot files in ``pending_files``; how many events went.
 
     Only candidate rows are read: events naming someone with this digest (names are few; ``identity_changed``
     events are read whole for their previous name), then every event of their runs (an index range on the
@@ -105,7 +105,7 @@ def erase_sightings(db: _Statements, erasure: Erasure) -> tuple[int, list[str]]:
                                         "AND time < ?", (erasure.before,)).fetchall():
         if _names(json.loads(payload), erasure.digest):
             runs.add(run_id({"event_id": event_id}))
-    deleted, files = 0, []
+    deleted = 0
     for run in sorted(runs):
         # every id of the run lies in [run + "-", run + "."): "." follows "-" in every collation used here
         rows = db.execute("SELECT id, payload FROM events WHERE event_id >= ? AND event_id < ?",
@@ -119,8 +119,7 @@ def erase_sightings(db: _Statements, erasure: Erasure) -> tuple[int, list[str]]:
             path = snapshot_file(event)
             if path is not None:
                 db.execute("INSERT INTO pending_files(path) VALUES (?) ON CONFLICT DO NOTHING", (path,))
-                files.append(path)
-    return deleted, files
+    return deleted
 
 
 def erase_from_log(path: Path, erasure: Erasure) -> int:

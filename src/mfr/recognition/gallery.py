@@ -275,10 +275,15 @@ class Gallery(ABC):
         return [Person(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
 
     def person(self, name: str) -> Person:
-        r = self.db.execute(self._PERSON + " WHERE p.name = ?", (name,)).fetchone()
-        if r is None:
+        person = self.find_person(name)
+        if person is None:
             raise GalleryError(f"{self.location}: no person named {name!r}")
-        return Person(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
+        return person
+
+    def find_person(self, name: str, db: Connection | None = None) -> Person | None:
+        """``name`` as enrolled, or None (``db``: inside that transaction)."""
+        r = (db or self.db).execute(self._PERSON + " WHERE p.name = ?", (name,)).fetchone()
+        return None if r is None else Person(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
 
     def size(self) -> tuple[int, int]:
         """(people, templates), counted without reading them."""
@@ -347,11 +352,10 @@ class Gallery(ABC):
         self._writable()
         digest, now = name_digest(name), utc_now()
         with self.transaction() as db:
-            found = db.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone()
-            person = self.person(name) if found is not None else None
+            person = self.find_person(name, db)
             previously = db.execute("SELECT max(erased) FROM erasures WHERE name_sha256 = ?", (digest,)).fetchone()[0]
             erasure = Erasure(digest, min(before, now) if before else now, person.id if person else None)
-            events, _ = erase_sightings(db, erasure)
+            events = erase_sightings(db, erasure)
             if person is None and not events and previously is None:
                 raise GalleryError(f"{self.location}: no person named {name!r}, and no sightings of that name")
             removal = person is not None and not events_only and before is None
@@ -558,20 +562,19 @@ class Gallery(ABC):
         """The id of the newest erasure recorded here (a replica's: the newest it applied)."""
         return int(self.db.execute("SELECT coalesce(max(id), 0) FROM erasures").fetchone()[0])
 
-    def replace_with(self, snapshot: GallerySnapshot, central: str) -> int:
+    def replace_with(self, snapshot: GallerySnapshot, central: str) -> None:
         """Make this gallery a replica of ``central`` holding ``snapshot``, in one transaction: events stay,
         except the sightings the snapshot's erasures erase (delivered or not; their snapshot files are
-        queued in ``pending_files``). How many events that erased.
+        queued in ``pending_files``).
 
         People are updated in place rather than replaced, so the events keep the person ids they were
         stored against (an erasure finds them by id even after a rename)."""
-        erased = 0
         with self.transaction() as db:
             now = utc_now()
             for row_id, digest, person_id, before, removal, erased_at in snapshot.erasures:
                 # a removal reaches a device late: what it recorded until now is the person's too
                 erasure = Erasure(digest, max(before, now) if removal else before, person_id)
-                erased += erase_sightings(db, erasure)[0]
+                erase_sightings(db, erasure)
                 db.execute("INSERT INTO erasures(id, name_sha256, person_id, before, removal, erased) "
                            "VALUES (?, ?, ?, ?, ?, ?)", (row_id, digest, person_id, erasure.before, removal, erased_at))
             for table in ("templates", "negatives"):
@@ -601,7 +604,6 @@ class Gallery(ABC):
                     self._set_meta(db, key, value)
             self._set_meta(db, "revision", str(snapshot.revision))
             self._set_meta(db, "replica_of", central)
-        return erased
 
     # --- events ------------------------------------------------------------------------------------
 

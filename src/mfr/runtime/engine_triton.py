@@ -139,7 +139,7 @@ class _Connection:
         else:
             self.client = client.InferenceServerClient(address.endpoint)
 
-    def _timeout(self) -> dict[str, Any]:
+    def _call_options(self) -> dict[str, Any]:
         """The keyword arguments of every call: its timeout (gRPC) and the server's key, if any."""
         if self.address.protocol == "http":
             return {"headers": {KEY_HEADER: self.address.key}} if self.address.key else {}
@@ -149,24 +149,24 @@ class _Connection:
 
     def model_config(self) -> dict[str, Any]:
         if self.address.protocol == "http":
-            return dict(self.client.get_model_config(self.address.model, self.address.version, **self._timeout()))
+            return dict(self.client.get_model_config(self.address.model, self.address.version, **self._call_options()))
         answer = self.client.get_model_config(self.address.model, self.address.version, as_json=True,
-                                              **self._timeout())
+                                              **self._call_options())
         return dict(answer["config"])
 
     def statistics(self) -> dict[str, Any]:
         if self.address.protocol == "http":
             return dict(self.client.get_inference_statistics(self.address.model, self.address.version,
-                                                             **self._timeout()))
+                                                             **self._call_options()))
         return dict(self.client.get_inference_statistics(self.address.model, self.address.version, as_json=True,
-                                                         **self._timeout()))
+                                                         **self._call_options()))
 
     def infer(self, name: str, batch: np.ndarray, dtype: str, outputs: list[str]) -> dict[str, np.ndarray]:
         tensor = self.module.InferInput(name, list(batch.shape), dtype)
         tensor.set_data_from_numpy(batch)
         wanted = [self.module.InferRequestedOutput(o) for o in outputs]
         result = self.client.infer(self.address.model, [tensor], model_version=self.address.version,
-                                   outputs=wanted, **self._timeout())
+                                   outputs=wanted, **self._call_options())
         return {o: result.as_numpy(o) for o in outputs}
 
     def close(self) -> None:
